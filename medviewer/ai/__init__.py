@@ -1,0 +1,1 @@
+"""AI: models, inference, saliency (torch imported lazily)."""

@@ -1,0 +1,44 @@
+"""Composition root: parses the command line and starts the GUI or a headless command."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from medviewer import __version__
+
+HEADLESS_COMMANDS = ("info", "convert")
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="medviewer",
+        description="MedViewer: tri-planar DICOM / NIfTI / NRRD viewer.",
+        epilog="Headless commands: 'medviewer info PATH... [--json]', "
+               "'medviewer convert PATH OUT.nii.gz [--series N]'. "
+               "Run 'medviewer info -h' for details.")
+    p.add_argument("paths", nargs="*", help="DICOM files or folders, DICOMDIR, NIfTI, NRRD, MHA, MGZ")
+    p.add_argument("--demo", action="store_true",
+                   help="open the bundled demo studies (chest radiograph, chest CT when available)")
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="render the main window to PNG once loading finished, then exit")
+    p.add_argument("--layout", choices=("tri", "single"), default=None,
+                   help="start in tri-planar or single-view layout (default: last used)")
+    p.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in HEADLESS_COMMANDS:
+        from medviewer.cli import main as cli_main
+
+        return cli_main(args)
+    ns = _gui_parser().parse_args(args)
+    from medviewer.ui.launch import run_gui
+
+    return run_gui(ns.paths, demo=ns.demo, screenshot=ns.screenshot, layout=ns.layout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

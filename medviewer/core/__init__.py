@@ -1,0 +1,1 @@
+"""Pure-numpy domain model: geometry, volumes, windowing, session state."""

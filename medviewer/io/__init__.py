@@ -1,0 +1,1 @@
+"""Readers and writers: DICOM discovery/sorting/decoding, NIfTI/NRRD/MHA/MGZ (no Qt)."""

@@ -1,0 +1,1 @@
+"""Background work primitives: progress, cancellation, a runner (stdlib only)."""

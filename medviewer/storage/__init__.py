@@ -1,0 +1,1 @@
+"""Label/correction store (SQLite)."""
