@@ -1,0 +1,48 @@
+"""Shared helpers for benchmarks: paths, timing, peak memory in a child process, JSON output."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDVIEWER_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+CHEST_CT = SHARED_DATA / "tcia_cmb_crc_ct_chest"
+CACHE = Path(os.environ.get("MEDVIEWER_BENCH_CACHE", "/tmp/medviewer_bench"))
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def median_ms(samples) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def run_child(code: str, *args: str, timeout: int = 900) -> dict:
+    """Run python code in a fresh interpreter; it must print one JSON line last."""
+    env = dict(os.environ, PYTHONPATH=f"{REPO}:{REPO / 'benchmarks'}", QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         timeout=timeout, env=env, cwd=REPO)
+    if res.returncode != 0:
+        raise RuntimeError(f"child failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def emit(result: dict) -> None:
+    """The last line of every benchmark: one JSON object."""
+    print(json.dumps(result, sort_keys=True))
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,358 @@
+"""DICOM header indexing without pixel data: one FileHeader per file, plus SOP class kinds.
+
+``index_file(path)`` reads a file's header with ``stop_before_pixels`` and, from the file
+position where pydicom stopped, the pixel data element's tag and length (without reading
+the pixels): so a header scan can say "no pixel data" or "pixel data truncated" cheaply.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from .dicom_sop import non_image_kind  # noqa: F401  (re-exported)
+
+DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima", ".dic"}
+_PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+_NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+META_KEYWORDS = (
+    "Modality", "SeriesDescription", "StudyDescription", "Manufacturer",
+    "ManufacturerModelName", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID",
+    "PhotometricInterpretation", "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "SeriesNumber", "StudyDate", "SeriesDate", "BodyPartExamined", "ProtocolName",
+    "SliceThickness", "ConvolutionKernel", "MagneticFieldStrength", "PatientName", "PatientID",
+)
+
+
+def _first_float(value) -> Optional[float]:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str):
+            value = list(value)[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+_PATIENT_KW = ("PatientName", "PatientID")
+
+
+def _window(f, ds) -> Optional[tuple]:
+    c, w = f.first("WindowCenter"), f.first("WindowWidth")
+    if (c is None or w is None) and "PerFrameFunctionalGroupsSequence" in ds:
+        g = _functional(ds, "FrameVOILUTSequence", "WindowCenter")
+        if g is not None:
+            c, w = _first_float(g.get("WindowCenter")), _first_float(g.get("WindowWidth"))
+    if c is None or w is None or w <= 0:
+        return None
+    return c, w
+
+
+_SCAN_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "FrameOfReferenceUID", "InstanceNumber",
+    "AcquisitionNumber", "TemporalPositionIdentifier", "Rows", "Columns", "NumberOfFrames",
+    "SamplesPerPixel", "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing",
+    "ImagerPixelSpacing", "RescaleSlope", "RescaleIntercept", "GantryDetectorTilt",
+    "WindowCenter", "WindowWidth", "SpacingBetweenSlices", "SpecificCharacterSet",
+    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+)
+_TAGS: list = []
+
+
+def _scan_tags() -> list:
+    """The header elements the scan needs (parsing only these is much faster)."""
+    if not _TAGS:
+        from pydicom.datadict import tag_for_keyword
+
+        _TAGS.extend(tag_for_keyword(k) for k in _SCAN_KEYWORDS + META_KEYWORDS)
+    return _TAGS
+
+
+class NotDicomError(ValueError):
+    """The file is not a DICOM file (no preamble magic and not readable as DICOM)."""
+
+
+@dataclass
+class FileHeader:
+    """What the scan learnt about one DICOM file (io-private; kept in SeriesEntry.headers)."""
+
+    path: str
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    modality: str = ""
+    series_uid: str = ""
+    study_uid: str = ""
+    frame_of_reference_uid: str = ""
+    series_description: str = ""
+    study_description: str = ""
+    study_date: str = ""
+    series_number: Optional[int] = None
+    instance_number: Optional[int] = None
+    acquisition_number: Optional[int] = None
+    temporal_index: Optional[int] = None
+    rows: int = 0
+    columns: int = 0
+    n_frames: int = 1
+    samples_per_pixel: int = 1
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    photometric: str = ""
+    transfer_syntax: str = ""
+    iop: Optional[tuple] = None  # 6 cosines
+    ipp: Optional[tuple] = None  # 3 mm
+    pixel_spacing: Optional[tuple] = None  # (row spacing, column spacing)
+    slope: float = 1.0
+    intercept: float = 0.0
+    has_rescale: bool = False
+    gantry_tilt: float = 0.0
+    enhanced: bool = False  # per-frame functional groups present
+    patient_key: str = ""
+    patient_label: str = ""
+    pixel_offset: Optional[int] = None  # file offset of the pixel data value (native only)
+    pixel_length: Optional[int] = None  # its declared length (None if undefined/unknown)
+    file_size: int = 0
+    window: Optional[tuple] = None  # (center, width) of the first window
+    slice_thickness: Optional[float] = None
+    spacing_between_slices: Optional[float] = None
+    meta: dict = field(default_factory=dict)  # series-level tags for Volume.meta
+    notes: list = field(default_factory=list)
+
+    @property
+    def expected_pixel_bytes(self) -> int:
+        spp = 2 if self.photometric == "YBR_FULL_422" else self.samples_per_pixel
+        bits = self.rows * self.columns * self.n_frames * spp * self.bits_allocated
+        return (bits + 7) // 8
+
+    @property
+    def is_native(self) -> bool:
+        return self.transfer_syntax in _NATIVE_TS
+
+
+def _floats(value, n: int) -> Optional[tuple]:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _first_item(ds, seq_name: str):
+    seq = ds.get(seq_name)
+    return seq[0] if seq else None
+
+
+def _functional(ds, group: str, inner: str):
+    """An item of ``group`` from the shared groups, else from the first per-frame item."""
+    for outer in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        item = _first_item(ds, outer)
+        if item is not None:
+            g = _first_item(item, group)
+            if g is not None and inner in g:
+                return g
+    return None
+
+
+def _fill_geometry(h: FileHeader, ds) -> None:
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        h.enhanced = True
+        g = _functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient")
+        if g is not None and h.iop is None:
+            h.iop = _floats(g.ImageOrientationPatient, 6)
+        g = _functional(ds, "PixelMeasuresSequence", "PixelSpacing")
+        if g is not None and h.pixel_spacing is None:
+            h.pixel_spacing = _floats(g.PixelSpacing, 2)
+        g = _functional(ds, "PlanePositionSequence", "ImagePositionPatient")
+        if g is not None and h.ipp is None:
+            h.ipp = _floats(g.ImagePositionPatient, 3)
+    if h.pixel_spacing is None:
+        h.pixel_spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+
+
+def _read_pixel_element(fh, h: FileHeader, explicit: bool, little: bool) -> bool:
+    """Parse the element header where pydicom stopped. True when pixel data is present."""
+    raw = fh.read(12)
+    if len(raw) < 8:
+        return False
+    e = "<" if little else ">"
+    group, elem = struct.unpack(e + "HH", raw[:4])
+    if (group, elem) not in _PIXEL_TAGS:
+        return False
+    if explicit and raw[4:6] in _LONG_VRS and len(raw) == 12:
+        (length,) = struct.unpack(e + "I", raw[8:12])
+        start = fh.tell()
+    elif explicit:
+        (length,) = struct.unpack(e + "H", raw[6:8])
+        start = fh.tell() - 4
+    else:
+        (length,) = struct.unpack(e + "I", raw[4:8])
+        start = fh.tell() - 4
+    if length != 0xFFFFFFFF:
+        h.pixel_offset, h.pixel_length = start, length
+    return True
+
+
+def index_file(path: str | Path) -> tuple:
+    """Read one file's header. Returns (FileHeader, dataset-without-pixels, has_pixels).
+
+    Raises NotDicomError (not DICOM) or other exceptions (unreadable header)."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(132)
+        magic = len(head) == 132 and head[128:132] == b"DICM"
+        if not magic and p.suffix.lower() not in DICOM_SUFFIXES:
+            raise NotDicomError("not a DICOM or volume file")
+        fh.seek(0)
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not magic,
+                                 specific_tags=_scan_tags())
+        except InvalidDicomError as exc:
+            raise NotDicomError("not a DICOM or volume file") from exc
+        if not magic and not any(k in ds for k in ("SOPClassUID", "Modality", "Rows",
+                                                       "StudyInstanceUID", "SeriesInstanceUID")):
+            raise NotDicomError("not a DICOM or volume file")
+        h = FileHeader(path=str(p), file_size=os.path.getsize(p))
+        meta = getattr(ds, "file_meta", None)
+        ts = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+        h.transfer_syntax = ts
+        has_pixels = False
+        if ts in _NATIVE_TS or not ts:
+            explicit = ts not in ("1.2.840.10008.1.2", "") and not ds.is_implicit_VR
+            little = ts != "1.2.840.10008.1.2.2"
+            if not ts:
+                explicit, little = not ds.is_implicit_VR, ds.is_little_endian
+            has_pixels = _read_pixel_element(fh, h, explicit, little)
+        elif "1.2.840.10008.1.2.1.99" == ts:  # deflated: can't peek; assume present
+            has_pixels = "Rows" in ds
+        else:
+            has_pixels = _read_pixel_element(fh, h, True, True)
+    _fill_from_dataset(h, ds)
+    return h, ds, has_pixels
+
+
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI", "ST", "LT"}
+
+
+class _Fast:
+    """Reads string-valued header elements straight from pydicom's raw elements (no value
+    conversion: the scan touches ~50 elements per file, conversion would dominate)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    _tags: dict = {}  # keyword -> (tag, dictionary VR), filled once per keyword
+
+    def raw(self, kw: str):
+        entry = self._tags.get(kw)
+        if entry is None:
+            from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+            tag = tag_for_keyword(kw)
+            entry = self._tags[kw] = (tag, dictionary_VR(tag))
+        tag, dict_vr = entry
+        elem = self.ds._dict.get(tag)
+        if elem is None:
+            return None
+        value = elem.value
+        if isinstance(value, bytes):
+            vr = getattr(elem, "VR", None) or dict_vr
+            if vr in _TEXT_VRS:
+                return value.decode("latin-1").strip(" \x00")
+            return self.ds.get(kw)
+        return value
+
+    def text(self, kw: str) -> str:
+        v = self.raw(kw)
+        if v is None:
+            return ""
+        if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+            return "\\".join(str(x) for x in v)
+        return str(v).strip()
+
+    def nums(self, kw: str, n: int) -> Optional[tuple]:
+        t = self.text(kw)
+        if not t:
+            return None
+        try:
+            out = tuple(float(x) for x in t.split("\\"))
+        except ValueError:
+            return None
+        return out if len(out) == n else None
+
+    def first(self, kw: str) -> Optional[float]:
+        t = self.text(kw)
+        try:
+            return float(t.split("\\")[0]) if t else None
+        except ValueError:
+            return None
+
+    def int(self, kw: str) -> Optional[int]:
+        v = self.first(kw)
+        return int(v) if v is not None else None
+
+
+def _fill_from_dataset(h: FileHeader, ds) -> None:
+    f = _Fast(ds)
+    h.sop_class_uid = f.text("SOPClassUID")
+    meta = getattr(ds, "file_meta", None)
+    if not h.sop_class_uid and meta is not None:  # e.g. DICOMDIR: only in the file meta
+        h.sop_class_uid = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    h.sop_instance_uid = f.text("SOPInstanceUID")
+    h.modality = f.text("Modality")
+    h.series_uid = f.text("SeriesInstanceUID")
+    h.study_uid = f.text("StudyInstanceUID")
+    h.frame_of_reference_uid = f.text("FrameOfReferenceUID")
+    h.series_description = f.text("SeriesDescription")
+    h.study_description = f.text("StudyDescription")
+    h.study_date = f.text("StudyDate")
+    h.series_number = f.int("SeriesNumber")
+    h.instance_number = f.int("InstanceNumber")
+    h.acquisition_number = f.int("AcquisitionNumber")
+    h.temporal_index = f.int("TemporalPositionIdentifier")
+    h.rows = f.int("Rows") or 0
+    h.columns = f.int("Columns") or 0
+    h.n_frames = f.int("NumberOfFrames") or 1
+    h.samples_per_pixel = f.int("SamplesPerPixel") or 1
+    h.bits_allocated = f.int("BitsAllocated") or 0
+    h.bits_stored = f.int("BitsStored") or h.bits_allocated
+    h.pixel_representation = f.int("PixelRepresentation") or 0
+    h.photometric = f.text("PhotometricInterpretation").upper()
+    h.gantry_tilt = f.first("GantryDetectorTilt") or 0.0
+    slope, icpt = f.text("RescaleSlope"), f.text("RescaleIntercept")
+    if slope or icpt:
+        try:
+            h.slope = float(slope.split("\\")[0]) if slope else 1.0
+            h.intercept = float(icpt.split("\\")[0]) if icpt else 0.0
+            h.has_rescale = True
+        except ValueError:
+            h.notes.append("unreadable rescale slope/intercept ignored")
+    h.iop = f.nums("ImageOrientationPatient", 6)
+    h.ipp = f.nums("ImagePositionPatient", 3)
+    h.pixel_spacing = f.nums("PixelSpacing", 2)
+    _fill_geometry(h, ds)
+    h.window = _window(f, ds)
+    h.slice_thickness = f.first("SliceThickness")
+    h.spacing_between_slices = f.first("SpacingBetweenSlices")
+    if h.enhanced and h.slice_thickness is None:
+        g = _functional(ds, "PixelMeasuresSequence", "SliceThickness")
+        h.slice_thickness = _first_float(g.SliceThickness) if g is not None else None
+    h.meta = {k: f.text(k) for k in META_KEYWORDS if k in ds and k not in _PATIENT_KW}
+    for k in _PATIENT_KW:  # person names need the character set: let pydicom convert
+        if k in ds:
+            h.meta[k] = str(ds.get(k, "") or "")
+    h.meta["TransferSyntaxUID"] = h.transfer_syntax
+    ts_name = getattr(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None), "name", "")
+    if ts_name:
+        h.meta["TransferSyntax"] = str(ts_name)
+    name = h.meta.get("PatientName", "")
+    pid = h.meta.get("PatientID", "")
+    h.patient_key = "patient-" + hashlib.sha1(f"{name}\x00{pid}".encode()).hexdigest()[:12]
+    h.patient_label = " ".join(s for s in (name, pid) if s)

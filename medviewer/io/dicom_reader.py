@@ -1,0 +1,183 @@
+"""DICOM series -> Volume: frames (classic or enhanced multi-frame) sorted, decoded, rescaled.
+
+The output array is allocated once in its final dtype and filled slice by slice. Native
+(uncompressed) monochrome slices are read straight from the file at the pixel offset the
+header scan found; everything else is decoded by pydicom, reading each file once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medviewer.core.volume import Volume, WindowHint
+
+from .catalogue import SeriesEntry
+from .dicom_index import FileHeader, NotDicomError, index_file, non_image_kind
+from .dicom_pixels import (LoadError, can_read_native, decode_frames, is_colour, plan_dtype,
+                           read_native_frame, store_mono)
+from .dicom_sort import stack_frames
+from .dicom_frames import enhanced_frames
+
+
+@dataclass
+class Frame:
+    header: FileHeader
+    index: int  # frame index inside the file
+    ipp: Optional[tuple]
+    iop: Optional[tuple]
+    spacing: Optional[tuple]
+    slope: float
+    intercept: float
+    key: tuple  # temporal order among frames at the same position
+
+
+def _headers_for(entry: SeriesEntry) -> list:
+    if entry.headers:
+        return list(entry.headers)
+    out = []
+    for p in entry.paths:
+        try:
+            h, _, has_pixels = index_file(p)
+        except NotDicomError as exc:
+            raise LoadError(f"{p}: {exc}") from exc
+        if not has_pixels:
+            raise LoadError(f"{p}: no pixel data")
+        out.append(h)
+    return out
+
+
+def _classic_frame(h: FileHeader, order: int) -> Frame:
+    key = (h.temporal_index or 0, h.acquisition_number or 0, h.instance_number or 0, order)
+    slope, intercept = (h.slope, h.intercept) if h.has_rescale else (1.0, 0.0)
+    return Frame(h, 0, h.ipp, h.iop, h.pixel_spacing, slope, intercept, key)
+
+
+def _collect_frames(headers: list, reporter) -> tuple:
+    """All frames of all files, plus the datasets read in full (multi-frame files only)."""
+    frames: list = []
+    datasets: dict = {}
+    for order, h in enumerate(headers):
+        if h.n_frames == 1 and not h.enhanced:
+            frames.append(_classic_frame(h, order))
+            continue
+        ds = _read_full(h)
+        datasets[h.path] = ds
+        for i, info in enumerate(enhanced_frames(ds, h)):
+            ipp, iop, spacing, slope, intercept, tkey = info
+            frames.append(Frame(h, i, ipp, iop, spacing, slope, intercept,
+                                (tkey, order, i)))
+    return frames, datasets
+
+
+def _read_full(h: FileHeader):
+    try:
+        ds = pydicom.dcmread(h.path, force=True)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        raise LoadError(f"cannot read {Path(h.path).name}: "
+                        f"{text[0][:200] if text else type(exc).__name__}") from exc
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" not in meta:
+        # header-less files (no meta): use the encoding pydicom detected
+        implicit = ds.is_implicit_VR if ds.is_implicit_VR is not None else True
+        little = ds.is_little_endian if ds.is_little_endian is not None else True
+        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
+
+
+def read_dicom_series(entry: SeriesEntry, reporter=None) -> Volume:
+    headers = _headers_for(entry)
+    if not headers:
+        raise LoadError("series has no image files")
+    first = headers[0]
+    kind = non_image_kind(first.sop_class_uid, first.modality)
+    if kind:
+        raise LoadError(f"{kind} is not an image series")
+    if first.rows <= 0 or first.columns <= 0:
+        raise LoadError("no pixel data (Rows/Columns missing)")
+    frames, datasets = _collect_frames(headers, reporter)
+    warnings: list = []
+    iops = {tuple(round(v, 3) for v in f.iop) for f in frames if f.iop is not None}
+    if len(iops) > 1:
+        warnings.append("Frames have different orientations; the first orientation is used")
+    fallback_z = first.spacing_between_slices or first.slice_thickness
+    stack = stack_frames([f.ipp for f in frames], frames[0].iop, frames[0].spacing,
+                         (first.rows, first.columns), [f.key for f in frames],
+                         fallback_z=fallback_z, gantry_tilt=first.gantry_tilt)
+    warnings.extend(stack.warnings)
+    chosen = [frames[i] for i in stack.order]
+    array = _fill(chosen, datasets, first, reporter)
+    return _make_volume(entry, first, array, stack.geometry, warnings, chosen)
+
+
+def _fill(chosen: list, datasets: dict, first: FileHeader, reporter) -> np.ndarray:
+    nz, ny, nx = len(chosen), first.rows, first.columns
+    colour = is_colour(first)
+    if colour:
+        out = np.empty((nz, ny, nx, 3), dtype=np.uint8)
+        check = False
+    else:
+        dtype, check = plan_dtype([f.header for f in chosen],
+                                  [(f.slope, f.intercept) for f in chosen])
+        out = np.empty((nz, ny, nx), dtype=dtype)
+    decoded: dict = {}  # path -> all frames, for multi-frame files decoded whole
+    for z, f in enumerate(chosen):
+        if reporter is not None:
+            reporter(z, nz, f"Reading slice {z + 1} of {nz}")
+        raw = _frame_pixels(f, datasets, decoded, chosen)
+        if raw.shape[:2] != (ny, nx):
+            raise LoadError(f"slice {z} has shape {raw.shape[:2]}, expected {(ny, nx)}")
+        if colour:
+            if raw.ndim == 2:  # monochrome frame inside a colour series
+                raw = np.repeat(raw[..., None], 3, axis=2).astype(np.uint8)
+            out[z] = raw
+            continue
+        if raw.ndim != 2:
+            raise LoadError(f"slice {z} is colour in a monochrome series")
+        new = store_mono(out, z, raw, f.slope, f.intercept, check)
+        if new is not None:
+            out, check = new, False
+    if reporter is not None:
+        reporter(nz, nz, "Done")
+    return out
+
+
+def _frame_pixels(f: Frame, datasets: dict, decoded: dict, chosen: list) -> np.ndarray:
+    h = f.header
+    if can_read_native(h):
+        return read_native_frame(h, f.index)
+    if h.n_frames == 1:
+        ds = datasets.pop(h.path, None) or _read_full(h)
+        return decode_frames(ds, h)
+    ds = datasets.get(h.path) or _read_full(h)
+    datasets[h.path] = ds
+    wanted = sum(1 for c in chosen if c.header is h)
+    if wanted * 2 >= h.n_frames:
+        if h.path not in decoded:
+            decoded.clear()  # keep only one decoded multi-frame file in memory
+            decoded[h.path] = decode_frames(ds, h)
+        return decoded[h.path][f.index]
+    return decode_frames(ds, h, index=f.index)
+
+
+def _make_volume(entry, first: FileHeader, array, geometry, warnings, chosen) -> Volume:
+    meta = dict(first.meta)
+    meta["NumberOfFiles"] = str(len({f.header.path for f in chosen}))
+    units = ""
+    if first.modality == "CT" and (first.has_rescale or any(f.slope != 1 or f.intercept
+                                                            for f in chosen)):
+        units = "HU"
+    window = None
+    if first.window is not None and not is_colour(first):
+        window = WindowHint(center=first.window[0], width=first.window[1], name="Series default")
+    desc = first.series_description or first.meta.get("ProtocolName", "") or first.modality
+    return Volume(array=array, geometry=geometry, modality=first.modality, description=desc,
+                  units=units, invert=first.photometric == "MONOCHROME1", window=window,
+                  warnings=warnings, meta=meta, source_paths=[f.header.path for f in chosen],
+                  uid=entry.key)
