@@ -1,0 +1,245 @@
+"""MainWindow: composes views, docks, menus, loading and settings; routes signals between them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QVBoxLayout, QWidget)
+
+from medviewer.core.session import Session
+from medviewer.core.volume import Volume
+
+from . import settings as st
+from .loader import LoadController, LoadProgress
+from .menus import build_menus
+from .qt_jobs import QtJobBridge
+from .series_browser import SeriesBrowser
+from .shortcuts import ShortcutsDialog
+from .tag_browser import TagBrowser
+from .tools import TOOLS
+from .triplanar import LAYOUTS, TriPlanarView
+from .window_panel import WindowPresets
+
+WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of the width
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Optional[Session] = None, bridge: Optional[QtJobBridge] = None):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("MedViewer")
+        self.setAcceptDrops(True)
+        self.session = session or Session()
+        self.bridge = bridge or QtJobBridge(parent=self)
+        self.settings = st.app_settings()
+        self.errors: List[str] = []  # messages shown in error dialogs (tests read them)
+
+        self.tri = TriPlanarView(self.session, self)
+        self.banner = QLabel(self)
+        self.banner.setObjectName("warningBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #5a4500; color: #ffe9a8; padding: 4px;")
+        self.banner.setVisible(False)
+        central = QWidget(self)
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tri, 1)
+        self.setCentralWidget(central)
+
+        self.presets = WindowPresets(self.session, self)
+        self.series_browser = SeriesBrowser(self)
+        self.tag_browser = TagBrowser(self.session, self.bridge, self)
+        self.readout = QLabel("", self)
+        self.readout.setObjectName("statusReadout")
+        self.progress = LoadProgress(self)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.readout, 1)  # stays visible during messages
+        self.loader = LoadController(self.session, self.bridge, self.progress, self)
+        self.actions_by_name = build_menus(self)
+        self.series_dock = self._dock("Series", "seriesDock", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tag_dock = self._dock("DICOM tags", "tagDock", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        for view in self.tri.views.values():
+            view.sig_readout.connect(self.readout.setText)
+            view.sig_wl_drag.connect(self._on_wl_drag)
+            view.sig_measured.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.series_browser.sig_load_requested.connect(self.loader.load_entry)
+        self.loader.sig_catalogue.connect(self.series_browser.add_catalogue)
+        self.loader.sig_thumbnail.connect(self.series_browser.set_thumbnail)
+        self.loader.sig_error.connect(self.show_error)
+        self.loader.sig_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.loader.sig_loaded.connect(self._on_loaded)
+        self.session.active_changed.connect(self._on_active_changed)
+        self.session.cursor_changed.connect(self._on_cursor_changed)
+        self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
+        self._restore_settings()
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    # ------------------------------------------------------------------ opening
+    def open_paths(self, paths: List[str]) -> None:
+        if not paths:
+            return
+        st.add_recent(self.settings, paths)
+        st.set_last_folder(self.settings, paths[0])
+        self._refresh_recent()
+        self.loader.open_paths([str(p) for p in paths])
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open image files", st.last_folder(self.settings),
+                                                "Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.mgz *);;All files (*)")
+        self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", st.last_folder(self.settings))
+        if folder:
+            self.open_paths([folder])
+
+    def open_dicomdir_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open DICOMDIR", st.last_folder(self.settings),
+                                              "DICOMDIR (DICOMDIR dicomdir *.dir);;All files (*)")
+        if path:
+            self.open_paths([path])
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in st.recent_paths(self.settings):
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda checked=False, path=p: self.open_paths([path]))
+        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
+
+    def dragEnterEvent(self, ev):
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_paths(paths)
+
+    # ------------------------------------------------------------------ reacting
+    def _on_loaded(self, volume: Volume) -> None:
+        key = next((k for k, v in self.loader.volumes.items() if v is volume), None)
+        if key:
+            self.series_browser.mark_active(key)
+        if volume.shape[0] == 1 and self.tri.layout_name == "tri":
+            self.set_layout(self.tri.views["axial"].reslicer.native_plane())
+        self.tri.views["axial"].setFocus()
+
+    def _on_active_changed(self, volume: Optional[Volume]) -> None:
+        self.actions_by_name["resample"].setEnabled(volume is not None and volume.geometry.is_uneven)
+        warnings = list(volume.warnings) if volume is not None else []
+        self.banner.setText("⚠ " + "   ⚠ ".join(warnings) if warnings else "")
+        self.banner.setVisible(bool(warnings))
+        title = "MedViewer"
+        if volume is not None:
+            title += f" — {volume.modality} {volume.description}".rstrip()
+        self.setWindowTitle(title)
+
+    def _on_cursor_changed(self, index_zyx) -> None:
+        view = self.tri.views["axial"]
+        if view.current is not None:
+            row, col = view.reslicer.to_display("axial", index_zyx)
+            self.readout.setText("Cursor: " + view.readout_at(view.display_to_view(row, col)))
+
+    def _on_wl_drag(self, dx: float, dy: float) -> None:
+        if self.session.active is None or self.session.active.is_rgb:
+            return
+        c, w = self.session.window
+        step = max(w, 1.0) * WL_SENSITIVITY
+        self.session.set_window(c + dy * step, max(1.0, w + dx * step), "Custom")
+
+    def show_error(self, title: str, message: str) -> None:
+        """Non-modal error dialog (never blocks loading or the app)."""
+        self.errors.append(f"{title}: {message}")
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0] if message else ''}", 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # ------------------------------------------------------------------ commands
+    def set_layout(self, name: str) -> None:
+        self.tri.set_layout(name)
+        act = self.actions_by_name.get(f"layout_{name}")
+        if act is not None:
+            act.setChecked(True)
+        self.settings.setValue("view/layout", name)
+
+    def set_tool(self, name: str) -> None:
+        if name not in TOOLS:
+            raise ValueError(f"unknown tool {name!r}")
+        self.tri.set_tool(name)
+        self.actions_by_name[f"tool_{name}"].setChecked(True)
+        self.statusBar().showMessage(f"Tool: {TOOLS[name][0]} — {TOOLS[name][2]}", 5000)
+
+    def resample_active(self) -> None:
+        vol = self.session.active
+        if vol is None or not vol.geometry.is_uneven:
+            return
+
+        def work(reporter):
+            from medviewer.core.resample import resample_even
+
+            return resample_even(vol)
+
+        self.progress.show_progress("Resampling…", 0, 0)
+        self.bridge.submit(work, "resample",
+                           on_done=lambda new: (self.progress.setVisible(False),
+                                                self.session.replace_volume(vol, new)),
+                           on_error=lambda msg: (self.progress.setVisible(False),
+                                                 self.show_error("Could not resample", msg)))
+
+    def save_screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", st.last_folder(self.settings),
+                                              "PNG image (*.png)")
+        if path:
+            from .screenshot import save_widget_image
+
+            try:
+                save_widget_image(self, path)
+            except OSError as exc:
+                self.show_error("Could not save the screenshot", str(exc))
+
+    def show_shortcuts(self) -> None:
+        dlg = ShortcutsDialog(self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About MedViewer", "MedViewer — tri-planar DICOM/NIfTI viewer.\n"
+                          "Not for diagnostic use.")
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        geo = self.settings.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 860)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        layout = str(self.settings.value("view/layout", "tri") or "tri")
+        self.set_layout(layout if layout in LAYOUTS else "tri")
+        self._refresh_recent()
+
+    def closeEvent(self, ev):
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        self.loader.cancel()
+        self.tag_browser.stop()
+        self.bridge.cancel_all()
+        super().closeEvent(ev)

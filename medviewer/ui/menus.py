@@ -1,0 +1,87 @@
+"""Menus and toolbars of the main window (actions get objectNames, shortcuts and tooltips)."""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
+
+from .shortcuts import KEYS
+from .tools import TOOLS
+
+
+def _action(win: QMainWindow, acts: Dict[str, QAction], name: str, text: str, slot: Callable,
+            tip: str = "", checkable: bool = False) -> QAction:
+    act = QAction(text, win)
+    act.setObjectName(f"action_{name}")
+    key = KEYS.get(name)
+    if key:
+        act.setShortcut(QKeySequence(key))
+    act.setToolTip(f"{tip or text.replace('&', '')}" + (f" ({key})" if key else ""))
+    act.setStatusTip(tip or text.replace("&", ""))
+    act.setCheckable(checkable)
+    act.triggered.connect(lambda checked=False: slot())
+    acts[name] = act
+    return act
+
+
+def build_menus(win) -> Dict[str, QAction]:
+    """Creates File / View / Window / Tools / Help menus and the toolbar for a MainWindow."""
+    acts: Dict[str, QAction] = {}
+    bar = win.menuBar()
+
+    m = bar.addMenu("&File")
+    m.addAction(_action(win, acts, "open_files", "&Open file(s)…", win.open_files_dialog,
+                        "Open DICOM, NIfTI, NRRD, MHA… files"))
+    m.addAction(_action(win, acts, "open_folder", "Open &folder…", win.open_folder_dialog,
+                        "Open every series in a folder (recursive)"))
+    m.addAction(_action(win, acts, "open_dicomdir", "Open &DICOMDIR…", win.open_dicomdir_dialog))
+    win.recent_menu = QMenu("&Recent", m)
+    win.recent_menu.setObjectName("recentMenu")
+    m.addMenu(win.recent_menu)
+    m.addSeparator()
+    m.addAction(_action(win, acts, "screenshot", "Save &screenshot…", win.save_screenshot_dialog))
+    m.addSeparator()
+    m.addAction(_action(win, acts, "quit", "&Quit", win.close))
+
+    m = bar.addMenu("&View")
+    group = QActionGroup(win)
+    for layout, text in (("tri", "&Tri-planar"), ("axial", "&Axial only"),
+                         ("coronal", "&Coronal only"), ("sagittal", "&Sagittal only")):
+        act = _action(win, acts, f"layout_{layout}", text, lambda n=layout: win.set_layout(n),
+                      checkable=True)
+        group.addAction(act)
+        m.addAction(act)
+    m.addSeparator()
+    m.addAction(_action(win, acts, "reset_view", "&Reset zoom/pan", win.tri.reset_views))
+    m.addAction(_action(win, acts, "resample", "Resample to &even spacing", win.resample_active,
+                        "Resample the active series to even slice spacing (linear, new volume)"))
+    acts["resample"].setEnabled(False)
+    win.docks_menu = m.addMenu("&Panels")
+
+    bar.addMenu(win.presets.menu)
+
+    m = bar.addMenu("&Tools")
+    tb = QToolBar("Tools", win)
+    tb.setObjectName("toolsToolbar")
+    tgroup = QActionGroup(win)
+    for name, (label, _key, tip) in TOOLS.items():
+        act = _action(win, acts, f"tool_{name}", label, lambda n=name: win.set_tool(n), tip, True)
+        tgroup.addAction(act)
+        m.addAction(act)
+        tb.addAction(act)
+    acts["tool_navigate"].setChecked(True)
+    m.addSeparator()
+    m.addAction(_action(win, acts, "clear_measurements", "&Clear measurements",
+                        win.tri.clear_measurements))
+    tb.addSeparator()
+    tb.addWidget(win.presets)
+    tb.addSeparator()
+    for name in ("layout_tri", "layout_axial", "layout_coronal", "layout_sagittal"):
+        tb.addAction(acts[name])
+    win.addToolBar(tb)
+
+    m = bar.addMenu("&Help")
+    m.addAction(_action(win, acts, "help_shortcuts", "&Keyboard shortcuts", win.show_shortcuts))
+    m.addAction(_action(win, acts, "about", "&About MedViewer", win.show_about))
+    return acts

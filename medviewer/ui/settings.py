@@ -1,0 +1,53 @@
+"""Persistent user settings (QSettings, INI format): layout, last folder, recent files, geometry."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List
+
+from PySide6.QtCore import QSettings
+
+ORG = APP = "MedViewer"
+MAX_RECENT = 10
+
+
+def app_settings() -> QSettings:
+    """The app's QSettings; ``MEDVIEWER_SETTINGS_DIR`` redirects them (tests use a tmp dir)."""
+    folder = os.environ.get("MEDVIEWER_SETTINGS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return QSettings(str(Path(folder) / "medviewer.ini"), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+
+
+def _as_list(value) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+def recent_paths(settings: QSettings) -> List[str]:
+    return _as_list(settings.value("recent/paths"))
+
+
+def add_recent(settings: QSettings, paths) -> List[str]:
+    """Put ``paths`` first in the recent list (most recent first, no duplicates)."""
+    recent = recent_paths(settings)
+    for p in reversed([str(Path(p)) for p in paths]):
+        if p in recent:
+            recent.remove(p)
+        recent.insert(0, p)
+    recent = recent[:MAX_RECENT]
+    settings.setValue("recent/paths", recent)
+    return recent
+
+
+def last_folder(settings: QSettings) -> str:
+    return str(settings.value("paths/last_folder", "") or "")
+
+
+def set_last_folder(settings: QSettings, path) -> None:
+    p = Path(path)
+    settings.setValue("paths/last_folder", str(p if p.is_dir() else p.parent))

@@ -1,0 +1,69 @@
+"""Keyboard shortcuts and mouse gestures: the single list the menus and the Help dialog use."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout
+
+from .tools import TOOLS
+from .window_panel import PRESET_SHORTCUTS
+
+KEYS = {
+    "open_files": "Ctrl+O",
+    "open_folder": "Ctrl+Shift+O",
+    "open_dicomdir": "Ctrl+Alt+O",
+    "screenshot": "Ctrl+Shift+S",
+    "quit": "Ctrl+Q",
+    "layout_tri": "T",
+    "layout_axial": "1",
+    "layout_coronal": "2",
+    "layout_sagittal": "3",
+    "reset_view": "R",
+    "clear_measurements": "Ctrl+Backspace",
+    "help_shortcuts": "F1",
+}
+KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
+
+MOUSE = [
+    ("Wheel / PageUp / PageDown / Up / Down", "Previous / next slice (Shift: 10 slices)"),
+    ("Left click or drag", "Move the cursor; all views follow (Navigate tool)"),
+    ("Right drag", "Window/level: horizontal = width, vertical = centre"),
+    ("Middle drag", "Pan"),
+    ("Ctrl+wheel", "Zoom"),
+    ("Drop files or folders", "Open them"),
+]
+
+
+def shortcut_rows() -> list:
+    rows = [
+        (KEYS["open_files"], "Open file(s)"), (KEYS["open_folder"], "Open folder"),
+        (KEYS["open_dicomdir"], "Open DICOMDIR"), (KEYS["screenshot"], "Save a screenshot"),
+        (KEYS["quit"], "Quit"), (KEYS["layout_tri"], "Tri-planar layout"),
+        (KEYS["layout_axial"], "Axial only"), (KEYS["layout_coronal"], "Coronal only"),
+        (KEYS["layout_sagittal"], "Sagittal only"), (KEYS["reset_view"], "Reset zoom and pan"),
+        (KEYS["clear_measurements"], "Clear measurements"),
+    ]
+    rows += [(key, f"Tool: {label} — {tip}") for _, (label, key, tip) in TOOLS.items()]
+    rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
+    rows += [(KEYS["help_shortcuts"], "This list")]
+    return rows + MOUSE
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("shortcutsDialog")
+        self.setWindowTitle("Keyboard shortcuts and mouse")
+        rows = shortcut_rows()
+        table = QTableWidget(len(rows), 2, self)
+        table.setObjectName("shortcutsTable")
+        table.setHorizontalHeaderLabels(["Keys / mouse", "Action"])
+        for i, (key, text) in enumerate(rows):
+            table.setItem(i, 0, QTableWidgetItem(key))
+            table.setItem(i, 1, QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        table.verticalHeader().setVisible(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(table)
+        lay.addWidget(buttons)
+        self.resize(640, 560)

@@ -1,0 +1,317 @@
+"""SliceView: one plane of the active volume (image, crosshair, edge letters, readout, tools).
+
+Mouse and keys (documented in ui/shortcuts.py):
+- left click / left drag: move the cursor (all views follow the Session); in a tool mode the
+  left button measures instead (distance, ROI) or changes window/level (W/L mode)
+- right drag: window/level (horizontal = width, vertical = centre)
+- middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
+- wheel, PageUp/PageDown, Up/Down: previous / next slice
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel
+
+from medviewer.core.reslice import PlaneSlice, Reslicer
+from medviewer.core.session import Session
+from medviewer.core.volume import Volume
+from medviewer.core.windowing import window_to_levels
+
+from .tools import MeasureOverlay
+
+PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
+_GREY_LUT = np.arange(256, dtype=np.uint8)
+_INVERTED_LUT = _GREY_LUT[::-1].copy()
+_SLICE_KEYS = {Qt.Key.Key_PageUp: -1, Qt.Key.Key_PageDown: +1, Qt.Key.Key_Up: -1, Qt.Key.Key_Down: +1}
+
+
+def orientation_known(volume: Volume) -> bool:
+    """False for a lone 2D image with the default geometry (no patient orientation stored):
+    edge letters would be invented. ``volume.meta['orientation_known']`` overrides this."""
+    if "orientation_known" in volume.meta:
+        return bool(volume.meta["orientation_known"])
+    g = volume.geometry
+    default = np.allclose(g.direction_matrix, np.eye(3)) and not np.any(g.origin)
+    return not (volume.shape[0] == 1 and default)
+
+
+class SliceViewBox(pg.ViewBox):
+    """ViewBox that turns mouse gestures into view-level signals (see module docstring)."""
+
+    sig_wheel = Signal(int)  # slice steps
+    sig_left = Signal(str, QPointF)  # phase ("click", "press", "drag", "release"), view point
+    sig_wl_drag = Signal(float, float)  # screen dx, dy
+
+    def __init__(self):
+        super().__init__(enableMenu=False, invertY=True, lockAspect=True)
+        self._wheel_rest = 0.0
+        self.left_is_wl = False  # the W/L tool: left drag changes window/level
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        self._wheel_rest += delta / 120.0
+        steps = int(self._wheel_rest)
+        self._wheel_rest -= steps
+        if steps:
+            self.sig_wheel.emit(-steps)  # wheel away from the user = previous slice
+        ev.accept()
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sig_left.emit("click", self.mapSceneToView(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev, axis=None):
+        button = ev.button()
+        if button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pyqtgraph pans with the middle button
+            return
+        ev.accept()
+        if button == Qt.MouseButton.RightButton or (button == Qt.MouseButton.LeftButton and self.left_is_wl):
+            d = ev.screenPos() - ev.lastScreenPos()
+            self.sig_wl_drag.emit(float(d.x()), float(d.y()))
+        elif button == Qt.MouseButton.LeftButton:
+            if ev.isStart():
+                self.sig_left.emit("press", self.mapSceneToView(ev.buttonDownScenePos()))
+            self.sig_left.emit("release" if ev.isFinish() else "drag", self.mapSceneToView(ev.scenePos()))
+
+
+class SliceView(pg.GraphicsView):
+    """One plane (``axial``, ``coronal`` or ``sagittal``) following a Session."""
+
+    sig_readout = Signal(str)
+    sig_wl_drag = Signal(float, float)
+    sig_measured = Signal(str)
+
+    def __init__(self, session: Session, plane: str, parent=None):
+        super().__init__(parent, background="k")
+        self.setObjectName(f"sliceView_{plane}")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setToolTip(f"{plane.capitalize()} view: wheel/PgUp/PgDn change slice, left click "
+                        "moves the cursor, right drag window/level, middle drag pan, Ctrl+wheel zoom")
+        self.session, self.plane = session, plane
+        self.volume: Optional[Volume] = None
+        self.reslicer: Optional[Reslicer] = None
+        self.current: Optional[PlaneSlice] = None
+        self._tool = "navigate"
+        self._shape = None
+        self._rect = self._overlay_rect = None
+        self.vb = SliceViewBox()
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item.setZValue(5)
+        self.vb.addItem(self.overlay_item)
+        pen = pg.mkPen(QColor(PLANE_COLOURS[plane]), width=1)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.vline, self.hline):
+            line.setZValue(10)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.overlay = MeasureOverlay(self)
+        self._labels = {}
+        for key in ("top", "bottom", "left", "right", "title", "readout"):
+            lab = QLabel(self)
+            lab.setObjectName(f"{plane}_{key}Label")
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            colour = PLANE_COLOURS[plane] if key == "title" else "#f0f0f0"
+            lab.setStyleSheet(f"color: {colour}; background: rgba(0, 0, 0, 110); font-weight: bold;"
+                              " padding: 0px 2px;")
+            self._labels[key] = lab
+        self.vb.sig_wheel.connect(self.step_slice)
+        self.vb.sig_left.connect(self._on_left)
+        self.vb.sig_wl_drag.connect(self.sig_wl_drag)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        session.active_changed.connect(self._on_active_changed)
+        session.cursor_changed.connect(self._on_cursor_changed)
+        session.window_changed.connect(self._on_window_changed)
+        session.overlay_changed.connect(self._on_overlay_changed)
+        if session.active is not None:
+            self._on_active_changed(session.active)
+
+    # ------------------------------------------------------------------ session -> view
+    def _on_active_changed(self, volume: Optional[Volume]) -> None:
+        self.volume = volume
+        self.overlay.clear()
+        self.current = None
+        if volume is None:
+            self.reslicer = None
+            self.image_item.clear()
+            for lab in self._labels.values():
+                lab.setText("")
+            return
+        self.reslicer = Reslicer(volume.geometry)
+        e = self.reslicer.edges(self.plane)
+        known = orientation_known(volume)
+        for key in ("top", "bottom", "left", "right"):
+            self._labels[key].setText(getattr(e, key) if known else "")
+        self.image_item.setLookupTable(None if volume.is_rgb else (_INVERTED_LUT if volume.invert else _GREY_LUT))
+        self._shape = None
+        self._update_slice(force=True)
+        self.reset_view()
+        self._place_labels()
+
+    def _on_overlay_changed(self, overlay) -> None:
+        if overlay is None or not overlay.visible or self.current is None:
+            self.overlay_item.clear()
+            return
+        self.overlay_item.setLookupTable(overlay.lut())
+        self._update_overlay()
+
+    def _update_overlay(self) -> None:
+        ov = self.session.overlay
+        if ov is None or not ov.visible:
+            return
+        img = self.reslicer.extract(ov.labels, self.plane, self.current.index).image
+        self.overlay_item.setImage(img, autoLevels=False, levels=(0, ov.n_labels))
+        if self._overlay_rect != self._rect:
+            self._overlay_rect = self._rect
+            self.overlay_item.setRect(self._rect)
+
+    def _on_cursor_changed(self, index_zyx) -> None:
+        if self.reslicer is not None:
+            self._update_slice()
+
+    def _on_window_changed(self, center: float, width: float) -> None:
+        if self.volume is not None and not self.volume.is_rgb:
+            self.image_item.setLevels(window_to_levels(center, width))
+
+    def _update_slice(self, force: bool = False) -> None:
+        r, cur = self.reslicer, self.session.cursor_zyx
+        s = r.slice_index(self.plane, cur)
+        if force or self.current is None or self.current.index != s:
+            self.current = r.extract(self.volume.array, self.plane, s)
+            img = self.current.image
+            levels = (0, 255) if self.volume.is_rgb else window_to_levels(*self.session.window)
+            self.image_item.setImage(img, autoLevels=False, levels=levels)
+            shape = (img.shape[0], img.shape[1], self.current.row_spacing, self.current.col_spacing)
+            if shape != self._shape:
+                self._shape = shape
+                rs, cs = self.current.row_spacing, self.current.col_spacing
+                self._rect = QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs)
+                self.image_item.setRect(self._rect)
+            self._update_overlay()
+            self.overlay.on_slice_changed(s)
+            n = r.n_slices(self.plane)
+            self._labels["title"].setText(f"{self.plane.capitalize()}  {s + 1}/{n}")
+            self._labels["title"].adjustSize()
+        row, col = r.to_display(self.plane, cur)
+        self.vline.setValue(col * self.current.col_spacing)
+        self.hline.setValue(row * self.current.row_spacing)
+
+    # ------------------------------------------------------------------ view -> session
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    @tool.setter
+    def tool(self, name: str) -> None:
+        self._tool = name
+        self.vb.left_is_wl = name == "wl"
+
+    @property
+    def slice_index(self) -> int:
+        return -1 if self.current is None else self.current.index
+
+    def step_slice(self, steps: int) -> None:
+        if self.reslicer is None:
+            return
+        idx = list(self.session.cursor_zyx)
+        fixed = self.reslicer.fixed_axis(self.plane)
+        idx[fixed] = int(np.clip(idx[fixed] + steps, 0, self.volume.shape[fixed] - 1))
+        self.session.set_cursor_index(idx)
+
+    def view_to_display(self, p: QPointF):
+        """View point (mm in the displayed plane) -> continuous display (row, col)."""
+        return p.y() / self.current.row_spacing, p.x() / self.current.col_spacing
+
+    def display_to_view(self, row: float, col: float) -> QPointF:
+        return QPointF(col * self.current.col_spacing, row * self.current.row_spacing)
+
+    def view_to_index(self, p: QPointF) -> np.ndarray:
+        row, col = self.view_to_display(p)
+        return self.reslicer.to_index(self.plane, self.current.index, row, col)
+
+    def _on_left(self, phase: str, p: QPointF) -> None:
+        if self.current is None:
+            return
+        if self.tool == "navigate":
+            self.session.set_cursor_index(self.view_to_index(p))
+        elif self.tool in ("distance", "roi_rect", "roi_ellipse"):
+            self.overlay.handle(self.tool, phase, p)
+
+    def reset_view(self) -> None:
+        if self.current is not None:
+            self.vb.autoRange(items=[self.image_item], padding=0.02)
+
+    def keyPressEvent(self, ev):
+        key = ev.key()
+        if key in _SLICE_KEYS and not ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.step_slice(_SLICE_KEYS[key] * (10 if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1))
+            ev.accept()
+        elif key == Qt.Key.Key_R and not ev.modifiers():
+            self.reset_view()
+            ev.accept()
+        else:
+            super().keyPressEvent(ev)
+
+    # ------------------------------------------------------------------ readout
+    def readout_at(self, p: QPointF) -> str:
+        """Voxel index (x, y, z), LPS position (mm) and value under a view point, or ''."""
+        if self.current is None:
+            return ""
+        zyx = np.round(self.view_to_index(p)).astype(int)
+        v = self.volume
+        if not v.geometry.contains_index_zyx(zyx):
+            return ""
+        lps = v.geometry.index_zyx_to_lps(zyx)
+        value = v.value_at(zyx)
+        if v.is_rgb:
+            vtxt = "RGB (" + ", ".join(str(int(c)) for c in value) + ")"
+        else:
+            vtxt = f"{value:.6g}{' ' + v.units if v.units else ''}"
+        z, y, x = (int(i) for i in zyx)
+        return (f"voxel (x {x}, y {y}, z {z})   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm"
+                f"   value {vtxt}")
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self.current is None:
+            return
+        text = self.readout_at(self.vb.mapSceneToView(scene_pos))
+        self._labels["readout"].setText(text)
+        self._labels["readout"].adjustSize()
+        self._place_labels()
+        if text:
+            self.sig_readout.emit(text)
+
+    # ------------------------------------------------------------------ layout of overlays
+    def label(self, key: str) -> QLabel:
+        return self._labels[key]
+
+    def _place_labels(self) -> None:
+        w, h, m = self.width(), self.height(), 4
+        for lab in self._labels.values():
+            lab.adjustSize()
+        L = self._labels
+        L["top"].move((w - L["top"].width()) // 2, m)
+        L["bottom"].move((w - L["bottom"].width()) // 2, h - L["bottom"].height() - m - 16)
+        L["left"].move(m, (h - L["left"].height()) // 2)
+        L["right"].move(w - L["right"].width() - m, (h - L["right"].height()) // 2)
+        L["title"].move(m, m)
+        L["readout"].move(m, h - L["readout"].height() - m)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if hasattr(self, "_labels"):  # pyqtgraph resizes during its own __init__
+            self._place_labels()

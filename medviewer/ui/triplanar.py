@@ -1,0 +1,104 @@
+"""TriPlanarView: axial, coronal and sagittal SliceViews plus an info cell; or one plane alone."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from medviewer.core.reslice import PLANES
+from medviewer.core.session import Session
+from medviewer.core.volume import Volume
+
+from .slice_view import SliceView
+
+LAYOUTS = ("tri",) + PLANES  # "tri" or a single plane
+
+
+class InfoPanel(QLabel):
+    """The fourth cell: what the active volume is and where the cursor is."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.setObjectName("infoPanel")
+        self.session = session
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setStyleSheet("background: #111; color: #ddd; padding: 8px;")
+        session.active_changed.connect(lambda v: self.refresh())
+        session.cursor_changed.connect(lambda i: self.refresh())
+        session.window_changed.connect(lambda c, w: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        v: Optional[Volume] = self.session.active
+        if v is None:
+            self.setText("No image open.\n\nFile > Open, or drop files or folders here.")
+            return
+        g = v.geometry
+        nz, ny, nx = v.shape
+        sx, sy, sz = g.spacing
+        z, y, x = self.session.cursor_zyx
+        lps = self.session.cursor_lps
+        value = self.session.cursor_value()
+        vtxt = value if v.is_rgb else f"{value:.6g} {v.units}".strip()
+        c, w = self.session.window
+        lines = [f"<b>{v.description or '(no description)'}</b>", f"Modality: {v.modality or '?'}",
+                 f"Size: {nx} × {ny} × {nz}", f"Spacing: {sx:.3g} × {sy:.3g} × {sz:.3g} mm"
+                 + (" (uneven)" if g.is_uneven else ""),
+                 f"Orientation: {g.orientation_code()}",
+                 f"Window: C {c:.0f} / W {w:.0f} ({self.session.window_name})",
+                 f"Cursor: (x {x}, y {y}, z {z})",
+                 f"LPS: ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm", f"Value: {vtxt}"]
+        if v.invert:
+            lines.append("MONOCHROME1: shown inverted")
+        for warn in v.warnings:
+            lines.append(f"<span style='color:#fc6'>⚠ {warn}</span>")
+        self.setText("<br>".join(lines))
+
+
+class TriPlanarView(QWidget):
+    """Three linked SliceViews (they all follow ``session.cursor``) and the info panel."""
+
+    sig_layout_changed = Signal(str)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.setObjectName("triPlanarView")
+        self.session = session
+        self.views: Dict[str, SliceView] = {p: SliceView(session, p, self) for p in PLANES}
+        self.info = InfoPanel(session, self)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        grid.addWidget(self.views["axial"], 0, 0)
+        grid.addWidget(self.views["sagittal"], 0, 1)
+        grid.addWidget(self.views["coronal"], 1, 0)
+        grid.addWidget(self.info, 1, 1)
+        self.layout_name = "tri"
+
+    def set_layout(self, name: str) -> None:
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; choose from {LAYOUTS}")
+        self.layout_name = name
+        for plane, view in self.views.items():
+            view.setVisible(name == "tri" or name == plane)
+        self.info.setVisible(name == "tri")
+        for view in self.views.values():
+            if view.isVisible():
+                view.reset_view()
+        self.sig_layout_changed.emit(name)
+
+    def set_tool(self, tool: str) -> None:
+        for view in self.views.values():
+            view.tool = tool
+            view.setCursor(Qt.CursorShape.ArrowCursor if tool == "navigate" else Qt.CursorShape.CrossCursor)
+
+    def reset_views(self) -> None:
+        for view in self.views.values():
+            view.reset_view()
+
+    def clear_measurements(self) -> None:
+        for view in self.views.values():
+            view.overlay.clear()

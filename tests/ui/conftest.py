@@ -1,0 +1,88 @@
+"""UI test fixtures: real volumes built with pydicom (independent of medviewer.io)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from medviewer.core.geometry import Geometry
+from medviewer.core.volume import Volume, WindowHint
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+CHEST_CT = DATA / "tcia_cmb_crc_ct_chest"
+
+
+def volume_from_dicom_folder(folder: Path) -> Volume:
+    """A Volume (z sorted along the slice normal, rescaled values) read with pydicom."""
+    dss = [pydicom.dcmread(p) for p in sorted(Path(folder).glob("*.dcm"))]
+    iop = np.asarray(dss[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    dss.sort(key=lambda d: float(np.dot(np.asarray(d.ImagePositionPatient, float), normal)))
+    arr = np.stack([d.pixel_array.astype(np.float32) * float(d.get("RescaleSlope", 1))
+                    + float(d.get("RescaleIntercept", 0)) for d in dss])
+    if dss[0].Modality == "CT":
+        arr = arr.astype(np.int16)
+    pos = np.asarray([d.ImagePositionPatient for d in dss], dtype=float)
+    dz = float(np.median(np.diff(pos @ normal))) if len(dss) > 1 else 1.0
+    ps = [float(v) for v in dss[0].PixelSpacing]
+    geo = Geometry(shape=arr.shape, spacing=(ps[1], ps[0], dz), origin=tuple(pos[0]),
+                   direction=tuple(np.column_stack([iop[:3], iop[3:], normal]).ravel()))
+    wc, ww = dss[0].get("WindowCenter"), dss[0].get("WindowWidth")
+    window = WindowHint(float(np.ravel(wc)[0]), float(np.ravel(ww)[0])) if wc is not None else None
+    return Volume(arr, geo, modality=str(dss[0].Modality), description=str(dss[0].get("SeriesDescription", "")),
+                  units="HU" if dss[0].Modality == "CT" else "", window=window,
+                  source_paths=[str(d.filename) for d in dss], uid=str(dss[0].SeriesInstanceUID))
+
+
+@pytest.fixture(scope="session")
+def chest_volume() -> Volume:
+    return volume_from_dicom_folder(CHEST_CT)
+
+
+@pytest.fixture(scope="session")
+def mono1_volume() -> Volume:
+    """RG1_UNCI.dcm (pydicom-data): a MONOCHROME1 chest radiograph, as a 1-slice volume."""
+    path = pydicom.data.get_testdata_file("RG1_UNCI.dcm")
+    ds = pydicom.dcmread(path)
+    assert ds.PhotometricInterpretation == "MONOCHROME1"
+    arr = ds.pixel_array[None].astype(np.float32)
+    ps = [float(v) if float(v) > 0 else 1.0 for v in ds.get("ImagerPixelSpacing", ds.get("PixelSpacing", [1, 1]))]
+    geo = Geometry(shape=arr.shape, spacing=(ps[1], ps[0], 1.0))
+    return Volume(arr, geo, modality=str(ds.Modality), invert=True, source_paths=[path],
+                  window=WindowHint(float(arr.mean()), float(np.ptp(arr))))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _row_major_images():
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+@pytest.fixture(autouse=True)
+def _settings_per_test(tmp_path, monkeypatch):
+    """Each UI test starts from empty settings (a saved layout must not leak into the next)."""
+    monkeypatch.setenv("MEDVIEWER_SETTINGS_DIR", str(tmp_path / "settings"))
+
+
+@pytest.fixture
+def window(qtbot):
+    """A MainWindow (no paths opened), shown offscreen, closed after the test."""
+    from medviewer.ui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    win.bridge.shutdown()
+
+
+@pytest.fixture
+def chest_window(window, chest_volume):
+    window.session.add_volume(chest_volume)
+    return window

@@ -1,0 +1,130 @@
+"""Reslicing: radiological orientation, edge letters, uneven grids and click round trips."""
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from medviewer.core.geometry import Geometry
+from medviewer.core.reslice import PLANES, Reslicer, direction_letters
+
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+CHEST_CT = DATA / "tcia_cmb_crc_ct_chest"
+OBLIQUE_ALL = DATA / "dcm_qa_toshiba_oblique" / "In" / "Galan" / "10006_DTI_ALL_20d"
+OBLIQUE_AX = DATA / "dcm_qa_toshiba_oblique" / "In" / "Galan" / "8006_DTI_AX_30d"
+
+
+def geometry_from_folder(folder: Path) -> Geometry:
+    heads = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(folder.glob("*.dcm"))]
+    iop = np.asarray(heads[0].ImageOrientationPatient, dtype=float)
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    pos = np.asarray([h.ImagePositionPatient for h in heads], dtype=float)
+    order = np.argsort(pos @ normal)
+    pos = pos[order]
+    dz = float(np.median(np.diff(pos @ normal)))
+    ps = [float(v) for v in heads[0].PixelSpacing]
+    direction = np.column_stack([row, col, normal])
+    return Geometry(shape=(len(heads), int(heads[0].Rows), int(heads[0].Columns)),
+                    spacing=(ps[1], ps[0], dz), origin=tuple(pos[0]),
+                    direction=tuple(direction.ravel()))
+
+
+# plane -> (LPS axis and sign that display rows walk toward, same for cols)
+EXPECTED_WALK = {"axial": ((1, +1), (0, +1)), "coronal": ((2, -1), (0, +1)),
+                 "sagittal": ((2, -1), (1, +1))}
+
+
+@pytest.fixture(scope="module")
+def chest_geometry():
+    return geometry_from_folder(CHEST_CT)
+
+
+def test_chest_ct_edge_letters(chest_geometry):
+    r = Reslicer(chest_geometry)
+    ax = r.edges("axial")
+    assert (ax.left, ax.right, ax.top, ax.bottom) == ("R", "L", "A", "P")
+    co = r.edges("coronal")
+    assert (co.left, co.right, co.top, co.bottom) == ("R", "L", "S", "I")
+    sa = r.edges("sagittal")
+    assert (sa.left, sa.right, sa.top, sa.bottom) == ("A", "P", "S", "I")
+    assert r.native_plane() == "axial"
+    assert r.n_slices("axial") == 100 and r.display_shape("axial") == (512, 512)
+    assert r.pixel_spacing("coronal") == pytest.approx((2.5, 0.898438), abs=1e-4)
+
+
+@pytest.mark.parametrize("folder", [CHEST_CT, OBLIQUE_ALL, OBLIQUE_AX], ids=["ct", "obl20", "ax30"])
+def test_display_walks_radiological_directions(folder):
+    g = geometry_from_folder(folder)
+    r = Reslicer(g)
+    for plane in PLANES:
+        s = r.n_slices(plane) // 2
+        p00 = r.to_lps(plane, s, 5, 5)
+        drow = r.to_lps(plane, s, 6, 5) - p00
+        dcol = r.to_lps(plane, s, 5, 6) - p00
+        (rax, rsign), (cax, csign) = EXPECTED_WALK[plane]
+        assert np.argmax(np.abs(drow)) == rax and np.sign(drow[rax]) == rsign, plane
+        assert np.argmax(np.abs(dcol)) == cax and np.sign(dcol[cax]) == csign, plane
+
+
+def test_oblique_letters_are_compound_with_the_right_main_letter():
+    r = Reslicer(geometry_from_folder(OBLIQUE_ALL))
+    e = r.edges("axial")
+    assert e.top[0] == "A" and e.left[0] == "R" and e.bottom[0] == "P" and e.right[0] == "L"
+    assert len(e.top) > 1 or len(e.left) > 1  # 20 degrees oblique shows a secondary letter
+    assert direction_letters([0.0, 0.0, 1.0]) == "S"
+    assert direction_letters([-0.9, 0.4, 0.0]) == "RP"
+
+
+@pytest.mark.parametrize("folder", [CHEST_CT, OBLIQUE_ALL], ids=["ct", "obl20"])
+def test_extracted_pixels_match_index_map(folder):
+    g = geometry_from_folder(folder)
+    arr = np.arange(np.prod(g.shape), dtype=np.int32).reshape(g.shape)
+    r = Reslicer(g)
+    rng = np.random.default_rng(0)
+    for plane in PLANES:
+        s = r.n_slices(plane) // 3
+        sl = r.extract(arr, plane, s)
+        assert sl.image.shape == r.display_shape(plane)
+        for row, col in rng.integers(0, min(sl.image.shape), size=(10, 2)):
+            zyx = np.round(r.to_index(plane, s, row, col)).astype(int)
+            assert sl.image[row, col] == arr[tuple(zyx)]
+
+
+def test_click_index_lps_round_trip():
+    g = geometry_from_folder(OBLIQUE_ALL)
+    r = Reslicer(g)
+    for plane in PLANES:
+        s = 7
+        row, col = 12.25, 30.5
+        lps = r.to_lps(plane, s, row, col)
+        zyx = g.lps_to_index_zyx(lps)
+        assert r.slice_index(plane, zyx) == s
+        assert r.to_display(plane, zyx) == pytest.approx((row, col), abs=1e-6)
+
+
+def test_even_slices_are_views():
+    g = Geometry(shape=(20, 30, 40))
+    arr = np.zeros(g.shape, np.int16)
+    r = Reslicer(g)
+    for plane in PLANES:
+        assert np.shares_memory(r.extract(arr, plane, 3).image, arr)
+
+
+def test_uneven_spacing_shows_true_positions():
+    offs = (0.0, 1.25, 2.5, 202.5)  # as in monai_testing_data's 4-slice CT
+    g = Geometry(shape=(4, 8, 10), spacing=(1.0, 1.0, 1.25), slice_offsets=offs)
+    arr = np.broadcast_to(np.arange(4, dtype=np.int16)[:, None, None], g.shape).copy()
+    r = Reslicer(g)
+    rows, cols = r.display_shape("coronal")
+    assert rows == 163 and cols == 10
+    assert r.pixel_spacing("coronal")[0] == pytest.approx(1.25)
+    img = r.extract(arr, "coronal", 4).image
+    # superior at the top: the slice at 202.5 mm is row 0, slice 0 the bottom row
+    assert img[0, 0] == 3 and img[-1, 0] == 0 and img[100, 0] == 2
+    assert r.to_display("coronal", (2, 4, 5))[0] == pytest.approx((202.5 - 2.5) / 1.25)
+    assert r.to_index("coronal", 4, 0.0, 0.0)[0] == pytest.approx(3.0)
+    # a click half-way down the big gap maps to a true position between slices 2 and 3
+    mid = r.to_index("coronal", 4, 80.0, 0.0)[0]
+    assert 2.0 < mid < 3.0
+    assert r.extract(arr, "axial", 2).image.shape == (8, 10)
