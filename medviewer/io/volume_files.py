@@ -1,0 +1,261 @@
+"""Reading non-DICOM volume files (NIfTI, NRRD, MetaImage, FreeSurfer MGH/MGZ) into Volumes.
+
+NIfTI, NRRD and MetaImage go through SimpleITK, whose origin/spacing/direction are already
+DICOM LPS with direction columns along the (x, y, z) index axes, exactly our Geometry
+convention; ``GetArrayFromImage`` already returns (z, y, x). FreeSurfer MGH/MGZ (which
+SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
+through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
+(z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
+
+Data types are kept as stored (int16 stays int16); NIfTI scl_slope/scl_inter are applied
+by the library when they are not the identity. 4D and multi-component images keep their
+first volume/component with a warning; 3-component uint8 images become RGB (z, y, x, 3);
+2D images become one-slice volumes.
+
+Modality: these formats carry none, except MetaImage's ``Modality`` field which we honour.
+Otherwise ``modality`` stays "" (the UI then offers percentile windows) unless the values
+look unmistakably like Hounsfield units (see ``looks_like_hu``): then "CT"/"HU", which only
+adds the CT window presets to the list.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from medviewer.core.geometry import Geometry
+from medviewer.core.volume import Volume
+
+from .dicom_pixels import LoadError
+
+__all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".mgz", ".mgh")
+_NIBABEL_ONLY = (".mgz", ".mgh")
+_FORMAT_NAMES = {".nii.gz": "NIfTI", ".nii": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD",
+                 ".mha": "MetaImage", ".mhd": "MetaImage", ".mgz": "MGH", ".mgh": "MGH"}
+_MET_MODALITIES = {"MET_MOD_CT": ("CT", "HU"), "MET_MOD_MR": ("MR", ""), "MET_MOD_NM": ("NM", ""),
+                   "MET_MOD_US": ("US", "")}
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suf in VOLUME_SUFFIXES:
+        if name.endswith(suf):
+            return suf
+    return ""
+
+
+def is_volume_file(path) -> bool:
+    """True when the file name has a volume-file suffix we read (case-insensitive)."""
+    return bool(_suffix(Path(path)))
+
+
+def looks_like_hu(array: np.ndarray) -> bool:
+    """Integer-valued data spanning air to soft tissue/bone, with real air present.
+
+    min <= -900, max >= 200, at least 1% of (sampled) voxels near air (-1100..-900) and far
+    fewer just below air (-1300..-1100, where CT has nothing but padding values below).
+    The air peak keeps MR phase maps (spread over -4096..4095) out."""
+    if array.ndim != 3 or array.size == 0 or array.dtype.kind not in "iuf":
+        return False
+    flat = array.reshape(-1)
+    if flat.size > 1_000_000:
+        flat = flat[:: flat.size // 1_000_000 + 1]
+    if array.dtype.kind == "f" and not (np.all(np.isfinite(flat))
+                                        and np.array_equal(flat, np.round(flat))):
+        return False
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo > -900 or hi < 200:
+        return False
+    air = np.count_nonzero((flat >= -1100) & (flat <= -900))
+    below_air = np.count_nonzero((flat >= -1300) & (flat < -1100))  # empty in CT but padding
+    return air >= 0.01 * flat.size and air >= 4 * below_air
+
+
+def read_volume_file(path, reporter=None) -> Volume:
+    """Read one NIfTI/NRRD/MetaImage/MGH file. Raises LoadError with the reason."""
+    p = Path(path)
+    suf = _suffix(p)
+    if not suf:
+        raise LoadError(f"{p.name}: not a volume file (expected one of {', '.join(VOLUME_SUFFIXES)})")
+    if not p.is_file():
+        raise LoadError(f"{p.name}: no such file")
+    if reporter is not None:
+        reporter(0, 1, f"Reading {p.name}")
+    warnings: list = []
+    meta = {"format": _FORMAT_NAMES[suf], "file": p.name}
+    if suf in _NIBABEL_ONLY:
+        array, geometry, modality = _read_nibabel(p, warnings)
+    else:
+        if suf in (".nii", ".nii.gz"):
+            _check_nifti_complete(p)
+        try:
+            array, geometry, modality = _read_sitk(p, warnings)
+        except _SitkRefused as exc:
+            if suf not in (".nii", ".nii.gz"):
+                raise LoadError(f"{p.name}: cannot read: {exc}") from None
+            array, geometry, modality = _read_nibabel(p, warnings)
+            warnings.append(f"read with nibabel (SimpleITK refused it: {exc})")
+    meta["dtype"] = str(array.dtype)
+    units = ""
+    if modality:
+        units = _MET_MODALITIES.get("MET_MOD_" + modality, ("", ""))[1]
+    elif array.ndim == 3 and looks_like_hu(array):
+        modality, units = "CT", "HU"
+        meta["modality_guessed"] = True
+    try:
+        vol = Volume(array=array, geometry=geometry, modality=modality,
+                     description=_strip_suffix(p.name, suf), units=units, warnings=warnings,
+                     meta=meta, source_paths=[str(p)], uid=str(p.resolve()))
+    except ValueError as exc:
+        raise LoadError(f"{p.name}: {exc}") from None
+    if reporter is not None:
+        reporter(1, 1, "Done")
+    return vol
+
+
+def _strip_suffix(name: str, suf: str) -> str:
+    return name[: len(name) - len(suf)]
+
+
+class _SitkRefused(Exception):
+    pass
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of a library error: ITK's 'ERROR: Class(0x..): text' line, else the last."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR:" in ln:
+            text = ln.split("ERROR:", 1)[1].strip()
+            return re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", text)
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _check_nifti_complete(p: Path) -> None:
+    """SimpleITK reads a truncated NIfTI without error (garbage voxels): check the size first.
+
+    .nii: the file must hold vox_offset + data bytes. .nii.gz: the gzip trailer's ISIZE must
+    equal that size (mod 2**32); when it does not (truncated, or a multi-member gzip), we
+    decompress the stream once to count the bytes and to find a missing end-of-stream."""
+    import nibabel as nib
+
+    try:
+        hdr = nib.load(str(p)).header
+        need = int(hdr.get_data_offset()) + int(np.prod(hdr.get_data_shape(), dtype=np.int64)
+                                                 * hdr.get_data_dtype().itemsize)
+    except Exception as exc:
+        raise LoadError(f"{p.name}: cannot read the NIfTI header: {_first_line(exc)}") from None
+    if not p.name.lower().endswith(".gz"):
+        have = p.stat().st_size
+        if have < need:
+            raise LoadError(f"{p.name}: file is truncated ({have} bytes, the header needs {need})")
+        return
+    with open(p, "rb") as fh:
+        fh.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", fh.read(4))[0]
+    if isize == need % (1 << 32):
+        return
+    have = 0
+    try:
+        with gzip.open(p, "rb") as gz:
+            while True:
+                block = gz.read(1 << 22)
+                if not block:
+                    break
+                have += len(block)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise LoadError(f"{p.name}: compressed data is truncated or corrupt ({exc})") from None
+    if have < need:
+        raise LoadError(f"{p.name}: file is truncated ({have} bytes uncompressed, the header "
+                        f"needs {need})")
+
+
+# ---------------------------------------------------------------------------- SimpleITK
+def _read_sitk(p: Path, warnings: list):
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        raise _SitkRefused(_first_line(exc)) from None
+    modality = ""
+    if img.HasMetaDataKey("Modality"):
+        modality = _MET_MODALITIES.get(img.GetMetaData("Modality").strip(), ("", ""))[0]
+    dim = img.GetDimension()
+    ncomp = img.GetNumberOfComponentsPerPixel()
+    try:
+        arr = sitk.GetArrayFromImage(img)  # (z, y, x[, c]) or (t, z, y, x[, c]) or (y, x[, c])
+    except RuntimeError as exc:
+        raise LoadError(f"{p.name}: cannot read pixels: {_first_line(exc)}") from None
+    spacing = list(img.GetSpacing())
+    origin = list(img.GetOrigin())
+    direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
+    del img
+    if dim > 4 or dim < 2:
+        raise LoadError(f"{p.name}: {dim}D images are not supported")
+    if dim == 4:
+        nt = arr.shape[0]
+        warnings.append(f"4D image with {nt} volumes: showing the first")
+        arr = arr[0]
+        spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
+    elif dim == 2:
+        arr = arr[np.newaxis]
+        d3 = np.eye(3)
+        d3[:2, :2] = direction
+        spacing, origin, direction = spacing + [1.0], origin + [0.0], d3
+    if ncomp > 1:
+        if ncomp == 3 and arr.dtype == np.uint8:
+            arr = np.ascontiguousarray(arr)
+        else:
+            warnings.append(f"{ncomp} components per voxel: showing the first")
+            arr = np.ascontiguousarray(arr[..., 0])
+    try:
+        geom = Geometry(shape=arr.shape[:3], spacing=spacing, origin=origin,
+                        direction=tuple(direction.ravel()))
+    except ValueError as exc:
+        raise LoadError(f"{p.name}: bad geometry: {exc}") from None
+    return arr, geom, modality
+
+
+# ---------------------------------------------------------------------------- nibabel
+def _read_nibabel(p: Path, warnings: list):
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(p))
+        data = np.asanyarray(img.dataobj)  # scaled like nibabel does; MGH has no scaling
+        affine = np.asarray(img.affine, dtype=float)
+    except Exception as exc:  # nibabel raises many types (ImageFileError, EOFError, zlib...)
+        raise LoadError(f"{p.name}: cannot read: {_first_line(exc) or type(exc).__name__}") from None
+    if data.ndim == 2:
+        data = data[:, :, np.newaxis]
+    elif data.ndim == 4:
+        if data.shape[3] == 3 and data.dtype == np.uint8:
+            pass  # kept as RGB below
+        else:
+            warnings.append(f"4D image with {data.shape[3]} volumes: showing the first")
+            data = data[..., 0]
+    elif data.ndim != 3:
+        raise LoadError(f"{p.name}: {data.ndim}D images are not supported")
+    native = data.dtype.newbyteorder("=")  # MGH is big-endian on disk
+    order = (2, 1, 0, 3) if data.ndim == 4 else (2, 1, 0)  # (x, y, z[, c]) -> (z, y, x[, c])
+    arr = np.ascontiguousarray(data.transpose(order), dtype=native)
+    try:
+        geom = Geometry.from_affine_ras(affine, arr.shape[:3])
+    except ValueError as exc:
+        raise LoadError(f"{p.name}: bad geometry: {exc}") from None
+    return arr, geom, ""
+
+
+def volume_file_format(path) -> Optional[str]:
+    """Human name of the file format ("NIfTI", "NRRD", "MetaImage", "MGH") or None."""
+    suf = _suffix(Path(path))
+    return _FORMAT_NAMES.get(suf) if suf else None
