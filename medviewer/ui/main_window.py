@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
 
 from medviewer.core.session import Session
@@ -226,14 +226,28 @@ class MainWindow(QMainWindow):
         geo = self.settings.value("window/geometry")
         if geo is not None:
             self.restoreGeometry(geo)
-        else:
-            self.resize(1280, 860)
+        self._fit_to_screen(restored=geo is not None)
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
         layout = str(self.settings.value("view/layout", "tri") or "tri")
         self.set_layout(layout if layout in LAYOUTS else "tri")
         self._refresh_recent()
+
+    def _fit_to_screen(self, restored: bool) -> None:
+        """A sensible size on first start, and never a tiny or off-screen restored window."""
+        screen = self.screen() or QApplication.primaryScreen()
+        avail = screen.availableGeometry() if screen is not None else None
+        if avail is None or avail.width() < 200:
+            self.resize(1280, 860)
+            return
+        too_small = self.width() < 900 or self.height() < 600
+        too_big = self.width() > avail.width() or self.height() > avail.height()
+        if not restored or too_small or too_big:
+            w = min(max(1280, int(avail.width() * 0.85)), avail.width())
+            h = min(max(860, int(avail.height() * 0.85)), avail.height())
+            self.resize(w, h)
+            self.move(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2)
 
     def closeEvent(self, ev):
         self.settings.setValue("window/geometry", self.saveGeometry())

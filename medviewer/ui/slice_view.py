@@ -106,6 +106,7 @@ class SliceView(pg.GraphicsView):
         self._tool = "navigate"
         self._shape = None
         self._rect = self._overlay_rect = None
+        self._oriented = True
         self.vb = SliceViewBox()
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -153,7 +154,7 @@ class SliceView(pg.GraphicsView):
             return
         self.reslicer = Reslicer(volume.geometry)
         e = self.reslicer.edges(self.plane)
-        known = orientation_known(volume)
+        known = self._oriented = orientation_known(volume)
         for key in ("top", "bottom", "left", "right"):
             self._labels[key].setText(getattr(e, key) if known else "")
         self.image_item.setLookupTable(None if volume.is_rgb else (_INVERTED_LUT if volume.invert else _GREY_LUT))
@@ -204,7 +205,8 @@ class SliceView(pg.GraphicsView):
             self._update_overlay()
             self.overlay.on_slice_changed(s)
             n = r.n_slices(self.plane)
-            self._labels["title"].setText(f"{self.plane.capitalize()}  {s + 1}/{n}")
+            name = self.plane.capitalize() if self._oriented else "Image"
+            self._labels["title"].setText(f"{name}  {s + 1}/{n}")
             self._labels["title"].adjustSize()
         row, col = r.to_display(self.plane, cur)
         self.vline.setValue(col * self.current.col_spacing)
