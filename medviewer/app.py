@@ -15,7 +15,7 @@ def _gui_parser() -> argparse.ArgumentParser:
         prog="medviewer",
         description="MedViewer: tri-planar DICOM / NIfTI / NRRD viewer.",
         epilog="Headless commands: 'medviewer info PATH... [--json]', "
-               "'medviewer convert PATH OUT.nii.gz [--series N]'. "
+               "'medviewer convert PATH OUT.nii.gz [--series N] [--resample]'. "
                "Run 'medviewer info -h' for details.")
     p.add_argument("paths", nargs="*", help="DICOM files or folders, DICOMDIR, NIfTI, NRRD, MHA, MGZ")
     p.add_argument("--demo", action="store_true",

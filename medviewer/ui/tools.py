@@ -20,7 +20,7 @@ TOOLS = {
     "wl": ("Window/level", "W", "Left drag changes window (horizontal) and level (vertical)"),
     "distance": ("Distance", "D", "Drag, or click two points, to measure a distance in mm"),
     "roi_rect": ("Rectangle ROI", "O", "Drag a rectangle: mean, SD, min, max, area"),
-    "roi_ellipse": ("Ellipse ROI", "E", "Drag an ellipse: mean, SD, min, max, area"),
+    "roi_ellipse": ("Ellipse ROI", "Shift+O", "Drag an ellipse: mean, SD, min, max, area"),
 }
 _COLOUR = QColor("#40ff60")
 
