@@ -1,8 +1,11 @@
 """DICOM header indexing without pixel data: one FileHeader per file, plus SOP class kinds.
 
-``index_file(path)`` reads a file's header with ``stop_before_pixels`` and, from the file
-position where pydicom stopped, the pixel data element's tag and length (without reading
-the pixels): so a header scan can say "no pixel data" or "pixel data truncated" cheaply.
+``index_file(path)`` reads a file's header and the pixel data element's offset and length
+(without reading the pixels): so a header scan can say "no pixel data" or "pixel data
+truncated" cheaply. Common files (Part 10, little endian, explicit or implicit VR, no
+functional groups) go through the fast parser of ``dicom_fastscan``; everything else through
+pydicom (``stop_before_pixels``, then the element header where pydicom stopped). Both paths
+fill the FileHeader through the same value accessors, so they give equal headers.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from typing import Optional
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from .dicom_fastscan import fast_scan
+from .dicom_values import ParsedValues, PydicomValues, Values
+from .dicom_values import floats as _floats, tag_info as _tag_info
 from .dicom_sop import non_image_kind  # noqa: F401  (re-exported)
 
 DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima", ".dic"}
@@ -47,7 +53,7 @@ _PATIENT_KW = ("PatientName", "PatientID")
 
 def _window(f, ds) -> Optional[tuple]:
     c, w = f.first("WindowCenter"), f.first("WindowWidth")
-    if (c is None or w is None) and "PerFrameFunctionalGroupsSequence" in ds:
+    if (c is None or w is None) and ds is not None and "PerFrameFunctionalGroupsSequence" in ds:
         g = _functional(ds, "FrameVOILUTSequence", "WindowCenter")
         if g is not None:
             c, w = _first_float(g.get("WindowCenter")), _first_float(g.get("WindowWidth"))
@@ -65,15 +71,27 @@ _SCAN_KEYWORDS = (
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
 )
 _TAGS: list = []
+_FAST_ARGS: Optional[tuple] = None
+_ENHANCED_KW = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+_HEAD_BYTES = 16384
 
 
 def _scan_tags() -> list:
     """The header elements the scan needs (parsing only these is much faster)."""
     if not _TAGS:
-        from pydicom.datadict import tag_for_keyword
-
-        _TAGS.extend(tag_for_keyword(k) for k in _SCAN_KEYWORDS + META_KEYWORDS)
+        _TAGS.extend(_tag_info(k)[0] for k in _SCAN_KEYWORDS + META_KEYWORDS)
     return _TAGS
+
+
+def _fast_args() -> tuple:
+    """(wanted, refuse) for ``fast_scan``, built once (a scan may run in a worker thread:
+    the tuple is built first, then published in one assignment)."""
+    global _FAST_ARGS
+    if _FAST_ARGS is None:
+        kws = [k for k in _SCAN_KEYWORDS + META_KEYWORDS if k not in _ENHANCED_KW]
+        wanted = {_tag_info(k)[0]: (k, _tag_info(k)[1], k in _PATIENT_KW) for k in kws}
+        _FAST_ARGS = (wanted, frozenset(_tag_info(k)[0] for k in _ENHANCED_KW))
+    return _FAST_ARGS
 
 
 class NotDicomError(ValueError):
@@ -137,14 +155,6 @@ class FileHeader:
         return self.transfer_syntax in _NATIVE_TS
 
 
-def _floats(value, n: int) -> Optional[tuple]:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n else None
-
-
 def _first_item(ds, seq_name: str):
     seq = ds.get(seq_name)
     return seq[0] if seq else None
@@ -161,8 +171,8 @@ def _functional(ds, group: str, inner: str):
     return None
 
 
-def _fill_geometry(h: FileHeader, ds) -> None:
-    if "PerFrameFunctionalGroupsSequence" in ds:
+def _fill_geometry(h: FileHeader, f, ds) -> None:
+    if ds is not None and "PerFrameFunctionalGroupsSequence" in ds:
         h.enhanced = True
         g = _functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient")
         if g is not None and h.iop is None:
@@ -174,7 +184,7 @@ def _fill_geometry(h: FileHeader, ds) -> None:
         if g is not None and h.ipp is None:
             h.ipp = _floats(g.ImagePositionPatient, 3)
     if h.pixel_spacing is None:
-        h.pixel_spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+        h.pixel_spacing = f.spacing("ImagerPixelSpacing")
 
 
 def _read_pixel_element(fh, h: FileHeader, explicit: bool, little: bool) -> bool:
@@ -200,14 +210,21 @@ def _read_pixel_element(fh, h: FileHeader, explicit: bool, little: bool) -> bool
     return True
 
 
-def index_file(path: str | Path) -> tuple:
-    """Read one file's header. Returns (FileHeader, dataset-without-pixels, has_pixels).
-
-    Raises NotDicomError (not DICOM) or other exceptions (unreadable header)."""
+def index_file(path: str | Path, use_fast: bool = True) -> tuple:
+    """Read one file's header. Returns (FileHeader, dataset-without-pixels or None, has_pixels):
+    the dataset is None when the fast parser read the header (``use_fast=False``: always
+    pydicom). Raises NotDicomError (not DICOM) or other exceptions (unreadable header)."""
     p = Path(path)
     with open(p, "rb") as fh:
-        head = fh.read(132)
-        magic = len(head) == 132 and head[128:132] == b"DICM"
+        head = fh.read(_HEAD_BYTES)
+        size = os.fstat(fh.fileno()).st_size
+        fast = fast_scan(fh, head, size, *_fast_args()) if use_fast else None
+        if fast is not None:
+            h = FileHeader(path=str(p), file_size=size, transfer_syntax=fast.transfer_syntax,
+                           pixel_offset=fast.pixel_offset, pixel_length=fast.pixel_length)
+            _fill_from_dataset(h, ParsedValues(fast), None)
+            return h, None, fast.has_pixels
+        magic = len(head) >= 132 and head[128:132] == b"DICM"
         if not magic and p.suffix.lower() not in DICOM_SUFFIXES:
             raise NotDicomError("not a DICOM or volume file")
         fh.seek(0)
@@ -219,7 +236,7 @@ def index_file(path: str | Path) -> tuple:
         if not magic and not any(k in ds for k in ("SOPClassUID", "Modality", "Rows",
                                                        "StudyInstanceUID", "SeriesInstanceUID")):
             raise NotDicomError("not a DICOM or volume file")
-        h = FileHeader(path=str(p), file_size=os.path.getsize(p))
+        h = FileHeader(path=str(p), file_size=size)
         meta = getattr(ds, "file_meta", None)
         ts = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
         h.transfer_syntax = ts
@@ -234,77 +251,16 @@ def index_file(path: str | Path) -> tuple:
             has_pixels = "Rows" in ds
         else:
             has_pixels = _read_pixel_element(fh, h, True, True)
-    _fill_from_dataset(h, ds)
+    _fill_from_dataset(h, PydicomValues(ds), ds)
     return h, ds, has_pixels
 
 
-_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI", "ST", "LT"}
-
-
-class _Fast:
-    """Reads string-valued header elements straight from pydicom's raw elements (no value
-    conversion: the scan touches ~50 elements per file, conversion would dominate)."""
-
-    def __init__(self, ds):
-        self.ds = ds
-
-    _tags: dict = {}  # keyword -> (tag, dictionary VR), filled once per keyword
-
-    def raw(self, kw: str):
-        entry = self._tags.get(kw)
-        if entry is None:
-            from pydicom.datadict import dictionary_VR, tag_for_keyword
-
-            tag = tag_for_keyword(kw)
-            entry = self._tags[kw] = (tag, dictionary_VR(tag))
-        tag, dict_vr = entry
-        elem = self.ds._dict.get(tag)
-        if elem is None:
-            return None
-        value = elem.value
-        if isinstance(value, bytes):
-            vr = getattr(elem, "VR", None) or dict_vr
-            if vr in _TEXT_VRS:
-                return value.decode("latin-1").strip(" \x00")
-            return self.ds.get(kw)
-        return value
-
-    def text(self, kw: str) -> str:
-        v = self.raw(kw)
-        if v is None:
-            return ""
-        if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
-            return "\\".join(str(x) for x in v)
-        return str(v).strip()
-
-    def nums(self, kw: str, n: int) -> Optional[tuple]:
-        t = self.text(kw)
-        if not t:
-            return None
-        try:
-            out = tuple(float(x) for x in t.split("\\"))
-        except ValueError:
-            return None
-        return out if len(out) == n else None
-
-    def first(self, kw: str) -> Optional[float]:
-        t = self.text(kw)
-        try:
-            return float(t.split("\\")[0]) if t else None
-        except ValueError:
-            return None
-
-    def int(self, kw: str) -> Optional[int]:
-        v = self.first(kw)
-        return int(v) if v is not None else None
-
-
-def _fill_from_dataset(h: FileHeader, ds) -> None:
-    f = _Fast(ds)
+def _fill_from_dataset(h: FileHeader, f: Values, ds) -> None:
+    """Fill ``h`` from the values of ``f``; ``ds`` (pydicom dataset or None) is only needed
+    for enhanced multi-frame functional groups."""
     h.sop_class_uid = f.text("SOPClassUID")
-    meta = getattr(ds, "file_meta", None)
-    if not h.sop_class_uid and meta is not None:  # e.g. DICOMDIR: only in the file meta
-        h.sop_class_uid = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    if not h.sop_class_uid:  # e.g. DICOMDIR: only in the file meta
+        h.sop_class_uid = f.media_sop_class()
     h.sop_instance_uid = f.text("SOPInstanceUID")
     h.modality = f.text("Modality")
     h.series_uid = f.text("SeriesInstanceUID")
@@ -337,21 +293,21 @@ def _fill_from_dataset(h: FileHeader, ds) -> None:
     h.iop = f.nums("ImageOrientationPatient", 6)
     h.ipp = f.nums("ImagePositionPatient", 3)
     h.pixel_spacing = f.nums("PixelSpacing", 2)
-    _fill_geometry(h, ds)
+    _fill_geometry(h, f, ds)
     h.window = _window(f, ds)
     h.slice_thickness = f.first("SliceThickness")
     h.spacing_between_slices = f.first("SpacingBetweenSlices")
     if h.enhanced and h.slice_thickness is None:
         g = _functional(ds, "PixelMeasuresSequence", "SliceThickness")
         h.slice_thickness = _first_float(g.SliceThickness) if g is not None else None
-    h.meta = {k: f.text(k) for k in META_KEYWORDS if k in ds and k not in _PATIENT_KW}
-    for k in _PATIENT_KW:  # person names need the character set: let pydicom convert
-        if k in ds:
-            h.meta[k] = str(ds.get(k, "") or "")
+    h.meta = {k: f.text(k) for k in META_KEYWORDS if k not in _PATIENT_KW and f.has(k)}
+    for k in _PATIENT_KW:
+        if f.has(k):
+            h.meta[k] = f.person(k)
     h.meta["TransferSyntaxUID"] = h.transfer_syntax
-    ts_name = getattr(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None), "name", "")
+    ts_name = f.ts_name()
     if ts_name:
-        h.meta["TransferSyntax"] = str(ts_name)
+        h.meta["TransferSyntax"] = ts_name
     name = h.meta.get("PatientName", "")
     pid = h.meta.get("PatientID", "")
     h.patient_key = "patient-" + hashlib.sha1(f"{name}\x00{pid}".encode()).hexdigest()[:12]
