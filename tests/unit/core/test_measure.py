@@ -5,29 +5,10 @@ import numpy as np
 import pydicom
 import pytest
 
+from _core_data import CHEST_CT, DATA, OBLIQUE_ALL, OBLIQUE_AX, geometry_from_folder  # noqa: F401
 from medviewer.core.geometry import Geometry
 from medviewer.core.measure import distance_mm, ellipse_mask, rect_mask, roi_stats
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-CHEST_CT = DATA / "tcia_cmb_crc_ct_chest"
-OBLIQUE_ALL = DATA / "dcm_qa_toshiba_oblique" / "In" / "Galan" / "10006_DTI_ALL_20d"
-OBLIQUE_AX = DATA / "dcm_qa_toshiba_oblique" / "In" / "Galan" / "8006_DTI_AX_30d"
-
-
-def geometry_from_folder(folder: Path) -> Geometry:
-    heads = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(folder.glob("*.dcm"))]
-    iop = np.asarray(heads[0].ImageOrientationPatient, dtype=float)
-    row, col = iop[:3], iop[3:]
-    normal = np.cross(row, col)
-    pos = np.asarray([h.ImagePositionPatient for h in heads], dtype=float)
-    order = np.argsort(pos @ normal)
-    pos = pos[order]
-    dz = float(np.median(np.diff(pos @ normal)))
-    ps = [float(v) for v in heads[0].PixelSpacing]
-    direction = np.column_stack([row, col, normal])
-    return Geometry(shape=(len(heads), int(heads[0].Rows), int(heads[0].Columns)),
-                    spacing=(ps[1], ps[0], dz), origin=tuple(pos[0]),
-                    direction=tuple(direction.ravel()))
 
 
 
