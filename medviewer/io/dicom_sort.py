@@ -13,7 +13,8 @@ import numpy as np
 
 from medviewer.core.geometry import Geometry
 
-RESAMPLE_HINT = "geometry kept as acquired (use View > Resample to even spacing to resample)"
+RESAMPLE_HINT = ("geometry kept as acquired (resample only on request: View > Resample to even "
+                 "spacing, or convert --resample)")
 DUP_TOL_MM = 0.01  # positions closer than this along the normal are "the same position"
 TILT_TOL_DEG = 0.1
 MAX_MISSING_MULTIPLE = 10  # a gap of more than this many steps is "uneven", not "missing"

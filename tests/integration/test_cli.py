@@ -128,7 +128,7 @@ def test_convert_matches_dcm2niix(shared_data, tmp_path, case):
 def test_demo_paths_exist_and_load(shared_data):
     paths = demo_paths()
     assert paths[0].name == "RG1_UNCI.dcm"
-    assert shared_data / "tcia_cmb_crc_ct_chest" in paths
+    assert (shared_data / "tcia_cmb_crc_ct_chest").resolve() in [Path(p).resolve() for p in paths]
     assert all(Path(p).exists() for p in paths)
     radiograph = open_first([paths[0]])
     assert radiograph.invert and radiograph.shape[0] == 1  # MONOCHROME1 projection image
