@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDVIEWER_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 CHEST_CT = SHARED_DATA / "tcia_cmb_crc_ct_chest"
 CACHE = Path(os.environ.get("MEDVIEWER_BENCH_CACHE", "/tmp/medviewer_bench"))
+# benchmarks never read or write the user's own settings (saved layout, window size)
+os.environ["MEDVIEWER_SETTINGS_DIR"] = str(CACHE / "settings")
 
 
 def rss_bytes() -> int:

@@ -38,6 +38,7 @@ def shown_window(volume=None, overlay=None, size=(1400, 900)):
     app = QApplication.instance() or QApplication([])
     win = MainWindow()
     win.resize(*size)
+    win.set_layout("tri", remember=False)
     win.show()
     app.processEvents()
     if volume is not None:

@@ -57,6 +57,7 @@ def main() -> int:
             ses.set_cursor_index(idx)
             view.viewport().repaint()
             times.append(time.perf_counter() - t0)
+        assert view.isVisible() and view.current.index == ses.cursor_zyx[axis]
         assert view.overlay_item.image is not None
         result[f"{plane}_ms"] = round(median_ms(times), 3)
         result[f"{plane}_p95_ms"] = round(1000 * sorted(times)[int(0.95 * len(times))], 3)

@@ -133,11 +133,10 @@ class MainWindow(QMainWindow):
         key = next((k for k, v in self.loader.volumes.items() if v is volume), None)
         if key:
             self.series_browser.mark_active(key)
-        if volume.shape[0] == 1 and self.tri.layout_name == "tri":
-            self.set_layout(self.tri.views["axial"].reslicer.native_plane())
         self.tri.views["axial"].setFocus()
 
     def _on_active_changed(self, volume: Optional[Volume]) -> None:
+        self._auto_layout(volume)
         self.actions_by_name["resample"].setEnabled(volume is not None and volume.geometry.is_uneven)
         warnings = list(volume.warnings) if volume is not None else []
         self.banner.setText("⚠ " + "   ⚠ ".join(warnings) if warnings else "")
@@ -170,12 +169,26 @@ class MainWindow(QMainWindow):
         box.open()
 
     # ------------------------------------------------------------------ commands
-    def set_layout(self, name: str) -> None:
+    def _auto_layout(self, volume: Optional[Volume]) -> None:
+        """A lone 2D image gets a single view; the next 3D volume gets the user's layout back.
+        Neither switch is saved as the user's preference."""
+        if volume is None or self.tri.views["axial"].reslicer is None:
+            return
+        if volume.shape[0] == 1 and self.tri.layout_name == "tri":
+            self.set_layout(self.tri.views["axial"].reslicer.native_plane(), remember=False)
+            self._auto_single = True
+        elif volume.shape[0] > 1 and self._auto_single:
+            self._auto_single = False
+            self.set_layout(str(self.settings.value("view/layout", "tri") or "tri"), remember=False)
+
+    def set_layout(self, name: str, remember: bool = True) -> None:
         self.tri.set_layout(name)
         act = self.actions_by_name.get(f"layout_{name}")
         if act is not None:
             act.setChecked(True)
-        self.settings.setValue("view/layout", name)
+        if remember:
+            self._auto_single = False
+            self.settings.setValue("view/layout", name)
 
     def set_tool(self, name: str) -> None:
         if name not in TOOLS:
@@ -222,6 +235,8 @@ class MainWindow(QMainWindow):
                           "Not for diagnostic use.")
 
     # ------------------------------------------------------------------ settings
+    _auto_single = False  # the current single view was chosen for a 2D image, not by the user
+
     def _restore_settings(self) -> None:
         geo = self.settings.value("window/geometry")
         if geo is not None:

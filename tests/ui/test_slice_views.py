@@ -227,3 +227,15 @@ def test_drop_files_opens_them(qtbot, window):
     with qtbot.waitSignal(window.loader.sig_finished, timeout=30000):
         window.dropEvent(ev)
     assert window.session.active is not None and window.session.active.modality == "CT"
+
+
+def test_2d_image_gets_single_view_without_changing_the_saved_layout(qtbot, window, mono1_volume,
+                                                                     chest_volume):
+    assert window.tri.layout_name == "tri"
+    window.session.add_volume(mono1_volume)  # a lone chest radiograph
+    assert window.tri.layout_name == "axial"
+    assert window.tri.views["axial"].label("title").text().startswith("Image  1/1")
+    assert str(window.settings.value("view/layout", "tri")) == "tri"  # not the user's choice
+    window.session.add_volume(chest_volume)  # the next 3D volume gets the tri-planar view back
+    assert window.tri.layout_name == "tri"
+    assert window.tri.views["axial"].label("title").text().startswith("Axial")
