@@ -169,6 +169,8 @@ def _frame_pixels(f: Frame, datasets: dict, decoded: dict, chosen: list) -> np.n
 def _make_volume(entry, first: FileHeader, array, geometry, warnings, chosen) -> Volume:
     meta = dict(first.meta)
     meta["NumberOfFiles"] = str(len({f.header.path for f in chosen}))
+    # without ImageOrientationPatient the patient directions are unknown: views show no letters
+    meta["orientation_known"] = any(f.iop is not None for f in chosen)
     units = ""
     if first.modality == "CT" and (first.has_rescale or any(f.slope != 1 or f.intercept
                                                             for f in chosen)):

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.errors import InvalidDicomError
+
+from .dicom_index import DICOM_SUFFIXES
 
 MAX_VALUE_CHARS = 200
 
@@ -41,9 +44,27 @@ def _rows(ds, depth: int, out: list) -> None:
                 _rows(item, depth + 2, out)
 
 
+class NotDicomFile(ValueError):
+    """The file behind an image is not DICOM (e.g. NIfTI, NRRD): it has no tags to show."""
+
+
 def read_tags(path: str | Path) -> list:
-    """All header elements (file meta first) as TagRows; the pixel data is not read."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    """All header elements (file meta first) as TagRows; the pixel data is not read.
+
+    Raises NotDicomFile for files that are neither DICOM with the "DICM" preamble nor a
+    preamble-less DICOM with a DICOM-like name (.dcm or no suffix) that pydicom can parse."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(132)
+    magic = len(head) == 132 and head[128:132] == b"DICM"
+    if not magic and p.suffix.lower() not in DICOM_SUFFIXES:
+        raise NotDicomFile("not a DICOM file")
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=True, force=not magic)
+    except InvalidDicomError as exc:
+        raise NotDicomFile("not a DICOM file") from exc
+    if not magic and not any(k in ds for k in ("SOPClassUID", "Modality", "StudyInstanceUID")):
+        raise NotDicomFile("not a DICOM file")
     out: list = []
     meta = getattr(ds, "file_meta", None)
     if meta is not None:

@@ -137,3 +137,15 @@ def test_demo_paths_exist_and_load(shared_data):
     assert radiograph.invert and radiograph.shape[0] == 1  # MONOCHROME1 projection image
     vol = open_first([paths[-1]])
     assert vol.shape[0] > 1 and vol.array.ndim == 3
+
+
+def test_info_into_a_closed_pipe_exits_quietly(shared_data):
+    """`medviewer info ... | head` must not end in a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "medviewer", "info", "--json",
+                             str(shared_data / "dcm_qa_toshiba_oblique")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(5)
+    proc.stdout.close()  # the reader goes away, as `head` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -8,7 +8,7 @@ from pydicom.data import get_testdata_file
 
 from medviewer.io.dicom_tags import read_tags
 from medviewer.io.discover import scan_paths
-from medviewer.io.load import load_series
+from medviewer.io.load import load_series, open_first
 from medviewer.jobs.progress import CancelToken, Cancelled, Reporter
 
 from _dicom_data import CHEST, DATA, chest_files
@@ -112,3 +112,24 @@ def test_read_tags_rows():
     assert max(r.depth for r in rows) >= 2  # nested functional groups
     assert "PixelData" not in by_kw
     assert all(len(r.value) <= 200 for r in rows)
+
+
+def test_tag_browser_refuses_non_dicom_volume_files():
+    """NRRD and gzipped NIfTI must not be parsed as DICOM (bogus '(524E,4452)' rows)."""
+    from medviewer.io.dicom_tags import NotDicomFile, read_tags
+
+    for p in (DATA / "pyradiomics_data" / "data" / "brain2_image.nrrd",
+              DATA / "nilearn_mni152" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"):
+        with pytest.raises(NotDicomFile, match="not a DICOM file"):
+            read_tags(p)
+    rows = read_tags(chest_files()[0])
+    assert any(r.keyword == "Modality" and r.value == "CT" for r in rows)
+
+
+def test_frames_without_orientation_are_marked_unoriented():
+    """emri_small has no ImageOrientationPatient: the viewer must not invent R/L/A/P letters."""
+    from pydicom.data import get_testdata_file
+
+    vol = open_first([get_testdata_file("emri_small.dcm", download=False)])
+    assert vol.meta["orientation_known"] is False
+    assert open_first([CHEST]).meta["orientation_known"] is True
