@@ -174,8 +174,10 @@ class MainWindow(QMainWindow):
         Neither switch is saved as the user's preference."""
         if volume is None or self.tri.views["axial"].reslicer is None:
             return
-        if volume.shape[0] == 1 and self.tri.layout_name == "tri":
-            self.set_layout(self.tri.views["axial"].reslicer.native_plane(), remember=False)
+        native = self.tri.views["axial"].reslicer.native_plane()
+        if volume.shape[0] == 1 and self.tri.layout_name != native:
+            # a lone 2D image only has its own plane: any other view would be a black cut
+            self.set_layout(native, remember=False)
             self._auto_single = True
         elif volume.shape[0] > 1 and self._auto_single:
             self._auto_single = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QSizePolicy, QWidget
 
 from medviewer.core.reslice import PLANES
 from medviewer.core.session import Session
@@ -76,6 +76,11 @@ class TriPlanarView(QWidget):
         grid.addWidget(self.views["sagittal"], 0, 1)
         grid.addWidget(self.views["coronal"], 1, 0)
         grid.addWidget(self.info, 1, 1)
+        for i in (0, 1):  # four equal cells, whatever the info text or the views' contents
+            grid.setColumnStretch(i, 1)
+            grid.setRowStretch(i, 1)
+        self.info.setMinimumSize(1, 1)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.layout_name = "tri"
 
     def set_layout(self, name: str) -> None:
@@ -85,9 +90,12 @@ class TriPlanarView(QWidget):
         for plane, view in self.views.items():
             view.setVisible(name == "tri" or name == plane)
         self.info.setVisible(name == "tri")
+        focus_was_here = self.isAncestorOf(QApplication.focusWidget())
         for view in self.views.values():
             if view.isVisible():
                 view.reset_view()
+        if focus_was_here or name != "tri":  # keep slice keys working: focus a visible view
+            (self.views[name] if name != "tri" else self.views["axial"]).setFocus()
         self.sig_layout_changed.emit(name)
 
     def set_tool(self, tool: str) -> None:

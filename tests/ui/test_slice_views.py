@@ -3,7 +3,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 
 from medviewer.core.windowing import CT_PRESETS, window_to_levels
 
@@ -89,6 +89,10 @@ def test_readout_shows_hu_of_the_voxel(qtbot, chest_window, chest_volume):
     ax = chest_window.tri.views["axial"]
     z, y, x = 50, 300, 200
     chest_window.session.set_cursor_index((z, 256, 256))
+    # zoom in around the voxel so that one screen pixel cannot straddle two voxels
+    cs, rs = ax.current.col_spacing, ax.current.row_spacing
+    ax.vb.setRange(QRectF((x - 20) * cs, (y - 20) * rs, 40 * cs, 40 * rs), padding=0)
+    qtbot.wait(10)
     qtbot.mouseMove(ax.viewport(), _viewport_pos(ax, y, x))
     qtbot.waitUntil(lambda: "voxel" in ax.label("readout").text())
     text = ax.label("readout").text()
@@ -239,3 +243,32 @@ def test_2d_image_gets_single_view_without_changing_the_saved_layout(qtbot, wind
     window.session.add_volume(chest_volume)  # the next 3D volume gets the tri-planar view back
     assert window.tri.layout_name == "tri"
     assert window.tri.views["axial"].label("title").text().startswith("Axial")
+
+
+def test_2d_image_opens_in_its_own_plane_from_any_single_layout(qtbot, window, mono1_volume):
+    window.set_layout("coronal")  # the user's saved choice
+    window.session.add_volume(mono1_volume)
+    assert window.tri.layout_name == "axial"  # the radiograph's own plane, not a black cut
+    assert str(window.settings.value("view/layout")) == "coronal"
+
+
+def test_layout_switch_keeps_slice_keys_on_a_visible_view(qtbot, chest_window):
+    from PySide6.QtWidgets import QApplication
+
+    ax = chest_window.tri.views["axial"]
+    ax.setFocus()
+    qtbot.keyClick(ax, Qt.Key.Key_2)  # coronal only: the focused axial view is hidden
+    co = chest_window.tri.views["coronal"]
+    assert chest_window.tri.layout_name == "coronal"
+    assert QApplication.focusWidget() is co
+    start = co.slice_index
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_PageDown)
+    assert co.slice_index == start + 1
+
+
+def test_triplanar_cells_are_equal_whatever_the_info_text(qtbot, chest_window):
+    views = chest_window.tri.views
+    chest_window.tri.info.setText("a very long warning " * 40)
+    qtbot.wait(20)
+    widths = [views["axial"].width(), views["sagittal"].width()]
+    assert abs(widths[0] - widths[1]) <= 4, widths
