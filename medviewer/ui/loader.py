@@ -31,7 +31,7 @@ class LoadProgress(QWidget):
         self.bar.setMaximumWidth(220)
         self.cancel = QPushButton("Cancel", self)
         self.cancel.setObjectName("loadCancel")
-        self.cancel.setToolTip("Stop loading (Esc in the dialog-free status bar)")
+        self.cancel.setToolTip("Stop loading")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.label, self.bar, self.cancel):

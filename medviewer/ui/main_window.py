@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
         key = next((k for k, v in self.loader.volumes.items() if v is volume), None)
         if key:
             self.series_browser.mark_active(key)
+            self.series_browser.update_loaded(key, volume.modality, volume.shape[0])
         self.tri.views["axial"].setFocus()
 
     def _on_active_changed(self, volume: Optional[Volume]) -> None:

@@ -45,11 +45,13 @@ class SeriesBrowser(QTreeWidget):
             parent = self._special("_skipped", "Skipped files")
             item = QTreeWidgetItem(parent, [f"{sk.path.rsplit('/', 1)[-1]}: {sk.reason}"])
             item.setToolTip(0, f"{sk.path}\n{sk.reason}")
+        self.expandToDepth(1)
         for attr, title in (("_non_image", "Non-image objects"), ("_skipped", "Skipped files")):
             node = getattr(self, attr)
-            if node is not None:
+            if node is not None:  # keep these below the patients, folded (they can be long)
                 node.setText(0, f"{title} ({node.childCount()})")
-        self.expandToDepth(1)
+                self.addTopLevelItem(self.takeTopLevelItem(self.indexOfTopLevelItem(node)))
+                node.setExpanded(False)
         self.setColumnWidth(0, 200)
         self.resizeColumnToContents(1)
         self.resizeColumnToContents(2)
@@ -76,14 +78,24 @@ class SeriesBrowser(QTreeWidget):
             label = " ".join(x for x in (e.study_date, e.study_description) if x) or "(study)"
             study = QTreeWidgetItem(patient, [label])
             self._studies[skey] = study
-        n = e.n_frames or e.n_images
+        # a volume file's slice count is only known once it is read (update_loaded)
+        n = "" if e.kind == "file" else (e.n_frames or e.n_images)
         name = f"#{e.series_number} " if e.series_number is not None else ""
         name += e.description or (e.paths[0].rsplit("/", 1)[-1] if e.kind == "file" else "(series)")
         item = QTreeWidgetItem(study, [name, e.modality, str(n)])
         item.setData(0, ENTRY_ROLE, e)
-        tip = f"{e.columns}×{e.rows}, {n} image(s)" + ("\n" + "\n".join(e.notes) if e.notes else "")
+        size = f"{e.columns}×{e.rows}, {n} image(s)" if e.kind != "file" else e.paths[0]
+        tip = size + ("\n" + "\n".join(e.notes) if e.notes else "")
         item.setToolTip(0, tip)
         self.series_items[e.key] = item
+
+    def update_loaded(self, key: str, modality: str, n_slices: int) -> None:
+        """Fill in what only loading tells (volume files: modality, number of slices)."""
+        item = self.series_items.get(key)
+        if item is not None:
+            if modality and not item.text(1):
+                item.setText(1, modality)
+            item.setText(2, str(n_slices))
 
     def entry_for(self, item: QTreeWidgetItem) -> Optional[SeriesEntry]:
         return item.data(0, ENTRY_ROLE) if item is not None else None

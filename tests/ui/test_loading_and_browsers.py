@@ -33,6 +33,8 @@ def test_open_folder_lists_series_and_loads_it(qtbot, window):
     # the skipped non-DICOM file is listed with its reason
     skipped = window.series_browser._skipped
     assert skipped is not None and "PROVENANCE.tsv" in skipped.child(0).text(0)
+    tree = window.series_browser  # skipped files come last, folded: the series stay on top
+    assert tree.topLevelItem(tree.topLevelItemCount() - 1) is skipped and not skipped.isExpanded()
     assert st.recent_paths(window.settings)[0] == str(CHEST_CT)
     assert window.tri.views["axial"].label("left").text() == "R"
 
@@ -117,3 +119,11 @@ def test_screenshot_cli_path_writes_nonblank_png(tmp_path):
     ptr = img.convertToFormat(QImage.Format.Format_Grayscale8)
     arr = np.frombuffer(ptr.constBits(), np.uint8, ptr.bytesPerLine() * ptr.height())
     assert arr.std() > 20  # not blank
+
+
+def test_volume_file_row_gets_its_slice_count_once_loaded(qtbot, window):
+    nrrd = CHEST_CT.parent / "pyradiomics_data" / "data" / "brain1_image.nrrd"
+    _open_and_wait(qtbot, window, [nrrd])
+    item = next(iter(window.series_browser.series_items.values()))
+    qtbot.waitUntil(lambda: window.session.active is not None)
+    assert item.text(2) == str(window.session.active.shape[0]) != "1"
