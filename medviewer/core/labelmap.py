@@ -1,0 +1,165 @@
+"""LabelMap: an editable integer label layer on a volume's voxel grid, with its label table."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .edits import Edit, make_edit
+from .geometry import Geometry
+from .labels import MAX_LABEL_VALUE, LabelTable
+from .signals import Signal
+
+
+def dtype_for(max_value: int) -> np.dtype:
+    """uint8 while every label fits, else uint16."""
+    if max_value > MAX_LABEL_VALUE:
+        raise ValueError(f"label values above {MAX_LABEL_VALUE} are not supported")
+    return np.dtype(np.uint8) if max_value <= 255 else np.dtype(np.uint16)
+
+
+class LabelMap:
+    """Labels ``(z, y, x)`` on ``geometry`` (uint8, widened to uint16 as soon as the table or
+    an edit needs a value above 255). Drop-in for ``overlay.LabelOverlay`` in views:
+    ``labels``, ``visible``, ``n_labels``, ``lut()``, plus ``opacity`` and ``outline``.
+
+    ``edited`` is emitted with the effective Edit (old -> new as it happened) after every
+    ``apply`` (undo emits the reversed edit) and once per finished stroke."""
+
+    def __init__(self, geometry: Geometry, table: Optional[LabelTable] = None,
+                 array: Optional[np.ndarray] = None, name: str = "Segmentation"):
+        self.geometry = geometry
+        self.table = LabelTable.default() if table is None else table
+        self.name = name
+        self.opacity = 0.5
+        self.visible = True
+        self.outline = False
+        self.edited = Signal("labelmap_edited")
+        if array is None:
+            self._labels = np.zeros(geometry.shape, dtype=dtype_for(self.table.max_value))
+        else:
+            self._labels = self._adopt(array)
+        self.table.changed.connect(self._on_table_changed)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The (z, y, x) label array; always C-contiguous and writable (edits write through
+        flat views of it)."""
+        return self._labels
+
+    @labels.setter
+    def labels(self, array: np.ndarray) -> None:
+        arr = np.asarray(array)
+        if tuple(arr.shape) != tuple(self.geometry.shape) or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"labels must be an integer array of shape {tuple(self.geometry.shape)}")
+        arr = np.ascontiguousarray(arr)
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        self._labels = arr
+
+    def _adopt(self, array: np.ndarray) -> np.ndarray:
+        arr = np.asarray(array)
+        if tuple(arr.shape) != tuple(self.geometry.shape):
+            raise ValueError(f"label array shape {arr.shape} does not match the image "
+                             f"{tuple(self.geometry.shape)}")
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8)
+        if not np.issubdtype(arr.dtype, np.integer):
+            if arr.size and not np.all(np.mod(arr, 1) == 0):
+                raise ValueError("label arrays must hold whole numbers")
+        lo = arr.min() if arr.size else 0
+        hi = int(arr.max()) if arr.size else 0
+        if lo < 0:
+            raise ValueError("label values must not be negative")
+        # values present in the array but unknown to the table get a default entry
+        if hi > MAX_LABEL_VALUE:
+            raise ValueError(f"label values above {MAX_LABEL_VALUE} are not supported")
+        if hi > 0:
+            present = np.flatnonzero(np.bincount(arr.ravel().astype(np.int64, copy=False)))
+            missing = [int(v) for v in present if v and int(v) not in self.table]
+            for v in missing:
+                self.table._insert(self._default_label(v))
+            if missing:
+                self.table.changed.emit()
+        dt = dtype_for(max(hi, self.table.max_value))
+        out = np.ascontiguousarray(arr, dtype=dt)
+        if out is arr and not out.flags.writeable:
+            out = out.copy()
+        return out
+
+    @staticmethod
+    def _default_label(value: int):
+        from .labels import Label, palette_color
+
+        return Label(value, f"Label {value}", palette_color(value))
+
+    # ------------------------------------------------------------------ display (LabelOverlay API)
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.labels.shape)
+
+    @property
+    def n_labels(self) -> int:
+        return self.table.max_value
+
+    def lut(self) -> np.ndarray:
+        return self.table.lut(self.opacity)
+
+    # ------------------------------------------------------------------ dtype
+    def ensure_capacity(self, value: int) -> None:
+        """Widen the array (uint8 -> uint16) if ``value`` does not fit."""
+        if value > np.iinfo(self.labels.dtype).max:
+            self.labels = self.labels.astype(dtype_for(int(value)))
+
+    def _on_table_changed(self, *args) -> None:
+        self.ensure_capacity(self.table.max_value)
+
+    def cover(self, values) -> None:
+        """Make sure the table has an entry for every non-zero value in ``values`` (so that
+        every painted voxel has a name and a colour) and the array can hold them."""
+        vals = np.unique(np.asarray(values).ravel())
+        missing = [int(v) for v in vals if v and int(v) not in self.table]
+        if missing:
+            for v in missing:
+                self.table._insert(self._default_label(v))
+            self.table.changed.emit()  # widens the array if needed
+        if vals.size:
+            self.ensure_capacity(int(vals[-1]))
+
+    # ------------------------------------------------------------------ edits
+    def apply(self, edit: Edit, reverse: bool = False) -> Edit:
+        """Write an edit's new values (its old ones with ``reverse``); emits ``edited`` with
+        the effective edit and returns it."""
+        eff = edit.reversed() if reverse else edit
+        if eff.new.size:
+            self.cover(eff.new)
+        self.labels.reshape(-1)[eff.indices] = eff.new
+        self.edited.emit(eff)
+        return eff
+
+    def set_voxels(self, indices, values, label: int, tool: str,
+                   respect_locks: bool = True) -> Optional[Edit]:
+        """Build and apply an edit in one go (fills, polygons, interpolation, removal).
+        Returns the applied Edit (push it onto the UndoStack) or None if nothing changed."""
+        edit = make_edit(self, indices, values, label, tool, respect_locks)
+        if edit is not None:
+            self.apply(edit)
+        return edit
+
+    def clear_label(self, value: int, respect_locks: bool = False) -> Optional[Edit]:
+        """Set every voxel of ``value`` to 0 (the 'remove label' tool); returns the Edit."""
+        idx = np.flatnonzero(self.labels.reshape(-1) == int(value))
+        return self.set_voxels(idx, 0, int(value), "remove", respect_locks)
+
+    def remove_label(self, value: int) -> Optional[Edit]:
+        """Clear the label's voxels (locked or not) and drop it from the table. Undoing the
+        returned Edit brings the voxels back (and a default table entry for them)."""
+        edit = self.clear_label(value)
+        if int(value) in self.table:
+            self.table.remove(value)
+        return edit
+
+    def voxel_counts(self) -> dict:
+        """{value: number of voxels} for every non-zero value present."""
+        counts = np.bincount(self.labels.reshape(-1))
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts) if v}
