@@ -9,13 +9,12 @@ kept in Segment Description ("MedViewer label value N") so that reading restores
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from medviewer.core.atomic import atomic_path
 from medviewer.core.volume import Volume
 
 from .labels_io_tables import entry_for, table_entries
@@ -171,14 +170,6 @@ def write_seg(labels: np.ndarray, table_dict, volume: Volume, path, *,
     except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot build the DICOM SEG: {str(exc).splitlines()[0][:200]}") from None
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(out.parent), prefix="." + out.name + ".", suffix=".dcm")
-    os.close(fd)
-    try:
-        seg.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(out, ".dcm") as tmp:
+        seg.save_as(str(tmp), enforce_file_format=True)
     return out

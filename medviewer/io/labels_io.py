@@ -12,13 +12,12 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from medviewer.core.atomic import atomic_path
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume
 
@@ -277,16 +276,8 @@ def write_labelmap(labels: np.ndarray, geometry: Geometry, path, table=None) -> 
     img = _sitk_image(arr, geometry)
     for key, value in _nrrd_meta(table).items():
         img.SetMetaData(key, value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(out.parent), prefix="." + out.name + ".", suffix=".nrrd")
-    os.close(fd)
-    try:
-        sitk.WriteImage(img, tmp, True)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(out, ".nrrd") as tmp:
+        sitk.WriteImage(img, str(tmp), True)
     return out
 
 

@@ -17,11 +17,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from medviewer.core.atomic import atomic_path
 from medviewer.core.volume import Volume
 
 __all__ = ["WriteError", "write_nifti", "nifti_suffix"]
@@ -93,16 +93,6 @@ def write_nifti(volume: Volume, path) -> Path:
         img.set_qform(None, code=0)
     desc = "".join(c for c in (volume.description or "") if 32 <= ord(c) < 127)[:79]
     hdr["descrip"] = desc.encode("ascii")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(out.parent), prefix="." + out.name + ".", suffix=suffix)
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(out, suffix) as tmp:
+        nib.save(img, str(tmp))
     return out

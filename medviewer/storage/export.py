@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from medviewer.storage.atomic import atomic_write_text
+from medviewer.core.atomic import atomic_write_text
 from medviewer.storage.store import Record
 
 CSV_FIELDS = ("record_id", "parent_id", "image_hash", "tag", "source", "source_kind",

@@ -28,7 +28,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 import medviewer
-from medviewer.storage.atomic import fsync_dir
+from medviewer.core.atomic import fsync_dir
 from medviewer.storage.store import JOURNAL_DIR, Effort, as_effort, utc_now_iso
 
 try:  # advisory locks: POSIX only; elsewhere every unclosed journal counts as pending

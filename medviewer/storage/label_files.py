@@ -12,7 +12,7 @@ import os
 import nibabel as nib
 import numpy as np
 
-from medviewer.storage.atomic import atomic_open
+from medviewer.core.atomic import atomic_open
 
 LABEL_DTYPES = (np.uint8, np.uint16)
 GZIP_LEVEL = 1

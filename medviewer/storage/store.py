@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 
 import medviewer
-from medviewer.storage.atomic import fsync_dir, is_temp_name
+from medviewer.core.atomic import fsync_dir, is_temp_name
 from medviewer.storage.label_files import read_label_nifti, write_label_nifti
 
 DB_NAME = "labels.db"
