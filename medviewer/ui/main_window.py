@@ -75,6 +75,9 @@ class MainWindow(QMainWindow):
         self.loader.sig_loaded.connect(self._on_loaded)
         self.session.active_changed.connect(self._on_active_changed)
         self.session.cursor_changed.connect(self._on_cursor_changed)
+        from .annotation.wiring import AnnotationUI
+
+        self.annotation = AnnotationUI(self)
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
 
@@ -160,6 +163,12 @@ class MainWindow(QMainWindow):
         step = max(w, 1.0) * WL_SENSITIVITY
         self.session.set_window(c + dy * step, max(1.0, w + dx * step), "Custom")
 
+    def show_notice(self, text: str) -> None:
+        """A line in the banner above the views (e.g. strokes recovered after a crash)."""
+        old = self.banner.text() if self.banner.isVisible() else ""
+        self.banner.setText(f"{old}   ℹ {text}" if old else f"ℹ {text}")
+        self.banner.setVisible(True)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-modal error dialog (never blocks loading or the app)."""
         self.errors.append(f"{title}: {message}")
@@ -197,6 +206,7 @@ class MainWindow(QMainWindow):
         if name not in TOOLS:
             raise ValueError(f"unknown tool {name!r}")
         self.tri.set_tool(name)
+        self.annotation.on_tool_changed(name)
         self.actions_by_name[f"tool_{name}"].setChecked(True)
         self.statusBar().showMessage(f"Tool: {TOOLS[name][0]} — {TOOLS[name][2]}", 5000)
 
@@ -273,5 +283,6 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.loader.cancel()
         self.tag_browser.stop()
+        self.annotation.shutdown()
         self.bridge.cancel_all()
         super().closeEvent(ev)

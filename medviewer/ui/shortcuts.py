@@ -19,6 +19,13 @@ KEYS = {
     "reset_view": "R",
     "clear_measurements": "Ctrl+Backspace",
     "help_shortcuts": "F1",
+    "labels_new": "Ctrl+Shift+N",
+    "labels_save": "Ctrl+S",
+    "undo": "Ctrl+Z",
+    "redo": "Ctrl+Y",
+    "redo_alt": "Ctrl+Shift+Z",
+    "radius_down": "[",
+    "radius_up": "]",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
 
@@ -29,6 +36,9 @@ MOUSE = [
     ("Middle drag", "Pan"),
     ("Ctrl+wheel", "Zoom"),
     ("Drop files or folders", "Open them"),
+    ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step)"),
+    ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
+    ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
 ]
 
 
@@ -42,6 +52,12 @@ def shortcut_rows() -> list:
         (KEYS["clear_measurements"], "Clear measurements"),
     ]
     rows += [(key, f"Tool: {label} — {tip}") for _, (label, key, tip) in TOOLS.items()]
+    rows += [(KEYS["radius_down"], "Brush radius smaller"), (KEYS["radius_up"], "Brush radius larger"),
+             (KEYS["undo"], "Undo the last label edit"),
+             (f"{KEYS['redo']} / {KEYS['redo_alt']}", "Redo"),
+             (KEYS["labels_save"], "Save labels (a 'corrected' record, with effort)"),
+             (KEYS["labels_new"], "New label map"),
+             ("Alt+1 … Alt+9", "Toggle case label 1 … 9 (Case labels panel)")]
     rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
     rows += [(KEYS["help_shortcuts"], "This list")]
     return rows + MOUSE

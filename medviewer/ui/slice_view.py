@@ -2,7 +2,8 @@
 
 Mouse and keys (documented in ui/shortcuts.py):
 - left click / left drag: move the cursor (all views follow the Session); in a tool mode the
-  left button measures instead (distance, ROI) or changes window/level (W/L mode)
+  left button measures instead (distance, ROI) or changes window/level (W/L mode); in a
+  paint mode (brush, eraser, flood fill, polygon) it goes to the view's annotation PaintTool
 - right drag: window/level (horizontal = width, vertical = centre)
 - middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
 - wheel, PageUp/PageDown, Up/Down: previous / next slice
@@ -22,7 +23,8 @@ from medviewer.core.session import Session
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
-from .tools import MeasureOverlay
+from .annotation.outline import label_boundaries
+from .tools import PAINT_TOOLS, MeasureOverlay
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
 _GREY_LUT = np.arange(256, dtype=np.uint8)
@@ -67,7 +69,7 @@ class SliceViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
-            self.sig_left.emit("click", self.mapSceneToView(ev.scenePos()))
+            self.sig_left.emit("double" if ev.double() else "click", self.mapSceneToView(ev.scenePos()))
         else:
             ev.ignore()
 
@@ -121,6 +123,7 @@ class SliceView(pg.GraphicsView):
             line.setZValue(10)
             self.vb.addItem(line, ignoreBounds=True)
         self.overlay = MeasureOverlay(self)
+        self.paint = None  # the annotation PaintTool of this view (set by the annotation UI)
         self._labels = {}
         for key in ("top", "bottom", "left", "right", "title", "readout"):
             lab = QLabel(self)
@@ -167,7 +170,13 @@ class SliceView(pg.GraphicsView):
         if overlay is None or not overlay.visible or self.current is None:
             self.overlay_item.clear()
             return
-        self.overlay_item.setLookupTable(overlay.lut())
+        lut = overlay.lut()
+        if len(lut) < 2:  # an empty label table: keep the levels valid
+            lut = np.zeros((2, 4), dtype=np.uint8)
+        if getattr(overlay, "outline", False):  # thin lines: drawn at least 80 % opaque
+            lut = lut.copy()
+            lut[:, 3] = np.where(lut[:, 3] > 0, np.maximum(lut[:, 3], 204), 0)
+        self.overlay_item.setLookupTable(lut)
         self._update_overlay()
 
     def _update_overlay(self) -> None:
@@ -175,10 +184,35 @@ class SliceView(pg.GraphicsView):
         if ov is None or not ov.visible:
             return
         img = self.reslicer.extract(ov.labels, self.plane, self.current.index).image
-        self.overlay_item.setImage(img, autoLevels=False, levels=(0, ov.n_labels))
+        if getattr(ov, "outline", False):
+            img = label_boundaries(img)
+        self.overlay_item.setImage(img, autoLevels=False, levels=(0, max(ov.n_labels, 1)))
         if self._overlay_rect != self._rect:
             self._overlay_rect = self._rect
             self.overlay_item.setRect(self._rect)
+
+    def refresh_overlay(self, flat_indices=None) -> bool:
+        """Re-extract the overlay slice after an edit, only if the edit touched this view's
+        slice (``flat_indices`` into the (z, y, x) labels; None = always). True if redrawn."""
+        ov = self.session.overlay
+        if ov is None or not ov.visible or self.current is None:
+            return False
+        if flat_indices is not None:
+            idx = np.asarray(flat_indices)
+            if idx.size == 0:
+                return False
+            shape = ov.labels.shape
+            fixed = self.reslicer.fixed_axis(self.plane)
+            stride = int(np.prod(shape[fixed + 1:]))
+            k = self.current.index
+            if fixed == 0 and idx.size > 64 and np.all(idx[1:] >= idx[:-1]):  # sorted: bisect
+                a, b = np.searchsorted(idx, [k * stride, (k + 1) * stride])
+                if a == b:
+                    return False
+            elif not np.any((idx // stride) % shape[fixed] == k):
+                return False
+        self._update_overlay()
+        return True
 
     def _on_cursor_changed(self, index_zyx) -> None:
         if self.reslicer is not None:
@@ -252,6 +286,8 @@ class SliceView(pg.GraphicsView):
             self.session.set_cursor_index(self.view_to_index(p))
         elif self.tool in ("distance", "roi_rect", "roi_ellipse"):
             self.overlay.handle(self.tool, phase, p)
+        elif self.tool in PAINT_TOOLS and self.paint is not None:
+            self.paint.handle(self.tool, phase, p)
 
     def reset_view(self) -> None:
         if self.current is not None:
@@ -264,6 +300,8 @@ class SliceView(pg.GraphicsView):
             ev.accept()
         elif key == Qt.Key.Key_R and not ev.modifiers():
             self.reset_view()
+            ev.accept()
+        elif self.paint is not None and self.tool in PAINT_TOOLS and self.paint.key(key):
             ev.accept()
         else:
             super().keyPressEvent(ev)
@@ -290,6 +328,8 @@ class SliceView(pg.GraphicsView):
     def _on_mouse_moved(self, scene_pos) -> None:
         if self.current is None:
             return
+        if self.paint is not None:
+            self.paint.hover(self.tool, self.vb.mapSceneToView(scene_pos))
         text = self.readout_at(self.vb.mapSceneToView(scene_pos))
         self._labels["readout"].setText(text)
         self._labels["readout"].adjustSize()
@@ -312,6 +352,11 @@ class SliceView(pg.GraphicsView):
         L["right"].move(w - L["right"].width() - m, (h - L["right"].height()) // 2)
         L["title"].move(m, m)
         L["readout"].move(m, h - L["readout"].height() - m)
+
+    def leaveEvent(self, ev):
+        if self.paint is not None:
+            self.paint.hover(self.tool, None)
+        super().leaveEvent(ev)
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)

@@ -21,7 +21,12 @@ TOOLS = {
     "distance": ("Distance", "D", "Drag, or click two points, to measure a distance in mm"),
     "roi_rect": ("Rectangle ROI", "O", "Drag a rectangle: mean, SD, min, max, area"),
     "roi_ellipse": ("Ellipse ROI", "Shift+O", "Drag an ellipse: mean, SD, min, max, area"),
+    "brush": ("Brush", "B", "Paint the active label (radius in mm; [ and ] change it)"),
+    "eraser": ("Eraser", "E", "Erase labels (radius in mm; locked labels are kept)"),
+    "flood": ("Flood fill", "F", "Click: fill the connected region within the intensity range"),
+    "polygon": ("Polygon / lasso", "P", "Click points or drag a lasso; double-click or Enter fills"),
 }
+PAINT_TOOLS = ("brush", "eraser", "flood", "polygon")  # handled by the annotation PaintTool
 _COLOUR = QColor("#40ff60")
 
 

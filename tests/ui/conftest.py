@@ -86,3 +86,9 @@ def window(qtbot):
 def chest_window(window, chest_volume):
     window.session.add_volume(chest_volume)
     return window
+
+
+@pytest.fixture(autouse=True)
+def _workspace_per_test(tmp_path, monkeypatch):
+    """Annotations (label store, stroke journals) go to a tmp workspace, never to ~."""
+    monkeypatch.setenv("MEDVIEWER_WORKSPACE", str(tmp_path / "workspace"))

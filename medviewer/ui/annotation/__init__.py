@@ -1,0 +1,1 @@
+"""Annotation UI: label maps, paint tools, label and case panels, the annotation controller."""

@@ -1,0 +1,391 @@
+"""AnnotationController: the one place label edits go through (strokes, undo, journal, store).
+
+It owns, per opened image, the LabelMap, its UndoStack, the StrokeJournal (every finished
+stroke is on disk before ``end_stroke`` returns), the effort clock and the case labels; and
+the LabelStore of the workspace. Views and panels only call its methods and follow its
+signals. Slow work (hashing, recovery, saving, 3D fills, interpolation) runs on the
+QtJobBridge."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from medviewer.core.edits import Edit, StrokeRecorder, UndoStack
+from medviewer.core.labelmap import LabelMap
+from medviewer.core.labels import LabelTable
+from medviewer.core.session import Session
+from medviewer.core.volume import Volume
+
+from ..qt_jobs import QtJobBridge
+from .effort import EffortClock
+from .opening import OpeningMixin
+from .saving import SavingMixin
+from .workspace import annotator_name, workspace_dir
+
+
+@dataclass
+class AnnotState:
+    """Everything annotated on one opened image."""
+
+    volume: Volume
+    image_hash: Optional[str] = None
+    labelmap: Optional[LabelMap] = None
+    undo: UndoStack = field(default_factory=UndoStack)
+    journal: object = None  # StrokeJournal, opened at the first edit
+    base_record_id: Optional[str] = None
+    effort: EffortClock = field(default_factory=EffortClock)
+    case_labels: object = None  # CaseLabels
+    case_record_id: Optional[str] = None
+    case_effort: EffortClock = field(default_factory=EffortClock)
+    ready: bool = False  # hash known and recovery checked
+    dirty: bool = False  # label edits since the last save
+    edit_seq: int = 0  # counts journaled changes
+    removed: dict = field(default_factory=dict)  # value -> Label, for undo of 'remove label'
+
+
+class AnnotationController(OpeningMixin, SavingMixin, QObject):
+    sig_labelmap_changed = Signal(object)  # LabelMap or None
+    sig_voxels_changed = Signal(object)  # flat int64 indices that changed
+    sig_table_changed = Signal()
+    sig_undo_changed = Signal()
+    sig_stroke_finished = Signal(object)  # Edit
+    sig_message = Signal(str)  # status bar
+    sig_notice = Signal(str)  # banner (recovery)
+    sig_ready = Signal(object)  # volume: hash known, recovery done
+    sig_saved = Signal(object)  # store Record
+    sig_case_changed = Signal(object)  # CaseLabels or None
+    sig_busy = Signal(str, int, int)  # message, done, total (total 0 = unknown)
+    sig_idle = Signal()
+    sig_error = Signal(str, str)
+
+    def __init__(self, session: Session, bridge: QtJobBridge, settings=None, parent=None,
+                 clock: Optional[Callable[[], float]] = None):
+        super().__init__(parent)
+        self.session, self.bridge, self.settings = session, bridge, settings
+        self._clock = clock
+        self.state: Optional[AnnotState] = None
+        self._states: Dict[int, AnnotState] = {}
+        self._recorder: Optional[StrokeRecorder] = None
+        self._store = None
+        self.active_label = 1
+        self._jobs = []
+        session.active_changed.connect(self._on_active_changed)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def workspace(self) -> Path:
+        return workspace_dir(self.settings)
+
+    @property
+    def store(self):
+        from medviewer.storage.store import LabelStore
+
+        if self._store is None or Path(self._store.root) != self.workspace.resolve():
+            self._store = LabelStore(self.workspace)
+        return self._store
+
+    @property
+    def labelmap(self) -> Optional[LabelMap]:
+        return None if self.state is None else self.state.labelmap
+
+    @property
+    def undo_stack(self) -> Optional[UndoStack]:
+        return None if self.state is None else self.state.undo
+
+    @property
+    def volume(self) -> Optional[Volume]:
+        return None if self.state is None else self.state.volume
+
+    def source(self):
+        from medviewer.storage.store import Source
+
+        return Source("person", annotator_name(self.settings))
+
+    def _new_clock(self) -> EffortClock:
+        return EffortClock(self._clock) if self._clock else EffortClock()
+
+    def submit(self, fn, name: str, on_done, message: str = "", on_error=None):
+        """Run ``fn(reporter)`` on the bridge with progress (sig_busy) and errors reported."""
+        holder = []
+
+        def finish(job):
+            if job in self._jobs:
+                self._jobs.remove(job)
+            if not self._jobs:
+                self.sig_idle.emit()
+
+        def done(result):
+            finish(holder[0])
+            on_done(result)
+
+        def failed(msg):
+            finish(holder[0])
+            (on_error or (lambda m: self.sig_error.emit(f"{message or name} failed", m)))(msg)
+
+        def progress(p):
+            self.sig_busy.emit(p.message or message or name, p.done, p.total)
+
+        if message:
+            self.sig_busy.emit(message, 0, 0)
+        job = self.bridge.submit(fn, name, on_done=done, on_error=failed, on_progress=progress,
+                                 on_cancelled=lambda: (finish(holder[0]),
+                                                       self.sig_message.emit(f"{message or name}: cancelled")))
+        holder.append(job)
+        self._jobs.append(job)
+        return job
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._jobs)
+
+    def cancel_jobs(self) -> None:
+        for job in list(self._jobs):
+            job.cancel()
+
+    # ------------------------------------------------------------------ opening
+    def _on_active_changed(self, volume: Optional[Volume]) -> None:
+        self.cancel_stroke()
+        if volume is None:
+            self.state = None
+            self.sig_labelmap_changed.emit(None)
+            self.sig_case_changed.emit(None)
+            self.sig_undo_changed.emit()
+            return
+        st = self._states.get(id(volume))
+        if st is None or st.volume is not volume:
+            st = AnnotState(volume, effort=self._new_clock(), case_effort=self._new_clock())
+            self._states[id(volume)] = st
+            self.state = st
+            self._check_on_open(st)
+        self.state = st
+        self._show(st)
+
+    def _show(self, st: AnnotState) -> None:
+        if st is not self.state:
+            return
+        ours = any(o.labelmap is self.session.overlay for o in self._states.values())
+        if st.labelmap is not None or ours:  # never hide an overlay somebody else showed
+            if self.session.overlay is not st.labelmap or st.labelmap is not None:
+                self.session.set_overlay(st.labelmap)
+        self.sig_labelmap_changed.emit(st.labelmap)
+        self.sig_case_changed.emit(st.case_labels)
+        self.sig_undo_changed.emit()
+
+    def ensure_ready(self) -> AnnotState:
+        """The active state with its image hash (computed here if the check is still running)."""
+        st = self.state
+        if st is None:
+            raise RuntimeError("open an image first")
+        if st.image_hash is None:
+            from medviewer.core.hashing import image_hash
+
+            st.image_hash = image_hash(st.volume)
+        return st
+
+    # ------------------------------------------------------------------ label maps
+    def _watch(self, st: AnnotState) -> None:
+        lm = st.labelmap
+        lm.edited.connect(lambda edit, st=st: self._on_edited(st, edit))
+        lm.table.changed.connect(lambda st=st: self._on_table_changed(st))
+        if lm.table.get(self.active_label) is None and len(lm.table):
+            self.active_label = next(iter(lm.table)).value
+
+    def _on_edited(self, st: AnnotState, edit: Edit) -> None:
+        if st is self.state:
+            self.sig_voxels_changed.emit(edit.indices)
+
+    def _on_table_changed(self, st: AnnotState) -> None:
+        if st.journal is not None:
+            st.journal.append_table(st.labelmap.table.to_dict())
+        if st is self.state:
+            self.session.set_overlay(st.labelmap)  # new colours / visibility
+            self.sig_table_changed.emit()
+
+    def new_labelmap(self, table: Optional[LabelTable] = None) -> LabelMap:
+        """An empty label map on the active image (replaces the current one)."""
+        st = self.ensure_ready()
+        self._discard_journal(st)
+        st.labelmap = LabelMap(st.volume.geometry, table or LabelTable.default())
+        st.undo.clear()
+        st.base_record_id, st.dirty = None, False
+        st.effort.reset()
+        self._watch(st)
+        self._show(st)
+        return st.labelmap
+
+    def import_table(self, table: LabelTable) -> None:
+        """Merge a label list into the active table (a new label map when there is none)."""
+        if self.state is None:
+            return
+        lm = self.labelmap
+        if lm is None:
+            self.new_labelmap(table)
+            return
+        merged = lm.table.copy()
+        for lab in table:
+            if lab.value in merged:
+                merged.labels[lab.value].name, merged.labels[lab.value].color = lab.name, lab.color
+            else:
+                merged.add(lab.name, lab.color, value=lab.value)
+        lm.table.replace(merged)
+
+    def ensure_labelmap(self) -> LabelMap:
+        return self.labelmap if self.labelmap is not None else self.new_labelmap()
+
+    def refresh_display(self) -> None:
+        """Opacity / outline / visibility changed: redraw the overlay."""
+        if self.labelmap is not None:
+            self.session.set_overlay(self.labelmap)
+
+    # ------------------------------------------------------------------ journal
+    def _journal(self, st: AnnotState):
+        if st.journal is None:
+            from medviewer.storage.journal import StrokeJournal
+
+            lm = st.labelmap
+            st.journal = StrokeJournal.open(self.workspace, st.image_hash, st.base_record_id,
+                                            lm.labels.shape, lm.labels.dtype, lm.table.to_dict())
+        return st.journal
+
+    def _discard_journal(self, st: AnnotState) -> None:
+        if st.journal is not None:
+            st.journal.close()
+            st.journal = None
+
+    def _record(self, st: AnnotState, edit: Edit, reverse: bool = False) -> None:
+        """Journal a change that already happened (stroke, undo, redo, fill, import)."""
+        if not reverse:
+            st.effort.stroke(edit.voxels)
+        else:
+            st.effort.touch()
+        self._journal(st).append_edit(edit, reverse=reverse, effort_delta=st.effort.take().__dict__)
+        st.dirty = True
+        st.edit_seq += 1
+
+    # ------------------------------------------------------------------ strokes
+    def begin_stroke(self, tool: str, value: Optional[int] = None) -> bool:
+        """Start a stroke of ``value`` (default: the active label; 0 erases)."""
+        self.cancel_stroke()
+        if self.state is None:
+            return False
+        st = self.ensure_ready()
+        lm = self.ensure_labelmap()
+        value = self.active_label if value is None else int(value)
+        if value and lm.table.get(value) is None:
+            lm.table.add(f"Label {value}", value=value)
+        st.effort.touch()
+        self._recorder = StrokeRecorder(lm, value, tool)
+        return True
+
+    @property
+    def in_stroke(self) -> bool:
+        return self._recorder is not None
+
+    def stroke_add(self, indices) -> np.ndarray:
+        """Paint flat indices into the running stroke; views of touched slices redraw."""
+        if self._recorder is None:
+            return np.zeros(0, dtype=np.int64)
+        changed = self._recorder.add(indices)
+        if changed.size:
+            self.sig_voxels_changed.emit(changed)
+        return changed
+
+    def end_stroke(self) -> Optional[Edit]:
+        """Finish the stroke: it goes on the undo stack and (fsync'ed) into the journal."""
+        rec, self._recorder = self._recorder, None
+        if rec is None:
+            return None
+        edit = rec.finish()  # emits labelmap.edited: views redraw once more
+        st = self.state
+        if edit is not None:
+            st.undo.push(edit)
+            self._record(st, edit)
+            self.sig_stroke_finished.emit(edit)
+        self.sig_undo_changed.emit()
+        return edit
+
+    def cancel_stroke(self) -> None:
+        rec, self._recorder = self._recorder, None
+        if rec is not None:
+            rec.cancel()  # the voxels painted so far are put back
+            self.refresh_display()
+
+    def apply_voxels(self, indices, value: Optional[int], tool: str) -> Optional[Edit]:
+        """A one-shot edit (fill, polygon, interpolation) through the same stroke path."""
+        if not self.begin_stroke(tool, value):
+            return None
+        self.stroke_add(indices)
+        return self.end_stroke()
+
+    def undo(self) -> Optional[Edit]:
+        st = self.state
+        if st is None or st.labelmap is None or self.in_stroke:
+            return None
+        edit = st.undo.undo(st.labelmap)
+        if edit is not None:
+            if edit.tool == "remove" and edit.label not in st.labelmap.table:
+                lab = st.removed.get(edit.label)
+                st.labelmap.table.add(lab.name if lab else f"Label {edit.label}",
+                                      lab.color if lab else None, value=edit.label)
+            self._record(st, edit, reverse=True)
+        self.sig_undo_changed.emit()
+        return edit
+
+    def redo(self) -> Optional[Edit]:
+        st = self.state
+        if st is None or st.labelmap is None or self.in_stroke:
+            return None
+        edit = st.undo.redo(st.labelmap)
+        if edit is not None:
+            st.effort.touch()
+            self._journal(st).append_edit(edit, effort_delta=st.effort.take().__dict__)
+            st.dirty, st.edit_seq = True, st.edit_seq + 1
+        self.sig_undo_changed.emit()
+        return edit
+
+    def remove_label(self, value: int) -> Optional[Edit]:
+        """Erase every voxel of a label (undoable) and take it out of the table."""
+        st = self.state
+        if st is None or st.labelmap is None or st.labelmap.table.get(value) is None:
+            return None
+        lm = st.labelmap
+        edit = lm.clear_label(int(value), respect_locks=False)
+        if edit is not None:
+            st.undo.push(edit)
+            self._record(st, edit)
+        st.removed[int(value)] = lm.table.get(value)
+        lm.table.remove(value)
+        if self.active_label == value and len(lm.table):
+            self.active_label = next(iter(lm.table)).value
+        self.sig_undo_changed.emit()
+        return edit
+
+    def replace_labels(self, labels: np.ndarray, table: Optional[dict], tool: str = "import") -> Optional[Edit]:
+        """Put a whole label array (an import) on the image as one undoable, journaled edit."""
+        st = self.ensure_ready()
+        lm = self.ensure_labelmap()
+        labels = np.asarray(labels)
+        if tuple(labels.shape) != tuple(lm.labels.shape):
+            raise ValueError(f"label array {labels.shape} does not match the image {lm.labels.shape}")
+        if table:
+            lm.table.replace(LabelTable.from_dict(table))
+        hi = int(labels.max()) if labels.size else 0
+        present = np.flatnonzero(np.bincount(labels.reshape(-1).astype(np.int64), minlength=1))
+        for v in present:
+            if v and int(v) not in lm.table:
+                lm.table.add(f"Label {int(v)}", value=int(v))
+        lm.ensure_capacity(hi)
+        flat_new = labels.reshape(-1)
+        idx = np.flatnonzero(lm.labels.reshape(-1) != flat_new)
+        edit = lm.set_voxels(idx, flat_new[idx], 0, tool, respect_locks=False)
+        if edit is not None:
+            st.undo.push(edit)
+            self._record(st, edit)
+        if lm.table.get(self.active_label) is None and len(lm.table):
+            self.active_label = next(iter(lm.table)).value
+        self._show(st)
+        return edit

@@ -1,0 +1,74 @@
+"""Opening an image for annotation: hash + recovery check on the bridge, then restore the
+unsaved strokes of a killed session (or the latest saved label map), for AnnotationController."""
+from __future__ import annotations
+
+import numpy as np
+
+from medviewer.core.edits import Edit
+from medviewer.core.labelmap import LabelMap
+from medviewer.core.labels import LabelTable
+
+
+class OpeningMixin:
+    """Part of AnnotationController (uses its state, submit, _journal, _watch, _show)."""
+
+    def _check_on_open(self, st: AnnotState) -> None:
+        from .recovery import check_on_open
+
+        ws, vol = self.workspace, st.volume
+        self.submit(lambda rep: check_on_open(vol, ws, rep), "annotation-open",
+                    lambda res: self._on_checked(st, res), "Checking for unsaved annotations…",
+                    on_error=lambda msg: self._on_check_failed(st, msg))
+
+    def _on_check_failed(self, st: AnnotState, msg: str) -> None:
+        st.ready = True
+        self.sig_error.emit("Could not check for unsaved annotations", msg)
+        self.sig_ready.emit(st.volume)
+
+    def _on_checked(self, st: AnnotState, res) -> None:
+        st.image_hash = res.image_hash
+        st.ready = True
+        twin = next((o for o in self._states.values() if o is not st and o.image_hash == st.image_hash
+                     and o.labelmap is not None), None)
+        if twin is not None and st.labelmap is None:  # the same image opened again: same work
+            st.labelmap, st.undo, st.journal, st.base_record_id = (twin.labelmap, twin.undo,
+                                                                   twin.journal, twin.base_record_id)
+            st.effort, st.dirty, st.case_labels = twin.effort, twin.dirty, twin.case_labels
+        elif st.labelmap is None and res.labels is not None:
+            self._restore(st, res)
+        if st.case_labels is None and res.case_payload is not None:
+            from medviewer.core.case_labels import CaseLabels
+
+            st.case_labels = CaseLabels.from_dict(res.case_payload)
+            st.case_record_id = res.case_record_id
+        for note in res.notes:
+            self.sig_message.emit(note)
+        self._show(st)
+        self.sig_ready.emit(st.volume)
+
+    def _restore(self, st: AnnotState, res) -> None:
+        table = LabelTable.from_dict(res.table) if res.table else None
+        lm = LabelMap(st.volume.geometry, table, res.labels.copy())
+        st.labelmap, st.base_record_id = lm, res.base_record_id
+        self._watch(st)
+        if not res.recovered:
+            self.sig_message.emit(f"Loaded the saved label map ({res.base_tag})")
+            return
+        base = lm.labels.copy()
+        for je in res.recovered:
+            edit = Edit(je.indices, je.old, je.new, je.label, je.tool)
+            st.undo.push(lm.apply(edit))
+        s, n, v = res.effort
+        st.effort.add(s, n, v)
+        # the recovered state goes into a fresh journal before the old ones are discarded
+        diff = np.flatnonzero(base.reshape(-1) != lm.labels.reshape(-1))
+        if diff.size:
+            self._journal(st).append(diff, base.reshape(-1)[diff], lm.labels.reshape(-1)[diff], 0,
+                                     "recovered", (s, n, v))
+        st.dirty = True
+        for j in res.journals:
+            j.discard()
+        text = f"Recovered {len(res.recovered)} stroke{'s' if len(res.recovered) != 1 else ''} " \
+               "from an unsaved session"
+        self.sig_notice.emit(text)
+        self.sig_message.emit(text)

@@ -1,0 +1,193 @@
+"""AnnotationUI: puts the annotation controller, paint tools, panels, Labels menu and
+shortcuts into a MainWindow (the main window only creates this and forwards tool changes)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
+
+from medviewer.core import painting
+
+from ..loader import LoadProgress
+from ..menus import _action
+from ..shortcuts import KEYS
+from .case_panel import CasePanel
+from .controller import AnnotationController
+from .io_actions import LabelIO, is_dicom_volume
+from .label_panel import LabelPanel
+from .paint_panel import PaintPanel
+from .paint_tool import PaintOptions, PaintTool
+
+PROGRESS_DELAY_MS = 400  # quick jobs finish before a progress bar would flash
+
+
+class AnnotationUI:
+    def __init__(self, win):
+        self.win = win
+        self.ctl = AnnotationController(win.session, win.bridge, win.settings, win)
+        self.options = PaintOptions(win)
+        self.paint_tools = {}
+        for plane, view in win.tri.views.items():
+            view.paint = PaintTool(view, self.ctl, self.options)
+            self.paint_tools[plane] = view.paint
+        self.last_plane = "axial"  # the view painted (or clicked) last: its normal is used
+        self.io = LabelIO(win, self.ctl)
+
+        self.label_panel = LabelPanel(self.ctl, win)
+        self.paint_panel = PaintPanel(self.options, self.ctl, win.session, win)
+        self.paint_panel.interpolate.clicked.connect(self.fill_between_slices)
+        seg = QWidget(win)
+        seg.setObjectName("segmentationPanel")
+        lay = QVBoxLayout(seg)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.label_panel, 1)
+        lay.addWidget(self.paint_panel)
+        self.case_panel = CasePanel(self.ctl, win.session, win)
+        self.case_panel.install_shortcuts(win)
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.seg_dock = win._dock("Segmentation", "segmentationDock", seg, right)
+        self.case_dock = win._dock("Case labels", "caseDock", self.case_panel, right)
+        win.tabifyDockWidget(win.tag_dock, self.case_dock)
+        win.tabifyDockWidget(self.case_dock, self.seg_dock)
+        self.seg_dock.raise_()
+
+        self.progress = LoadProgress(win)
+        self.progress.setObjectName("annotationProgress")
+        self.progress.cancel.clicked.connect(self.ctl.cancel_jobs)
+        win.statusBar().addPermanentWidget(self.progress)
+        self._busy_text = ("", 0, 0)
+        self._build_menu()
+
+        self.ctl.sig_voxels_changed.connect(self._on_voxels_changed)
+        self.ctl.sig_message.connect(lambda m: win.statusBar().showMessage(m, 8000))
+        self.ctl.sig_notice.connect(win.show_notice)
+        self.ctl.sig_error.connect(win.show_error)
+        self.ctl.sig_busy.connect(self._on_busy)
+        self.ctl.sig_idle.connect(lambda: self.progress.setVisible(False))
+        self.ctl.sig_undo_changed.connect(self._update_actions)
+        self.ctl.sig_labelmap_changed.connect(lambda lm: self._update_actions())
+        self.options.sig_changed.connect(self._show_radius)
+        for plane, view in win.tri.views.items():
+            view.vb.sig_left.connect(lambda phase, p, plane=plane: self._note_plane(plane))
+        self._update_actions()
+
+    # ------------------------------------------------------------------ menu
+    def _build_menu(self) -> None:
+        win, io, ctl = self.win, self.io, self.ctl
+        acts = win.actions_by_name
+        bar = win.menuBar()
+        m = QMenu("&Labels", win)
+        m.setObjectName("labelsMenu")
+        help_menu = next((a for a in bar.actions() if a.text() == "&Help"), None)
+        bar.insertMenu(help_menu, m) if help_menu is not None else bar.addMenu(m)
+        self.menu = m
+        items = [
+            ("labels_new", "&New label map", lambda: ctl.new_labelmap(), "An empty label map on the image"),
+            ("labels_import", "&Import label map (NIfTI/NRRD)…", io.import_labelmap_dialog, ""),
+            ("labels_import_seg", "Import DICOM &SEG…", io.import_seg_dialog, ""),
+            None,
+            ("labels_export", "&Export label map (NIfTI/NRRD)…", io.export_labelmap_dialog, ""),
+            ("labels_export_seg", "Export DICOM SE&G…", io.export_seg_dialog,
+             "Only for images loaded from DICOM"),
+            ("labels_export_case", "Export &case labels (CSV/JSON)…", io.export_case_labels_dialog,
+             "Every case-label record of the workspace"),
+            None,
+            ("labels_save", "&Save labels", self.save, "Save as a 'corrected' record (with effort)"),
+            ("labels_final", "&Mark final", lambda: ctl.save("final"), "Save as a 'final' record"),
+            None,
+            ("undo", "&Undo", ctl.undo, "Undo the last label edit"),
+            ("redo", "&Redo", ctl.redo, "Redo"),
+            ("radius_down", "Brush radius smaller", lambda: self.options.step_radius(-1), ""),
+            ("radius_up", "Brush radius larger", lambda: self.options.step_radius(+1), ""),
+            ("fill_between", "&Fill between slices", self.fill_between_slices,
+             "Interpolate the active label between annotated slices"),
+        ]
+        for item in items:
+            if item is None:
+                m.addSeparator()
+                continue
+            name, text, slot, tip = item
+            act = _action(win, acts, name, text, slot, tip)
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            m.addAction(act)
+        acts["redo"].setShortcuts([QKeySequence(KEYS["redo"]), QKeySequence(KEYS["redo_alt"])])
+        win.addActions([acts[n] for n in ("undo", "redo", "radius_down", "radius_up", "labels_save")])
+
+    def _update_actions(self) -> None:
+        acts, ctl = self.win.actions_by_name, self.ctl
+        has_map, has_image = ctl.labelmap is not None, ctl.volume is not None
+        stack = ctl.undo_stack
+        for name in ("labels_new", "labels_import", "labels_import_seg"):
+            acts[name].setEnabled(has_image)
+        for name in ("labels_export", "labels_save", "labels_final", "fill_between"):
+            acts[name].setEnabled(has_map)
+        acts["labels_export_seg"].setEnabled(has_map and is_dicom_volume(ctl.volume))
+        acts["undo"].setEnabled(stack is not None and stack.can_undo)
+        acts["redo"].setEnabled(stack is not None and stack.can_redo)
+
+    # ------------------------------------------------------------------ reactions
+    def _on_voxels_changed(self, indices) -> None:
+        for view in self.win.tri.views.values():
+            view.refresh_overlay(indices)
+
+    def _note_plane(self, plane: str) -> None:
+        self.last_plane = plane
+
+    def _on_busy(self, message: str, done: int, total: int) -> None:
+        self._busy_text = (message, done, total)
+        if self.progress.isVisible():
+            self.progress.show_progress(message, done, total)
+        else:
+            QTimer.singleShot(PROGRESS_DELAY_MS, self._maybe_show_progress)
+
+    def _maybe_show_progress(self) -> None:
+        if self.ctl.busy:
+            self.progress.show_progress(*self._busy_text)
+
+    def _show_radius(self) -> None:
+        self.win.statusBar().showMessage(f"Brush radius {self.options.radius_mm:g} mm"
+                                         + (" (3D sphere)" if self.options.sphere else ""), 3000)
+
+    def on_tool_changed(self, name: str) -> None:
+        for tool in self.paint_tools.values():
+            if name != "polygon":
+                tool.cancel()
+            tool.hover(name, None)
+
+    # ------------------------------------------------------------------ commands
+    def save(self):
+        jobs = [self.ctl.save("corrected")] if self.ctl.labelmap is not None else []
+        st = self.ctl.state
+        if st is not None and st.case_labels is not None and not st.case_labels.is_empty():
+            jobs.append(self.ctl.save_case_labels("corrected"))
+        return [j for j in jobs if j is not None]
+
+    def fill_between_slices(self):
+        """Interpolate the active label along the normal of the view used last (bridge job)."""
+        ctl = self.ctl
+        lm = ctl.labelmap
+        if lm is None:
+            ctl.sig_message.emit("No label map: paint a few slices first")
+            return None
+        view = self.win.tri.views[self.last_plane]
+        axis = view.reslicer.fixed_axis(self.last_plane)
+        sx, sy, sz = lm.geometry.spacing
+        sampling = tuple(s for a, s in enumerate((sz, sy, sx)) if a != axis)
+        value, snapshot = ctl.active_label, lm.labels.copy()
+
+        def work(reporter):
+            return painting.interpolate_between_slices(snapshot, value, axis, sampling)
+
+        def done(res):
+            idx, _ = res
+            if idx.size == 0:
+                ctl.sig_message.emit("Fill between slices: paint the label on two slices with a gap")
+                return
+            ctl.apply_voxels(idx, value, "interpolate")
+            ctl.sig_message.emit(f"Filled {idx.size} voxels between slices ({self.last_plane} normal)")
+
+        return ctl.submit(work, "interpolate", done, "Filling between slices…")
+
+    def shutdown(self) -> None:
+        self.ctl.cancel_jobs()
+        self.ctl.shutdown()
