@@ -325,6 +325,15 @@ class StrokeJournal:
             self._check_open()
             self._write(body)
 
+    def detach(self) -> None:
+        """Let go of the journal WITHOUT marking it clean: it stays on disk (its lock released)
+        and ``pending()`` offers it for recovery next time (e.g. the app closes unsaved)."""
+        with self._lock:
+            if self.closed:
+                return
+            os.close(self._fd)
+            self.closed = True
+
     def close(self, committed_record_id: Optional[str] = None) -> None:
         """Mark the journal clean and remove it (call after the strokes were saved or
         deliberately discarded)."""

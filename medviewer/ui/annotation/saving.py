@@ -4,7 +4,6 @@ Saving copies the labels on the GUI thread and writes on the bridge; the journal
 saved strokes is closed (and removed) only after the record exists."""
 from __future__ import annotations
 
-import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -113,20 +112,8 @@ class SavingMixin:
             if not st.dirty:
                 j.close()
             else:
-                _release(j)
+                j.detach()  # unsaved strokes stay in the journal for recovery
         if self._store is not None:
             self._store.close()
             self._store = None
 
-
-def _release(journal) -> None:
-    """Let go of an open journal without marking it clean (it will be recovered next time)."""
-
-
-    fd = getattr(journal, "_fd", None)
-    if fd is not None and not getattr(journal, "closed", False):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        journal.closed = True

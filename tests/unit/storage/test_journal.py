@@ -182,3 +182,19 @@ def test_append_validates_its_input(tmp_path):
     with pytest.raises(ValueError):
         j.append(np.array([24]), np.array([0], np.uint8), np.array([1], np.uint8), 1, "b")
     j.close()
+
+
+def test_detach_leaves_the_journal_for_recovery(tmp_path):
+    """Closing the app unsaved: the journal stays and is offered by pending() next time."""
+    import numpy as np
+
+    from medviewer.storage.journal import StrokeJournal, pending
+
+    j = StrokeJournal.open(tmp_path, "img", None, (4, 5, 6), "uint8", {})
+    idx = np.array([1, 2, 3], dtype=np.int64)
+    j.append(idx, np.zeros(3, np.uint8), np.ones(3, np.uint8), 1, "brush", None)
+    j.detach()
+    found = pending(tmp_path, "img")
+    assert len(found) == 1
+    out = found[0].replay(np.zeros((4, 5, 6), np.uint8))
+    assert out.reshape(-1)[[1, 2, 3]].tolist() == [1, 1, 1] and int(out.sum()) == 3
