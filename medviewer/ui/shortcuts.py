@@ -75,11 +75,16 @@ class ShortcutsDialog(QDialog):
         for i, (key, text) in enumerate(rows):
             table.setItem(i, 0, QTableWidgetItem(key))
             table.setItem(i, 1, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
+        table.setWordWrap(True)
+        table.resizeColumnToContents(0)
+        table.setColumnWidth(0, min(table.columnWidth(0), 230))  # long mouse rows wrap instead
+        table.setColumnWidth(1, 560)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.resizeRowsToContents()  # after the widths are final, so rows fit their text
         table.verticalHeader().setVisible(False)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(table)
         lay.addWidget(buttons)
-        self.resize(640, 560)
+        self.resize(840, 600)

@@ -133,6 +133,8 @@ class SliceView(pg.GraphicsView):
             lab.setStyleSheet(f"color: {colour}; background: rgba(0, 0, 0, 110); font-weight: bold;"
                               " padding: 0px 2px;")
             self._labels[key] = lab
+        self._mouse_scene: Optional[QPointF] = None
+        self.vb.sigRangeChanged.connect(lambda *_: self._refresh_readout())
         self.vb.sig_wheel.connect(self.step_slice)
         self.vb.sig_left.connect(self._on_left)
         self.vb.sig_wl_drag.connect(self.sig_wl_drag)
@@ -242,6 +244,7 @@ class SliceView(pg.GraphicsView):
             name = self.plane.capitalize() if self._oriented else "Image"
             self._labels["title"].setText(f"{name}  {s + 1}/{n}")
             self._labels["title"].adjustSize()
+            self._refresh_readout()
         row, col = r.to_display(self.plane, cur)
         self.vline.setValue(col * self.current.col_spacing)
         self.hline.setValue(row * self.current.row_spacing)
@@ -328,14 +331,26 @@ class SliceView(pg.GraphicsView):
     def _on_mouse_moved(self, scene_pos) -> None:
         if self.current is None:
             return
+        self._mouse_scene = QPointF(scene_pos)
         if self.paint is not None:
             self.paint.hover(self.tool, self.vb.mapSceneToView(scene_pos))
-        text = self.readout_at(self.vb.mapSceneToView(scene_pos))
-        self._labels["readout"].setText(text)
-        self._labels["readout"].adjustSize()
+        self._refresh_readout(emit=True)
+
+    def _refresh_readout(self, emit: bool = False) -> None:
+        """The readout under the (last) mouse position; re-run after slice, zoom or volume
+        changes so it never shows a stale voxel. Shortened when the view is narrow."""
+        text = ""
+        if self.current is not None and self._mouse_scene is not None:
+            text = self.readout_at(self.vb.mapSceneToView(self._mouse_scene))
+        lab = self._labels["readout"]
+        shown = text
+        if text and lab.fontMetrics().horizontalAdvance(text) > self.width() - 8:
+            shown = text.split("   LPS")[0] + "   value " + text.rsplit("value ", 1)[-1]
+        lab.setText(shown)
+        lab.adjustSize()
         self._place_labels()
-        if text:
-            self.sig_readout.emit(text)
+        if emit and text:
+            self.sig_readout.emit(text)  # the status bar has room for the full readout
 
     # ------------------------------------------------------------------ layout of overlays
     def label(self, key: str) -> QLabel:
@@ -356,6 +371,8 @@ class SliceView(pg.GraphicsView):
     def leaveEvent(self, ev):
         if self.paint is not None:
             self.paint.hover(self.tool, None)
+        self._mouse_scene = None  # the readout describes what is under the mouse, or nothing
+        self._refresh_readout()
         super().leaveEvent(ev)
 
     def resizeEvent(self, ev):

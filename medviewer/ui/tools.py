@@ -113,7 +113,10 @@ class MeasureOverlay:
             text = value.text(v.volume.units)
         m = Measurement(tool, v.slice_index, text, value)
         m.items.append(self._shape_item(tool, a, b))
-        label = pg.TextItem(text, color=_COLOUR, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 140))
+        # grow the label towards the middle of the view so that it stays on screen
+        (x0, x1), (y0, y1) = v.vb.viewRange()
+        anchor = (1.0 if b.x() > (x0 + x1) / 2 else 0.0, 1.0 if b.y() > (y0 + y1) / 2 else 0.0)
+        label = pg.TextItem(text, color=_COLOUR, anchor=anchor, fill=pg.mkBrush(0, 0, 0, 140))
         label.setPos(b)
         label.setZValue(21)
         v.vb.addItem(label, ignoreBounds=True)

@@ -102,8 +102,9 @@ def test_readout_shows_hu_of_the_voxel(qtbot, chest_window, chest_volume):
     assert f"value {hu:.6g} HU" in text
     lps = np.asarray(ds.ImagePositionPatient, float) + x * float(ds.PixelSpacing[1]) * np.array([1, 0, 0]) \
         + y * float(ds.PixelSpacing[0]) * np.array([0, 1, 0])
-    assert f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm" in text
-    assert chest_window.readout.text() == text  # the status bar shows it too
+    full = chest_window.readout.text()  # the status bar has the full readout, LPS included
+    assert f"(x {x}, y {y}, z {z})" in full and f"value {hu:.6g} HU" in full
+    assert f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm" in full
 
 
 def test_monochrome1_is_shown_inverted(qtbot, window, mono1_volume):
@@ -272,3 +273,21 @@ def test_triplanar_cells_are_equal_whatever_the_info_text(qtbot, chest_window):
     qtbot.wait(20)
     widths = [views["axial"].width(), views["sagittal"].width()]
     assert abs(widths[0] - widths[1]) <= 4, widths
+
+
+def test_readout_follows_slice_changes_without_mouse_moves(qtbot, chest_window, chest_volume):
+    ax = chest_window.tri.views["axial"]
+    cs, rs = ax.current.col_spacing, ax.current.row_spacing
+    ax.vb.setRange(QRectF(180 * cs, 280 * rs, 40 * cs, 40 * rs), padding=0)
+    qtbot.wait(10)
+    qtbot.mouseMove(ax.viewport(), QPoint(3, 3))  # Qt sends no move to where the pointer is
+    qtbot.wait(20)  # pyqtgraph drops moves less than 10 ms apart
+    qtbot.mouseMove(ax.viewport(), _viewport_pos(ax, 300, 200))
+    qtbot.waitUntil(lambda: "(x 200, y 300, z 50)" in ax.label("readout").text(), timeout=2000)
+    ax.setFocus()
+    qtbot.keyClick(ax, Qt.Key.Key_PageDown)  # the mouse stays put, the slice changes
+    text = ax.label("readout").text()
+    assert "z 51" in text
+    ds = pydicom.dcmread(chest_volume.source_paths[51])
+    hu = float(ds.pixel_array[300, 200]) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert f"{hu:.6g} HU" in text
