@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import Geometry
+from .interpolation import interpolate_between_slices  # noqa: F401  (re-exported)
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -178,51 +179,6 @@ def polygon_indices(shape, fixed_axis: int, slice_index: int, points: Sequence) 
     plane = tuple(n for a, n in enumerate(shape) if a != fixed_axis)
     rr, cc = np.nonzero(polygon_mask(plane, points))
     return _plane_indices(shape, fixed_axis, slice_index, rr, cc)
-
-
-def _signed_distance(mask: np.ndarray, sampling) -> np.ndarray:
-    """Negative inside, positive outside; the zero level lies halfway between pixels."""
-    inside = ndimage.distance_transform_edt(mask, sampling=sampling)
-    outside = ndimage.distance_transform_edt(~mask, sampling=sampling)
-    half = 0.5 * float(np.min(sampling)) if sampling is not None else 0.5
-    return np.where(mask, -(inside - half), outside - half)
-
-
-def interpolate_between_slices(labels: np.ndarray, value: int, axis: int = 0,
-                               sampling=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Fill the slices between annotated slices of label ``value`` along ``axis`` by shape-based
-    interpolation (linear blend of signed distance maps of the two neighbouring annotated
-    slices). Only voxels that are 0 or already ``value`` are filled; annotated slices are kept.
-    ``sampling``: in-plane pixel size (row, col) for anisotropic pixels. Returns
-    ``(flat indices, new values)``."""
-    value = int(value)
-    lab = np.moveaxis(labels, axis, 0)
-    hit = (lab == value)
-    annotated = np.flatnonzero(hit.reshape(hit.shape[0], -1).any(axis=1))
-    out = []
-    for a, b in zip(annotated[:-1], annotated[1:]):
-        if b - a < 2:
-            continue
-        both = hit[a] | hit[b]
-        rows, cols = np.nonzero(both)
-        r0, r1 = max(rows.min() - 2, 0), min(rows.max() + 3, both.shape[0])
-        c0, c1 = max(cols.min() - 2, 0), min(cols.max() + 3, both.shape[1])
-        da = _signed_distance(hit[a, r0:r1, c0:c1], sampling)
-        db = _signed_distance(hit[b, r0:r1, c0:c1], sampling)
-        for k in range(a + 1, b):
-            t = (k - a) / float(b - a)
-            fill = ((1.0 - t) * da + t * db) <= 0
-            cur = lab[k, r0:r1, c0:c1]
-            fill &= (cur == 0)  # voxels of `value` are already right; others are kept
-            rr, cc = np.nonzero(fill)
-            if len(rr):
-                pos = [rr + r0, cc + c0]  # the other axes, in increasing order
-                pos.insert(axis, np.full(len(rr), k, dtype=np.int64))
-                out.append(np.ravel_multi_index(tuple(pos), labels.shape))
-    if not out:
-        return _EMPTY, np.zeros(0, dtype=labels.dtype)
-    idx = np.sort(np.concatenate(out)).astype(np.int64)
-    return idx, np.full(len(idx), value, dtype=labels.dtype)
 
 
 def label_indices(labels: np.ndarray, value: int) -> np.ndarray:
