@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QColorDialog, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QMenu, QPushButton, QSlider, QTableWidget,
                                QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
@@ -125,7 +125,7 @@ class LabelPanel(QWidget):
                 self.table.setRowCount(len(labels))
             for r, lab in enumerate(labels):
                 sw = QTableWidgetItem("")
-                sw.setBackground(QColor(*lab.color))
+                _paint_swatch(sw, lab.color)
                 sw.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
                 sw.setToolTip("Click to change the colour")
                 val = QTableWidgetItem(str(lab.value))
@@ -154,7 +154,7 @@ class LabelPanel(QWidget):
 
     def _update_rows(self, labels) -> None:
         for r, lab in enumerate(labels):
-            self.table.item(r, COL_COLOR).setBackground(QColor(*lab.color))
+            _paint_swatch(self.table.item(r, COL_COLOR), lab.color)
             if self.table.item(r, COL_NAME).text() != lab.name:
                 self.table.item(r, COL_NAME).setText(lab.name)
             for col, on in ((COL_VISIBLE, lab.visible), (COL_LOCK, lab.locked)):
@@ -265,3 +265,13 @@ class LabelPanel(QWidget):
         self.ctl.import_table(table)
         self.ctl.sig_message.emit(f"Imported {len(table)} labels from {Path(path).name}")
         return table
+
+
+def _paint_swatch(item: QTableWidgetItem, rgb) -> None:
+    """The label colour as a background AND an icon: the icon stays visible on the selected
+    (active) row, whose selection highlight would hide a background."""
+    colour = QColor(*rgb)
+    item.setBackground(colour)
+    pix = QPixmap(14, 14)
+    pix.fill(colour)
+    item.setIcon(QIcon(pix))
