@@ -90,6 +90,11 @@ class TriPlanarView(QWidget):
         for plane, view in self.views.items():
             view.setVisible(name == "tri" or name == plane)
         self.info.setVisible(name == "tri")
+        grid = self.layout()
+        cell = {"axial": (0, 0), "sagittal": (0, 1), "coronal": (1, 0)}.get(name)
+        for i in (0, 1):  # equal cells in tri-planar; the single view takes the whole area
+            grid.setRowStretch(i, 1 if cell is None or cell[0] == i else 0)
+            grid.setColumnStretch(i, 1 if cell is None or cell[1] == i else 0)
         focus_was_here = self.isAncestorOf(QApplication.focusWidget())
         for view in self.views.values():
             if view.isVisible():

@@ -291,3 +291,16 @@ def test_readout_follows_slice_changes_without_mouse_moves(qtbot, chest_window, 
     ds = pydicom.dcmread(chest_volume.source_paths[51])
     hu = float(ds.pixel_array[300, 200]) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     assert f"{hu:.6g} HU" in text
+
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_single_view_fills_the_view_area(qtbot, chest_window, plane):
+    tri = chest_window.tri
+    chest_window.set_layout(plane)
+    qtbot.wait(20)
+    view = tri.views[plane]
+    assert view.width() >= tri.width() - 8 and view.height() >= tri.height() - 8
+    chest_window.set_layout("tri")
+    qtbot.wait(20)
+    assert abs(tri.views["axial"].width() - tri.views["sagittal"].width()) <= 4
+    assert tri.views["axial"].width() < tri.width() * 0.6
