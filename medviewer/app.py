@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from medviewer import __version__
 
 HEADLESS_COMMANDS = ("info", "convert")
+AI_COMMANDS = ("predict", "models")
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -15,7 +16,8 @@ def _gui_parser() -> argparse.ArgumentParser:
         prog="medviewer",
         description="MedViewer: tri-planar DICOM / NIfTI / NRRD viewer.",
         epilog="Headless commands: 'medviewer info PATH... [--json]', "
-               "'medviewer convert PATH OUT.nii.gz [--series N] [--resample]'. "
+               "'medviewer convert PATH OUT.nii.gz [--series N] [--resample]', "
+               "'medviewer predict --model NAME[:VERSION] PATH --out OUT', 'medviewer models'. "
                "Run 'medviewer info -h' for details.")
     p.add_argument("paths", nargs="*", help="DICOM files or folders, DICOMDIR, NIfTI, NRRD, MHA, MGZ")
     p.add_argument("--demo", action="store_true",
@@ -34,6 +36,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from medviewer.cli import main as cli_main
 
         return cli_main(args)
+    if args and args[0] in AI_COMMANDS:
+        from medviewer.cli_ai import main as cli_ai_main
+
+        return cli_ai_main(args)
     ns = _gui_parser().parse_args(args)
     from medviewer.ui.launch import run_gui
 

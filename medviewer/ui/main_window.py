@@ -78,6 +78,9 @@ class MainWindow(QMainWindow):
         from .annotation.wiring import AnnotationUI
 
         self.annotation = AnnotationUI(self)
+        from .ai.wiring import AiUI  # reads the model registry only: torch loads when a job starts
+
+        self.ai = AiUI(self)
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
 
@@ -284,5 +287,6 @@ class MainWindow(QMainWindow):
         self.loader.cancel()
         self.tag_browser.stop()
         self.annotation.shutdown()
+        self.ai.shutdown()
         self.bridge.cancel_all()
         super().closeEvent(ev)

@@ -46,9 +46,10 @@ class QtJobBridge(QObject):
 
     PROGRESS_INTERVAL_S = 0.05
 
-    def __init__(self, max_workers: int = 2, parent: Optional[QObject] = None):
+    def __init__(self, max_workers: int = 2, parent: Optional[QObject] = None,
+                 thread_name_prefix: str = "medviewer-io"):
         super().__init__(parent)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="medviewer-io")
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self._ids = itertools.count(1)
         self._jobs: Dict[int, Job] = {}
         self._lock = threading.Lock()

@@ -26,6 +26,10 @@ KEYS = {
     "redo_alt": "Ctrl+Shift+Z",
     "radius_down": "[",
     "radius_up": "]",
+    "ai_run_slice": "Ctrl+R",
+    "ai_run_volume": "Ctrl+Shift+R",
+    "ai_cancel": "Esc",
+    "ai_goto_uncertain": "U",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
 
@@ -57,7 +61,11 @@ def shortcut_rows() -> list:
              (f"{KEYS['redo']} / {KEYS['redo_alt']}", "Redo"),
              (KEYS["labels_save"], "Save labels (a 'corrected' record, with effort)"),
              (KEYS["labels_new"], "New label map"),
-             ("Alt+1 … Alt+9", "Toggle case label 1 … 9 (Case labels panel)")]
+             ("Alt+1 … Alt+9", "Toggle case label 1 … 9 (Case labels panel)"),
+             (KEYS["ai_run_slice"], "AI: run the selected model on the current slice (a 2D image: the image)"),
+             (KEYS["ai_run_volume"], "AI: run the selected model on the whole volume"),
+             (KEYS["ai_cancel"], "AI: cancel the running job (while one runs; otherwise the Navigate tool)"),
+             (KEYS["ai_goto_uncertain"], "AI: go to the most uncertain slice (highest mean entropy)")]
     rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
     rows += [(KEYS["help_shortcuts"], "This list")]
     return rows + MOUSE

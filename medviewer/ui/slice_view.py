@@ -124,6 +124,7 @@ class SliceView(pg.GraphicsView):
             self.vb.addItem(line, ignoreBounds=True)
         self.overlay = MeasureOverlay(self)
         self.paint = None  # the annotation PaintTool of this view (set by the annotation UI)
+        self.heat = None  # the AI heat-map layer of this view (ui/ai/overlays.HeatLayer)
         self._labels = {}
         for key in ("top", "bottom", "left", "right", "title", "readout"):
             lab = QLabel(self)

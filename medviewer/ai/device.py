@@ -1,0 +1,112 @@
+"""Compute device choice for inference: CUDA, else MPS, else CPU; labels, autocast, threads.
+
+torch is imported inside the functions so that importing this module stays cheap.
+``choose_device("auto")`` also honours the environment variable ``MEDVIEWER_DEVICE``
+(``cpu``/``cuda``/``mps``), e.g. to force the CPU on a machine with a GPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+__all__ = ["DeviceError", "PREFERENCES", "choose_device", "device_label", "autocast",
+           "configure_threads", "worker_threads"]
+
+log = logging.getLogger(__name__)
+PREFERENCES = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceError(ValueError):
+    """A device was asked for that this machine does not have (clear message)."""
+
+
+def _cuda_ok() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _mps_ok() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def choose_device(preference: str = "auto", strict: bool = False) -> str:
+    """The torch device string to run on: ``"cuda"``, ``"mps"`` or ``"cpu"``.
+
+    ``preference`` "auto" picks CUDA, else MPS, else CPU (``MEDVIEWER_DEVICE`` overrides it).
+    A forced device this machine lacks falls back to the CPU with a logged warning, or raises
+    :class:`DeviceError` when ``strict`` (the CLI's ``--device``)."""
+    pref = (preference or "auto").strip().lower()
+    if pref == "auto":
+        pref = os.environ.get("MEDVIEWER_DEVICE", "auto").strip().lower() or "auto"
+    if pref not in PREFERENCES:
+        raise DeviceError(f"unknown device {preference!r}; choose one of {', '.join(PREFERENCES)}")
+    if pref == "auto":
+        if _cuda_ok():
+            return "cuda"
+        return "mps" if _mps_ok() else "cpu"
+    if pref == "cpu":
+        return "cpu"
+    available = _cuda_ok() if pref == "cuda" else _mps_ok()
+    if available:
+        return pref
+    msg = f"{pref.upper()} was requested but is not available on this machine"
+    if strict:
+        raise DeviceError(msg)
+    log.warning("%s; using the CPU", msg)
+    return "cpu"
+
+
+def worker_threads() -> int:
+    """CPU threads for torch in the inference worker: all cores but one (at least one)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads (default :func:`worker_threads`) so the GUI keeps a core."""
+    import torch
+
+    n = worker_threads() if n is None else max(1, int(n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def device_label(device: str) -> str:
+    """What the UI shows, e.g. ``"CPU (1 thread)"`` or ``"CUDA: NVIDIA H100 80GB HBM3"``."""
+    dev = str(device)
+    if dev.startswith("cuda"):
+        import torch
+
+        index = int(dev.split(":", 1)[1]) if ":" in dev else torch.cuda.current_device()
+        return f"CUDA: {torch.cuda.get_device_name(index)}"
+    if dev.startswith("mps"):
+        return "Apple MPS (Metal)"
+    n = worker_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+
+
+def autocast(device: str):
+    """Mixed precision on GPUs (bf16 when supported, else fp16); a no-op on the CPU."""
+    dev = str(device)
+    if dev.startswith("cuda"):
+        import torch
+
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    if dev.startswith("mps"):
+        import torch
+
+        try:
+            return torch.autocast(device_type="mps", dtype=torch.float16)
+        except (RuntimeError, ValueError):  # older torch without MPS autocast
+            return contextlib.nullcontext()
+    return contextlib.nullcontext()

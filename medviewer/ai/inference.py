@@ -1,0 +1,353 @@
+"""Inference generators (classification, 2D/3D segmentation) with progress, cancel and a model cache.
+
+Every job is a generator: it yields :class:`Step` ``(done, total, message)`` between batches
+(2D models: a few slices at a time; 3D models: a slab of sliding windows) and returns its
+result as the generator's return value; :func:`drive` runs one to the end. Cancellation is
+checked between batches *and* between sliding windows: pass ``cancel=`` a ``CancelToken``
+(anything with ``raise_if_cancelled()``, whose own exception is raised) or a zero-argument
+callable that returns True to stop (then :class:`Cancelled` is raised). Driving the generator
+with a jobs ``Reporter`` (``drive(gen, reporter)``) checks the token at every step as well.
+
+torch and MONAI are imported inside the functions (the app starts without them).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, NamedTuple, Optional
+
+import numpy as np
+
+from .device import autocast
+from .model_cache import ModelCache
+from .preprocess import (ResampleInfo, card_ref, card_value, input_spec, model_to_volume_tensor,
+                         plan_resample, prepare_image_2d_info, to_model_tensor)
+
+__all__ = ["Step", "Cancelled", "ClassResult", "SegResult", "drive", "classify", "segment",
+           "ModelCache", "default_batch_size"]
+
+
+class Step(NamedTuple):
+    done: int
+    total: int
+    message: str = ""
+
+
+class Cancelled(Exception):
+    """Raised inside an AI job when its plain-callable cancel check returned True."""
+
+
+@dataclass
+class ClassResult:
+    probs: dict  # label -> probability (sums to 1)
+    label: str  # the most probable label
+    model_ref: str = ""
+    input_info: object = None  # preprocess.ImageInfo (for maps back onto the image)
+
+    def to_dict(self) -> dict:
+        return {"class": self.label, "probabilities": {k: float(v) for k, v in self.probs.items()},
+                "model": self.model_ref}
+
+
+@dataclass
+class SegResult:
+    """Labels ``(z, y, x)`` uint8 on the volume grid (zeros outside ``z_range``); probabilities
+    ``(C, z1 - z0, y, x)`` float16 for the slices ``z_range = (z0, z1)`` (None unless asked)."""
+
+    labels: np.ndarray
+    probs: Optional[np.ndarray]
+    label_names: list
+    z_range: tuple
+    model_ref: str = ""
+    preprocessing: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    variance: Optional[np.ndarray] = None  # (z1 - z0, y, x) float16 when asked for
+
+
+def _check_fn(cancel) -> Callable[[], None]:
+    if cancel is None:
+        return lambda: None
+    if hasattr(cancel, "raise_if_cancelled"):
+        return cancel.raise_if_cancelled
+
+    def check() -> None:
+        if cancel():
+            raise Cancelled()
+
+    return check
+
+
+def drive(gen: Iterator, progress: Optional[Callable] = None):
+    """Run an AI generator to the end; ``progress(done, total, message)`` per step (a jobs
+    ``Reporter`` fits and raises its Cancelled there). Returns the generator's result."""
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            try:
+                progress(*step)
+            except BaseException:
+                gen.close()
+                raise
+
+
+BATCH_SECONDS = 0.25  # CPU batches are sized to about this, so a cancel lands well within 1 s
+
+
+def default_batch_size(device: str, pixels_per_slice: int) -> int:
+    """Slices per forward pass for a fixed batch size (the CPU path adapts to measured time)."""
+    if str(device).startswith("cpu"):
+        return max(1, min(4, 200_000 // max(1, pixels_per_slice)))
+    return max(1, min(64, 8_000_000 // max(1, pixels_per_slice)))
+
+
+def _labels_of(card) -> list:
+    labels = list(card_value(card, "labels", []) or [])
+    if not labels:
+        raise ValueError("the model card lists no labels")
+    return labels
+
+
+def _ref(card) -> str:
+    return card_ref(card)
+
+
+# ---------------------------------------------------------------------------- classification
+def classify(model, card, image2d: np.ndarray, device: str = "cpu", invert: bool = False,
+             window: Optional[tuple] = None, cancel=None):
+    """Generator -> :class:`ClassResult` for one 2D image (any size; see preprocess)."""
+    import torch
+
+    check = _check_fn(cancel)
+    labels = _labels_of(card)
+    check()
+    yield Step(0, 1, "Preparing image")
+    x, info = prepare_image_2d_info(image2d, card, invert=invert, window=window)
+    check()
+    t = torch.from_numpy(x)[None].to(device)
+    with torch.inference_mode(), autocast(device):
+        logits = model(t)
+    probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy().astype(np.float64)
+    if probs.shape[0] != len(labels):
+        raise ValueError(f"the model gives {probs.shape[0]} outputs but its card lists "
+                         f"{len(labels)} labels")
+    yield Step(1, 1, "Classified")
+    best = int(np.argmax(probs))
+    return ClassResult({lab: float(p) for lab, p in zip(labels, probs)}, labels[best],
+                       _ref(card), info)
+
+
+# ---------------------------------------------------------------------------- segmentation
+def _round_up(n: int, m: int = 16) -> int:
+    return int(-(-int(n) // m) * m)
+
+
+def _roi(spec: dict, model_shape: tuple, dims: int) -> tuple:
+    patch = spec.get("patch")
+    if patch:
+        patch = [int(v) for v in patch]
+        if len(patch) != dims:
+            raise ValueError(f"the card's patch has {len(patch)} values; a {dims}D model needs {dims}")
+        return tuple(patch)
+    return tuple(_round_up(n) for n in model_shape[3 - dims:])
+
+
+def _predictor(model, device: str, check: Callable, counter: list,
+               variance: Optional[str] = None, n_samples: int = 8):
+    """Window -> softmax probabilities (plus one variance channel in an uncertainty mode)."""
+    import torch
+
+    from .uncertainty import dropout_enabled
+
+    def forward(x):
+        with autocast(device):
+            return torch.softmax(model(x).float(), dim=1)
+
+    def run(x):
+        check()  # between sliding windows
+        counter[0] += 1
+        if variance is None:
+            return forward(x)
+        if variance == "mc_dropout":
+            with dropout_enabled(model):
+                samples = [forward(x) for _ in range(max(2, n_samples))]
+        else:  # tta: flips of the spatial axes, flipped back
+            spatial = list(range(2, x.ndim))
+            flips = [()] + [(d,) for d in spatial]
+            samples = [torch.flip(forward(torch.flip(x, f)), f) if f else forward(x)
+                       for f in flips]
+        stack = torch.stack(samples)
+        return torch.cat([stack.mean(0), stack.var(0, unbiased=False).mean(1, keepdim=True)], 1)
+
+    return run
+
+
+def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "cpu",
+            slice_index: Optional[int] = None, want_probs: bool = True, cancel=None,
+            slice_offsets=None, batch_size: Optional[int] = None,
+            variance: Optional[str] = None, n_samples: int = 8):
+    """Generator -> :class:`SegResult` on the volume grid.
+
+    2D models run slice by slice in batches (all slices, or only ``slice_index``); 3D models
+    run MONAI's sliding-window inference over the card's patch, a slab at a time.
+    ``variance="mc_dropout"`` (``n_samples`` passes with dropout on) or ``"tta"`` (flips) also
+    returns a variance map (mean over classes of the probability variance)."""
+    if variance not in (None, "mc_dropout", "tta"):
+        raise ValueError(f"variance must be None, 'mc_dropout' or 'tta', got {variance!r}")
+    check = _check_fn(cancel)
+    labels = _labels_of(card)
+    spec = input_spec(card)
+    vol = np.asarray(volume_array)
+    if vol.ndim == 2:
+        vol = vol[None]
+    nz = vol.shape[0]
+    if slice_index is not None and not 0 <= int(slice_index) < nz:
+        raise ValueError(f"slice {slice_index} is outside the volume (0..{nz - 1})")
+    check()
+    info = plan_resample(vol, spacing_zyx, card, slice_offsets)
+    z0, z1 = (int(slice_index), int(slice_index) + 1) if slice_index is not None else (0, nz)
+    out_labels = np.zeros(vol.shape[:3], np.uint8)
+    plane = (z1 - z0,) + tuple(vol.shape[1:3])
+    out = _Outputs(out_labels, np.zeros((len(labels),) + plane, np.float16) if want_probs
+                   else None, np.zeros(plane, np.float16) if variance else None, z0, len(labels))
+    runner = _segment_2d if info.dims == 2 else _segment_3d
+    counter = [0]
+    predict = _predictor(model, device, check, counter, variance, n_samples)
+    yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
+                      batch_size)
+    return SegResult(out_labels, out.probs, labels, (z0, z1), _ref(card), info.to_dict(),
+                     list(info.warnings), out.variance)
+
+
+def _argmax0(t):
+    """argmax over the channels of ``t`` (K, ...) -> uint8 (``max`` is several times faster
+    than ``argmax`` over a leading dimension on the CPU)."""
+    import torch
+
+    return t.max(0).indices.to(torch.uint8)
+
+
+def _single_window(x, roi, predict):
+    """Whole-slice windows: pad to the patch, one forward, crop (what sliding-window
+    inference does for a single window, without its bookkeeping)."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (0, roi[1] - w, 0, roi[0] - h))
+    return predict(padded)[..., :h, :w]
+
+
+@dataclass
+class _Outputs:
+    labels: np.ndarray
+    probs: Optional[np.ndarray]
+    variance: Optional[np.ndarray]
+    z0: int
+    n_labels: int
+
+    @property
+    def channels(self) -> int:
+        return self.n_labels + (1 if self.variance is not None else 0)
+
+    def store(self, probs_t, a: int, b: int) -> None:
+        """Volume-grid channels (K [+1], b - a, y, x) -> labels, probs, variance."""
+        import torch
+
+        k = self.n_labels
+        torch.from_numpy(self.labels[a:b]).copy_(_argmax0(probs_t[:k]))
+        if self.probs is not None:  # one pass: cast while copying into the float16 output
+            torch.from_numpy(self.probs[:, a - self.z0:b - self.z0]).copy_(probs_t[:k])
+        if self.variance is not None:
+            torch.from_numpy(self.variance[a - self.z0:b - self.z0]).copy_(probs_t[k])
+
+    def check_channels(self, n: int) -> None:
+        if n != self.channels:
+            raise ValueError(f"the model gives {n - (self.channels - self.n_labels)} channels "
+                             f"but its card lists {self.n_labels} labels")
+
+
+def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: _Outputs,
+                check, batch_size):
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    z0, z1 = zr
+    roi = _roi(spec, info.model_shape, 2)
+    on_cpu = str(device).startswith("cpu")
+    adaptive = batch_size is None and on_cpu  # CPU: batches of ~BATCH_SECONDS each
+    bs = 1 if adaptive else (batch_size or default_batch_size(device, int(np.prod(roi))))
+    total = z1 - z0
+    yield Step(0, total, "Segmenting")
+    a = z0
+    while a < z1:
+        b = min(z1, a + bs)
+        check()
+        t0 = time.perf_counter()
+        x = to_model_tensor(vol, info, (a, b)).transpose(0, 1).to(device)  # (B, C, y', x')
+        with torch.inference_mode():
+            if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
+                p = _single_window(x, roi, predict)
+            else:
+                p = sliding_window_inference(x, roi, max(1, b - a), predict, overlap=float(
+                    spec.get("overlap", 0.25)), mode="constant")
+        p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
+        out.check_channels(p.shape[0])
+        out.store(_back_2d(p, info), a, b)
+        if adaptive:
+            per_slice = (time.perf_counter() - t0) / (b - a)
+            bs = max(1, min(16, int(BATCH_SECONDS / max(per_slice, 1e-6))))
+        a = b
+        yield Step(b - z0, total, f"Slice {b} of {vol.shape[0]}" if total > 1 else "Slice done")
+
+
+def _back_2d(p, info: ResampleInfo):
+    from .preprocess import _resize_xy
+
+    return _resize_xy(p.transpose(0, 1), info.original_shape[1:], True).transpose(0, 1)
+
+
+def _segment_3d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: _Outputs,
+                check, batch_size):
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from .preprocess import _z_index
+
+    z0, z1 = zr
+    roi = _roi(spec, info.model_shape, 3)
+    nzm = info.model_shape[0]
+    margin = max(1, roi[0] // 2)
+    # the model-grid slices the requested original slices need
+    (j0, _), _w = _z_index(nzm, info.original_shape[0], torch.tensor([z0]), True)
+    (_, j1), _w = _z_index(nzm, info.original_shape[0], torch.tensor([z1 - 1]), True)
+    need = (int(j0[0]), int(j1[0]) + 1)
+    chunk = max(roi[0], 2 * roi[0] if str(device).startswith("cpu") else 4 * roi[0])
+    starts = list(range(need[0], need[1], chunk))
+    back_step = 8
+    back_starts = list(range(z0, z1, back_step))
+    total = len(starts) + len(back_starts)
+    yield Step(0, total, "Resampling to the model grid")
+    check()
+    x = to_model_tensor(vol, info)  # (C, Z', Y', X')
+    probs = torch.zeros((out.channels,) + tuple(info.model_shape), dtype=torch.float32)
+    sw_batch = 1 if str(device).startswith("cpu") else 4
+    for i, a in enumerate(starts):
+        b = min(need[1], a + chunk)
+        lo, hi = max(0, a - margin), min(nzm, b + margin)
+        check()
+        with torch.inference_mode():
+            p = sliding_window_inference(x[None, :, lo:hi].to(device), roi, sw_batch, predict,
+                                         overlap=float(spec.get("overlap", 0.25)),
+                                         mode="gaussian")
+        p = p[0].float().cpu()
+        out.check_channels(p.shape[0])
+        probs[:, a:b] = p[:, a - lo:b - lo]
+        yield Step(i + 1, total, f"Windows: {counter[0]} done")
+    del x
+    for k, a in enumerate(back_starts):
+        b = min(z1, a + back_step)
+        check()
+        out.store(model_to_volume_tensor(probs, info, "linear", (a, b)), a, b)
+        yield Step(len(starts) + k + 1, total, f"Slice {b} of {vol.shape[0]} on the volume grid")

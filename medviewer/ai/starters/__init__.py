@@ -1,0 +1,1 @@
+"""Starter-model trainers (run as ``python -m medviewer.ai.starters``); imported only to train."""

@@ -1,0 +1,67 @@
+"""Command line of the starter-model trainers: ``python -m medviewer.ai.starters pneumonia|ct-organs``.
+
+Examples (from the repository root, CPU):
+
+    python -m medviewer.ai.starters pneumonia --arch small_cnn --out models/pneumonia-cxr-smallcnn/1.0.0 --seed 0
+    python -m medviewer.ai.starters pneumonia --arch monai_resnet18 --out models/pneumonia-cxr/1.0.0 --seed 0
+    python -m medviewer.ai.starters ct-organs --out models/ct-abdomen-organs/1.0.0 --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m medviewer.ai.starters",
+                                description="Train MedViewer's starter models on ../shared/data.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pn = sub.add_parser("pneumonia", help="PneumoniaMNIST classifier (normal vs pneumonia)")
+    pn.add_argument("--arch", default="monai_resnet18",
+                    choices=["small_cnn", "monai_resnet18", "monai_densenet121"])
+    pn.add_argument("--out", required=True, type=Path, help="models/<name>/<version> folder")
+    pn.add_argument("--name", default=None, help="model name (default: from --out)")
+    pn.add_argument("--version", default=None, help="model version (default: from --out)")
+    pn.add_argument("--parent-version", default=None)
+    pn.add_argument("--seed", type=int, default=0)
+    pn.add_argument("--epochs", type=int, default=20)
+    pn.add_argument("--lr", type=float, default=1e-3)
+    pn.add_argument("--batch-size", type=int, default=128)
+    pn.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    ct = sub.add_parser("ct-organs", help="2D abdominal organ segmentation (TotalSegmentator refs)")
+    ct.add_argument("--out", required=True, type=Path)
+    ct.add_argument("--name", default=None)
+    ct.add_argument("--version", default=None)
+    ct.add_argument("--parent-version", default=None)
+    ct.add_argument("--seed", type=int, default=0)
+    ct.add_argument("--epochs", type=int, default=60)
+    ct.add_argument("--lr", type=float, default=2e-3)
+    ct.add_argument("--batch-size", type=int, default=4)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    name = args.name or out.parent.name
+    version = args.version or out.name
+    if (out / "model.json").exists():
+        print(f"{out} already holds a model; a version is never overwritten", file=sys.stderr)
+        return 1
+    if args.command == "pneumonia":
+        from medviewer.ai.starters.pneumonia import train
+
+        train(args.arch, out, seed=args.seed, epochs=args.epochs, lr=args.lr,
+              batch_size=args.batch_size, augment=not args.no_augment, version=version,
+              name=name, parent_version=args.parent_version)
+    else:
+        from medviewer.ai.starters.ct_organs import train
+
+        train(out, seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+              version=version, name=name, parent_version=args.parent_version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

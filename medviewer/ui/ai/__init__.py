@@ -1,0 +1,1 @@
+"""The AI parts of the UI: AI dock, the single AI worker lane, heat-map overlays, review."""

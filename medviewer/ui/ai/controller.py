@@ -1,0 +1,357 @@
+"""AiController: what the AI panel and menu do — pick a model, run it on the AI worker, turn
+the results into 'predicted' records, an editable label map, heat overlays and reviews.
+
+GUI thread only; the work itself is in :mod:`.jobs` and runs on the :class:`AiWorker`."""
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from . import settings as ai_settings
+from .jobs import (SALIENCY_METHODS, ClassificationRun, SegmentationRun, classify_job,
+                   review_payload, saliency_map, segment_job, slice_image)
+from .overlays import HeatMap, HeatOverlays
+from .worker import AiWorker
+
+
+class AiController(QObject):
+    sig_models = Signal(list)  # ModelCards
+    sig_selected = Signal(object)  # ModelCard or None
+    sig_running = Signal(bool)
+    sig_progress = Signal(str, int, int)  # message, done, total
+    sig_status = Signal(str)
+    sig_classification = Signal(object)  # ClassificationRun or None
+    sig_segmentation = Signal(object)  # SegmentationRun
+    sig_reviewed = Signal(object)  # the review Record
+    sig_device = Signal(str)  # device label
+    sig_error = Signal(str, str)
+
+    def __init__(self, session, annotation, heat: HeatOverlays, settings, parent=None):
+        super().__init__(parent)
+        self.session, self.annotation, self.heat, self.settings = session, annotation, heat, settings
+        self.worker = AiWorker(self)
+        self.worker.set_device_preference(ai_settings.device_preference(settings))
+        self.worker.sig_device.connect(lambda dev, label: self._set_device_label(label))
+        self.worker.sig_busy_changed.connect(self.sig_running)
+        self.worker.sig_progress.connect(lambda name, p: self.sig_progress.emit(p.message, p.done, p.total))
+        self.registry = None
+        self.cards: list = []
+        self.card = None
+        self.device_label = ""
+        self.last_class: Optional[ClassificationRun] = None
+        self.last_class_volume = None
+        self.last_seg: Optional[SegmentationRun] = None
+        self.last_seg_volume = None
+        self.saliency_method = SALIENCY_METHODS[0][0]
+        self.want_saliency = False
+        self.want_uncertainty = True
+        self.reviewed = False
+        self._shown_at = 0.0
+        session.active_changed.connect(self._on_active_changed)
+
+    # ------------------------------------------------------------------ models
+    def refresh_models(self, select: Optional[str] = None) -> List:
+        from medviewer.ai.registry import ModelRegistry
+
+        self.registry = ModelRegistry()
+        try:
+            self.cards = self.registry.list()
+        except Exception as exc:  # a broken user folder must not stop the app
+            self.cards = []
+            self.sig_error.emit("Could not list the models", f"{type(exc).__name__}: {exc}")
+        for folder, msg in self.registry.problems:
+            self.sig_status.emit(f"Model folder refused: {msg}")
+        self.sig_models.emit(self.cards)
+        refs = [c.ref for c in self.cards]
+        keep = select or (self.card.ref if self.card is not None else None)
+        self.select(keep if keep in refs else (refs[0] if refs else None))
+        return self.cards
+
+    def select(self, ref: Optional[str]) -> None:
+        self.card = next((c for c in self.cards if c.ref == ref), None)
+        self.sig_selected.emit(self.card)
+
+    def import_folder(self, path: str):
+        """Validate and copy a model folder into the user models folder (on the AI worker:
+        checking that the network builds needs torch)."""
+        registry = self.registry
+
+        def work(ctx):
+            ctx.progress(0, 1, "Checking the model folder…")
+            return registry.import_folder(path)
+
+        def done(card):
+            self.sig_status.emit(f"Imported {card.ref}")
+            self.refresh_models(select=card.ref)
+
+        return self._submit(work, "ai-import", done, "Could not import the model")
+
+    # ------------------------------------------------------------------ device
+    def set_device_preference(self, pref: str) -> None:
+        ai_settings.set_device_preference(self.settings, pref)
+        self.worker.set_device_preference(pref)
+        self._set_device_label(self.initial_device_label(pref))
+
+    def initial_device_label(self, pref: Optional[str] = None) -> str:
+        """The device label before torch is loaded (exact for the CPU)."""
+        from medviewer.ai.device import device_label
+
+        pref = pref or self.worker.device_preference
+        avail = ai_settings.available_devices()
+        if pref in ("cuda", "mps") and avail[pref]:
+            return f"{pref.upper()} (checked when a model runs)"
+        if pref == "auto" and (avail["cuda"] or avail["mps"]):
+            return "Auto: a GPU, if usable (checked when a model runs)"
+        return device_label("cpu")
+
+    def _set_device_label(self, label: str) -> None:
+        self.device_label = label
+        self.sig_device.emit(label)
+
+    # ------------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        return self.worker.busy
+
+    def cancel(self) -> None:
+        if self.worker.busy:
+            self.sig_status.emit("Cancelling…")
+            self.worker.cancel()
+
+    def _submit(self, fn, name: str, on_done, error_title: str, on_cancelled=None):
+        job = self.worker.submit(
+            fn, name, on_done=on_done,
+            on_error=lambda msg: (self.sig_status.emit(f"{error_title}: {msg.splitlines()[0]}"),
+                                  self.sig_error.emit(error_title, msg)),
+            on_cancelled=on_cancelled or (lambda: self.sig_status.emit("Cancelled")))
+        if job is None:
+            self.sig_status.emit("The AI worker is busy: wait for the running job or cancel it")
+        return job
+
+    def _prepare(self):
+        """(volume, store, image hash) of the active image, or None with a message."""
+        vol = self.session.active
+        if self.card is None:
+            self.sig_status.emit("Choose a model first")
+            return None
+        if vol is None:
+            self.sig_status.emit("Open an image first")
+            return None
+        st = self.annotation.ensure_ready()
+        return vol, self.annotation.store, st.image_hash
+
+    def run_slice(self):
+        return self.run(whole=False)
+
+    def run_volume(self):
+        return self.run(whole=True)
+
+    def run(self, whole: bool):
+        """Run the selected model on the current axial slice (or a 2D image) or the volume."""
+        prep = self._prepare()
+        if prep is None:
+            return None
+        vol, store, h = prep
+        card = self.card
+        z = int(self.session.cursor_zyx[0])
+        if card.task == "classification":
+            if whole and vol.shape[0] > 1:
+                self.sig_status.emit(f"{card.ref} classifies one image: running it on slice {z + 1}")
+            method = self.saliency_method if self.want_saliency else None
+            return self._submit(lambda ctx: classify_job(ctx, card, vol, z, store, h, method),
+                                "ai-classify", lambda run: self._on_classified(vol, run),
+                                "Classification failed")
+        st = self.annotation.state
+        if st is not None and st.dirty:
+            self.sig_status.emit("Save the label edits (Ctrl+S) before loading a prediction over them")
+            self.sig_error.emit("Unsaved label edits",
+                                "The label map has unsaved edits. Save them (Ctrl+S) first: the "
+                                "prediction would replace the label map.")
+            return None
+        zz = None if whole or vol.shape[0] == 1 else z
+        return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h),
+                            "ai-segment", lambda run: self._on_segmented(vol, run),
+                            "Segmentation failed")
+
+    def warm_up(self):
+        """Load torch and the selected model on the AI worker ahead of the first run (the
+        one-off import stalls the GUI for a moment; benchmarks call this first)."""
+        card = self.card
+
+        def work(ctx):
+            ctx.device()
+            if card is not None:
+                ctx.model(card)
+            import monai.inferers  # noqa: F401  (segmentation's sliding window)
+
+        return self._submit(work, "ai-warmup", lambda _: self.sig_status.emit("AI ready"),
+                            "Could not load the model")
+
+    # ------------------------------------------------------------------ classification
+    def _on_classified(self, vol, run: ClassificationRun) -> None:
+        self.last_class, self.last_class_volume, self.reviewed = run, vol, False
+        self._shown_at = time.monotonic()
+        self._sync_case_labels(vol, run.record.payload, run.record.id)
+        if run.saliency is not None:
+            self.heat.set_map(HeatMap.on_slice(vol, run.z, run.saliency, "saliency",
+                                               run.saliency_method), show=self.want_saliency)
+        where = f"slice {run.z + 1}" if vol.shape[0] > 1 else "the image"
+        self.sig_status.emit(f"{run.ref}: {run.label} ({100 * run.probs[run.label]:.1f} %) on {where}; "
+                             f"stored as 'predicted'")
+        self.sig_classification.emit(run)
+
+    def _sync_case_labels(self, vol, payload: dict, record_id: str) -> None:
+        """Show the stored decision in the Case labels panel (when its classes fit), and make
+        the next case-label save a child of that record."""
+        st = self.annotation.state
+        if st is None or st.volume is not vol:
+            return
+        cl = self.annotation.case_labels()
+        try:
+            for name, v in payload.get("series", {}).items():
+                cl.set(name, v)
+            for z, row in payload.get("slices", {}).items():
+                for name, v in row.items():
+                    cl.set_slice(int(z), name, v)
+        except KeyError:  # the model's classes are not in the panel's class list
+            pass
+        st.case_record_id = record_id
+
+    def accept(self):
+        run = self.last_class
+        return None if run is None else self._review("final", {run.label: True}, "accepted")
+
+    def reject(self):
+        run = self.last_class
+        return None if run is None else self._review("corrected", {run.label: False}, "rejected")
+
+    def change(self, name: str):
+        run = self.last_class
+        if run is None or name not in run.probs:
+            return None
+        if name == run.label:
+            return self.accept()
+        return self._review("corrected", {name: True, run.label: False}, f"changed to {name}")
+
+    def _review(self, tag: str, states: dict, decision: str):
+        run, vol = self.last_class, self.last_class_volume
+        if self.reviewed:
+            self.sig_status.emit("This prediction was reviewed already")
+            return None
+        payload = review_payload(list(run.probs), vol, run.z, states)
+        payload["review"] = {"decision": decision, "prediction": run.label, "model": run.ref}
+        ctl, parent = self.annotation, run.record
+        store, source = ctl.store, ctl.source()
+        effort = (max(0.0, time.monotonic() - self._shown_at), 1, 0)
+        self.reviewed = True
+
+        def work(reporter):
+            return store.add_case_labels(parent.image_hash, payload, tag, source,
+                                         parent_id=parent.id, effort=effort)
+
+        def done(rec):
+            self._sync_case_labels(vol, payload, rec.id)
+            self.sig_status.emit(f"Prediction {decision}: stored a '{tag}' record")
+            self.sig_reviewed.emit(rec)
+
+        def failed(msg):
+            self.reviewed = False
+            self.sig_error.emit("Could not store the review", msg)
+
+        return ctl.submit(work, "ai-review", done, "Storing the review…", on_error=failed)
+
+    # ------------------------------------------------------------------ saliency
+    def set_saliency_method(self, method: str) -> None:
+        if method not in dict(SALIENCY_METHODS):
+            raise ValueError(f"unknown saliency method {method!r}")
+        changed = method != self.saliency_method
+        self.saliency_method = method
+        if changed and self.want_saliency:
+            self.compute_saliency()
+
+    def set_show_saliency(self, on: bool) -> None:
+        self.want_saliency = bool(on)
+        if not on:
+            if self.heat.shown == "saliency":
+                self.heat.show(None)
+            return
+        sal = self.heat.maps.get("saliency")
+        if sal is not None and sal.title == self.saliency_method and self._class_is_current():
+            self.heat.show("saliency")
+        else:
+            self.compute_saliency()
+
+    def _class_is_current(self) -> bool:
+        return self.last_class is not None and self.last_class_volume is self.session.active
+
+    def compute_saliency(self):
+        """Saliency of the last classification (its slice, its predicted class)."""
+        if not self._class_is_current():
+            self.sig_status.emit("Classify the image first (Run on slice)")
+            return None
+        run, vol, method = self.last_class, self.last_class_volume, self.saliency_method
+        card = next((c for c in self.cards if c.ref == run.ref), None)
+        if card is None:
+            return None
+        image = slice_image(vol, run.z)
+        target = list(card.labels).index(run.label)
+
+        def work(ctx):
+            return saliency_map(ctx, card, image, vol.invert, target, method)
+
+        def done(heat2d):
+            self.heat.set_map(HeatMap.on_slice(vol, run.z, heat2d, "saliency", method),
+                              show=self.want_saliency)
+            self.sig_status.emit(f"{dict(SALIENCY_METHODS)[method]} for '{run.label}'")
+
+        return self._submit(work, "ai-saliency", done, "Saliency failed")
+
+    # ------------------------------------------------------------------ segmentation
+    def _on_segmented(self, vol, run: SegmentationRun) -> None:
+        self.last_seg, self.last_seg_volume = run, vol
+        if self.session.active is vol:
+            self.annotation.load_prediction(run.labelmap if run.labelmap is not None else run.labels,
+                                            run.table, run.record)
+        if run.entropy is not None:
+            self.heat.set_map(HeatMap(vol, run.entropy, "uncertainty", "entropy", run.z),
+                              show=self.want_uncertainty)
+        where = "the volume" if run.z is None else f"slice {run.z + 1}"
+        score = "" if not np.isfinite(run.uncertainty) else f"; case uncertainty {run.uncertainty:.3f}"
+        self.sig_status.emit(f"{run.ref} segmented {where}: stored as 'predicted'{score}")
+        self.sig_segmentation.emit(run)
+
+    def set_show_uncertainty(self, on: bool) -> None:
+        self.want_uncertainty = bool(on)
+        if on and "uncertainty" in self.heat.maps:
+            self.heat.show("uncertainty")
+        elif on:
+            self.sig_status.emit("Run a segmentation model to see its uncertainty")
+        elif self.heat.shown == "uncertainty":
+            self.heat.show(None)
+
+    def most_uncertain_slice(self) -> Optional[int]:
+        run = self.last_seg
+        if run is None or self.last_seg_volume is not self.session.active:
+            return None
+        return run.most_uncertain
+
+    def goto_most_uncertain(self) -> Optional[int]:
+        z = self.most_uncertain_slice()
+        if z is None:
+            self.sig_status.emit("No uncertainty map for this image: run a segmentation model")
+            return None
+        _, y, x = self.session.cursor_zyx
+        self.session.set_cursor_index((z, y, x))
+        self.sig_status.emit(f"Most uncertain slice: {z + 1}")
+        return z
+
+    # ------------------------------------------------------------------ misc
+    def _on_active_changed(self, vol) -> None:
+        show = self.last_class is not None and self.last_class_volume is vol
+        self.sig_classification.emit(self.last_class if show else None)
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()

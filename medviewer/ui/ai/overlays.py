@@ -1,0 +1,182 @@
+"""Heat-map overlays (saliency, uncertainty): a float map in [0, 1] on a volume's voxel grid,
+drawn over every SliceView as its own ImageItem with a colormap LUT and an opacity.
+
+A map made for one axial slice (``slice_z``) is drawn only on that slice of the view whose
+slices are the stored images; a whole-volume map is drawn in all three planes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Dict, Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRectF, Signal
+
+from medviewer.core.volume import Volume
+
+COLORMAPS = ("inferno", "viridis", "turbo", "jet")
+FADE = 0.08  # heat below this fraction fades to transparent, so "no heat" shows the image
+HEAT_Z = 6  # above the label overlay (5), below the crosshair (10)
+_JET = [(0.0, (0, 0, 128)), (0.11, (0, 0, 255)), (0.36, (0, 255, 255)), (0.62, (255, 255, 0)),
+        (0.87, (255, 0, 0)), (1.0, (128, 0, 0))]
+
+
+@lru_cache(maxsize=None)
+def _colours(name: str, n: int) -> np.ndarray:
+    if name == "jet":
+        cmap = pg.ColorMap([p for p, _ in _JET], [c for _, c in _JET])
+    else:
+        cmap = pg.colormap.get(name)
+    return np.array(cmap.getLookupTable(0.0, 1.0, n, alpha=True), dtype=np.uint8)
+
+
+def heat_lut(name: str, opacity: float, n: int = 256) -> np.ndarray:
+    """(n, 4) uint8 RGBA table for levels 0..1: the colormap, alpha = opacity, fading out
+    towards 0."""
+    lut = _colours(name, n).copy()
+    ramp = np.clip(np.linspace(0.0, 1.0, n) / FADE, 0.0, 1.0)
+    lut[:, 3] = np.round(255.0 * float(np.clip(opacity, 0.0, 1.0)) * ramp).astype(np.uint8)
+    return lut
+
+
+@dataclass
+class HeatMap:
+    """``data`` (z, y, x) float16 in [0, 1] on ``volume``'s grid; ``slice_z``: the only axial
+    slice it covers (None = the whole volume)."""
+
+    volume: Volume
+    data: np.ndarray
+    kind: str  # "saliency" | "uncertainty"
+    title: str = ""
+    slice_z: Optional[int] = None
+
+    @classmethod
+    def on_slice(cls, volume: Volume, z: int, heat2d: np.ndarray, kind: str, title: str = "") -> "HeatMap":
+        data = np.zeros(volume.shape[:3], dtype=np.float16)  # untouched pages cost no memory
+        data[int(z)] = np.clip(np.asarray(heat2d, dtype=np.float32), 0.0, 1.0)
+        return cls(volume, data, kind, title, int(z))
+
+    @classmethod
+    def whole(cls, volume: Volume, heat3d: np.ndarray, kind: str, title: str = "") -> "HeatMap":
+        data = np.clip(np.asarray(heat3d, dtype=np.float32), 0.0, 1.0).astype(np.float16)
+        if data.shape != tuple(volume.shape[:3]):
+            raise ValueError(f"heat map {data.shape} does not match the image {volume.shape[:3]}")
+        return cls(volume, data, kind, title, None)
+
+
+class HeatLayer:
+    """The heat ImageItem of one SliceView (follows its slice and the session)."""
+
+    def __init__(self, view):
+        self.view = view
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setObjectName(f"heatItem_{view.plane}")
+        self.item.setZValue(HEAT_Z)
+        self.item.setVisible(False)
+        view.vb.addItem(self.item, ignoreBounds=True)
+        view.heat = self
+        self.heat: Optional[HeatMap] = None
+        self._shown_key = None
+
+    def set_heat(self, heat: Optional[HeatMap], lut: Optional[np.ndarray]) -> None:
+        self.heat = heat
+        if lut is not None:
+            self.item.setLookupTable(lut)
+        self._shown_key = None
+        self.update()
+
+    def shown_image(self) -> Optional[np.ndarray]:
+        """The 2D heat currently drawn in this view (None when nothing is drawn)."""
+        return self.item.image if self.item.isVisible() else None
+
+    def update(self) -> None:
+        v, heat = self.view, self.heat
+        if heat is None or v.current is None or v.volume is not heat.volume:
+            self._hide()
+            return
+        fixed = v.reslicer.fixed_axis(v.plane)
+        index = v.current.index
+        if heat.slice_z is not None and (fixed != 0 or index != heat.slice_z):
+            self._hide()
+            return
+        key = (id(heat), index)
+        if key == self._shown_key and self.item.isVisible():
+            return
+        img = v.reslicer.extract(heat.data, v.plane, index).image.astype(np.float32)
+        self.item.setImage(img, autoLevels=False, levels=(0.0, 1.0))
+        cs, rs = v.current.col_spacing, v.current.row_spacing
+        self.item.setRect(QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs))
+        self.item.setVisible(True)
+        self._shown_key = key
+
+    def _hide(self) -> None:
+        self._shown_key = None
+        if self.item.isVisible():
+            self.item.setVisible(False)
+
+
+class HeatOverlays(QObject):
+    """The saliency and uncertainty maps of the app; shows at most one (``shown``) in every
+    view, with the chosen colormap and opacity."""
+
+    sig_changed = Signal()
+
+    def __init__(self, session, views: Dict[str, object], parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.layers = {plane: HeatLayer(view) for plane, view in views.items()}
+        self.maps: Dict[str, HeatMap] = {}
+        self.shown: Optional[str] = None
+        self.colormap = "inferno"
+        self.opacity = 0.5
+        session.active_changed.connect(lambda vol: self._refresh_layers())
+        session.cursor_changed.connect(lambda idx: self._refresh_layers())
+
+    def set_map(self, heat: HeatMap, show: bool = True) -> None:
+        self.maps[heat.kind] = heat
+        if show:
+            self.shown = heat.kind
+        self._apply()
+
+    def clear(self, kind: Optional[str] = None) -> None:
+        if kind is None:
+            self.maps.clear()
+        else:
+            self.maps.pop(kind, None)
+        self._apply()
+
+    def show(self, kind: Optional[str]) -> None:
+        """Show the map of ``kind`` ("saliency"/"uncertainty"), or none."""
+        self.shown = kind
+        self._apply()
+
+    def set_colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"unknown colormap {name!r}; choose from {COLORMAPS}")
+        self.colormap = name
+        self._apply()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._apply()
+
+    def current(self) -> Optional[HeatMap]:
+        heat = self.maps.get(self.shown) if self.shown else None
+        if heat is not None and heat.volume is not self.session.active:
+            return None
+        return heat
+
+    def _apply(self) -> None:
+        heat, lut = self.current(), heat_lut(self.colormap, self.opacity)
+        for layer in self.layers.values():
+            layer.set_heat(heat, lut)
+        self.sig_changed.emit()
+
+    def _refresh_layers(self) -> None:
+        heat = self.current()
+        for layer in self.layers.values():
+            if layer.heat is not heat:
+                layer.set_heat(heat, None)
+            else:
+                layer.update()

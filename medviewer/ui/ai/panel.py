@@ -1,0 +1,266 @@
+"""AiPanel: the AI dock — model list, device, run / cancel with progress, classification
+result with review buttons, saliency and uncertainty overlay controls."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
+                               QVBoxLayout, QWidget)
+
+from . import settings as ai_settings
+from .jobs import SALIENCY_METHODS
+from .overlays import COLORMAPS
+from .results import ClassResultView
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _num(v) -> str:
+    return str(v) if isinstance(v, int) else f"{v:.3f}"
+
+
+def card_tooltip(card) -> str:
+    lines = [f"<b>{card.ref}</b> — {card.task}", f"Labels: {', '.join(map(str, card.labels))}"]
+    if card.description:
+        lines.append(card.description)
+    metrics = {k: v for k, v in card.metrics.items() if _is_number(v)}
+    if metrics:
+        lines.append("Held-out metrics: " + ", ".join(f"{k} {_num(v)}" for k, v in metrics.items()))
+    for k, v in card.metrics.items():
+        if isinstance(v, dict) and v and all(_is_number(x) for x in v.values()):
+            lines.append(f"{k}: " + ", ".join(f"{n} {_num(x)}" for n, x in v.items()))
+    if card.license:
+        lines.append(f"Licence: {card.license}")
+    return "<br>".join(lines)
+
+
+class AiPanel(QWidget):
+    """Widgets only: every action goes to the AiController, every state comes from its signals."""
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.setObjectName("aiPanel")
+        self.ctl = controller
+
+        self.models = QListWidget(self)
+        self.models.setObjectName("aiModelList")
+        self.models.setToolTip("Models from the built-in and user model folders")
+        self.models.setMaximumHeight(110)
+        self.import_button = QPushButton("Import model folder…", self)
+        self.import_button.setObjectName("aiImport")
+        self.device_label = QLabel(controller.initial_device_label(), self)
+        self.device_label.setObjectName("aiDeviceLabel")
+        self.device_combo = QComboBox(self)
+        self.device_combo.setObjectName("aiDeviceCombo")
+        self.device_combo.setToolTip("Force the device the models run on (saved in the settings)")
+        for key, text in ai_settings.DEVICE_CHOICES:
+            self.device_combo.addItem(text, key)
+        self._apply_availability()
+        pref = ai_settings.device_preference(controller.settings)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(pref)))
+
+        self.run_slice_button = QPushButton("Run on slice", self)
+        self.run_slice_button.setObjectName("aiRunSlice")
+        self.run_slice_button.setToolTip("Run the model on the current axial slice (a 2D image: the image) (Ctrl+R)")
+        self.run_volume_button = QPushButton("Run on volume", self)
+        self.run_volume_button.setObjectName("aiRunVolume")
+        self.run_volume_button.setToolTip("Run the model on the whole volume (Ctrl+Shift+R)")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("aiCancel")
+        self.cancel_button.setToolTip("Stop the running AI job (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("aiProgress")
+        self.progress.setVisible(False)
+        self.status = QLabel("", self)
+        self.status.setObjectName("aiStatus")
+        self.status.setWordWrap(True)
+        self.result = ClassResultView(self)
+
+        self.saliency = QCheckBox("Show saliency", self)
+        self.saliency.setObjectName("aiShowSaliency")
+        self.saliency_method = QComboBox(self)
+        self.saliency_method.setObjectName("aiSaliencyMethod")
+        for key, text in SALIENCY_METHODS:
+            self.saliency_method.addItem(text, key)
+        self.uncertainty = QCheckBox("Show uncertainty (entropy)", self)
+        self.uncertainty.setObjectName("aiShowUncertainty")
+        self.uncertainty.setChecked(controller.want_uncertainty)
+        self.goto_button = QPushButton("Go to most uncertain slice", self)
+        self.goto_button.setObjectName("aiGotoUncertain")
+        self.goto_button.setToolTip("Move to the axial slice with the highest mean entropy (U)")
+        self.colormap = QComboBox(self)
+        self.colormap.setObjectName("aiColormap")
+        self.colormap.addItems(list(COLORMAPS))
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setObjectName("aiOpacity")
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(int(round(controller.heat.opacity * 100)))
+        self.seg_info = QLabel("", self)
+        self.seg_info.setObjectName("aiSegInfo")
+        self.seg_info.setWordWrap(True)
+        self._layout()
+
+        self.models.currentItemChanged.connect(
+            lambda cur, prev: controller.select(cur.data(Qt.ItemDataRole.UserRole) if cur else None))
+        self.import_button.clicked.connect(self._import_dialog)
+        self.device_combo.currentIndexChanged.connect(
+            lambda i: controller.set_device_preference(self.device_combo.itemData(i)))
+        self.run_slice_button.clicked.connect(controller.run_slice)
+        self.run_volume_button.clicked.connect(controller.run_volume)
+        self.cancel_button.clicked.connect(controller.cancel)
+        self.result.sig_accept.connect(controller.accept)
+        self.result.sig_reject.connect(controller.reject)
+        self.result.sig_change.connect(controller.change)
+        self.saliency.toggled.connect(controller.set_show_saliency)
+        self.saliency_method.currentIndexChanged.connect(
+            lambda i: controller.set_saliency_method(self.saliency_method.itemData(i)))
+        self.uncertainty.toggled.connect(controller.set_show_uncertainty)
+        self.goto_button.clicked.connect(controller.goto_most_uncertain)
+        self.colormap.currentTextChanged.connect(controller.heat.set_colormap)
+        self.opacity.valueChanged.connect(lambda v: controller.heat.set_opacity(v / 100.0))
+
+        controller.sig_models.connect(self._on_models)
+        controller.sig_selected.connect(self._on_selected)
+        controller.sig_running.connect(self._on_running)
+        controller.sig_progress.connect(self._on_progress)
+        controller.sig_status.connect(self.status.setText)
+        controller.sig_device.connect(self._on_device)
+        controller.sig_classification.connect(self._on_classification)
+        controller.sig_segmentation.connect(self._on_segmentation)
+        controller.sig_reviewed.connect(self._on_reviewed)
+
+    def _layout(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(QLabel("Models", self))
+        lay.addWidget(self.models)
+        lay.addWidget(self.import_button)
+        dev = QHBoxLayout()
+        dev.addWidget(QLabel("Device:", self))
+        dev.addWidget(self.device_label, 1)
+        dev.addWidget(self.device_combo)
+        lay.addLayout(dev)
+        run = QHBoxLayout()
+        for b in (self.run_slice_button, self.run_volume_button, self.cancel_button):
+            run.addWidget(b)
+        lay.addLayout(run)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        box = QGroupBox("Classification", self)
+        bl = QVBoxLayout(box)
+        bl.addWidget(self.result)
+        sal = QHBoxLayout()
+        sal.addWidget(self.saliency)
+        sal.addWidget(self.saliency_method, 1)
+        bl.addLayout(sal)
+        lay.addWidget(box)
+        box = QGroupBox("Segmentation", self)
+        bl = QVBoxLayout(box)
+        bl.addWidget(self.seg_info)
+        bl.addWidget(self.uncertainty)
+        bl.addWidget(self.goto_button)
+        lay.addWidget(box)
+        box = QGroupBox("Heat map", self)
+        form = QFormLayout(box)
+        form.addRow("Colormap", self.colormap)
+        form.addRow("Opacity", self.opacity)
+        lay.addWidget(box)
+        lay.addStretch(1)
+
+    # ------------------------------------------------------------------ reactions
+    def _apply_availability(self) -> None:
+        avail = ai_settings.available_devices()
+        model = self.device_combo.model()
+        for i in range(self.device_combo.count()):
+            key = self.device_combo.itemData(i)
+            if isinstance(model, QStandardItemModel):
+                item = model.item(i)
+                item.setEnabled(bool(avail.get(key, False)))
+                item.setToolTip("" if avail.get(key) else f"{key.upper()} is not available on this machine")
+
+    def _on_models(self, cards) -> None:
+        self.models.blockSignals(True)
+        self.models.clear()
+        for card in cards:
+            item = QListWidgetItem(f"{card.ref} — {card.task}")
+            item.setData(Qt.ItemDataRole.UserRole, card.ref)
+            item.setToolTip(card_tooltip(card))
+            self.models.addItem(item)
+        self.models.blockSignals(False)
+        if not cards:
+            self.status.setText("No models found (models/ or the user models folder)")
+
+    def _on_selected(self, card) -> None:
+        for i in range(self.models.count()):
+            item = self.models.item(i)
+            if card is not None and item.data(Qt.ItemDataRole.UserRole) == card.ref:
+                self.models.blockSignals(True)
+                self.models.setCurrentItem(item)
+                self.models.blockSignals(False)
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        running, card = self.ctl.running, self.ctl.card
+        self.run_slice_button.setEnabled(not running and card is not None)
+        self.run_volume_button.setEnabled(not running and card is not None)
+        self.cancel_button.setEnabled(running)
+        self.models.setEnabled(not running)
+        self.import_button.setEnabled(not running)
+
+    def _on_running(self, running: bool) -> None:
+        self._update_enabled()
+        if running:
+            self.progress.setRange(0, 0)
+            self.progress.setVisible(True)
+        else:
+            self.progress.setVisible(False)
+            self._apply_availability()  # exact once torch is loaded
+
+    def _on_progress(self, message: str, done: int, total: int) -> None:
+        self.progress.setVisible(True)
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+        else:
+            self.progress.setRange(0, 0)
+        if message:
+            self.status.setText(message)
+
+    def _on_device(self, label: str) -> None:
+        self.device_label.setText(label)
+        self.device_label.setToolTip(label)
+
+    def _on_classification(self, run) -> None:
+        if run is None:
+            self.result.show_result(None)
+            return
+        vol = self.ctl.last_class_volume
+        where = f"slice {run.z + 1}" if vol is not None and vol.shape[0] > 1 else "the image"
+        self.result.show_result(run.probs, run.label, f"{where}; uncertainty {run.uncertainty:.2f}",
+                                reviewable=not self.ctl.reviewed)
+
+    def _on_reviewed(self, rec) -> None:
+        self.result.set_reviewable(False)
+        decision = rec.payload.get("review", {}).get("decision", "")
+        self.result.set_review_text(f"{decision.capitalize()}: stored '{rec.tag}' "
+                                    f"({rec.created_at[:19].replace('T', ' ')} UTC)")
+
+    def _on_segmentation(self, run) -> None:
+        where = "whole volume" if run.z is None else f"slice {run.z + 1}"
+        txt = f"{run.ref} on the {where}: labels {', '.join(map(str, run.label_names[1:]))}"
+        if run.uncertainty == run.uncertainty:  # not NaN
+            txt += f"<br>Case uncertainty {run.uncertainty:.3f}"
+        if run.most_uncertain is not None:
+            txt += f"; most uncertain slice {run.most_uncertain + 1}"
+        self.seg_info.setText(txt)
+
+    def _import_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Import a model folder (with model.json)")
+        if folder:
+            self.ctl.import_folder(folder)

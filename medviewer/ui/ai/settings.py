@@ -1,0 +1,37 @@
+"""AI settings: the device preference (QSettings key "ai/device") and which devices this
+machine offers, found without importing torch until torch is loaded anyway."""
+from __future__ import annotations
+
+import glob
+import platform
+import shutil
+import sys
+from typing import Dict
+
+KEY_DEVICE = "ai/device"
+DEVICE_CHOICES = (("auto", "Auto"), ("cpu", "CPU"), ("cuda", "CUDA"), ("mps", "MPS"))
+
+
+def device_preference(settings) -> str:
+    value = str(settings.value(KEY_DEVICE, "auto") or "auto").lower()
+    return value if value in dict(DEVICE_CHOICES) else "auto"
+
+
+def set_device_preference(settings, pref: str) -> None:
+    if pref not in dict(DEVICE_CHOICES):
+        raise ValueError(f"unknown device preference {pref!r}")
+    settings.setValue(KEY_DEVICE, pref)
+
+
+def available_devices() -> Dict[str, bool]:
+    """{choice: usable}. Exact when torch is already imported; otherwise a cheap guess from
+    the driver files (corrected after the first AI job has loaded torch)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cuda = bool(torch.cuda.is_available())
+        mps_mod = getattr(torch.backends, "mps", None)
+        mps = bool(mps_mod is not None and mps_mod.is_available())
+    else:
+        cuda = bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+        mps = sys.platform == "darwin" and platform.machine() == "arm64"
+    return {"auto": True, "cpu": True, "cuda": cuda, "mps": mps}
