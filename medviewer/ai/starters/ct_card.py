@@ -39,7 +39,7 @@ layers, so MC-dropout uncertainty works).
 
 ## Data and licence
 TotalSegmentator reference files (Wasserthal et al., Radiology: AI 2023), Apache-2.0:
-{t['data']}. sha256:
+{t['data']}. sha256 (a folder: sha256 of its sorted `name:sha256` lines):
 {hashes}
 
 The weights are released under Apache-2.0.
