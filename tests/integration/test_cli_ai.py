@@ -182,8 +182,7 @@ def test_the_real_ct_organ_model_on_the_chest_ct(tmp_path, chest_ct_dir):
     segs = [c for c in ModelRegistry().list() if c.task == "segmentation"
             and c.folder is not None and str(c.folder).startswith(str(REPO / "models"))]
     if not segs:
-        pytest.skip("no built-in CT segmentation model in models/ yet (the ai-models helper "
-                    "trains it); the tiny imported model covers the pipeline meanwhile")
+        pytest.fail("the built-in CT segmentation model is missing from models/")
     card = segs[-1]
     out = tmp_path / "organs.nii.gz"
     assert main(["predict", "--model", card.ref, str(chest_ct_dir), "--out", str(out)]) == 0

@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt
 
 from ai_helpers import CLS_MODEL, MODELS, REPO, isolate_user_models, open_ready, pneumonia_volume
 
-pytestmark = pytest.mark.skipif(not (MODELS / CLS_MODEL).is_dir(), reason="pneumonia model not trained yet")
 
 
 @pytest.fixture(autouse=True)

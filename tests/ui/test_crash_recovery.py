@@ -43,7 +43,7 @@ def _reproduce(geometry, strokes) -> np.ndarray:
 @pytest.mark.slow
 def test_sigkill_mid_session_loses_no_finished_stroke(qtbot, window, tmp_path):
     if not CHEST_CT.is_dir():
-        pytest.skip("chest CT not available")
+        pytest.fail("the chest CT of ../shared/data is missing")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                MEDVIEWER_SETTINGS_DIR=str(tmp_path / "child_settings"))
     workspace = Path(env["MEDVIEWER_WORKSPACE"])  # the same tmp workspace as this test's window
