@@ -21,6 +21,20 @@ from _common import CHEST_CT, emit  # noqa: E402
 os.environ["MEDVIEWER_WORKSPACE"] = tempfile.mkdtemp(prefix="mv_resp_ws_")
 
 
+def wait_until(cond, poll_ms: int = 20) -> None:
+    """Process events in a QEventLoop (GIL released while idle) until ``cond()``."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(poll_ms)
+    timer.timeout.connect(lambda: cond() and loop.quit())
+    timer.start()
+    if not cond():
+        loop.exec()
+    timer.stop()
+
+
 class Probe:
     def __init__(self):
         from PySide6.QtCore import QTimer
@@ -38,13 +52,13 @@ class Probe:
         self.ticks += 1
 
     def measure(self, busy, timeout: float = 600.0) -> dict:
-        from PySide6.QtTest import QTest
-
+        """Run a real event loop (as the app's exec() does) until ``busy()`` is False.
+        NB: QTest.qWait holds the GIL while it sleeps and starves the worker thread (a job
+        took 5-15x longer under it), so it must not be used to wait here."""
         self.ticks, self.longest, self._last = 0, 0.0, time.perf_counter()
         self.timer.start()
         t0 = time.perf_counter()
-        while busy() and time.perf_counter() - t0 < timeout:
-            QTest.qWait(5)
+        wait_until(lambda: not busy() or time.perf_counter() - t0 > timeout)
         self.timer.stop()
         return {"seconds": round(time.perf_counter() - t0, 2), "ticks": self.ticks,
                 "longest_stall_ms": round(1000 * self.longest, 1)}
@@ -54,8 +68,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="(same work; kept for symmetry)")
     a = ap.parse_args()
-    from PySide6.QtTest import QTest
-
     from _viewer import shown_window
     from medviewer.ai.registry import ModelRegistry
     from medviewer.io.load import open_first
@@ -66,8 +78,7 @@ def main() -> int:
     app, win = shown_window(open_first([CHEST_CT]))
     ann, ai = win.annotation.ctl, win.ai.ctl
     deadline = time.time() + 60
-    while not (ann.state is not None and ann.state.ready) and time.time() < deadline:
-        QTest.qWait(20)
+    wait_until(lambda: (ann.state is not None and ann.state.ready) or time.time() > deadline)
     ai.select(seg.ref)
     probe = Probe()
     out = {"benchmark": "responsiveness", "quick": a.quick, "model": seg.ref}

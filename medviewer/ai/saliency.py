@@ -13,7 +13,7 @@ import numpy as np
 
 from .preprocess import card_value, map_to_image, prepare_image_2d_info
 
-__all__ = ["last_conv_layer", "grad_cam", "integrated_gradients", "normalise_map"]
+__all__ = ["last_conv_layer", "cam_layer", "grad_cam", "integrated_gradients", "normalise_map"]
 
 
 def last_conv_layer(model):
@@ -24,6 +24,30 @@ def last_conv_layer(model):
     if not convs:
         raise ValueError("the network has no 2D convolution layer for Grad-CAM")
     return convs[-1]
+
+
+def cam_layer(model, x, min_size: Optional[int] = None):
+    """The layer Grad-CAM reads: the last ``nn.Conv2d`` whose output is still at least
+    ``min_size`` pixels on each side (default: 1/8 of the input, at least 4). At 28x28 a
+    ResNet's last stage is 2x2, too coarse to localise anything; its previous stage is 4x4."""
+    import torch
+    import torch.nn as nn
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("the network has no 2D convolution layer for Grad-CAM")
+    limit = min_size or max(4, min(x.shape[-2:]) // 8)
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: sizes.__setitem__(id(mod), o.shape[-2:]))
+             for m in convs]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    big = [m for m in convs if id(m) in sizes and min(sizes[id(m)]) >= limit]
+    return big[-1] if big else convs[-1]
 
 
 def normalise_map(heat: np.ndarray, upper_percentile: Optional[float] = None) -> np.ndarray:
@@ -63,7 +87,7 @@ def _input(model, card, image2d, invert, window, device):
 def grad_cam(model, card, image2d: np.ndarray, target: Union[int, str, None] = None,
              device: str = "cpu", invert: bool = False,
              window: Optional[tuple] = None) -> np.ndarray:
-    """Grad-CAM (captum ``LayerGradCam``) on the last conv layer -> (h, w) float32 in [0, 1]."""
+    """Grad-CAM (captum ``LayerGradCam``) on :func:`cam_layer` -> (h, w) float32 in [0, 1]."""
     import torch
     from captum.attr import LayerAttribution, LayerGradCam
 
@@ -72,7 +96,7 @@ def grad_cam(model, card, image2d: np.ndarray, target: Union[int, str, None] = N
     try:
         x, info = _input(model, card, image2d, invert, window, device)
         idx = _target_index(model, card, x, target)
-        layer = last_conv_layer(model)
+        layer = cam_layer(model, x)
         with torch.enable_grad():
             cam = LayerGradCam(model, layer).attribute(x, target=idx, relu_attributions=True)
         cam = LayerAttribution.interpolate(cam.detach().float(), tuple(x.shape[-2:]),
