@@ -25,6 +25,10 @@ from .window_panel import WindowPresets
 WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of the width
 
 
+# Bump when docks are added or removed: Qt then ignores a window state saved by another
+# version instead of stacking the new docks into a cramped column.
+DOCK_STATE_VERSION = 3  # series, tags, case labels, segmentation, AI
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Optional[Session] = None, bridge: Optional[QtJobBridge] = None):
         super().__init__()
@@ -260,7 +264,7 @@ class MainWindow(QMainWindow):
         self._fit_to_screen(restored=geo is not None)
         state = self.settings.value("window/state")
         if state is not None:
-            self.restoreState(state)
+            self.restoreState(state, DOCK_STATE_VERSION)  # other versions: defaults
         layout = str(self.settings.value("view/layout", "tri") or "tri")
         self.set_layout(layout if layout in LAYOUTS else "tri")
         self._refresh_recent()
@@ -282,7 +286,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, ev):
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(DOCK_STATE_VERSION))
         self.settings.sync()
         self.loader.cancel()
         self.tag_browser.stop()

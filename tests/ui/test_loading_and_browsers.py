@@ -127,3 +127,23 @@ def test_volume_file_row_gets_its_slice_count_once_loaded(qtbot, window):
     item = next(iter(window.series_browser.series_items.values()))
     qtbot.waitUntil(lambda: window.session.active is not None)
     assert item.text(2) == str(window.session.active.shape[0]) != "1"
+
+
+def test_window_state_from_another_version_is_ignored(qtbot, window):
+    """A state saved before docks were added must not stack the new docks into a column."""
+    from PySide6.QtCore import Qt
+
+    from medviewer.ui.main_window import DOCK_STATE_VERSION, MainWindow
+
+    ai_dock = window.ai.dock
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, ai_dock, Qt.Orientation.Vertical)
+    assert ai_dock not in window.tabifiedDockWidgets(window.tag_dock)  # now stacked
+    window.settings.setValue("window/state", window.saveState(DOCK_STATE_VERSION - 1))
+    window.settings.sync()
+    other = MainWindow()
+    qtbot.addWidget(other)
+    try:
+        assert other.ai.dock in other.tabifiedDockWidgets(other.tag_dock)
+    finally:
+        other.close()
+        other.bridge.shutdown()
