@@ -130,7 +130,8 @@ def test_volume_file_row_gets_its_slice_count_once_loaded(qtbot, window):
 
 
 def test_window_state_from_another_version_is_ignored(qtbot, window):
-    """A state saved before docks were added must not stack the new docks into a column."""
+    """A state saved before docks were added (unversioned, as older releases saved it) must
+    not stack the new docks into a column; a state of this version is restored."""
     from PySide6.QtCore import Qt
 
     from medviewer.ui.main_window import DOCK_STATE_VERSION, MainWindow
@@ -138,12 +139,16 @@ def test_window_state_from_another_version_is_ignored(qtbot, window):
     ai_dock = window.ai.dock
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, ai_dock, Qt.Orientation.Vertical)
     assert ai_dock not in window.tabifiedDockWidgets(window.tag_dock)  # now stacked
-    window.settings.setValue("window/state", window.saveState(DOCK_STATE_VERSION - 1))
-    window.settings.sync()
-    other = MainWindow()
-    qtbot.addWidget(other)
-    try:
-        assert other.ai.dock in other.tabifiedDockWidgets(other.tag_dock)
-    finally:
+
+    def reopen(state):
+        window.settings.setValue("window/state", state)
+        window.settings.sync()
+        other = MainWindow()
+        qtbot.addWidget(other)
+        tabbed = other.ai.dock in other.tabifiedDockWidgets(other.tag_dock)
         other.close()
         other.bridge.shutdown()
+        return tabbed
+
+    assert reopen(window.saveState()) is True  # old, unversioned state: ignored
+    assert reopen(window.saveState(DOCK_STATE_VERSION)) is False  # same version: restored
