@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ResampleInfo", "ImageInfo", "card_value", "card_ref", "input_spec",
+__all__ = ["ResampleInfo", "ImageInfo", "card_value", "card_ref", "empty_array", "input_spec",
            "intensity_bounds", "apply_intensity", "prepare_image_2d", "prepare_image_2d_info", "map_to_image", "to_display_range",
            "plan_resample", "to_model_grid", "to_model_tensor", "volume_to_model",
            "model_to_volume", "model_to_volume_tensor"]
@@ -42,6 +42,22 @@ def card_ref(card) -> str:
     if ref:
         return str(ref)
     return f"{card_value(card, 'name', 'model')}:{card_value(card, 'version', '?')}"
+
+
+def empty_array(shape, dtype) -> np.ndarray:
+    """An uninitialised writable array; large ones on anonymous memory advised to use huge
+    pages (filling a fresh ~400 MB output otherwise costs ~0.8 s of page faults)."""
+    import mmap
+
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes < (8 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.empty(shape, dtype)
+    buf = mmap.mmap(-1, nbytes)
+    try:
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # kernels without transparent huge pages: plain pages, still correct
+        pass
+    return np.frombuffer(buf, dtype).reshape(shape)
 
 
 def input_spec(card) -> dict:

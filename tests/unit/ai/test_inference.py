@@ -2,6 +2,7 @@
 import gc
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +185,29 @@ def test_device_choice_label_threads_and_autocast():
     assert device_label("cpu") == f"CPU ({n} thread{'s' if n != 1 else ''})"
     with autocast("cpu"):
         assert not torch.is_autocast_enabled()
+
+
+def test_fast_upsampled_argmax_equals_full_argmax_on_real_predictions():
+    """The label shortcut (copy the class where the 2x2 source stencil agrees) must give the
+    same labels as an argmax over the full-resolution upsampled probabilities."""
+    import torch
+
+    from medviewer.ai.inference import _argmax0, _labels_up
+    from medviewer.ai.preprocess import _resize_xy
+    from medviewer.ai.registry import ModelRegistry, load_model
+    from medviewer.io.load import open_first
+
+    card = ModelRegistry().get("ct-abdomen-organs")
+    model = load_model(card)
+    vol = open_first([Path(__file__).resolve().parents[3].parent / "shared" / "data"
+                      / "tcia_cmb_crc_ct_chest"])
+    x = torch.from_numpy(np.clip((vol.array[[20, 60, 95], ::2, ::2].astype(np.float32) + 1000)
+                                 / 1500, 0, 1))[:, None]  # 3 real slices, 256x256
+    with torch.inference_mode():
+        probs = torch.softmax(model(x[:, :, :160, :160]).float(), 1)
+    for p in probs:  # (K, 160, 160) -> upsampled to 333 x 347 (not a multiple)
+        u = _resize_xy(p[None], (333, 347), True)[0]
+        fast = _labels_up(p, u, (333, 347))
+        full = _argmax0(u)
+        assert len(torch.unique(full)) > 1  # a real, multi-class prediction
+        assert torch.equal(fast, full)
