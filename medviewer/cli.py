@@ -43,18 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _TtyProgress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
+class TtyProgress:
+    """A one-line progress display on stderr, only when stderr is a terminal. Called with a
+    jobs ``Progress`` or with ``(done, total, message)`` (the AI generators' steps)."""
 
     def __init__(self):
         self.enabled = sys.stderr.isatty()
         self._shown = False
 
-    def __call__(self, progress) -> None:
+    def __call__(self, done, total=None, message: str = "") -> None:
+        if total is None:  # a Progress
+            done, total, message = done.done, done.total, done.message
         if not self.enabled:
             return
-        pct = int(100 * progress.fraction)
-        sys.stderr.write(f"\r{progress.message[:60]:<60} {pct:3d}%")
+        pct = int(100 * done / total) if total else 0
+        sys.stderr.write(f"\r{message[:60]:<60} {pct:3d}%")
         sys.stderr.flush()
         self._shown = True
 
@@ -65,7 +68,7 @@ class _TtyProgress:
             self._shown = False
 
 
-def _reporter(tty: _TtyProgress):
+def _reporter(tty: TtyProgress):
     if not tty.enabled:
         return None
     from medviewer.jobs.progress import Reporter
@@ -94,7 +97,7 @@ def _series_record(index: int, entry, volume=None, error: Optional[str] = None) 
     return rec
 
 
-def _scan(paths: Sequence[str], tty: _TtyProgress):
+def _scan(paths: Sequence[str], tty: TtyProgress):
     from medviewer.io.discover import scan_paths
 
     try:
@@ -103,7 +106,7 @@ def _scan(paths: Sequence[str], tty: _TtyProgress):
         tty.done()
 
 
-def _load(entry, tty: _TtyProgress):
+def _load(entry, tty: TtyProgress):
     from medviewer.io.load import load_series
 
     try:
@@ -156,7 +159,7 @@ def _print_human(doc: dict, out) -> None:
 
 def cmd_info(args, out=None) -> int:
     out = out or sys.stdout
-    tty = _TtyProgress()
+    tty = TtyProgress()
     cat = _scan(args.paths, tty)
     records = []
     loaded = 0
@@ -191,7 +194,7 @@ def cmd_convert(args, out=None) -> int:
         return _fail(f"output must end in .nii or .nii.gz: {args.out}")
     if args.slice_spacing is not None and not args.resample:
         return _fail("--slice-spacing needs --resample")
-    tty = _TtyProgress()
+    tty = TtyProgress()
     cat = _scan([args.path], tty)
     if not cat.series:
         why = f" ({len(cat.skipped)} files skipped; run 'medviewer info' for reasons)" \

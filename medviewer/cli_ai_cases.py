@@ -13,32 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .cli import TtyProgress  # noqa: E402  (one terminal progress line for all commands)
+
 __all__ = ["IMAGE_SUFFIXES", "Case", "TtyProgress", "find_cases", "read_image", "load_case",
            "reporter", "is_labelmap_file", "seg_targets"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-class TtyProgress:
-    """``progress(done, total, message)`` drawn on one stderr line, only on a terminal."""
-
-    def __init__(self):
-        self.enabled = sys.stderr.isatty()
-        self._shown = False
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        if self.enabled:
-            pct = int(100 * done / total) if total else 0
-            sys.stderr.write(f"\r{message[:60]:<60} {pct:3d}%")
-            sys.stderr.flush()
-            self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * 66 + "\r")
-            sys.stderr.flush()
-            self._shown = False
-
 
 @dataclass
 class Case:
