@@ -8,7 +8,6 @@ patient identity. Also: where segmentation outputs go, and the one-line terminal
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
