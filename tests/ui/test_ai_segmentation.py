@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from ai_helpers import isolate_user_models, segmentation_cards
+from ai_helpers import isolate_user_models, segmentation_cards, wait_until
 from annot_helpers import drag, line, viewport_pos
 
 
@@ -27,15 +27,16 @@ def seg_card(_models):
 def _segment(qtbot, window, card, button: str, timeout: int = 120000):
     ai = window.ai.ctl
     ai.select(card.ref)
-    with qtbot.waitSignal(ai.sig_segmentation, timeout=timeout):
-        qtbot.mouseClick(getattr(window.ai.panel, button), Qt.MouseButton.LeftButton)
+    before = ai.last_seg
+    qtbot.mouseClick(getattr(window.ai.panel, button), Qt.MouseButton.LeftButton)
+    wait_until(lambda: ai.last_seg is not before and not ai.running, timeout)
     return ai.last_seg
 
 
 def test_slice_prediction_becomes_editable_and_saves_a_corrected_child(qtbot, chest_window, seg_card):
     win = chest_window
     ctl = win.annotation.ctl
-    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
+    wait_until(lambda: ctl.state is not None and ctl.state.ready, 30000)
     st = ctl.state
     z = 60
     win.session.set_cursor_index((z, 256, 256))
@@ -77,7 +78,7 @@ def test_slice_prediction_becomes_editable_and_saves_a_corrected_child(qtbot, ch
 def test_uncertainty_overlay_and_most_uncertain_slice(qtbot, chest_window, seg_card):
     win = chest_window
     ctl = win.annotation.ctl
-    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
+    wait_until(lambda: ctl.state is not None and ctl.state.ready, 30000)
     win.session.set_cursor_index((10, 256, 256))
     run = _segment(qtbot, win, seg_card, "run_volume_button", timeout=300000)
     assert run.z is None and run.entropy is not None
@@ -94,3 +95,53 @@ def test_uncertainty_overlay_and_most_uncertain_slice(qtbot, chest_window, seg_c
     assert rec.payload["extra"]["most_uncertain_slice"] == int(np.argmax(per_slice))
     win.ai.panel.uncertainty.setChecked(False)
     assert all(v.heat.shown_image() is None for v in win.tri.views.values())
+
+
+def _card(window, name: str):
+    return next(c for c in window.ai.ctl.cards if c.name == name)
+
+
+def test_mc_dropout_variance_overlay_on_a_slice(qtbot, chest_window, seg_card):
+    """MC-dropout variance (the CT model has dropout 0.1) replaces the entropy in the overlay;
+    the record notes the method; classifiers without dropout cannot choose it."""
+    win, panel = chest_window, chest_window.ai.panel
+    ctl = win.annotation.ctl
+    wait_until(lambda: ctl.state is not None and ctl.state.ready, 30000)
+    # the choices follow the real model cards
+    panel_refs = {c.name: c for c in win.ai.ctl.cards}
+    assert {"pneumonia-cxr", "pneumonia-cxr-smallcnn", seg_card.name} <= set(panel_refs)
+    win.ai.ctl.select(_card(win, "pneumonia-cxr").ref)  # MONAI ResNet-18: no dropout
+    assert not panel.method_enabled("mc_dropout") and panel.method_enabled("entropy")
+    win.ai.ctl.select(_card(win, "pneumonia-cxr-smallcnn").ref)
+    assert panel.method_enabled("mc_dropout")
+    win.ai.ctl.select(seg_card.ref)
+    assert panel.method_enabled("mc_dropout") and panel.method_enabled("tta")
+    panel.uncertainty_method.setCurrentIndex(panel.uncertainty_method.findData("mc_dropout"))
+    assert win.ai.ctl.uncertainty_method == "mc_dropout"
+    assert "entropy" in panel.uncertainty_method.toolTip().lower()
+
+    z = 60
+    win.session.set_cursor_index((z, 256, 256))
+    run = _segment(qtbot, win, seg_card, "run_slice_button")
+    assert run.z == z and run.uncertainty_method == "mc_dropout" and run.variance is not None
+    heat = win.ai.heat.current()
+    assert heat is not None and heat.kind == "uncertainty" and heat.title == "mc_dropout"
+    assert heat.slice_z == z
+    shown = win.tri.views["axial"].heat.shown_image()
+    assert shown is not None and np.ptp(shown) > 0.0
+    var_z = heat.data[z].astype(np.float32)
+    assert 0.0 <= var_z.min() and var_z.max() <= 1.0
+    assert np.ptp(var_z) > 0.1  # not constant: high variance at organ borders
+    ent_z = run.entropy[z].astype(np.float32)
+    assert np.abs(var_z - ent_z).mean() > 1e-3  # a different map from the entropy
+    assert not heat.data[:z].any() and not heat.data[z + 1:].any()
+    # the case score and the most uncertain slice still come from the entropy
+    rec = ctl.store.get(run.record.id)
+    assert rec.preprocessing["uncertainty_method"] == "mc_dropout"
+    assert rec.payload["extra"]["uncertainty_method"] == "mc_dropout"
+    assert rec.payload["extra"]["variance_scale"] > 0.0
+    assert rec.payload["extra"]["most_uncertain_slice"] == z
+    import os
+
+    if os.environ.get("MEDVIEWER_SCREENSHOT"):
+        win.grab().save(os.environ["MEDVIEWER_SCREENSHOT"])

@@ -11,8 +11,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from . import settings as ai_settings
-from .jobs import (SALIENCY_METHODS, ClassificationRun, SegmentationRun, classify_job,
-                   review_payload, saliency_map, segment_job, slice_image)
+from .jobs import (SALIENCY_METHODS, UNCERTAINTY_METHODS, ClassificationRun, SegmentationRun,
+                   classify_job, review_payload, saliency_map, segment_job, slice_image,
+                   uncertainty_available)
 from .overlays import HeatMap, HeatOverlays
 from .worker import AiWorker
 
@@ -48,6 +49,7 @@ class AiController(QObject):
         self.saliency_method = SALIENCY_METHODS[0][0]
         self.want_saliency = False
         self.want_uncertainty = True
+        self.uncertainty_method = "entropy"  # or "mc_dropout" / "tta" (segmentation runs)
         self.reviewed = False
         self._shown_at = 0.0
         session.active_changed.connect(self._on_active_changed)
@@ -172,7 +174,9 @@ class AiController(QObject):
                                 "prediction would replace the label map.")
             return None
         zz = None if whole or vol.shape[0] == 1 else z
-        return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h),
+        method = self.uncertainty_method if uncertainty_available(card, self.uncertainty_method) \
+            else "entropy"
+        return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h, method),
                             "ai-segment", lambda run: self._on_segmented(vol, run),
                             "Segmentation failed")
 
@@ -315,13 +319,23 @@ class AiController(QObject):
         if self.session.active is vol:
             self.annotation.load_prediction(run.labelmap if run.labelmap is not None else run.labels,
                                             run.table, run.record)
-        if run.entropy is not None:
+        if run.variance is not None:  # the variance map is shown; entropy still scores
+            self.heat.set_map(HeatMap(vol, run.variance, "uncertainty", run.uncertainty_method,
+                                      run.z), show=self.want_uncertainty)
+        elif run.entropy is not None:
             self.heat.set_map(HeatMap(vol, run.entropy, "uncertainty", "entropy", run.z),
                               show=self.want_uncertainty)
         where = "the volume" if run.z is None else f"slice {run.z + 1}"
         score = "" if not np.isfinite(run.uncertainty) else f"; case uncertainty {run.uncertainty:.3f}"
         self.sig_status.emit(f"{run.ref} segmented {where}: stored as 'predicted'{score}")
         self.sig_segmentation.emit(run)
+
+    def set_uncertainty_method(self, method: str) -> None:
+        """What the uncertainty overlay of the next segmentation run shows (entropy, or the
+        MC-dropout / test-time-augmentation variance where the model allows it)."""
+        if method not in dict(UNCERTAINTY_METHODS):
+            raise ValueError(f"unknown uncertainty method {method!r}")
+        self.uncertainty_method = method
 
     def set_show_uncertainty(self, on: bool) -> None:
         self.want_uncertainty = bool(on)

@@ -13,6 +13,30 @@ import numpy as np
 from medviewer.core.volume import Volume
 
 SALIENCY_METHODS = (("grad_cam", "Grad-CAM"), ("integrated_gradients", "Integrated gradients"))
+UNCERTAINTY_METHODS = (("entropy", "Entropy"), ("mc_dropout", "MC-dropout variance"),
+                       ("tta", "TTA variance"))
+VARIANCE_SAMPLES = 8  # MC-dropout passes
+VARIANCE_PERCENTILE = 99.5  # a variance map is shown divided by this percentile of its run
+
+
+def uncertainty_available(card, method: str) -> bool:
+    """Whether ``card``'s model allows ``method``, from its card alone (no torch): MC-dropout
+    needs Dropout layers in the network, test-time flips need a 2D model."""
+    if card is None:
+        return False
+    if method == "entropy":
+        return True
+    if method == "tta":
+        return int(card.input.get("dims", 2)) == 2
+    if method == "mc_dropout":
+        from medviewer.ai.architectures import ModelError, has_dropout
+
+        arch = card.architecture or {}
+        try:
+            return bool(has_dropout(arch.get("name"), arch.get("params", {})))
+        except (ModelError, KeyError, TypeError):
+            return False
+    return False
 
 
 def _kwargs_for(fn, **candidates) -> dict:
@@ -135,13 +159,16 @@ class SegmentationRun:
     record: object = None  # the 'predicted' label-map Record
     table: dict = field(default_factory=dict)
     labelmap: object = None  # an editable LabelMap of a copy of ``labels``
+    variance: Optional[np.ndarray] = None  # (z, y, x) float16 in [0, 1]: variance / its p99.5
+    uncertainty_method: str = "entropy"
 
 
 def label_table(label_names) -> dict:
     return {"labels": [{"value": i, "name": str(n)} for i, n in enumerate(label_names) if i]}
 
 
-def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: str) -> SegmentationRun:
+def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: str,
+                method: str = "entropy") -> SegmentationRun:
     from medviewer.ai import uncertainty
     from medviewer.ai.inference import segment
     from medviewer.storage.store import Source
@@ -150,8 +177,10 @@ def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: 
     ctx.progress(0, 1, f"Loading {card.ref}…")
     model = ctx.model(card)
     what = "slice" if z is not None else "volume"
+    var_kw = {} if method == "entropy" else {"variance": method, "n_samples": VARIANCE_SAMPLES}
     gen = segment(model, card, volume.array, spacing_zyx(volume), device,
-                  **_kwargs_for(segment, slice_index=z, want_probs=True, cancel=ctx.cancel_token))
+                  **_kwargs_for(segment, slice_index=z, want_probs=True, cancel=ctx.cancel_token),
+                  **var_kw)
     res = ctx.drive(gen, f"Segmenting the {what}…") if inspect.isgenerator(gen) else gen
     ctx.check()
     labels = np.ascontiguousarray(res.labels, dtype=np.uint8)
@@ -165,13 +194,19 @@ def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: 
         z0, z1 = z_range
         score = float(uncertainty.case_score(ent[z0:z1], labels[z0:z1]))  # the slices run only
         zmax = z0 + int(uncertainty.most_uncertain_slice(ent[z0:z1], axis=0))
+    var, scale = None, None
+    if method != "entropy" and getattr(res, "variance", None) is not None:
+        var, scale = _variance_on_grid(np.asarray(res.variance), volume, z_range)
     ctx.check()  # cancelled: nothing is stored
     table = label_table(names)
     prep = {"model": card.ref, "input": dict(card.input), "device": device,
             "slice": None if z is None else int(z),
-            "spacing_zyx": list(spacing_zyx(volume))}
+            "spacing_zyx": list(spacing_zyx(volume)), "uncertainty_method": method}
+    if method == "mc_dropout":
+        prep["n_samples"] = VARIANCE_SAMPLES
     extra = {"case_uncertainty": score if np.isfinite(score) else None, "model": card.ref,
-             "most_uncertain_slice": zmax}
+             "most_uncertain_slice": zmax, "uncertainty_method": method,
+             "variance_scale": scale}
     rec = store.add_labelmap(image_hash, labels, volume.geometry.affine_ras(), table, "predicted",
                              Source("model", card.name, card.version), preprocessing=prep,
                              extra=extra)
@@ -181,7 +216,27 @@ def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: 
     # the editable copy is built here: scanning a whole volume's labels would stall the GUI
     editable = LabelMap(volume.geometry, LabelTable.from_dict(table), labels.copy(), name=card.ref)
     return SegmentationRun(card.ref, z, labels, names, ent, score, zmax, device, rec, table,
-                           editable)
+                           editable, var, method)
+
+
+def _variance_on_grid(var: np.ndarray, volume: Volume, z_range: tuple) -> tuple:
+    """(variance (z, y, x) float16 on the volume grid divided by its 99.5th percentile over
+    the slices run and clipped to [0, 1], that percentile); zero outside ``z_range``."""
+    shape = tuple(volume.shape[:3])
+    z0, z1 = (int(v) for v in z_range)
+    if var.shape != (z1 - z0,) + shape[1:]:
+        raise ValueError(f"variance {var.shape} does not fit slices {z0}..{z1} of {shape}")
+    flat = var.reshape(-1)
+    sample = flat[::max(1, flat.size // 4_000_000)].astype(np.float32)  # the percentile, cheaply
+    scale = float(np.percentile(sample, VARIANCE_PERCENTILE)) if sample.size else 0.0
+    if not np.isfinite(scale) or scale <= 0.0:
+        scale = float(np.nanmax(sample, initial=0.0))
+    out = np.zeros(shape, dtype=np.float16)
+    for a in range(0, z1 - z0, 8):
+        b = min(z1 - z0, a + 8)
+        chunk = var[a:b].astype(np.float32)
+        out[z0 + a:z0 + b] = np.clip(chunk / scale, 0.0, 1.0) if scale > 0 else 0.0
+    return out, scale
 
 
 def _entropy(p: np.ndarray, uncertainty) -> np.ndarray:

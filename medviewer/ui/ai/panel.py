@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QVBoxLayout, QWidget)
 
 from . import settings as ai_settings
-from .jobs import SALIENCY_METHODS
+from .jobs import SALIENCY_METHODS, UNCERTAINTY_METHODS, uncertainty_available
 from .overlays import COLORMAPS
 from .results import ClassResultView
 
@@ -89,6 +89,15 @@ class AiPanel(QWidget):
         self.uncertainty = QCheckBox("Show uncertainty (entropy)", self)
         self.uncertainty.setObjectName("aiShowUncertainty")
         self.uncertainty.setChecked(controller.want_uncertainty)
+        self.uncertainty_method = QComboBox(self)
+        self.uncertainty_method.setObjectName("aiUncertaintyMethod")
+        for key, text in UNCERTAINTY_METHODS:
+            self.uncertainty_method.addItem(text, key)
+        self.uncertainty_method.setToolTip(
+            "What the uncertainty overlay shows after a segmentation run: softmax entropy, or the "
+            "variance over MC-dropout passes (models with dropout) or flipped inputs (2D models),"
+            " divided by its 99.5th percentile.<br>The case uncertainty score and 'Go to most "
+            "uncertain slice' always use the entropy.")
         self.goto_button = QPushButton("Go to most uncertain slice", self)
         self.goto_button.setObjectName("aiGotoUncertain")
         self.goto_button.setToolTip("Move to the axial slice with the highest mean entropy (U)")
@@ -119,6 +128,8 @@ class AiPanel(QWidget):
         self.saliency_method.currentIndexChanged.connect(
             lambda i: controller.set_saliency_method(self.saliency_method.itemData(i)))
         self.uncertainty.toggled.connect(controller.set_show_uncertainty)
+        self.uncertainty_method.currentIndexChanged.connect(
+            lambda i: controller.set_uncertainty_method(self.uncertainty_method.itemData(i)))
         self.goto_button.clicked.connect(controller.goto_most_uncertain)
         self.colormap.currentTextChanged.connect(controller.heat.set_colormap)
         self.opacity.valueChanged.connect(lambda v: controller.heat.set_opacity(v / 100.0))
@@ -161,7 +172,10 @@ class AiPanel(QWidget):
         box = QGroupBox("Segmentation", self)
         bl = QVBoxLayout(box)
         bl.addWidget(self.seg_info)
-        bl.addWidget(self.uncertainty)
+        unc = QHBoxLayout()
+        unc.addWidget(self.uncertainty)
+        unc.addWidget(self.uncertainty_method, 1)
+        bl.addLayout(unc)
         bl.addWidget(self.goto_button)
         lay.addWidget(box)
         box = QGroupBox("Heat map", self)
@@ -201,7 +215,27 @@ class AiPanel(QWidget):
                 self.models.blockSignals(True)
                 self.models.setCurrentItem(item)
                 self.models.blockSignals(False)
+        self._update_uncertainty_methods(card)
         self._update_enabled()
+
+    def _update_uncertainty_methods(self, card) -> None:
+        """Enable the uncertainty methods the selected model allows; fall back to entropy."""
+        model = self.uncertainty_method.model()
+        for i in range(self.uncertainty_method.count()):
+            key = self.uncertainty_method.itemData(i)
+            ok = uncertainty_available(card, key)
+            if isinstance(model, QStandardItemModel):
+                model.item(i).setEnabled(ok)
+                model.item(i).setToolTip("" if ok else "This model does not allow it (MC-dropout "
+                                         "needs dropout layers, TTA a 2D model)")
+        if not self.method_enabled(self.uncertainty_method.currentData()):
+            self.uncertainty_method.setCurrentIndex(self.uncertainty_method.findData("entropy"))
+
+    def method_enabled(self, key: str) -> bool:
+        """Whether uncertainty method ``key`` can be chosen for the selected model."""
+        model = self.uncertainty_method.model()
+        i = self.uncertainty_method.findData(key)
+        return i >= 0 and isinstance(model, QStandardItemModel) and model.item(i).isEnabled()
 
     def _update_enabled(self) -> None:
         running, card = self.ctl.running, self.ctl.card
