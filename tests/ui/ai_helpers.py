@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume
@@ -74,3 +75,17 @@ def wait_until(condition, timeout_ms: int = 120000) -> bool:
     if not condition():
         raise TimeoutError(f"condition not met within {timeout_ms} ms")
     return True
+
+
+# shared fixtures of the AI UI tests (import them into a test module to use them)
+@pytest.fixture(autouse=True)
+def models_isolated(tmp_path, monkeypatch):
+    isolate_user_models(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def seg_card(models_isolated):
+    cards = segmentation_cards()
+    if not cards:
+        pytest.fail("the built-in segmentation model is missing from models/")
+    return cards[-1]

@@ -10,20 +10,9 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 
-from ai_helpers import isolate_user_models, segmentation_cards
+from ai_helpers import models_isolated, seg_card  # noqa: F401  (fixtures)
 
 
-@pytest.fixture(autouse=True)
-def _models(tmp_path, monkeypatch):
-    isolate_user_models(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def seg_card(_models):
-    cards = segmentation_cards()
-    if not cards:
-        pytest.fail("the built-in segmentation model is missing from models/")
-    return cards[-1]
 
 
 def _ready(qtbot, win, card):

@@ -7,21 +7,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from ai_helpers import isolate_user_models, segmentation_cards, wait_until
+from ai_helpers import models_isolated, seg_card, wait_until  # noqa: F401  (fixtures)
 from annot_helpers import drag, line, viewport_pos
 
 
-@pytest.fixture(autouse=True)
-def _models(tmp_path, monkeypatch):
-    isolate_user_models(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def seg_card(_models):
-    cards = segmentation_cards()
-    if not cards:
-        pytest.fail("the built-in segmentation model is missing from models/")
-    return cards[-1]
 
 
 def _segment(qtbot, window, card, button: str, timeout: int = 120000):
