@@ -2,7 +2,8 @@
 
 Segmentation (the first segmentation model in the registry) on the real chest CT: one slice and
 the whole volume through `medviewer.ai.inference.segment` (preprocessing, resampling to the
-model's spacing, sliding window, resampling back, probabilities kept for uncertainty).
+model's spacing, sliding window; the label map and the entropy map brought back to the
+volume grid, one batch behind the network on a helper thread: what the app runs).
 Classification (pneumonia-cxr) on real PneumoniaMNIST test images through `classify`.
 Baseline, same run and same tensors: the bare `model(x)` forward passes only.
 Goal: pipeline / bare <= 1.2x. Usage: python benchmarks/inference.py [--quick] [--device DEV]

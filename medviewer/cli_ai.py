@@ -107,7 +107,7 @@ def _even_volume(vol, notes: list):
 
 def _segment_case(case, card, model, device, args, tty, out_path: Path) -> dict:
     from medviewer.ai.inference import drive, segment
-    from medviewer.ai.uncertainty import case_score, entropy
+    from medviewer.ai.uncertainty import case_score
     from medviewer.core.atomic import atomic_write_text
     from medviewer.io.labels_io import write_labelmap
 
@@ -128,7 +128,7 @@ def _segment_case(case, card, model, device, args, tty, out_path: Path) -> dict:
     finally:
         tty.done()
     z0, z1 = res.z_range
-    score = case_score(entropy(res.probs), res.labels[z0:z1]) if res.probs is not None else None
+    score = case_score(res.entropy, res.labels[z0:z1]) if res.entropy is not None else None
     table = {i: name for i, name in enumerate(res.label_names) if i > 0}
     write_labelmap(res.labels, g, out_path, table)
     sidecar = {"case": case.name, "model": res.model_ref, "labels": [

@@ -20,6 +20,7 @@ import numpy as np
 
 from .device import autocast
 from .model_cache import ModelCache
+from .seg_outputs import SegOutputs
 from .preprocess import (ResampleInfo, card_ref, card_value, empty_array, input_spec,
                          model_to_volume_tensor,
                          plan_resample, prepare_image_2d_info, to_model_tensor)
@@ -52,8 +53,9 @@ class ClassResult:
 
 @dataclass
 class SegResult:
-    """Labels ``(z, y, x)`` uint8 on the volume grid (zeros outside ``z_range``); probabilities
-    ``(C, z1 - z0, y, x)`` float16 for the slices ``z_range = (z0, z1)`` (None unless asked)."""
+    """Labels ``(z, y, x)`` uint8 on the volume grid (zeros outside ``z_range``); for the slices
+    ``z_range = (z0, z1)``: probabilities ``(C, z1 - z0, y, x)``, normalised entropy and
+    variance ``(z1 - z0, y, x)``, all float16 (each None unless asked for)."""
 
     labels: np.ndarray
     probs: Optional[np.ndarray]
@@ -63,6 +65,7 @@ class SegResult:
     preprocessing: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     variance: Optional[np.ndarray] = None  # (z1 - z0, y, x) float16 when asked for
+    entropy: Optional[np.ndarray] = None  # (z1 - z0, y, x) float16 in [0, 1] when asked for
 
 
 def _check_fn(cancel) -> Callable[[], None]:
@@ -186,15 +189,17 @@ def _predictor(model, device: str, check: Callable, counter: list,
 
 
 def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "cpu",
-            slice_index: Optional[int] = None, want_probs: bool = True, cancel=None,
+            slice_index: Optional[int] = None, want_probs: bool = False, cancel=None,
             slice_offsets=None, batch_size: Optional[int] = None,
-            variance: Optional[str] = None, n_samples: int = 8):
+            variance: Optional[str] = None, n_samples: int = 8, want_entropy: bool = True):
     """Generator -> :class:`SegResult` on the volume grid.
 
     2D models run slice by slice in batches (all slices, or only ``slice_index``); 3D models
     run MONAI's sliding-window inference over the card's patch, a slab at a time.
     ``variance="mc_dropout"`` (``n_samples`` passes with dropout on) or ``"tta"`` (flips) also
-    returns a variance map (mean over classes of the probability variance)."""
+    returns a variance map (mean over classes of the probability variance).
+    ``want_entropy``: the normalised softmax entropy (computed on the model grid for 2D
+    models, then resampled); ``want_probs``: every class probability on the volume grid."""
     if variance not in (None, "mc_dropout", "tta"):
         raise ValueError(f"variance must be None, 'mc_dropout' or 'tta', got {variance!r}")
     check = _check_fn(cancel)
@@ -214,23 +219,16 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     out_labels[:z0] = 0
     out_labels[z1:] = 0
     plane = (z1 - z0,) + tuple(vol.shape[1:3])
-    out = _Outputs(out_labels, empty_array((len(labels),) + plane, np.float16) if want_probs
-                   else None, empty_array(plane, np.float16) if variance else None, z0, len(labels))
+    out = SegOutputs(out_labels, empty_array((len(labels),) + plane, np.float16) if want_probs
+                     else None, empty_array(plane, np.float16) if variance else None, z0,
+                     len(labels), empty_array(plane, np.float16) if want_entropy else None)
     runner = _segment_2d if info.dims == 2 else _segment_3d
     counter = [0]
     predict = _predictor(model, device, check, counter, variance, n_samples)
     yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
                       batch_size)
     return SegResult(out_labels, out.probs, labels, (z0, z1), _ref(card), info.to_dict(),
-                     list(info.warnings), out.variance)
-
-
-def _argmax0(t):
-    """argmax over the channels of ``t`` (K, ...) -> uint8 (``max`` is several times faster
-    than ``argmax`` over a leading dimension on the CPU)."""
-    import torch
-
-    return t.max(0).indices.to(torch.uint8)
+                     list(info.warnings), out.variance, out.entropy)
 
 
 def _single_window(x, roi, predict):
@@ -243,36 +241,7 @@ def _single_window(x, roi, predict):
     return predict(padded)[..., :h, :w]
 
 
-@dataclass
-class _Outputs:
-    labels: np.ndarray
-    probs: Optional[np.ndarray]
-    variance: Optional[np.ndarray]
-    z0: int
-    n_labels: int
-
-    @property
-    def channels(self) -> int:
-        return self.n_labels + (1 if self.variance is not None else 0)
-
-    def store(self, probs_t, a: int, b: int) -> None:
-        """Volume-grid channels (K [+1], b - a, y, x) -> labels, probs, variance."""
-        import torch
-
-        k = self.n_labels
-        torch.from_numpy(self.labels[a:b]).copy_(_argmax0(probs_t[:k]))
-        if self.probs is not None:  # one pass: cast while copying into the float16 output
-            torch.from_numpy(self.probs[:, a - self.z0:b - self.z0]).copy_(probs_t[:k])
-        if self.variance is not None:
-            torch.from_numpy(self.variance[a - self.z0:b - self.z0]).copy_(probs_t[k])
-
-    def check_channels(self, n: int) -> None:
-        if n != self.channels:
-            raise ValueError(f"the model gives {n - (self.channels - self.n_labels)} channels "
-                             f"but its card lists {self.n_labels} labels")
-
-
-def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: _Outputs,
+def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
                 check, batch_size):
     import torch
     from monai.inferers import sliding_window_inference
@@ -284,77 +253,65 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     bs = 1 if adaptive else (batch_size or default_batch_size(device, int(np.prod(roi))))
     total = z1 - z0
     yield Step(0, total, "Segmenting")
-    a = z0
-    while a < z1:
-        b = min(z1, a + bs)
-        check()
-        t0 = time.perf_counter()
-        x = to_model_tensor(vol, info, (a, b)).transpose(0, 1).to(device)  # (B, C, y', x')
-        with torch.inference_mode():
-            if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
-                p = _single_window(x, roi, predict)
-            else:
-                p = sliding_window_inference(x, roi, max(1, b - a), predict, overlap=float(
-                    spec.get("overlap", 0.25)), mode="constant")
-        p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
-        out.check_channels(p.shape[0])
-        _store_2d(out, p, info, a)
-        if adaptive:
-            per_slice = (time.perf_counter() - t0) / (b - a)
-            bs = max(1, min(16, int(BATCH_SECONDS / max(per_slice, 1e-6))))
-        a = b
-        yield Step(b - z0, total, f"Slice {b} of {vol.shape[0]}" if total > 1 else "Slice done")
-
-
-def _stencil(n_in: int, n_out: int):
-    """Top-left source index of the bilinear stencil (align_corners=False) per output index."""
-    import torch
-
-    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
-    return src.floor().long().clamp(max=n_in - 1)
-
-
-def _labels_up(p, u, size: tuple):
-    """Argmax of the bilinear upsample ``u`` (K, Y, X) of ``p`` (K, y, x), exactly, cheaply: where
-    the 2x2 source stencil agrees on one class, a convex combination keeps it (take it from
-    ``p``); only the remaining pixels are compared over all channels of ``u``."""
-    import torch
-
-    low = _argmax0(p)  # (y, x)
-    nxt = torch.cat([low[1:], low[-1:]], 0)
-    same = (low == nxt) & (low == torch.cat([low[:, 1:], low[:, -1:]], 1))
-    same &= low == torch.cat([nxt[:, 1:], nxt[:, -1:]], 1)
-    iy, ix = _stencil(p.shape[-2], size[0]), _stencil(p.shape[-1], size[1])
-    lab = low[iy][:, ix]
-    idx = (~same[iy][:, ix]).view(-1).nonzero().squeeze(1)
-    if idx.numel():
-        lab.view(-1)[idx] = _argmax0(u.reshape(u.shape[0], -1).index_select(1, idx))
-    return lab
-
-
-def _store_2d(out: "_Outputs", p, info: ResampleInfo, a: int) -> None:
-    """Model-grid channels ``p`` (K [+1], B, y', x') -> the volume grid, slice by slice (the
-    float32 upsample of one slice stays in cache while it is cast and its argmax taken)."""
-    import torch
-
-    from .preprocess import _resize_xy
-
+    behind = _OneBehind() if total > 1 else None
     size = tuple(info.original_shape[1:])
-    k = out.n_labels
-    fast = p.shape[-2] < size[0] and p.shape[-1] < size[1]  # pure bilinear upsampling
-    for i in range(p.shape[1]):
-        src = p[:, i]
-        u = _resize_xy(src[None], size, True)[0]
-        z = a + i - out.z0
-        labels = _labels_up(src[:k], u[:k], size) if fast else _argmax0(u[:k])
-        torch.from_numpy(out.labels[a + i]).copy_(labels)
-        if out.probs is not None:
-            torch.from_numpy(out.probs[:, z]).copy_(u[:k])
-        if out.variance is not None:
-            torch.from_numpy(out.variance[z]).copy_(u[k])
+    a = z0
+    try:
+        while a < z1:
+            b = min(z1, a + bs)
+            check()
+            t0 = time.perf_counter()
+            x = to_model_tensor(vol, info, (a, b)).transpose(0, 1).to(device)  # (B, C, y', x')
+            with torch.inference_mode():
+                if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
+                    p = _single_window(x, roi, predict)
+                else:
+                    p = sliding_window_inference(x, roi, max(1, b - a), predict, overlap=float(
+                        spec.get("overlap", 0.25)), mode="constant")
+            p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
+            out.check_channels(p.shape[0])
+            if behind is None:
+                out.store_2d(p, size, a)
+            else:
+                behind.submit(out.store_2d, p, size, a)
+            if adaptive:
+                per_slice = (time.perf_counter() - t0) / (b - a)
+                bs = max(1, min(16, int(BATCH_SECONDS / max(per_slice, 1e-6))))
+            a = b
+            yield Step(b - z0, total, f"Slice {b} of {vol.shape[0]}" if total > 1 else "Slice done")
+    finally:
+        if behind is not None:
+            behind.close()
 
 
-def _segment_3d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: _Outputs,
+class _OneBehind:
+    """Runs the volume-grid storing of a batch on a helper thread while the network works on
+    the next batch (torch releases the GIL in its kernels, so the two overlap on two cores).
+    At most one batch waits; its errors surface at the next submit or at close."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="seg-store")
+        self.pending = None
+
+    def wait(self) -> None:
+        future, self.pending = self.pending, None
+        if future is not None:
+            future.result()
+
+    def submit(self, fn, *args) -> None:
+        self.wait()
+        self.pending = self.pool.submit(fn, *args)
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _segment_3d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
                 check, batch_size):
     import torch
     from monai.inferers import sliding_window_inference

@@ -14,6 +14,7 @@ from medviewer.ai.device import (DeviceError, autocast, choose_device, configure
                                  device_label, worker_threads)
 from medviewer.ai.inference import Cancelled, ModelCache, Step, classify, drive, segment
 from medviewer.ai.registry import ModelRegistry, load_model
+from medviewer.ai.uncertainty import entropy
 from medviewer.io.load import open_first
 from medviewer.jobs.progress import CancelToken, Cancelled as JobCancelled, Reporter
 
@@ -52,7 +53,7 @@ def card2d():
 def whole_2d(ct, card2d):
     vol, sp = ct
     steps = []
-    gen = segment(tiny_net(card2d), card2d, vol.array, sp, "cpu")
+    gen = segment(tiny_net(card2d), card2d, vol.array, sp, "cpu", want_probs=True)
     result = drive(gen, lambda *s: steps.append(Step(*s)))
     return result, steps
 
@@ -68,6 +69,12 @@ def test_whole_volume_2d_segmentation_is_on_the_volume_grid(ct, whole_2d):
     assert res.z_range == (0, 100) and res.label_names == LABELS
     assert res.preprocessing["model_shape"] == [100, 230, 230]
     assert steps[-1].done == steps[-1].total == 100
+    # the entropy map (from the model grid, resampled) matches the entropy of the volume-grid
+    # probabilities: equal inside regions, close at their edges
+    ent = entropy(res.probs[:, ::9].astype(np.float32))
+    assert res.entropy.shape == (100, 512, 512) and res.entropy.dtype == np.float16
+    diff = np.abs(res.entropy[::9].astype(np.float32) - ent)
+    assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.1
     done = [s.done for s in steps]
     assert done[0] == 0 and done[1] == 1  # the CPU path times one slice first...
     assert all(0 < b - a <= 16 for a, b in zip(done, done[1:]))  # ...then small batches
@@ -77,7 +84,8 @@ def test_slice_mode_touches_only_that_slice(ct, card2d, whole_2d):
     vol, sp = ct
     whole, _ = whole_2d
     k = 57
-    res = drive(segment(tiny_net(card2d), card2d, vol.array, sp, "cpu", slice_index=k))
+    res = drive(segment(tiny_net(card2d), card2d, vol.array, sp, "cpu", slice_index=k,
+                        want_probs=True))
     assert res.z_range == (k, k + 1) and res.probs.shape == (3, 1, 512, 512)
     others = np.delete(np.arange(100), k)
     assert not res.labels[others].any()
@@ -95,7 +103,7 @@ def test_3d_model_sliding_window_on_a_ct_slab(ct):
     forwards = []
     net.register_forward_hook(lambda *a: forwards.append(1))
     slab = vol.array[20:52, 100:400, 100:400]  # a real CT block (mediastinum and lungs)
-    res = drive(segment(net, card, slab, sp, "cpu"))
+    res = drive(segment(net, card, slab, sp, "cpu", want_probs=True))
     assert res.labels.shape == slab.shape and res.probs.shape == (3,) + slab.shape
     assert res.preprocessing["model_shape"] == [16, 90, 90]
     assert len(forwards) >= 4  # several sliding windows
@@ -192,7 +200,7 @@ def test_fast_upsampled_argmax_equals_full_argmax_on_real_predictions():
     same labels as an argmax over the full-resolution upsampled probabilities."""
     import torch
 
-    from medviewer.ai.inference import _argmax0, _labels_up
+    from medviewer.ai.seg_outputs import argmax0, labels_up, normalised_entropy_t
     from medviewer.ai.preprocess import _resize_xy
     from medviewer.ai.registry import ModelRegistry, load_model
     from medviewer.io.load import open_first
@@ -207,7 +215,12 @@ def test_fast_upsampled_argmax_equals_full_argmax_on_real_predictions():
         probs = torch.softmax(model(x[:, :, :160, :160]).float(), 1)
     for p in probs:  # (K, 160, 160) -> upsampled to 333 x 347 (not a multiple)
         u = _resize_xy(p[None], (333, 347), True)[0]
-        fast = _labels_up(p, u, (333, 347))
-        full = _argmax0(u)
+        fast = labels_up(p, (333, 347))
+        full = argmax0(u)
         assert len(torch.unique(full)) > 1  # a real, multi-class prediction
         assert torch.equal(fast, full)
+        # entropy from the model grid, resampled, vs the entropy of the resampled probabilities
+        ent_up = _resize_xy(normalised_entropy_t(p)[None, None], (333, 347), True)[0, 0]
+        ent_full = normalised_entropy_t(u)
+        assert ent_full.std() > 0.05  # an informative map: organs sure, edges unsure
+        assert (ent_up - ent_full).abs().mean() < 0.01

@@ -93,13 +93,14 @@ def test_segmentation_variance_maps_on_a_ct_slice(chest_ct_dir):
     net = build(card.architecture["name"], card.architecture["params"]).eval()
     for mode in ("mc_dropout", "tta"):
         res = drive(segment(net, card, vol.array, (sz, sy, sx), slice_index=45, variance=mode,
-                            n_samples=4))
+                            n_samples=4, want_probs=True))
         assert res.variance.shape == (1, 512, 512) and res.variance.dtype == np.float16
         assert res.variance.max() > 0 and res.variance.min() >= 0
         assert res.probs.shape == (3, 1, 512, 512)
     assert not any(m.training for m in net.modules())
     e = entropy(res.probs)
     assert e.shape == (1, 512, 512) and 0 <= e.min() and e.max() <= 1.0 + 1e-3
+    assert res.entropy.shape == e.shape and np.abs(res.entropy - e).mean() < 0.01
 
 
 def test_most_uncertain_slice_and_case_score():
