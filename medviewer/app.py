@@ -9,6 +9,7 @@ from medviewer import __version__
 
 HEADLESS_COMMANDS = ("info", "convert")
 AI_COMMANDS = ("predict", "models")
+TRAIN_COMMANDS = ("finetune",)
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -17,7 +18,9 @@ def _gui_parser() -> argparse.ArgumentParser:
         description="MedViewer: tri-planar DICOM / NIfTI / NRRD viewer.",
         epilog="Headless commands: 'medviewer info PATH... [--json]', "
                "'medviewer convert PATH OUT.nii.gz [--series N] [--resample]', "
-               "'medviewer predict --model NAME[:VERSION] PATH --out OUT', 'medviewer models'. "
+               "'medviewer predict --model NAME[:VERSION] PATH --out OUT', 'medviewer models', "
+               "'medviewer models promote|rollback NAME [VERSION]', "
+               "'medviewer finetune --workspace DIR --model NAME[:VERSION]'. "
                "Run 'medviewer info -h' for details.")
     p.add_argument("paths", nargs="*", help="DICOM files or folders, DICOMDIR, NIfTI, NRRD, MHA, MGZ")
     p.add_argument("--demo", action="store_true",
@@ -40,6 +43,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from medviewer.cli_ai import main as cli_ai_main
 
         return cli_ai_main(args)
+    if args and args[0] in TRAIN_COMMANDS:
+        from medviewer.cli_train import main as cli_train_main
+
+        return cli_train_main(args)
     ns = _gui_parser().parse_args(args)
     from medviewer.ui.launch import run_gui
 

@@ -8,6 +8,10 @@ Layout of a workspace folder::
                          its row is inserted (a crash in between leaves an orphan file,
                          never a row without its file)
     journal/             stroke journals (see :mod:`medviewer.storage.journal`)
+    images/<hash>.nii.gz one snapshot per image (table ``images``, see store_images.py)
+
+Schema 2 adds the ``images`` and ``splits`` tables (frozen train/val splits, see
+store_splits.py); opening a schema-1 database upgrades it in place by creating them.
 
 Records carry only an image hash, never patient names or IDs.
 """
@@ -28,11 +32,13 @@ import numpy as np
 import medviewer
 from medviewer.core.atomic import fsync_dir, is_temp_name
 from medviewer.storage.label_files import read_label_nifti, write_label_nifti
+from medviewer.storage.store_images import IMAGES_DIR, IMAGES_SCHEMA, ImagesMixin
+from medviewer.storage.store_splits import SPLITS_SCHEMA, SplitsMixin
 
 DB_NAME = "labels.db"
 ARRAYS_DIR = "arrays"
 JOURNAL_DIR = "journal"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KINDS = ("labelmap", "case")
 TAGS = ("predicted", "corrected", "final")
 SOURCE_KINDS = ("person", "model")
@@ -153,14 +159,15 @@ def _dumps(obj, what: str) -> str:
         raise StoreError(f"{what} must be plain JSON data: {exc}") from None
 
 
-class LabelStore:
+class LabelStore(ImagesMixin, SplitsMixin):
     """A workspace folder holding the SQLite index and the label array files."""
 
     def __init__(self, workspace_dir):
         self.root = Path(workspace_dir).resolve()
         self.arrays_dir = self.root / ARRAYS_DIR
         self.journal_dir = self.root / JOURNAL_DIR
-        for d in (self.root, self.arrays_dir, self.journal_dir):
+        self.images_dir = self.root / IMAGES_DIR
+        for d in (self.root, self.arrays_dir, self.journal_dir, self.images_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
         self._lock = threading.RLock()
@@ -173,12 +180,14 @@ class LabelStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
-            self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
+                self._db.close()
+                self._db = None
                 raise StoreError(f"label database schema {version} is newer than this app")
+            self._db.executescript(_SCHEMA + IMAGES_SCHEMA + SPLITS_SCHEMA)
+            if version < SCHEMA_VERSION:  # new db, or a schema-1 db upgraded in place
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

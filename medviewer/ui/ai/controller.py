@@ -10,6 +10,7 @@ from typing import List, Optional
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from ..annotation.saving import snapshot_image
 from . import settings as ai_settings
 from .jobs import (SALIENCY_METHODS, UNCERTAINTY_METHODS, ClassificationRun, SegmentationRun,
                    classify_job, review_payload, saliency_map, segment_job, slice_image,
@@ -40,6 +41,7 @@ class AiController(QObject):
         self.worker.sig_progress.connect(lambda name, p: self.sig_progress.emit(p.message, p.done, p.total))
         self.registry = None
         self.cards: list = []
+        self.active_refs: set = set()  # issue 5: the active version of each model
         self.card = None
         self.device_label = ""
         self.last_class: Optional[ClassificationRun] = None
@@ -57,6 +59,7 @@ class AiController(QObject):
     # ------------------------------------------------------------------ models
     def refresh_models(self, select: Optional[str] = None) -> List:
         from medviewer.ai.registry import ModelRegistry
+        from medviewer.ai.versions import active_refs
 
         self.registry = ModelRegistry()
         try:
@@ -66,10 +69,20 @@ class AiController(QObject):
             self.sig_error.emit("Could not list the models", f"{type(exc).__name__}: {exc}")
         for folder, msg in self.registry.problems:
             self.sig_status.emit(f"Model folder refused: {msg}")
+        # issue 5 (versions): default to each model's ACTIVE version; a selection that was the
+        # active version follows the pointer (e.g. after a fine-tune was promoted)
+        was_active = self.card is not None and self.card.ref in self.active_refs
+        self.active_refs = set(active_refs(self.registry, self.cards).values())
         self.sig_models.emit(self.cards)
         refs = [c.ref for c in self.cards]
         keep = select or (self.card.ref if self.card is not None else None)
-        self.select(keep if keep in refs else (refs[0] if refs else None))
+        if select is None and was_active:
+            keep = next((r for r in self.active_refs if r.split(":")[0] == self.card.name), keep)
+        if keep not in refs:
+            first = self.cards[0].name if self.cards else None
+            keep = next((r for r in sorted(self.active_refs) if r.split(":")[0] == first),
+                        refs[0] if refs else None)
+        self.select(keep)
         return self.cards
 
     def select(self, ref: Optional[str]) -> None:
@@ -253,6 +266,7 @@ class AiController(QObject):
         self.reviewed = True
 
         def work(reporter):
+            snapshot_image(store, vol, parent.image_hash)  # issue 5 (idempotent)
             return store.add_case_labels(parent.image_hash, payload, tag, source,
                                          parent_id=parent.id, effort=effort)
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from medviewer.core.volume import Volume
 
+from ..annotation.saving import snapshot_image
+
 SALIENCY_METHODS = (("grad_cam", "Grad-CAM"), ("integrated_gradients", "Integrated gradients"))
 UNCERTAINTY_METHODS = (("entropy", "Entropy"), ("mc_dropout", "MC-dropout variance"),
                        ("tta", "TTA variance"))
@@ -120,6 +122,7 @@ def classify_job(ctx, card, volume: Volume, z: int, store, image_hash: str,
                                     saliency_method)
         run.saliency_method = saliency_method
     ctx.check()  # cancelled: nothing is stored
+    snapshot_image(store, volume, image_hash)  # issue 5: the image, for training and the queue
     payload = prediction_payload(card, volume, z, label, probs, unc)
     prep = {"model": card.ref, "input": dict(card.input), "device": device, "slice": int(z),
             "invert": bool(volume.invert)}
@@ -179,14 +182,18 @@ def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: 
     what = "slice" if z is not None else "volume"
     var_kw = {} if method == "entropy" else {"variance": method, "n_samples": VARIANCE_SAMPLES}
     gen = segment(model, card, volume.array, spacing_zyx(volume), device,
-                  **_kwargs_for(segment, slice_index=z, want_probs=True, cancel=ctx.cancel_token),
+                  **_kwargs_for(segment, slice_index=z, want_entropy=True, cancel=ctx.cancel_token),
                   **var_kw)
     res = ctx.drive(gen, f"Segmenting the {what}…") if inspect.isgenerator(gen) else gen
     ctx.check()
     labels = np.ascontiguousarray(res.labels, dtype=np.uint8)
     names = list(getattr(res, "label_names", None) or card.labels)
     ent, z_range = None, (0, volume.shape[0]) if z is None else (z, z + 1)
-    if getattr(res, "probs", None) is not None:
+    if getattr(res, "entropy", None) is not None:  # normalised, for the slices run
+        z_range = tuple(res.z_range)
+        ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)
+        ent[z_range[0]:z_range[1]] = res.entropy
+    elif getattr(res, "probs", None) is not None:
         z_range = tuple(getattr(res, "z_range", None) or z_range)
         ent = _entropy_on_grid(np.asarray(res.probs), volume, z_range, uncertainty, ctx)
     score, zmax = float("nan"), None
@@ -207,6 +214,7 @@ def segment_job(ctx, card, volume: Volume, z: Optional[int], store, image_hash: 
     extra = {"case_uncertainty": score if np.isfinite(score) else None, "model": card.ref,
              "most_uncertain_slice": zmax, "uncertainty_method": method,
              "variance_scale": scale}
+    snapshot_image(store, volume, image_hash)  # issue 5: the image, for training and the queue
     rec = store.add_labelmap(image_hash, labels, volume.geometry.affine_ras(), table, "predicted",
                              Source("model", card.name, card.version), preprocessing=prep,
                              extra=extra)
