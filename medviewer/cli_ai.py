@@ -12,7 +12,11 @@ one case succeeded, 1 otherwise (2 for usage errors).
 
 ``medviewer models [list] [--json]`` lists the registry; ``medviewer models import FOLDER``
 validates and copies a model folder into the user models folder (exit 1 with the reason when
-refused). Patient names and IDs are never printed.
+refused). ``models versions NAME [--json]`` lists a model's versions (parent, validation metric,
+active marked ``*``) and the pointer history; ``models promote NAME VERSION`` and ``models
+rollback NAME [VERSION]`` move the active-version pointer (:mod:`medviewer.ai.versions`; exit 1
+with the reason when refused). ``predict --model NAME`` uses the active version. Patient names
+and IDs are never printed.
 """
 from __future__ import annotations
 
@@ -28,13 +32,17 @@ from .cli_ai_cases import (TtyProgress, find_cases, is_labelmap_file, load_case,
 
 __all__ = ["main", "build_parser"]
 
+MODEL_ACTIONS = ("list", "import", "versions", "promote", "rollback")
+_OPERANDS = {"list": (0, 0), "import": (1, 1), "versions": (1, 1), "promote": (2, 2),
+             "rollback": (1, 2)}
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medviewer", description="MedViewer AI commands.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{predict,models}")
     pp = sub.add_parser("predict", help="run a model on images or volumes",
                         description="Run a registry model on every case found in PATH.")
     pp.add_argument("--model", required=True, metavar="NAME[:VERSION]",
-                    help="model name (highest version) or name:version, see 'medviewer models'")
+                    help="model name (its active version) or name:version, see 'medviewer models'")
     pp.add_argument("paths", nargs="+", metavar="PATH",
                     help="DICOM series/file, NIfTI/NRRD volume, PNG/JPEG image, or a folder")
     pp.add_argument("--out", required=True, metavar="OUT",
@@ -43,11 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pp.add_argument("--slice", type=int, metavar="N",
                     help="only slice N (0-based along z) of each volume")
-    pm = sub.add_parser("models", help="list the model registry or import a model folder",
-                        description="'models [list] [--json]' or 'models import FOLDER'.")
-    pm.add_argument("action", nargs="?", default="list", choices=("list", "import"))
-    pm.add_argument("folder", nargs="?", help="with 'import': the model folder")
-    pm.add_argument("--json", action="store_true", help="with 'list': one JSON document")
+    pm = sub.add_parser("models", help="list, import, promote or roll back models",
+                        description="'models [list] [--json]', 'models import FOLDER', "
+                                    "'models versions NAME [--json]', 'models promote NAME "
+                                    "VERSION', 'models rollback NAME [VERSION]'.")
+    pm.add_argument("action", nargs="?", default="list", choices=MODEL_ACTIONS)
+    pm.add_argument("operands", nargs="*", metavar="ARG",
+                    help="import: FOLDER; versions: NAME; promote: NAME VERSION; "
+                         "rollback: NAME [VERSION] (default: the previously active version)")
+    pm.add_argument("--json", action="store_true", help="with 'list'/'versions': JSON")
+    pm.add_argument("--reason", default="", help="with 'promote'/'rollback': noted in the "
+                                                 "pointer's history")
     return p
 
 
@@ -218,13 +232,22 @@ def _card_record(reg, card) -> dict:
 def cmd_models(args) -> int:
     from medviewer.ai.architectures import ModelError
 
+    lo, hi = _OPERANDS[args.action]
+    if not lo <= len(args.operands) <= hi:
+        usage = {"list": "models [list] [--json]", "import": "models import FOLDER",
+                 "versions": "models versions NAME [--json]",
+                 "promote": "models promote NAME VERSION",
+                 "rollback": "models rollback NAME [VERSION]"}[args.action]
+        _err(f"error: usage: medviewer {usage}")
+        return 2
     reg = _registry()
+    if args.action in ("versions", "promote", "rollback"):
+        from medviewer.cli_ai_cases import model_versions_command
+
+        return model_versions_command(reg, args, _err)
     if args.action == "import":
-        if not args.folder:
-            _err("error: models import needs a FOLDER")
-            return 2
         try:
-            card = reg.import_folder(args.folder)
+            card = reg.import_folder(args.operands[0])
         except (ModelError, OSError) as exc:
             _err(f"error: model folder refused: {_reason(exc)}")
             return 1

@@ -3,10 +3,12 @@
 Each image file (PNG/JPEG/BMP/TIFF, read with Pillow), each DICOM series and each volume file
 (found with ``medviewer.io.discover.scan_paths``) is one case. A case's name is its path (a
 series: the folder holding its files, plus ``#series<N>`` when a folder holds several), never
-patient identity. Also: where segmentation outputs go, and the one-line terminal progress.
+patient identity. Also: where segmentation outputs go, the one-line terminal progress, and
+``medviewer models versions|promote|rollback`` (:func:`model_versions_command`).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,8 @@ from typing import Optional, Sequence
 from .cli import TtyProgress  # noqa: E402  (one terminal progress line for all commands)
 
 __all__ = ["IMAGE_SUFFIXES", "Case", "TtyProgress", "find_cases", "read_image", "load_case",
-           "reporter", "is_labelmap_file", "seg_targets"]
+           "reporter", "is_labelmap_file", "seg_targets", "model_versions_command",
+           "val_metric"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -127,3 +130,84 @@ def seg_targets(cases, out: str) -> list:
         used[base] = n + 1
         targets.append(folder / (f"{base}_{n}.nii.gz" if n else f"{base}.nii.gz"))
     return targets
+
+
+# ---------------------------------------------------------------------------- model versions
+_METRIC_KEYS = ("mean_dice", "accuracy", "auc")
+
+
+def val_metric(card) -> Optional[tuple]:
+    """(metric, value, split) a version is judged by: a fine-tuned version's frozen-validation
+    result, else the card's validation block, else its headline metric and split."""
+    m = card.metrics or {}
+    fv = m.get("frozen_val")
+    if isinstance(fv, dict) and isinstance(fv.get("value"), (int, float)):
+        return str(fv.get("metric", "value")), float(fv["value"]), "frozen val"
+    for block, split in ((m.get("validation"), "validation"), (m.get("val"), "val"),
+                         (m, str(m.get("split", "")))):
+        if isinstance(block, dict):
+            for key in _METRIC_KEYS:
+                v = block.get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    return key, float(v), split
+    return None
+
+
+def _versions_table(reg, name: str, as_json: bool) -> int:
+    from medviewer.ai.versions import active_version, history
+
+    cards = [c for c in reg.list() if c.name == name]
+    if not cards:
+        raise ValueError(f"no model named {name!r}")
+    pointer = active_version(reg, name)
+    active = pointer or reg.get(name).version
+    rows = []
+    for c in cards:
+        vm = val_metric(c)
+        rows.append({"version": c.version, "parent": c.parent_version,
+                     "active": c.version == active,
+                     "metric": vm[0] if vm else None, "value": vm[1] if vm else None,
+                     "split": vm[2] if vm else None,
+                     "source": "built-in" if reg.is_builtin(c) else "user",
+                     "report": str(c.folder / "report.md") if c.folder is not None
+                     and (c.folder / "report.md").is_file() else None})
+    hist = history(reg, name)
+    if as_json:
+        print(json.dumps({"model": name, "active": active, "pointer": pointer is not None,
+                          "versions": rows, "history": hist}, indent=2))
+        return 0
+    print(f"{'':2}{'version':<10} {'parent':<10} {'val metric':<34} source")
+    for r in rows:
+        metric = (f"{r['metric']} {r['value']:.4f} ({r['split']})" if r["metric"] else "—")
+        print(f"{'*' if r['active'] else ' ':2}{r['version']:<10} {r['parent'] or '—':<10} "
+              f"{metric:<34} {r['source']}")
+    note = "active.json" if pointer else "no pointer: the highest built-in version"
+    print(f"* active: {name}:{active} ({note})")
+    for h in hist:
+        print(f"  {h.get('at', '?')} {h.get('action', '?')} -> {h.get('version', '?')}"
+              f"{' (' + str(h['reason']) + ')' if h.get('reason') else ''}")
+    return 0
+
+
+def model_versions_command(reg, args, err) -> int:
+    """``models versions NAME`` / ``promote NAME VERSION`` / ``rollback NAME [VERSION]``."""
+    from medviewer.ai.architectures import ModelError
+    from medviewer.ai.versions import active_version, promote, rollback
+
+    name = args.operands[0]
+    try:
+        if args.action == "versions":
+            return _versions_table(reg, name, args.json)
+        before = active_version(reg, name) or reg.get(name).version
+        if args.action == "promote":
+            version = args.operands[1]
+            promote(reg, name, version, reason=args.reason or "promoted from the command line")
+        else:
+            version = rollback(reg, name, args.operands[1] if len(args.operands) > 1 else None,
+                               reason=args.reason)
+    except (ModelError, ValueError, OSError) as exc:
+        lines = str(exc).strip().splitlines()
+        err(f"error: {lines[0] if lines else type(exc).__name__}")
+        return 1
+    print(f"{name}: active version {version} (was {before})")
+    return 0

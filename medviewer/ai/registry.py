@@ -1,11 +1,13 @@
 """Model registry: built-in models (repo ``models/``) plus a user models folder; import folders.
 
-Layout of both roots: ``<root>/<name>/<version>/model.json`` (+ weights + README.md). The user
-folder is ``$MEDVIEWER_MODELS`` or ``~/MedViewer-models``. Importing validates the card, the
-weights hash, that the architecture builds, accepts the input spec and gives one output per
-label, then copies the folder atomically to ``<user>/<name>/<version>/``; an existing version is
-never overwritten. No torch import at module level (only :meth:`import_folder` and
-:func:`load_model` need it).
+Layout of both roots: ``<root>/<name>/<version>/model.json`` (+ weights + README.md); hidden
+folders (``.staging-*``, imports in progress) are ignored. The user folder is
+``$MEDVIEWER_MODELS`` or ``~/MedViewer-models``; it also holds each model's active-version
+pointer (:mod:`medviewer.ai.versions`), which :meth:`ModelRegistry.get` follows. Importing
+validates the card, the weights hash, that the architecture builds, accepts the input spec and
+gives one output per label, then copies the folder atomically to ``<user>/<name>/<version>/``;
+an existing version is never overwritten. No torch import at module level (only
+:meth:`import_folder` and :func:`load_model` need it).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Optional
 
 from medviewer.ai.architectures import ModelError
 from medviewer.ai.cards import CARD_FILE, ModelCard, parse_version
+from medviewer.ai.versions import POINTER_FILE, read_pointer
 
 __all__ = ["ModelRegistry", "ModelError", "load_model", "builtin_models_dir",
            "default_user_dir", "split_ref"]
@@ -65,8 +68,8 @@ class ModelRegistry:
             return cards
         for card_path in sorted(root.glob(f"*/*/{CARD_FILE}")):
             folder = card_path.parent
-            if folder.name.startswith("."):
-                continue  # an import in progress
+            if folder.name.startswith(".") or folder.parent.name.startswith("."):
+                continue  # an import or a fine-tuning run in progress (staging), or hidden
             try:
                 card = ModelCard.load(folder)
                 if (card.name, card.version) != (folder.parent.name, folder.name):
@@ -96,19 +99,34 @@ class ModelRegistry:
             return False
 
     def get(self, ref: str) -> ModelCard:
-        """``"name"`` (highest version) or ``"name:version"`` -> its card; ModelError if absent."""
+        """``"name:version"`` -> its card; ``"name"`` -> the ACTIVE version (the pointer file
+        ``<user_dir>/<name>/active.json``, see :mod:`medviewer.ai.versions`), without a usable
+        pointer the highest built-in version, else the highest. ModelError if absent."""
         name, version = split_ref(ref)
-        cards = [c for c in self.list() if c.name == name]
+        everything = self.list()
+        cards = [c for c in everything if c.name == name]
         if not cards:
-            known = sorted({c.name for c in self.list()})
+            known = sorted({c.name for c in everything})
             raise ModelError(f"no model named {name!r}; available: {', '.join(known) or 'none'}")
         if version is None:
-            return cards[-1]
+            return self._default_card(name, cards)
         for card in cards:
             if card.version_key == parse_version(version):
                 return card
         raise ModelError(f"model {name!r} has no version {version}; available: "
                          f"{', '.join(c.version for c in cards)}")
+
+    def _default_card(self, name: str, cards: list) -> ModelCard:
+        pointed = read_pointer(self.user_dir, name).get("version")
+        if pointed is not None:
+            for card in cards:
+                if card.version == pointed:
+                    return card
+            self.problems.append((self.user_dir / name / POINTER_FILE,
+                                  f"{name}: the active version {pointed} does not exist; "
+                                  f"using the default version"))
+        builtin = [c for c in cards if self.is_builtin(c)]
+        return (builtin or cards)[-1]
 
     def import_folder(self, path) -> ModelCard:
         """Validate the model folder at ``path`` and copy it into the user folder.

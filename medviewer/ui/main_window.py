@@ -16,7 +16,7 @@ from .loader import LoadController, LoadProgress
 from .menus import build_menus
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
-from .shortcuts import ShortcutsDialog
+from .shortcuts import KEYS, ShortcutsDialog
 from .tag_browser import TagBrowser
 from .tools import TOOLS
 from .triplanar import LAYOUTS, TriPlanarView
@@ -27,7 +27,7 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 3  # series, tags, case labels, segmentation, AI
+DOCK_STATE_VERSION = 4  # series, tags, case labels, segmentation, AI, review queue, effort
 
 class MainWindow(QMainWindow):
     def __init__(self, session: Optional[Session] = None, bridge: Optional[QtJobBridge] = None):
@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
         from .ai.wiring import AiUI  # reads the model registry only: torch loads when a job starts
 
         self.ai = AiUI(self)
+        self._install_finetune()  # issue 5 (ui-train): AI > Fine-tune… / Model versions…
+        self._install_review_docks()  # issue 5 (ui-queue): review queue + effort docks
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
 
@@ -254,6 +256,39 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About MedViewer", "MedViewer — tri-planar DICOM/NIfTI viewer.\n"
                           "Not for diagnostic use.")
 
+    # ------------------------------------------------------------------ fine-tuning (issue 5, ui-train)
+    def _install_finetune(self) -> None:
+        """The fine-tuning controller (owns the training child process, so a run outlives its
+        dialog) and two entries at the end of the AI menu."""
+        from .menus import _action
+        from .training.controller import FinetuneController
+        from .training.dialog import show_finetune_dialog
+        from .training.versions_panel import show_versions_dialog
+
+        self.finetune = FinetuneController(self.bridge, lambda: self.annotation.ctl.store, parent=self)
+        self.finetune.sig_finished.connect(
+            lambda outcome, _p: outcome == "done" and self.ai.ctl.refresh_models())
+        selected = lambda: self.ai.ctl.card.ref if self.ai.ctl.card is not None else None  # noqa: E731
+        self.ai.menu.addSeparator()
+        for name, text, slot, tip in (
+                ("ai_finetune", "&Fine-tune…", lambda: show_finetune_dialog(self, self.finetune, selected()),
+                 "Train a new version of a model on the corrected cases (child process)"),
+                ("ai_versions", "Model &versions…",
+                 lambda: show_versions_dialog(self, self.bridge, (selected() or "").partition(":")[0] or None),
+                 "Versions of a model: metrics, parent, active; promote or roll back")):
+            self.ai.menu.addAction(_action(self, self.actions_by_name, name, text, slot, tip))
+        ft = self.actions_by_name["ai_finetune"]
+        ft.setShortcut(KEYS["ai_finetune"])
+        ft.setToolTip(ft.toolTip() + f" ({KEYS['ai_finetune']})")
+
+    # ------------------------------------------------------------------ review queue (issue 5, ui-queue)
+    def _install_review_docks(self) -> None:
+        """The active-learning review queue and annotation-effort docks (View > Panels), and
+        AI > Open next case (N)."""
+        from .training.queue_wiring import ReviewDocks
+
+        self.review = ReviewDocks(self)
+
     # ------------------------------------------------------------------ settings
     _auto_single = False  # the current single view was chosen for a 2D image, not by the user
 
@@ -292,5 +327,6 @@ class MainWindow(QMainWindow):
         self.tag_browser.stop()
         self.annotation.shutdown()
         self.ai.shutdown()
+        self.finetune.shutdown()  # issue 5 (ui-train): stop a running fine-tuning child
         self.bridge.cancel_all()
         super().closeEvent(ev)

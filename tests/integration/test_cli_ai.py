@@ -21,11 +21,7 @@ from medviewer.io.load import open_first
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def user_models(tmp_path, monkeypatch):
-    folder = tmp_path / "user-models"
-    monkeypatch.setenv("MEDVIEWER_MODELS", str(folder))
-    return folder
+pytestmark = pytest.mark.usefixtures("user_models")  # an empty $MEDVIEWER_MODELS per test
 
 
 @pytest.fixture

@@ -200,7 +200,8 @@ class AiPanel(QWidget):
         self.models.blockSignals(True)
         self.models.clear()
         for card in cards:
-            item = QListWidgetItem(f"{card.ref} — {card.task}")
+            active = card.ref in getattr(self.ctl, "active_refs", ())  # issue 5: mark it
+            item = QListWidgetItem(f"{card.ref} — {card.task}" + (" (active)" if active else ""))
             item.setData(Qt.ItemDataRole.UserRole, card.ref)
             item.setToolTip(card_tooltip(card))
             self.models.addItem(item)

@@ -9,13 +9,15 @@ import math
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
+from ..shortcuts import KEYS
+from .common import row_table
 from .queue_jobs import OpenedCase, load_case, mark_validation
 
 COLUMNS = ("Rank", "Uncertainty", "Model", "Kind", "Date")
-NEXT_CASE_KEY = "N"
+NEXT_CASE_KEY = KEYS["ai_next_case"]
 ALL_MODELS = "All models"
 KIND_TEXT = {"labelmap": "segmentation", "case": "classification"}
 
@@ -67,15 +69,7 @@ class ReviewQueuePanel(QWidget):
         self.refresh_button = QPushButton("Refresh", self)
         self.refresh_button.setObjectName("reviewQueueRefresh")
         self.refresh_button.setToolTip("Read the open predictions from the label store again")
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setObjectName("reviewQueueTable")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self, "reviewQueueTable", COLUMNS)
         self.table.setToolTip("Predictions not yet corrected, most uncertain first; "
                               "double-click opens the case")
         self.open_button = QPushButton("Open", self)

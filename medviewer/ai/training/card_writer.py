@@ -1,0 +1,86 @@
+"""Write a fine-tuned version's files into its staging folder: weights, model.json, README.md.
+
+The card copies the base card's task, labels, input spec and architecture (so inference
+preprocesses exactly as before), sets ``parent_version`` to the base version and records the
+run in ``training`` (manifest hash and path, every argument, seed, device, world size, per-epoch
+history, wall time) and the frozen-validation result in ``metrics``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medviewer.ai.cards import ModelCard
+from medviewer.core.atomic import atomic_write_text
+
+__all__ = ["candidate_card_dict", "write_candidate", "metrics_block"]
+
+
+def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
+    """The ``metrics`` object of a fine-tuned card from its :func:`evaluate` result."""
+    out = {"split": "frozen validation set of the training manifest",
+           "manifest_sha256": manifest_sha, "frozen_val": ev, "n": ev.get("n", 0)}
+    if task == "segmentation":
+        out.update(mean_dice=ev.get("value"), dice=dict(ev.get("per_class", {})))
+    else:
+        out.update(accuracy=ev.get("value"), auc=ev.get("auc"),
+                   sensitivity_per_class=dict(ev.get("per_class", {})))
+    return out
+
+
+def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: dict) -> dict:
+    d = base.to_dict()
+    d.update(version=version, parent_version=base.version, metrics=metrics, training=training,
+             description=(f"{base.description.split(' Fine-tuned from ')[0]} Fine-tuned "
+                          f"from {base.ref} on corrected labels.").strip(),
+             weights={"file": "weights.safetensors", "sha256": "0" * 64})
+    return d
+
+
+def _readme(card: dict, base: ModelCard) -> str:
+    m, t = card["metrics"], card["training"]
+    rows = "\n".join(f"| {k} | {'n/a' if v is None else f'{v:.4f}'} |"
+                     for k, v in m["frozen_val"].get("per_class", {}).items())
+    value = m["frozen_val"].get("value")
+    return f"""# {card['name']} {card['version']} (fine-tuned from {base.ref})
+
+{card['description']}
+
+**Not for clinical use.** This version was fine-tuned by MedViewer from corrections stored in
+a label workspace; it inherits every limitation of its parent ({base.ref}) and was checked
+only on the frozen validation cases of its training manifest.
+
+## Validation ({m['frozen_val'].get('metric')}, {m['n']} case(s))
+Main metric: {'n/a' if value is None else f'{value:.4f}'}
+
+| label | value |
+|---|---|
+{rows}
+
+## Training
+Manifest `{t['manifest_sha256'][:12]}` ({t['train_samples']} training / {t['val_samples']}
+validation samples), {t['epochs_run']} epoch(s) (best epoch {t['best_epoch']}), seed
+{t['seed']}, device {t['device']}, {t['world_size']} process(es), wall time
+{t['wall_time_s']:.0f} s. Command:
+
+```
+{t['command']}
+```
+"""
+
+
+def write_candidate(folder: Path, model, base: ModelCard, version: str, metrics: dict,
+                    training: dict) -> ModelCard:
+    """Weights + model.json + README.md into ``folder``; returns the validated card."""
+    from medviewer.ai.weights import save_weights
+
+    folder = Path(folder)
+    sha = save_weights(model, folder / "weights.safetensors")
+    card = candidate_card_dict(base, version, metrics, training)
+    card["weights"]["sha256"] = sha
+    ModelCard.from_dict(card, folder)  # validate before writing
+    atomic_write_text(folder / "model.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(folder / "README.md", _readme(card, base))
+    written = ModelCard.load(folder)
+    written.verify()
+    return written

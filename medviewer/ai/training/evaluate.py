@@ -1,0 +1,149 @@
+"""The gate's metric on the frozen validation set: mean Dice (segmentation) or accuracy.
+
+:func:`evaluate` runs a model over manifest entries with the same preprocessing and output
+mapping as inference (model grid -> softmax -> back to the original grid, argmax) and returns
+``{"metric", "value", "per_class": {label: value}, "n"}`` (+ ``auc`` / ``sensitivity`` for
+classifiers). Segmentation: MONAI ``DiceMetric(include_background=False, ignore_empty=True)``,
+each entry's validation slices one sample, per label the mean over samples where the label is
+in the reference; ``value`` = mean over the foreground labels present. Classification:
+accuracy; per class the sensitivity (recall); AUC one-vs-rest (binary: of labels[1]).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+__all__ = ["evaluate", "evaluate_prepared", "predict_seg_case", "seg_metrics", "cls_metrics",
+           "main_metric_name"]
+
+
+def main_metric_name(task: str) -> str:
+    return "mean_dice" if task == "segmentation" else "accuracy"
+
+
+def _round(v):
+    return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+
+def predict_seg_case(model, card, case, device: str, batch: int = 4,
+                     check: Callable[[], None] = lambda: None) -> np.ndarray:
+    """Labels (k, y, x) uint8 on the original grid for a :class:`data.SegEvalCase`."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from medviewer.ai.device import autocast
+    from medviewer.ai.preprocess import model_to_volume_tensor
+
+    roi = tuple(int(v) for v in card.input["patch"])
+    overlap = float(card.input.get("overlap", 0.25))
+
+    def predict(x):
+        with autocast(device):
+            return torch.softmax(model(x).float(), dim=1)
+
+    out = []
+    with torch.inference_mode():
+        for a in range(0, case.inputs.shape[0], batch):
+            check()
+            x = case.inputs[a:a + batch].to(device)
+            h, w = x.shape[-2:]
+            if h <= roi[0] and w <= roi[1]:  # one window: pad, forward, crop (as inference)
+                p = predict(torch.nn.functional.pad(x, (0, roi[1] - w, 0, roi[0] - h)))
+                p = p[..., :h, :w]
+            else:
+                p = sliding_window_inference(x, roi, x.shape[0], predict, overlap=overlap,
+                                             mode="constant")
+            p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
+            back = model_to_volume_tensor(p, case.info, "linear", (0, p.shape[1]))
+            out.append(back.argmax(0).to(torch.uint8).numpy())
+    return np.concatenate(out, axis=0)
+
+
+def seg_metrics(preds: list, refs: list, labels: list) -> dict:
+    import torch
+    from monai.metrics import DiceMetric
+    from monai.networks.utils import one_hot
+
+    n = len(labels)
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    rows = []
+    for pred, ref in zip(preds, refs):
+        p = torch.from_numpy(pred.astype(np.int64))[None, None]
+        r = torch.from_numpy(ref.astype(np.int64))[None, None]
+        rows.append(metric(y_pred=one_hot(p, n), y=one_hot(r, n))[0].numpy())
+    # mean over the samples where the label is in the reference (NaN rows = absent); MONAI's
+    # own aggregate would report an organ absent everywhere as 0
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, n - 1)
+    with np.errstate(all="ignore"):
+        per = [float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
+               for col in table.T]
+    per_class = {name: _round(v) for name, v in zip(labels[1:], per)}
+    present = [v for v in per_class.values() if v is not None]
+    value = float(np.mean(present)) if present else float("nan")
+    return {"metric": "mean_dice", "value": _round(value), "per_class": per_class,
+            "n": len(preds)}
+
+
+def cls_metrics(probs: np.ndarray, y: np.ndarray, labels: list) -> dict:
+    from medviewer.ai.starters.common import roc_auc
+
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    pred = probs.argmax(1) if len(y) else np.zeros(0, np.int64)
+    acc = float((pred == y).mean()) if len(y) else float("nan")
+    sens = {}
+    for i, name in enumerate(labels):
+        mask = y == i
+        sens[name] = _round(float((pred[mask] == i).mean())) if mask.any() else None
+    if len(labels) == 2:
+        auc = roc_auc(y == 1, probs[:, 1]) if len(y) else float("nan")
+    else:
+        aucs = [roc_auc(y == i, probs[:, i]) for i in range(len(labels))]
+        aucs = [a for a in aucs if np.isfinite(a)]
+        auc = float(np.mean(aucs)) if aucs else float("nan")
+    return {"metric": "accuracy", "value": _round(acc), "per_class": sens, "n": int(len(y)),
+            "auc": _round(auc), "sensitivity": sens}
+
+
+def cls_probs(model, x: np.ndarray, device: str, batch: int = 256,
+              check: Callable[[], None] = lambda: None) -> np.ndarray:
+    import torch
+
+    from medviewer.ai.device import autocast
+
+    out = []
+    with torch.inference_mode():
+        for a in range(0, len(x), batch):
+            check()
+            t = torch.from_numpy(np.ascontiguousarray(x[a:a + batch])).to(device)
+            with autocast(device):
+                logits = model(t)
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+def evaluate_prepared(model, card, prepared, device: str,
+                      check: Callable[[], None] = lambda: None) -> dict:
+    """:func:`evaluate` on data already prepared by :mod:`data` (seg: list of SegEvalCase;
+    classification: (inputs, classes)). The model is put in eval mode and left there."""
+    model.eval()
+    if card.task == "segmentation":
+        preds = [predict_seg_case(model, card, case, device, check=check) for case in prepared]
+        return seg_metrics(preds, [c.reference for c in prepared], list(card.labels))
+    x, y = prepared
+    return cls_metrics(cls_probs(model, x, device, check=check), y, list(card.labels))
+
+
+def evaluate(model, card, manifest, entries, device: str = "cpu",
+             check: Optional[Callable[[], None]] = None) -> dict:
+    """``{"metric", "value", "per_class", "n"}`` of ``model`` on ``entries`` of ``manifest``
+    (what the gate compares; see module docstring)."""
+    from medviewer.ai.training import data
+
+    check = check or (lambda: None)
+    if card.task == "segmentation":
+        prepared = data.seg_eval_cases(manifest, entries, card, check)
+    else:
+        prepared = data.cls_arrays(manifest, entries, card, check)
+    return evaluate_prepared(model, card, prepared, device, check)

@@ -1,0 +1,229 @@
+"""One fine-tuning run: load, train, evaluate, gate, write the version, promote; exit codes.
+
+Exit codes: 0 done (promoted or not), 2 bad input (bad manifest, no train or no validation
+entries, unknown model, manifest for another model), 130 cancelled (SIGTERM/SIGINT), 1 crash.
+A new version is assembled in a hidden staging folder (``ai.versions.staging_dir``) and appears
+under its name only by one rename (``commit_version``); on cancel or crash the staging folder
+is removed and the active pointer is untouched. Under torchrun every rank trains; only rank 0
+prints, evaluates, writes and promotes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from medviewer.ai.training.cli_args import build_parser, config_of
+from medviewer.ai.training.events import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_CRASH, EXIT_OK,
+                                          Cancelled, CancelSwitch, Emitter)
+
+__all__ = ["main", "run", "BadInput"]
+
+
+class BadInput(ValueError):
+    """Input that can never train (exit code 2)."""
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def _command(args) -> str:
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    head = (f"torchrun --nproc_per_node={world} -m medviewer.ai.training" if world > 1
+            else "python -m medviewer.ai.training")
+    parts = [head, "--manifest", str(args.manifest), "--base", args.base, "--epochs",
+             str(args.epochs), "--seed", str(args.seed), "--patience", str(args.patience),
+             "--margin", str(args.margin), "--val-every", str(args.val_every)]
+    for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts + (["--no-augment"] if args.no_augment else []))
+
+
+def _load_inputs(args):
+    """(registry, base card, manifest, train entries, val entries); BadInput when unusable."""
+    from medviewer.ai.cards import ModelError
+    from medviewer.ai.registry import ModelRegistry
+    from medviewer.ai.training.data import DataError, check_manifest_fits
+    from medviewer.core.manifest import Manifest
+
+    try:
+        registry = ModelRegistry(user_dir=args.models_dir)
+        base = registry.get(args.base)
+        base.verify()
+        if not args.manifest:
+            raise BadInput("no training manifest given (--manifest)")
+        path = Path(args.manifest)
+        if not path.is_file():
+            raise BadInput(f"manifest {path} does not exist")
+        manifest = Manifest.load(path)
+        manifest.verify()
+        check_manifest_fits(manifest, base)
+    except (ModelError, DataError, BadInput) as exc:
+        raise BadInput(str(exc)) from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise BadInput(f"bad manifest: {exc}") from None
+    train, val = manifest.train_entries(), manifest.val_entries()
+    if not train:
+        raise BadInput("the manifest has no training entries")
+    if not val:
+        raise BadInput("the manifest has no validation entries (the frozen validation set is "
+                       "empty)")
+    return registry, base, manifest, train, val
+
+
+def _samples(task: str, entries) -> int:
+    if task == "segmentation":
+        return sum(len(set((e.target or {}).get("slices", []))) for e in entries)
+    return len(entries)
+
+
+def run(args, stream=None) -> int:
+    """Run the job described by parsed ``args``; JSON lines to ``stream`` (stdout)."""
+    t0 = time.monotonic()
+    switch = CancelSwitch().install()
+    emitter = Emitter(stream, enabled=_rank() == 0)
+    state = {"staging": None, "ctx": None}
+    try:
+        return _run(args, switch, emitter, state, t0)
+    except Cancelled:
+        emitter.emit("cancelled")
+        return EXIT_CANCELLED
+    except BadInput as exc:
+        emitter.emit("error", message=str(exc), kind="bad_input")
+        print(f"finetune: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BaseException as exc:  # noqa: BLE001 - report every crash as an event
+        # a library may wrap our Cancelled (MONAI transforms re-raise as RuntimeError)
+        if switch.requested or isinstance(exc, KeyboardInterrupt):
+            emitter.emit("cancelled")
+            return EXIT_CANCELLED
+        traceback.print_exc(file=sys.stderr)
+        emitter.emit("error", message=f"{type(exc).__name__}: {exc}", kind="crash")
+        return EXIT_CRASH
+    finally:
+        with switch.critical():
+            if state["staging"] is not None:
+                shutil.rmtree(state["staging"], ignore_errors=True)
+            if state["ctx"] is not None:
+                try:
+                    state["ctx"].close()
+                except Exception:  # noqa: BLE001 - a peer that died first
+                    pass
+        switch.uninstall()
+
+
+def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -> int:
+    from medviewer.ai.device import DeviceError, choose_device
+
+    registry, base, manifest, train_entries, val_entries = _load_inputs(args)
+    try:
+        device = choose_device(args.device, strict=True)
+    except DeviceError as exc:
+        raise BadInput(str(exc)) from None
+    switch.check()
+    from medviewer.ai.training import data, ddp, loop
+    from medviewer.ai.training.evaluate import evaluate_prepared
+    from medviewer.ai.weights import load_model
+
+    from medviewer.ai import versions
+
+    ctx = state["ctx"] = ddp.setup(device)
+    cfg_dict = config_of(args, base.task)
+    cfg = loop.TrainConfig(epochs=args.epochs, lr=float(cfg_dict["lr"]),
+                           batch_size=int(cfg_dict["batch_size"]), seed=args.seed,
+                           patience=args.patience, val_every=args.val_every,
+                           augment=not args.no_augment)
+    loop.seed_all(args.seed)
+    name = base.name
+    version = versions.next_version(registry, name, base.version) if ctx.is_main else ""
+    if ctx.is_main:
+        state["staging"] = versions.staging_dir(registry, name)
+    emitter.emit("start", base=base.ref, candidate=f"{name}:{version}", device=ctx.device,
+                 world_size=ctx.world_size, train=_samples(base.task, train_entries),
+                 val=_samples(base.task, val_entries), train_entries=len(train_entries),
+                 val_entries=len(val_entries), manifest_sha256=manifest.sha256,
+                 epochs=args.epochs)
+    cache: dict = {}
+    try:
+        if base.task == "segmentation":
+            train_data = data.seg_train_items(manifest, train_entries, base, switch.check, cache)
+            val_data = (data.seg_eval_cases(manifest, val_entries, base, switch.check, cache)
+                        if ctx.is_main else None)
+        else:
+            train_data = data.cls_arrays(manifest, train_entries, base, switch.check, cache)
+            val_data = (data.cls_arrays(manifest, val_entries, base, switch.check, cache)
+                        if ctx.is_main else None)
+    except data.DataError as exc:
+        raise BadInput(str(exc)) from None
+    del cache
+    model = load_model(base, device=ctx.device)
+    baseline = None
+    if ctx.is_main:
+        baseline = evaluate_prepared(model, base, val_data, ctx.device, switch.check)
+        emitter.emit("baseline", version=base.version, metric=baseline["metric"],
+                     value=baseline["value"], per_class=baseline["per_class"])
+    result = loop.train(model, base, train_data, val_data, cfg, ctx, emitter, switch.check)
+    if not ctx.is_main:
+        ctx.barrier()
+        return EXIT_OK
+    model.load_state_dict(result.best_state)
+    cand_eval = result.best_eval or evaluate_prepared(model, base, val_data, ctx.device,
+                                                      switch.check)
+    active_eval, active_card = _active_eval(registry, base, baseline, val_data, ctx.device,
+                                            switch)
+    from medviewer.ai.training.gate import gate
+    from medviewer.ai.training.card_writer import metrics_block, write_candidate
+    from medviewer.ai.training.report import write_report
+
+    gate_dict = gate(dict(active_eval, version=active_card.version),
+                     dict(cand_eval, version=version), args.margin)
+    emitter.emit("gate", **gate_dict)
+    training = {"base": base.ref, "manifest_sha256": manifest.sha256,
+                "manifest": str(Path(args.manifest).resolve()), "config": cfg_dict,
+                "seed": args.seed, "device": ctx.device, "world_size": ctx.world_size,
+                "history": result.history, "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+                "train_samples": _samples(base.task, train_entries),
+                "val_samples": _samples(base.task, val_entries),
+                "baseline": {"version": base.version, "value": baseline["value"]},
+                "command": _command(args), "wall_time_s": round(time.monotonic() - t0, 1)}
+    staging = state["staging"]
+    card = write_candidate(staging, model.cpu(), base, version,
+                           metrics_block(base.task, cand_eval, manifest.sha256), training)
+    report = write_report(staging, gate_dict, active_card, card)
+    switch.check()
+    with switch.critical():
+        folder = versions.commit_version(staging, registry, name, version)
+        state["staging"] = None
+        promoted = bool(gate_dict.get("passed")) and not args.no_promote
+        if promoted:
+            versions.promote(registry, name, version,
+                             reason=f"fine-tuned from {base.ref}; gate passed")
+    emitter.emit("done", version=version, folder=str(folder), promoted=promoted,
+                 report=str(Path(folder) / Path(report).name),
+                 wall_s=round(time.monotonic() - t0, 2))
+    ctx.barrier()
+    return EXIT_OK
+
+
+def _active_eval(registry, base, baseline: dict, val_data, device: str, switch):
+    """(evaluation, card) of the active version (the base's evaluation when it is active)."""
+    from medviewer.ai.training.evaluate import evaluate_prepared
+    from medviewer.ai.weights import load_model
+
+    active = registry.get(base.name)
+    if active.version == base.version:
+        return baseline, active
+    model = load_model(active, device=device)
+    return evaluate_prepared(model, active, val_data, device, switch.check), active

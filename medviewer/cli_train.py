@@ -1,0 +1,83 @@
+"""``medviewer finetune``: build the training manifest from a workspace, then fine-tune.
+
+Same parser and main as ``python -m medviewer.ai.training`` plus ``--workspace W`` (and
+``--val-fraction``): with a workspace, the label store's corrected/final records for the
+model are turned into a manifest (``storage.manifest_build.build_manifest``; skipped records
+are listed on stderr without patient data) and the run uses it; with ``--manifest`` it runs
+on that file as is. JSON-lines progress on stdout; exit codes as the training entry point
+(0 done, 1 crash, 2 bad input, 130 cancelled).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+__all__ = ["main", "finetune_main"]
+
+
+def _build_manifest(args) -> int:
+    """Build the manifest into the workspace; sets ``args.manifest``; returns 0 or 2."""
+    from medviewer.ai.architectures import ModelError
+    from medviewer.ai.registry import ModelRegistry
+    from medviewer.storage.manifest_build import build_manifest
+    from medviewer.storage.store import LabelStore
+
+    try:
+        card = ModelRegistry(user_dir=args.models_dir).get(args.base)
+    except ModelError as exc:
+        print(f"finetune: {exc}", file=sys.stderr)
+        return 2
+    with LabelStore(args.workspace) as store:
+        manifest, skipped = build_manifest(store, card.name, card.task, list(card.labels),
+                                           int(card.input.get("dims", 2)),
+                                           val_fraction=args.val_fraction)
+        path = getattr(manifest, "path", None) or _saved_path(store, manifest)
+    for reason in skipped:
+        print(f"finetune: skipped: {reason}", file=sys.stderr)
+    args.manifest = str(path)
+    return 0
+
+
+def _saved_path(store, manifest):
+    """The manifest file build_manifest wrote (``<workspace>/training/<model>/manifest-<sha12>``)."""
+    from pathlib import Path
+
+    return Path(store.root) / "training" / manifest.model / f"manifest-{manifest.sha256[:12]}.json"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``medviewer finetune ...`` (``argv`` may start with the word ``finetune``)."""
+    from medviewer.ai.training.cli_args import build_parser
+    from medviewer.ai.training.run import run
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "finetune":
+        args = args[1:]
+    parser = build_parser(prog="medviewer finetune", workspace=True)
+    ns = parser.parse_args(args)
+    if not ns.manifest and not ns.workspace:
+        parser.error("give --workspace (build the manifest) or --manifest")
+    if ns.workspace and not ns.manifest:
+        code = _build_manifest(ns)
+        if code:
+            return code
+        if ns.manifest_only:
+            return _print_manifest(ns.manifest)
+    elif getattr(ns, "manifest_only", False):
+        parser.error("--manifest-only needs --workspace")
+    return run(ns)
+
+
+def _print_manifest(path) -> int:
+    import json
+
+    from medviewer.core.manifest import Manifest
+
+    m = Manifest.load(path)
+    print(json.dumps({"event": "manifest", "path": str(path), "sha256": m.sha256,
+                      "model": m.model, "train_entries": len(m.train_entries()),
+                      "val_entries": len(m.val_entries())}), flush=True)
+    return 0
+
+
+finetune_main = main

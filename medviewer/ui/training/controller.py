@@ -1,0 +1,293 @@
+"""FinetuneController: one fine-tuning run at a time — manifest on the I/O pool, training in a child.
+
+Owned by the main window (not by the dialog), so a run keeps going when its dialog closes.
+``start()`` builds the training manifest from the label store with
+:func:`medviewer.storage.manifest_build.build_manifest` on the QtJobBridge, then runs
+``python -m medviewer.ai.training --manifest M --base NAME:VER ...`` in a QProcess and turns its
+stdout JSON lines (partial lines buffered) into signals. ``cancel()`` sends SIGTERM
+(QProcess.terminate); the trainer stops, removes its staging folder and exits 130. Every event
+is kept in :attr:`events` so a dialog opened later can replay the run so far."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from ..qt_jobs import QtJobBridge
+
+IDLE, BUILDING, RUNNING = "idle", "building", "running"
+KILL_AFTER_MS = 15000  # SIGKILL when the child ignores SIGTERM this long
+STDERR_TAIL = 60
+
+
+class FinetuneController(QObject):
+    sig_state = Signal(str)  # idle / building / running
+    sig_event = Signal(object)  # every parsed JSON event (dict), in order
+    sig_log = Signal(str)  # human-readable lines (manifest summary, non-JSON output)
+    sig_finished = Signal(str, object)  # outcome: done/cancelled/failed/rejected, last event or message
+
+    def __init__(self, bridge: QtJobBridge, store_fn: Callable[[], object],
+                 registry_fn: Optional[Callable[[], object]] = None, parent=None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self._store_fn = store_fn
+        self._registry_fn = registry_fn or _default_registry
+        self.state = IDLE
+        self.process: Optional[QProcess] = None
+        self._job = None
+        self._buffer = b""
+        self._stderr: deque = deque(maxlen=STDERR_TAIL)
+        self._cancel_requested = False
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+        self.reset_run()
+
+    # ------------------------------------------------------------------ state
+    def reset_run(self) -> None:
+        self.events: List[dict] = []
+        self.log_lines: List[str] = []
+        self.base_ref: Optional[str] = None
+        self.manifest_path: Optional[Path] = None
+        self.skipped: List[str] = []
+        self.outcome: Optional[str] = None  # done / cancelled / failed / rejected when finished
+        self.exit_code: Optional[int] = None
+        self.error: Optional[str] = None
+        self.result: Optional[dict] = None  # the "done" event
+        self.gate: Optional[dict] = None  # the "gate" event
+
+    @property
+    def running(self) -> bool:
+        return self.state != IDLE
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.sig_state.emit(state)
+
+    def _log(self, line: str) -> None:
+        self.log_lines.append(line)
+        self.sig_log.emit(line)
+
+    # ------------------------------------------------------------------ start
+    def start(self, base_ref: str, epochs: int = 10, margin: float = 0.01, *,
+              promote: bool = True, extra_args: Optional[List[str]] = None,
+              models_dir: Optional[str] = None) -> bool:
+        """Build the manifest for ``base_ref`` ("name:version"), then train. False when a run
+        is already going (nothing changes then)."""
+        if self.running:
+            return False
+        self.reset_run()
+        self._cancel_requested = False
+        self.base_ref = base_ref
+        try:
+            registry = self._registry_fn()
+            store = self._store_fn()
+            card = registry.get(base_ref)
+        except Exception as exc:  # unknown model, unreadable store: say so, start nothing
+            self._finish("rejected", f"{type(exc).__name__}: {exc}")
+            return False
+        self.base_ref = card.ref
+        args = ["--base", card.ref, "--epochs", str(int(epochs)), "--margin", f"{float(margin):g}",
+                "--models-dir", str(models_dir or registry.user_dir)]
+        if not promote:
+            args.append("--no-promote")
+        args += list(extra_args or [])
+        name, task, labels = card.name, card.task, list(card.labels)
+        dims = int(card.input.get("dims", 2))
+        self._log(f"Building the training manifest for {card.name} from the label store…")
+
+        def work(reporter):
+            from medviewer.storage.manifest_build import build_manifest
+
+            manifest, skipped = build_manifest(store, name, task, labels, dims)
+            return manifest, skipped
+
+        self._set_state(BUILDING)
+        self._job = self.bridge.submit(
+            work, "finetune-manifest",
+            on_done=lambda res: self._on_manifest(res, args),
+            on_error=lambda msg: self._finish("failed", f"Could not build the manifest: {msg}"),
+            on_cancelled=lambda: self._finish("cancelled", None))
+        return True
+
+    def _on_manifest(self, res, args: List[str]) -> None:
+        self._job = None
+        manifest, skipped = res
+        self.skipped = list(skipped)
+        path = _manifest_file(manifest)
+        self.manifest_path = path
+        n_train, n_val = len(manifest.train_entries()), len(manifest.val_entries())
+        self._log(f"Manifest: {n_train} training and {n_val} validation entries "
+                  f"({path.name if path else '?'})")
+        for reason in self.skipped[:20]:
+            self._log(f"  skipped: {reason}")
+        if len(self.skipped) > 20:
+            self._log(f"  … and {len(self.skipped) - 20} more skipped")
+        if self._cancel_requested:
+            self._finish("cancelled", None)
+            return
+        if path is None:
+            self._finish("failed", "the manifest builder returned no manifest file")
+            return
+        if n_train == 0 or n_val == 0:
+            self._finish("rejected", f"nothing to train on: {n_train} training and {n_val} "
+                         f"validation entries (correct more cases of this model first)")
+            return
+        self._launch(["--manifest", str(path)] + args)
+
+    def _launch(self, args: List[str], command: Optional[List[str]] = None) -> None:
+        """Run ``python <command> <args>`` (command: ``-m medviewer.ai.training``)."""
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        proc.setProcessEnvironment(env)
+        proc.setProgram(sys.executable)
+        command = list(command or ["-m", "medviewer.ai.training"])
+        proc.setArguments(command + args)
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._on_process_finished)
+        proc.errorOccurred.connect(self._on_process_error)
+        self.process = proc
+        self._buffer = b""
+        self._stderr.clear()
+        self._log("Starting: python " + " ".join(command + args))
+        self._set_state(RUNNING)
+        proc.start()
+
+    # ------------------------------------------------------------------ child output
+    def _read_stdout(self) -> None:
+        if self.process is None:
+            return
+        self._buffer += bytes(self.process.readAllStandardOutput().data())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for raw in lines:
+            self._handle_line(raw)
+
+    def _handle_line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            return
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            self._log(text)
+            return
+        self.events.append(event)
+        kind = event.get("event")
+        if kind == "gate":
+            self.gate = event
+        elif kind == "done":
+            self.result = event
+        elif kind == "error":
+            self.error = str(event.get("message", ""))
+        self.sig_event.emit(event)
+
+    def _read_stderr(self) -> None:
+        if self.process is None:
+            return
+        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", errors="replace")
+        for line in text.splitlines():
+            if line.strip():
+                self._stderr.append(line)
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr)
+
+    def _on_process_finished(self, exit_code: int, _status) -> None:
+        self._kill_timer.stop()
+        self._read_stdout()
+        self._read_stderr()
+        if self._buffer.strip():  # a last line without its newline
+            self._handle_line(self._buffer)
+        self._buffer = b""
+        self.exit_code = int(exit_code)
+        proc, self.process = self.process, None
+        if proc is not None:
+            proc.deleteLater()
+        kinds = {e.get("event") for e in self.events}
+        if exit_code == 0 and "done" in kinds:
+            self._finish("done", self.result)
+        elif "cancelled" in kinds or exit_code == 130 or self._cancel_requested:
+            self._finish("cancelled", None)
+        else:
+            tail = self.stderr_tail().splitlines()
+            msg = self.error or (tail[-1] if tail else "no message")
+            self._finish("failed", f"training exited with code {exit_code}: {msg}")
+
+    def _on_process_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            proc, self.process = self.process, None
+            if proc is not None:
+                proc.deleteLater()
+            self._finish("failed", f"could not start {sys.executable}")
+
+    def _finish(self, outcome: str, payload) -> None:
+        self._job = None
+        self.outcome = outcome
+        if outcome in ("failed", "rejected"):
+            self.error = str(payload)
+            self._log(("Failed: " if outcome == "failed" else "Not started: ") + str(payload))
+        elif outcome == "cancelled":
+            self._log("Cancelled: no model version was written; the active version is unchanged.")
+        self._set_state(IDLE)
+        self.sig_finished.emit(outcome, payload)
+
+    # ------------------------------------------------------------------ cancel / shutdown
+    def cancel(self) -> None:
+        """Stop the run: a manifest build is cancelled; the child gets SIGTERM (then SIGKILL
+        after KILL_AFTER_MS if it does not stop)."""
+        if self.state == BUILDING:
+            self._cancel_requested = True
+            if self._job is not None:
+                self._job.cancel()
+        elif self.state == RUNNING and self.process is not None:
+            self._cancel_requested = True
+            self._log("Cancelling (SIGTERM)…")
+            self.process.terminate()
+            self._kill_timer.start(KILL_AFTER_MS)
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            self._log("The training process did not stop; killing it.")
+            self.process.kill()
+
+    def shutdown(self, wait_ms: int = 10000) -> None:
+        """The app is closing: stop the child and wait for it (it removes its staging folder)."""
+        if self.state == BUILDING and self._job is not None:
+            self._cancel_requested = True
+            self._job.cancel()
+        proc = self.process
+        if proc is not None:
+            self._cancel_requested = True
+            proc.terminate()
+            if not proc.waitForFinished(wait_ms):
+                proc.kill()
+                proc.waitForFinished(2000)
+
+
+def _manifest_file(manifest) -> Optional[Path]:
+    """The JSON file build_manifest wrote (it round-trips through Manifest.load)."""
+    for attr in ("path", "manifest_path", "file"):
+        value = getattr(manifest, attr, None)
+        if value:
+            return Path(value)
+    root = getattr(manifest, "root_dir", None)
+    sha = getattr(manifest, "sha256", None)
+    if root is not None and sha:
+        candidate = Path(root) / "training" / manifest.model / f"manifest-{sha[:12]}.json"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _default_registry():
+    from medviewer.ai.registry import ModelRegistry
+
+    return ModelRegistry()

@@ -1,0 +1,307 @@
+"""VersionsPanel: the versions of one model (metric, parent, active marked); Promote / Roll back.
+
+The active version is the pointer file of :mod:`medviewer.ai.versions`; the buttons call
+``promote`` / ``rollback`` there on the I/O pool (promote verifies the weights' hashes), then
+the table is re-read. ``VersionsDialog`` wraps the panel for "AI > Model versions…"."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from PySide6.QtCore import QUrl, Qt, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
+                               QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from .common import row_table, window_dialog
+
+COLUMNS = ("", "Version", "Parent", "Metric (split)", "Where", "Created")
+METRIC_KEYS = ("mean_dice", "accuracy", "auc", "dice")
+
+
+def metric_text(card) -> str:
+    """The headline metric of a card: the frozen-validation value of a fine-tuned version
+    (``metrics.metric`` + ``metrics.value`` or a ``val``/``validation`` block), else the
+    card's own headline metric with its split."""
+    m = card.metrics or {}
+    for block, split in ((m.get("frozen_val"), "frozen val"), (m.get("val"), "val"), (m, None),
+                         (m.get("validation"), "validation")):
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("metric"), str) and _num(block.get("value")):
+            return f"{block['metric']} {block['value']:.3f}" + (f" ({split})" if split else "")
+        for key in METRIC_KEYS:
+            if _num(block.get(key)):
+                where = split or m.get("split")
+                return f"{key} {block[key]:.3f}" + (f" ({where})" if where else "")
+    return "—"
+
+
+def _created(card, user: bool) -> str:
+    """When a version was made: its card's training.created_at, else (user versions) the
+    time its model.json was written."""
+    stamp = str((card.training or {}).get("created_at", "") or "")
+    if stamp:
+        return stamp[:19].replace("T", " ")
+    if user and card.folder is not None:
+        from datetime import datetime
+
+        try:
+            return datetime.fromtimestamp((card.folder / "model.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        except OSError:
+            return ""
+    return ""
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class VersionsPanel(QWidget):
+    sig_changed = Signal(str, str)  # model name, new active version
+    sig_error = Signal(str, str)
+
+    def __init__(self, bridge, registry_fn: Optional[Callable[[], object]] = None,
+                 model: Optional[str] = None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("versionsPanel")
+        self.bridge = bridge
+        self._registry_fn = registry_fn or _default_registry
+        self.registry = None
+        self.cards: List = []
+        self.active: Optional[str] = None
+        self.busy = False
+        self.last_message = ""
+
+        self.model_combo = QComboBox(self)
+        self.model_combo.setObjectName("versionsModel")
+        self.model_combo.currentTextChanged.connect(lambda _t: self.refresh_table())
+        self.table = row_table(self, "versionsTable", COLUMNS)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemDoubleClicked.connect(lambda _i: self.open_report())
+
+        self.promote_button = QPushButton("Promote", self)
+        self.promote_button.setObjectName("promoteButton")
+        self.promote_button.setToolTip("Make the selected version the active one (its weights are verified)")
+        self.promote_button.clicked.connect(self.promote_selected)
+        self.rollback_button = QPushButton("Roll back", self)
+        self.rollback_button.setObjectName("rollbackButton")
+        self.rollback_button.setToolTip("Go back to the selected earlier version "
+                                        "(no selection, or the active one selected: the previously active version)")
+        self.rollback_button.clicked.connect(self.rollback)
+        self.report_button = QPushButton("Open report", self)
+        self.report_button.setObjectName("openReportButton")
+        self.report_button.setToolTip("report.md of the selected version (active vs candidate per class)")
+        self.report_button.clicked.connect(self.open_report)
+        refresh = QPushButton("Refresh", self)
+        refresh.clicked.connect(lambda: self.refresh(self.model_name))
+        self.status = QLabel("", self)
+        self.status.setObjectName("versionsStatus")
+        self.status.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Model:", self))
+        top.addWidget(self.model_combo, 1)
+        top.addWidget(refresh)
+        buttons = QHBoxLayout()
+        for b in (self.promote_button, self.rollback_button, self.report_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.table, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(self.status)
+        self.refresh(model)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def model_name(self) -> str:
+        return self.model_combo.currentText()
+
+    def refresh(self, model: Optional[str] = None) -> None:
+        """Re-scan the registry; keep (or select) ``model``."""
+        self.registry = self._registry_fn()
+        names = sorted({c.name for c in self.registry.list()})
+        want = model or self.model_name
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(names)
+        if want in names:
+            self.model_combo.setCurrentText(want)
+        self.model_combo.blockSignals(False)
+        self.refresh_table()
+
+    def refresh_table(self) -> None:
+        from medviewer.ai.versions import active_version
+
+        name = self.model_name
+        registry = self.registry or self._registry_fn()
+        self.cards = [c for c in registry.list() if c.name == name] if name else []
+        try:
+            self.active = active_version(registry, name) if name else None
+        except Exception as exc:  # an unreadable pointer file: show it, keep the table usable
+            self.active = None
+            self._say(f"Cannot read the active version: {exc}")
+        shown_active = self.active or (self._default_version() if self.cards else None)
+        selected = self.selected_version()
+        self.table.setRowCount(len(self.cards))
+        bold = QFont()
+        bold.setBold(True)
+        for row, card in enumerate(reversed(self.cards)):  # newest first
+            is_active = card.version == shown_active
+            where = "built-in" if registry.is_builtin(card) else "user"
+            created = _created(card, where == "user")
+            values = ("●" if is_active else "", card.version, card.parent_version or "—",
+                      metric_text(card), where, created)
+            for col, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, card.version)
+                if is_active:
+                    item.setFont(bold)
+                    item.setToolTip("active" + ("" if self.active else " (no pointer: highest built-in)"))
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+        if selected is not None:
+            self.select_version(selected)
+        self._update_buttons()
+
+    def _default_version(self) -> Optional[str]:
+        try:
+            return self.registry.get(self.model_name).version
+        except Exception:
+            return None
+
+    def versions(self) -> List[str]:
+        return [c.version for c in self.cards]
+
+    def active_row_version(self) -> Optional[str]:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).text():
+                return self.table.item(row, 1).text()
+        return None
+
+    def selected_version(self) -> Optional[str]:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 1)
+        return item.text() if item is not None else None
+
+    def select_version(self, version: str) -> bool:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 1).text() == version:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _selected_card(self):
+        v = self.selected_version()
+        return next((c for c in self.cards if c.version == v), None)
+
+    def _update_buttons(self) -> None:
+        sel = self.selected_version()
+        current = self.active_row_version()
+        self.promote_button.setEnabled(not self.busy and sel is not None and sel != current)
+        self.rollback_button.setEnabled(not self.busy and len(self.cards) > 1)
+        card = self._selected_card()
+        self.report_button.setEnabled(card is not None and card.folder is not None
+                                      and (card.folder / "report.md").is_file())
+
+    def _say(self, text: str) -> None:
+        self.last_message = text
+        self.status.setText(text)
+
+    # ------------------------------------------------------------------ actions
+    def promote_selected(self) -> None:
+        version = self.selected_version()
+        if version is None:
+            return
+        from medviewer.ai.versions import promote
+
+        name, registry = self.model_name, self.registry
+
+        def work(reporter):
+            promote(registry, name, version, reason="promoted in the Model versions panel")
+            return version
+
+        self._run(work, f"Promoting {name}:{version}…", "Could not promote")
+
+    def rollback(self) -> None:
+        sel = self.selected_version()
+        target = sel if sel is not None and sel != self.active_row_version() else None
+        from medviewer.ai.versions import rollback
+
+        name, registry = self.model_name, self.registry
+
+        def work(reporter):
+            return rollback(registry, name, target)
+
+        where = target or "the previously active version"
+        self._run(work, f"Rolling {name} back to {where}…", "Could not roll back")
+
+    def _run(self, work, message: str, error_title: str) -> None:
+        self.busy = True
+        self._update_buttons()
+        self._say(message)
+        name = self.model_name
+
+        def done(version):
+            self.busy = False
+            self.refresh_table()
+            self._say(f"{name}: active version is now {version}")
+            self.sig_changed.emit(name, str(version))
+
+        def failed(msg):
+            self.busy = False
+            self.refresh_table()
+            self._say(f"{error_title}: {msg}")
+            self.sig_error.emit(error_title, msg)
+
+        self.bridge.submit(work, "model-versions", on_done=done, on_error=failed,
+                           on_cancelled=lambda: failed("cancelled"))
+
+    def open_report(self) -> Optional[Path]:
+        card = self._selected_card()
+        if card is None or card.folder is None:
+            return None
+        report = card.folder / "report.md"
+        if not report.is_file():
+            self._say(f"{card.ref} has no report (built-in versions have none)")
+            return None
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(report)))
+        return report
+
+
+class VersionsDialog(QDialog):
+    """Non-modal window around a VersionsPanel (AI > Model versions…)."""
+
+    def __init__(self, bridge, registry_fn=None, model: Optional[str] = None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("versionsDialog")
+        self.setWindowTitle("Model versions")
+        self.panel = VersionsPanel(bridge, registry_fn, model, self)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        box.rejected.connect(self.close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.panel, 1)
+        lay.addWidget(box)
+        self.resize(720, 380)
+
+
+def _default_registry():
+    from medviewer.ai.registry import ModelRegistry
+
+    return ModelRegistry()
+
+
+def show_versions_dialog(win, bridge, model: Optional[str] = None) -> VersionsDialog:
+    """Raise the window's Model versions dialog, or open one (non-modal; deleted when closed)."""
+    dlg, created = window_dialog(win, "_versions_dialog",
+                                 lambda: VersionsDialog(bridge, model=model, parent=win))
+    if not created:
+        dlg.panel.refresh(model)
+    dlg.show()
+    dlg.raise_()
+    dlg.activateWindow()
+    return dlg
