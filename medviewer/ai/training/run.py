@@ -148,6 +148,7 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     name = base.name
     version = versions.next_version(registry, name, base.version) if ctx.is_main else ""
     if ctx.is_main:
+        versions.clean_staging(registry, name)  # left by runs that crashed hard (power, kill -9)
         state["staging"] = versions.staging_dir(registry, name)
     emitter.emit("start", base=base.ref, candidate=f"{name}:{version}", device=ctx.device,
                  world_size=ctx.world_size, train=_samples(base.task, train_entries),
