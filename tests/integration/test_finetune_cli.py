@@ -90,3 +90,26 @@ def test_sigkill_leaves_no_version_and_the_pointer_untouched(workspace, tmp_path
     # the owner is dead: the next run's clean-up removes it (here without the age limit)
     assert versions.clean_staging(reg, "pneumonia-cxr", min_age_s=0) == left
     assert not any(p.is_dir() for p in folder.iterdir())
+
+
+def test_a_worse_model_is_written_but_not_promoted(tmp_path):
+    """The gate: a run that wrecks the model (learning rate 1.0) ends with a new version on
+    disk, a report saying the gate failed, and the active version unchanged."""
+    ws, models = tmp_path / "ws", tmp_path / "models"
+    with LabelStore(ws) as store:
+        learn_fixtures.seg_case(store, n_slices=20, seed=0)
+    run = subprocess.run([sys.executable, "-m", "medviewer", "finetune", "--workspace", str(ws),
+                          "--base", "ct-abdomen-organs:1.0.0", "--models-dir", str(models),
+                          "--epochs", "2", "--lr", "1.0", "--margin", "0.0", "--no-augment"],
+                         capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    events = [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
+    gate = next(e for e in events if e["event"] == "gate")
+    done = events[-1]
+    assert gate["passed"] is False and gate["candidate"]["value"] < gate["active"]["value"]
+    assert done["event"] == "done" and done["promoted"] is False and done["version"] == "1.1.0"
+    assert "FAILED" in Path(done["report"]).read_text().upper()
+    reg = ModelRegistry(user_dir=models)
+    assert versions.active_version(reg, "ct-abdomen-organs") is None
+    assert reg.get("ct-abdomen-organs").version == "1.0.0"  # still the one in use
+    assert reg.get("ct-abdomen-organs:1.1.0").parent_version == "1.0.0"  # kept for the record

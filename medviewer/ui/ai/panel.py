@@ -199,8 +199,11 @@ class AiPanel(QWidget):
     def _on_models(self, cards) -> None:
         self.models.blockSignals(True)
         self.models.clear()
+        versions = {}
         for card in cards:
-            active = card.ref in getattr(self.ctl, "active_refs", ())  # issue 5: mark it
+            versions[card.name] = versions.get(card.name, 0) + 1
+        for card in cards:  # the active one marked where a model has several versions
+            active = versions[card.name] > 1 and card.ref in getattr(self.ctl, "active_refs", ())
             item = QListWidgetItem(f"{card.ref} — {card.task}" + (" (active)" if active else ""))
             item.setData(Qt.ItemDataRole.UserRole, card.ref)
             item.setToolTip(card_tooltip(card))

@@ -23,11 +23,13 @@ class ReviewDocks:
         self.effort = EffortPanel(win.bridge, store_fn, win)
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.queue_dock = win._dock("Review queue", "reviewQueueDock", self.queue, right)
-        self.effort_dock = win._dock("Annotation effort", "effortDock", self.effort, right)
+        # a wide table: along the bottom, shown on demand (AI menu, View > Panels)
+        self.effort_dock = win._dock("Annotation effort", "effortDock", self.effort,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.effort_dock.hide()
         anchor = getattr(getattr(win, "ai", None), "dock", None)
         if anchor is not None:
             win.tabifyDockWidget(anchor, self.queue_dock)
-            win.tabifyDockWidget(self.queue_dock, self.effort_dock)
         seg = getattr(getattr(win, "annotation", None), "seg_dock", None)
         if seg is not None:
             seg.raise_()
@@ -55,10 +57,22 @@ class ReviewDocks:
         act.triggered.connect(lambda checked=False: self.queue.open_next())
         acts["review_next"] = act
         win.addAction(act)
+        effort = QAction("Annotation &effort by model version", win)
+        effort.setObjectName("action_show_effort")
+        effort.setStatusTip("Annotation time and voxels edited per case, grouped by the model "
+                            "version whose prediction was corrected")
+        effort.triggered.connect(lambda checked=False: self.show_effort())
+        acts["show_effort"] = effort
         menu = getattr(getattr(win, "ai", None), "menu", None)
         if menu is not None:
             menu.addSeparator()
             menu.addAction(act)
+            menu.addAction(effort)
+
+    def show_effort(self) -> None:
+        self.effort_dock.show()
+        self.effort_dock.raise_()
+        self._refresh_if_store()
 
     # ------------------------------------------------------------------ callbacks
     def _refresh_if_store(self) -> None:
