@@ -16,6 +16,8 @@ CHEST_CT = SHARED_DATA / "tcia_cmb_crc_ct_chest"
 CACHE = Path(os.environ.get("MEDVIEWER_BENCH_CACHE", "/tmp/medviewer_bench"))
 # benchmarks never read or write the user's own settings (saved layout, window size)
 os.environ["MEDVIEWER_SETTINGS_DIR"] = str(CACHE / "settings")
+# no background torch import unless a benchmark measures it (responsiveness does)
+os.environ.setdefault("MEDVIEWER_AI_PRELOAD", "0")
 
 
 def rss_bytes() -> int:

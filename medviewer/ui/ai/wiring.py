@@ -10,6 +10,7 @@ from ..menus import _action
 from ..shortcuts import KEYS
 from .controller import AiController
 from .overlays import HeatOverlays
+from . import preload
 from .panel import AiPanel
 
 
@@ -29,6 +30,7 @@ class AiUI:
         self.ctl.sig_selected.connect(lambda card: self._update_actions())
         self.ctl.refresh_models()
         self._update_actions()
+        preload.schedule(win)  # torch/MONAI imported in the background, not in the first job
 
     def _build_menu(self) -> None:
         win, ctl, acts = self.win, self.ctl, self.win.actions_by_name
