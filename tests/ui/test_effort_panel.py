@@ -61,3 +61,21 @@ def test_corrections_grouped_by_model_version(qtbot, chest_window, seg_card):
     assert crow.childCount() == 1 and crow.child(0).text(0).startswith(cls_st.image_hash[:12])
     assert crow.child(0).data(0, Qt.ItemDataRole.UserRole) == review.id
     assert "2 model version(s), 2 corrected case(s)" in panel.summary.text()
+
+    # the records the app made are a training set: the painted slice and the rejected class
+    from medviewer.storage.manifest_build import build_manifest
+
+    store = ctl.store
+    seg_m, skipped = build_manifest(store, seg_card.name, "segmentation", list(seg_card.labels),
+                                    2, out_dir=None)
+    assert skipped == [] and [e.record_id for e in seg_m.entries] == [rec.id]
+    entry = seg_m.entries[0]
+    assert entry.target["slices"] == [60] and entry.predicted_by == seg_card.ref
+    assert entry.image_hash == st.image_hash and entry.tag == "corrected"
+    seg_m.verify()  # the image snapshot and the label file exist with their hashes
+    cls_m, skipped = build_manifest(store, CLS_MODEL, "classification", ["normal", "pneumonia"],
+                                    2)
+    assert skipped == [] and len(cls_m.entries) == 1
+    predicted = review.payload["review"]["prediction"]
+    assert cls_m.entries[0].target["class"] == ({"normal", "pneumonia"} - {predicted}).pop()
+    cls_m.verify()
