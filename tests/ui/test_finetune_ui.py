@@ -107,6 +107,11 @@ def test_run_streams_events_and_survives_closing_the_dialog(window, qtbot, cls_w
     ctl = window.finetune
     dlg = _open_dialog(window)
     dlg.epochs.setValue(2)
+    assert not dlg.advanced.body.isVisible() and dlg.advanced.extra_args() == []  # defaults
+    dlg.advanced.setChecked(True)  # unfold: seed, learning rate and batch size reach the run
+    dlg.advanced.seed.setValue(3)
+    dlg.advanced.lr.setValue(0.001)
+    dlg.advanced.batch.setValue(8)
     qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
     assert ctl.running and not dlg.start_button.isEnabled() and dlg.cancel_button.isEnabled()
 
@@ -133,6 +138,8 @@ def test_run_streams_events_and_survives_closing_the_dialog(window, qtbot, cls_w
     folder = Path(done["folder"])
     card = json.loads((folder / "model.json").read_text())
     assert card["parent_version"] == "1.0.0" and folder.parent.parent == _user_dir()
+    cfg = card["training"]["config"]
+    assert (cfg["seed"], cfg["lr"], cfg["batch_size"]) == (3, 0.001, 8)
     pointer = active_version(_registry(), "pneumonia-cxr")
     if done["promoted"]:
         assert gate["passed"] and pointer == done["version"]

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QF
                                QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QSpinBox, QSplitter, QTabWidget, QTextBrowser, QVBoxLayout)
 
+from .advanced import AdvancedOptions
 from .common import window_dialog
 from .controller import BUILDING, RUNNING, FinetuneController
 from .plot import TrainingPlot
@@ -50,7 +51,7 @@ class FinetuneDialog(QDialog):
         self.epochs = QSpinBox(self)
         self.epochs.setObjectName("finetuneEpochs")
         self.epochs.setRange(1, 500)
-        self.epochs.setValue(10)
+        self.epochs.setValue(30)
         self.epochs.setToolTip("Most epochs; early stopping on the validation metric may end sooner")
         self.margin = QDoubleSpinBox(self)
         self.margin.setObjectName("finetuneMargin")
@@ -78,6 +79,8 @@ class FinetuneDialog(QDialog):
         nums.addStretch(1)
         form.addRow("Epochs:", nums)
         form.addRow("", self.promote)
+        self.advanced = AdvancedOptions(self)
+        form.addRow(self.advanced)
 
         self.start_button = QPushButton("Start", self)
         self.start_button.setObjectName("finetuneStart")
@@ -186,7 +189,8 @@ class FinetuneDialog(QDialog):
         self._clear_run()
         self._epochs = self.epochs.value()
         return self.ctl.start(ref, epochs=self.epochs.value(), margin=self.margin.value(),
-                              promote=self.promote.isChecked())
+                              promote=self.promote.isChecked(),
+                              extra_args=self.advanced.extra_args())
 
     def _clear_run(self) -> None:
         self.plot.clear()
