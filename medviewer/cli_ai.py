@@ -222,7 +222,8 @@ def cmd_predict(args) -> int:
 
 # ---------------------------------------------------------------------------- models
 def _card_record(reg, card) -> dict:
-    shown = {k: v for k, v in card.metrics.items() if isinstance(v, (int, float))}
+    shown = {k: v for k, v in card.metrics.items() if isinstance(v, (int, float))
+             and not isinstance(v, bool) and k != "n"}
     return {"name": card.name, "version": card.version, "ref": card.ref, "task": card.task,
             "labels": list(card.labels), "metrics": shown,
             "architecture": card.architecture["name"], "folder": str(card.folder),

@@ -133,28 +133,9 @@ def seg_targets(cases, out: str) -> list:
 
 
 # ---------------------------------------------------------------------------- model versions
-_METRIC_KEYS = ("mean_dice", "accuracy", "auc")
-
-
-def val_metric(card) -> Optional[tuple]:
-    """(metric, value, split) a version is judged by: a fine-tuned version's frozen-validation
-    result, else the card's validation block, else its headline metric and split."""
-    m = card.metrics or {}
-    fv = m.get("frozen_val")
-    if isinstance(fv, dict) and isinstance(fv.get("value"), (int, float)):
-        return str(fv.get("metric", "value")), float(fv["value"]), "frozen val"
-    for block, split in ((m.get("validation"), "validation"), (m.get("val"), "val"),
-                         (m, str(m.get("split", "")))):
-        if isinstance(block, dict):
-            for key in _METRIC_KEYS:
-                v = block.get(key)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    return key, float(v), split
-    return None
-
-
 def _versions_table(reg, name: str, as_json: bool) -> int:
-    from medviewer.ai.versions import active_version, history
+    from medviewer.ai.versions import (active_version, headline_metric, history,
+                                       parent_on_same_val)
 
     cards = [c for c in reg.list() if c.name == name]
     if not cards:
@@ -163,11 +144,12 @@ def _versions_table(reg, name: str, as_json: bool) -> int:
     active = pointer or reg.get(name).version
     rows = []
     for c in cards:
-        vm = val_metric(c)
+        vm = headline_metric(c)
         rows.append({"version": c.version, "parent": c.parent_version,
                      "active": c.version == active,
                      "metric": vm[0] if vm else None, "value": vm[1] if vm else None,
                      "split": vm[2] if vm else None,
+                     "parent_on_same_val": parent_on_same_val(c),
                      "source": "built-in" if reg.is_builtin(c) else "user",
                      "report": str(c.folder / "report.md") if c.folder is not None
                      and (c.folder / "report.md").is_file() else None})
@@ -179,8 +161,10 @@ def _versions_table(reg, name: str, as_json: bool) -> int:
     print(f"{'':2}{'version':<10} {'parent':<10} {'val metric':<34} source")
     for r in rows:
         metric = (f"{r['metric']} {r['value']:.4f} ({r['split']})" if r["metric"] else "—")
+        base = r["parent_on_same_val"]
+        same = f"   parent on the same set: {base:.4f}" if base is not None else ""
         print(f"{'*' if r['active'] else ' ':2}{r['version']:<10} {r['parent'] or '—':<10} "
-              f"{metric:<34} {r['source']}")
+              f"{metric:<34} {r['source']}{same}")
     note = "active.json" if pointer else "no pointer: the highest built-in version"
     print(f"* active: {name}:{active} ({note})")
     for h in hist:

@@ -284,3 +284,34 @@ def clean_staging(registry, name: str, min_age_s: float = 3600) -> list[Path]:
             if not child.exists():
                 removed.append(child)
     return removed
+
+
+# ---------------------------------------------------------------------------- what a version scores
+_METRIC_KEYS = ("mean_dice", "accuracy", "auc")
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def headline_metric(card) -> Optional[tuple]:
+    """(metric, value, split) a version is judged by: a fine-tuned version's frozen-validation
+    result, else the card's validation block, else its headline metric and split."""
+    m = card.metrics or {}
+    fv = m.get("frozen_val")
+    if isinstance(fv, dict) and _num(fv.get("value")):
+        return str(fv.get("metric", "value")), float(fv["value"]), "frozen val"
+    for block, split in ((m.get("validation"), "validation"), (m.get("val"), "val"),
+                         (m, str(m.get("split", "")))):
+        if isinstance(block, dict):
+            for key in _METRIC_KEYS:
+                if _num(block.get(key)):
+                    return key, float(block[key]), split
+    return None
+
+
+def parent_on_same_val(card) -> Optional[float]:
+    """A fine-tuned version's parent measured on the same frozen validation set (the run's
+    baseline): the figure to compare with, since held-out sets differ between versions."""
+    base = ((card.training or {}).get("baseline") or {}).get("value")
+    return float(base) if _num(base) else None

@@ -113,3 +113,13 @@ def test_a_worse_model_is_written_but_not_promoted(tmp_path):
     assert versions.active_version(reg, "ct-abdomen-organs") is None
     assert reg.get("ct-abdomen-organs").version == "1.0.0"  # still the one in use
     assert reg.get("ct-abdomen-organs:1.1.0").parent_version == "1.0.0"  # kept for the record
+    card = reg.get("ct-abdomen-organs:1.1.0")
+    assert versions.headline_metric(card) == ("mean_dice", pytest.approx(
+        gate["candidate"]["value"]), "frozen val")
+    assert versions.parent_on_same_val(card) == pytest.approx(gate["active"]["value"])
+    table = subprocess.run([sys.executable, "-m", "medviewer", "models", "versions",
+                            "ct-abdomen-organs"], capture_output=True, text=True,
+                           env=dict(_env(), MEDVIEWER_MODELS=str(models)), cwd=REPO, timeout=120)
+    row = next(x for x in table.stdout.splitlines() if x.strip().startswith("1.1.0"))
+    assert "frozen val" in row and f"parent on the same set: {gate['active']['value']:.4f}" in row
+    assert table.stdout.splitlines()[1].startswith("* 1.0.0")  # the active one

@@ -16,25 +16,20 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout
 from .common import row_table, window_dialog
 
 COLUMNS = ("", "Version", "Parent", "Metric (split)", "Where", "Created")
-METRIC_KEYS = ("mean_dice", "accuracy", "auc", "dice")
 
 
 def metric_text(card) -> str:
-    """The headline metric of a card: the frozen-validation value of a fine-tuned version
-    (``metrics.metric`` + ``metrics.value`` or a ``val``/``validation`` block), else the
-    card's own headline metric with its split."""
-    m = card.metrics or {}
-    for block, split in ((m.get("frozen_val"), "frozen val"), (m.get("val"), "val"), (m, None),
-                         (m.get("validation"), "validation")):
-        if not isinstance(block, dict):
-            continue
-        if isinstance(block.get("metric"), str) and _num(block.get("value")):
-            return f"{block['metric']} {block['value']:.3f}" + (f" ({split})" if split else "")
-        for key in METRIC_KEYS:
-            if _num(block.get(key)):
-                where = split or m.get("split")
-                return f"{key} {block[key]:.3f}" + (f" ({where})" if where else "")
-    return "—"
+    """The metric a version is judged by (a fine-tuned version: on the frozen validation set,
+    with its parent's value on the same set), else the card's headline metric and split."""
+    from medviewer.ai.versions import headline_metric, parent_on_same_val
+
+    hm = headline_metric(card)
+    if hm is None:
+        return "—"
+    metric, value, split = hm
+    text = f"{metric} {value:.3f}" + (f" ({split})" if split else "")
+    base = parent_on_same_val(card)
+    return text + (f"; parent {base:.3f}" if base is not None else "")
 
 
 def _created(card, user: bool) -> str:
@@ -51,10 +46,6 @@ def _created(card, user: bool) -> str:
         except OSError:
             return ""
     return ""
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 class VersionsPanel(QWidget):
