@@ -24,47 +24,31 @@ from _common import CHEST_CT, emit  # noqa: E402
 os.environ["MEDVIEWER_WORKSPACE"] = tempfile.mkdtemp(prefix="mv_resp_ws_")
 
 
-def wait_until(cond, poll_ms: int = 20) -> None:
-    """Process events in a QEventLoop (GIL released while idle) until ``cond()``."""
-    from PySide6.QtCore import QEventLoop, QTimer
+def wait_until(cond) -> None:
+    """Process events in a real QEventLoop (GIL released while idle) until ``cond()``."""
+    from medviewer.ui.stall_probe import run_until
 
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.setInterval(poll_ms)
-    timer.timeout.connect(lambda: cond() and loop.quit())
-    timer.start()
-    if not cond():
-        loop.exec()
-    timer.stop()
+    run_until(cond)
 
 
 class Probe:
+    """The GUI-thread timer probe, measuring one phase at a time."""
+
     def __init__(self):
-        from PySide6.QtCore import QTimer
+        from medviewer.ui.stall_probe import StallProbe
 
-        self.ticks, self.longest, self._last = 0, 0.0, None
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self):
-        now = time.perf_counter()
-        if self._last is not None:
-            self.longest = max(self.longest, now - self._last)
-        self._last = now
-        self.ticks += 1
+        self.probe = StallProbe()
 
     def measure(self, busy, timeout: float = 600.0) -> dict:
         """Run a real event loop (as the app's exec() does) until ``busy()`` is False.
         NB: QTest.qWait holds the GIL while it sleeps and starves the worker thread (a job
         took 5-15x longer under it), so it must not be used to wait here."""
-        self.ticks, self.longest, self._last = 0, 0.0, time.perf_counter()
-        self.timer.start()
+        self.probe.start()
         t0 = time.perf_counter()
         wait_until(lambda: not busy() or time.perf_counter() - t0 > timeout)
-        self.timer.stop()
-        return {"seconds": round(time.perf_counter() - t0, 2), "ticks": self.ticks,
-                "longest_stall_ms": round(1000 * self.longest, 1)}
+        self.probe.stop()
+        return {"seconds": round(time.perf_counter() - t0, 2), "ticks": self.probe.ticks,
+                "longest_stall_ms": round(1000 * self.probe.longest, 1)}
 
 
 def main() -> int:

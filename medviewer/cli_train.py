@@ -31,18 +31,11 @@ def _build_manifest(args) -> int:
         manifest, skipped = build_manifest(store, card.name, card.task, list(card.labels),
                                            int(card.input.get("dims", 2)),
                                            val_fraction=args.val_fraction)
-        path = getattr(manifest, "path", None) or _saved_path(store, manifest)
+        path = manifest.path  # the file build_manifest wrote
     for reason in skipped:
         print(f"finetune: skipped: {reason}", file=sys.stderr)
     args.manifest = str(path)
     return 0
-
-
-def _saved_path(store, manifest):
-    """The manifest file build_manifest wrote (``<workspace>/training/<model>/manifest-<sha12>``)."""
-    from pathlib import Path
-
-    return Path(store.root) / "training" / manifest.model / f"manifest-{manifest.sha256[:12]}.json"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -160,6 +160,7 @@ class Manifest:
     created_at: str = ""
     version: int = MANIFEST_VERSION
     root_dir: Optional[Path] = field(default=None, compare=False, repr=False)
+    path: Optional[Path] = field(default=None, compare=False, repr=False)  # file it was loaded from
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -226,7 +227,9 @@ class Manifest:
                              f"(line {exc.lineno})") from None
         root = data.get("root", ".") if isinstance(data, dict) else "."
         root_dir = (path.resolve().parent / str(root)).resolve()
-        return cls.from_dict(data, root_dir=root_dir)
+        manifest = cls.from_dict(data, root_dir=root_dir)
+        object.__setattr__(manifest, "path", path.resolve())
+        return manifest
 
     # ------------------------------------------------------------------ identity
     @property

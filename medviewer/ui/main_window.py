@@ -16,7 +16,7 @@ from .loader import LoadController, LoadProgress
 from .menus import build_menus
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
-from .shortcuts import KEYS, ShortcutsDialog
+from .shortcuts import ShortcutsDialog
 from .tag_browser import TagBrowser
 from .tools import TOOLS
 from .triplanar import LAYOUTS, TriPlanarView
@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
     def _install_finetune(self) -> None:
         """The fine-tuning controller (owns the training child process, so a run outlives its
         dialog) and two entries at the end of the AI menu."""
-        from .menus import _action
+        from .menus import add_window_actions
         from .training.controller import FinetuneController
         from .training.dialog import show_finetune_dialog
         from .training.versions_panel import show_versions_dialog
@@ -269,17 +269,13 @@ class MainWindow(QMainWindow):
         self.finetune.sig_finished.connect(
             lambda outcome, _p: outcome == "done" and self.ai.ctl.refresh_models())
         selected = lambda: self.ai.ctl.card.ref if self.ai.ctl.card is not None else None  # noqa: E731
-        self.ai.menu.addSeparator()
-        for name, text, slot, tip in (
-                ("ai_finetune", "&Fine-tune…", lambda: show_finetune_dialog(self, self.finetune, selected()),
-                 "Train a new version of a model on the corrected cases (child process)"),
-                ("ai_versions", "Model &versions…",
-                 lambda: show_versions_dialog(self, self.bridge, (selected() or "").partition(":")[0] or None),
-                 "Versions of a model: metrics, parent, active; promote or roll back")):
-            self.ai.menu.addAction(_action(self, self.actions_by_name, name, text, slot, tip))
-        ft = self.actions_by_name["ai_finetune"]
-        ft.setShortcut(KEYS["ai_finetune"])
-        ft.setToolTip(ft.toolTip() + f" ({KEYS['ai_finetune']})")
+        add_window_actions(self, self.ai.menu, self.actions_by_name, [
+            None,
+            ("ai_finetune", "&Fine-tune…", lambda: show_finetune_dialog(self, self.finetune, selected()),
+             "Train a new version of a model on the corrected cases (child process)"),
+            ("ai_versions", "Model &versions…",
+             lambda: show_versions_dialog(self, self.bridge, (selected() or "").partition(":")[0] or None),
+             "Versions of a model: metrics, parent, active; promote or roll back")])
 
     # ------------------------------------------------------------------ review queue (issue 5, ui-queue)
     def _install_review_docks(self) -> None:

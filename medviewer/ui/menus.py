@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
@@ -23,6 +24,20 @@ def _action(win: QMainWindow, acts: Dict[str, QAction], name: str, text: str, sl
     act.triggered.connect(lambda checked=False: slot())
     acts[name] = act
     return act
+
+
+def add_window_actions(win: QMainWindow, menu, acts: Dict[str, QAction], items,
+                       checkable=()) -> None:
+    """Add ``items`` ((name, text, slot, tip) tuples; None = a separator) to ``menu`` as
+    window-wide actions (their shortcuts work wherever the focus is in the window)."""
+    for item in items:
+        if item is None:
+            menu.addSeparator()
+            continue
+        name, text, slot, tip = item
+        act = _action(win, acts, name, text, slot, tip, name in checkable)
+        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        menu.addAction(act)
 
 
 def build_menus(win) -> Dict[str, QAction]:

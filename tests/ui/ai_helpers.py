@@ -57,22 +57,9 @@ def wait_until(condition, timeout_ms: int = 120000) -> bool:
     """Wait for ``condition()`` in a real QEventLoop (polled every 20 ms). Unlike
     qtbot.waitUntil / QTest.qWait, the loop releases the GIL while idle, so the AI worker
     thread runs at full speed. Raises TimeoutError when it is not met in time."""
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from medviewer.ui.stall_probe import run_until
 
-    if condition():
-        return True
-    loop, timer, clock = QEventLoop(), QTimer(), QElapsedTimer()
-    clock.start()
-
-    def poll():
-        if condition() or clock.elapsed() > timeout_ms:
-            loop.quit()
-
-    timer.timeout.connect(poll)
-    timer.start(20)
-    loop.exec()
-    timer.stop()
-    if not condition():
+    if not run_until(condition, timeout_ms):
         raise TimeoutError(f"condition not met within {timeout_ms} ms")
     return True
 

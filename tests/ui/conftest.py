@@ -92,3 +92,12 @@ def chest_window(window, chest_volume):
 def _workspace_per_test(tmp_path, monkeypatch):
     """Annotations (label store, stroke journals) go to a tmp workspace, never to ~."""
     monkeypatch.setenv("MEDVIEWER_WORKSPACE", str(tmp_path / "workspace"))
+
+
+@pytest.fixture
+def annot(qtbot, chest_window):
+    """The chest CT window once the annotation controller checked the workspace."""
+    ctl = chest_window.annotation.ctl
+    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
+    chest_window.activateWindow()
+    return chest_window

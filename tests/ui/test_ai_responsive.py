@@ -11,8 +11,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 
 from ai_helpers import models_isolated, seg_card  # noqa: F401  (fixtures)
-
-
+from medviewer.ui.stall_probe import StallProbe
 
 
 def _ready(qtbot, win, card):
@@ -22,39 +21,13 @@ def _ready(qtbot, win, card):
     return ctl.state
 
 
-class Probe:
-    """A 10 ms QTimer on the GUI thread: counts ticks and the longest gap between them."""
-
-    def __init__(self):
-        self.ticks, self.longest, self._last = 0, 0.0, None
-        self.thread = None
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self):
-        now = time.perf_counter()
-        if self._last is not None:
-            self.longest = max(self.longest, now - self._last)
-        self._last = now
-        self.ticks += 1
-        self.thread = threading.get_ident()
-
-    def start(self):
-        self._last = time.perf_counter()
-        self.timer.start()
-
-    def stop(self):
-        self.timer.stop()
-
-
 def test_whole_volume_segmentation_runs_off_the_gui_thread(qtbot, chest_window, seg_card):
     win = chest_window
     _ready(qtbot, win, seg_card)
     ai, panel = win.ai.ctl, win.ai.panel
     steps = []
     ai.sig_progress.connect(lambda msg, done, total: steps.append((done, total)))
-    probe = Probe()
+    probe = StallProbe()
     probe.start()
     qtbot.mouseClick(panel.run_volume_button, Qt.MouseButton.LeftButton)
     assert ai.running and panel.cancel_button.isEnabled() and not panel.run_volume_button.isEnabled()

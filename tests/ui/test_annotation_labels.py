@@ -5,7 +5,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -15,14 +14,6 @@ from annot_helpers import click, drag, line, rendered_rgb, viewport_pos
 from conftest import DATA
 
 TOTALSEG = DATA / "totalseg" / "tests" / "reference_files"
-
-
-@pytest.fixture
-def annot(qtbot, chest_window):
-    ctl = chest_window.annotation.ctl
-    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
-    chest_window.activateWindow()
-    return chest_window
 
 
 def _paint_disc(win, row, col, label, radius=8.0, tool="brush"):

@@ -11,15 +11,6 @@ from annot_helpers import click, drag, index_at, line, rendered_rgb, viewport_po
 SP = 0.898438  # in-plane pixel size of the chest CT (mm); slices are 2.5 mm apart
 
 
-@pytest.fixture
-def annot(qtbot, chest_window):
-    """The chest CT window once the annotation controller checked the workspace."""
-    ctl = chest_window.annotation.ctl
-    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
-    chest_window.activateWindow()
-    return chest_window
-
-
 def _disc(cy, cx, r_mm, shape=(512, 512)):
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
     return ((yy - cy) * SP) ** 2 + ((xx - cx) * SP) ** 2 <= r_mm ** 2 + 1e-9

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from ..menus import _action
+from ..menus import add_window_actions
 from ..shortcuts import KEYS
 from .controller import AiController
 from .overlays import HeatOverlays
@@ -56,15 +56,7 @@ class AiUI:
             ("ai_goto_uncertain", "&Go to most uncertain slice", ctl.goto_most_uncertain,
              "The axial slice with the highest mean entropy"),
         ]
-        for item in items:
-            if item is None:
-                m.addSeparator()
-                continue
-            name, text, slot, tip = item
-            checkable = name in ("ai_saliency", "ai_uncertainty")
-            act = _action(win, acts, name, text, slot, tip, checkable)
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            m.addAction(act)
+        add_window_actions(win, m, acts, items, checkable=("ai_saliency", "ai_uncertainty"))
         acts["ai_cancel"].setShortcut(QKeySequence())  # Esc is given to it only while a job runs
         acts["ai_cancel"].setToolTip(f"Stop the running AI job ({KEYS['ai_cancel']} while it runs)")
         acts["ai_uncertainty"].setChecked(ctl.want_uncertainty)

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 from medviewer.core import painting
 
 from ..loader import LoadProgress
-from ..menus import _action
+from ..menus import add_window_actions
 from ..shortcuts import KEYS
 from .case_panel import CasePanel
 from .controller import AnnotationController
@@ -102,14 +102,7 @@ class AnnotationUI:
             ("fill_between", "&Fill between slices", self.fill_between_slices,
              "Interpolate the active label between annotated slices"),
         ]
-        for item in items:
-            if item is None:
-                m.addSeparator()
-                continue
-            name, text, slot, tip = item
-            act = _action(win, acts, name, text, slot, tip)
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            m.addAction(act)
+        add_window_actions(win, m, acts, items)
         acts["redo"].setShortcuts([QKeySequence(KEYS["redo"]), QKeySequence(KEYS["redo_alt"])])
         win.addActions([acts[n] for n in ("undo", "redo", "radius_down", "radius_up", "labels_save")])
 

@@ -103,8 +103,7 @@ class FinetuneController(QObject):
         def work(reporter):
             from medviewer.storage.manifest_build import build_manifest
 
-            manifest, skipped = build_manifest(store, name, task, labels, dims)
-            return manifest, skipped
+            return build_manifest(store, name, task, labels, dims)
 
         self._set_state(BUILDING)
         self._job = self.bridge.submit(
@@ -118,7 +117,7 @@ class FinetuneController(QObject):
         self._job = None
         manifest, skipped = res
         self.skipped = list(skipped)
-        path = _manifest_file(manifest)
+        path = manifest.path  # the file build_manifest wrote
         self.manifest_path = path
         n_train, n_val = len(manifest.train_entries()), len(manifest.val_entries())
         self._log(f"Manifest: {n_train} training and {n_val} validation entries "
@@ -270,21 +269,6 @@ class FinetuneController(QObject):
             if not proc.waitForFinished(wait_ms):
                 proc.kill()
                 proc.waitForFinished(2000)
-
-
-def _manifest_file(manifest) -> Optional[Path]:
-    """The JSON file build_manifest wrote (it round-trips through Manifest.load)."""
-    for attr in ("path", "manifest_path", "file"):
-        value = getattr(manifest, attr, None)
-        if value:
-            return Path(value)
-    root = getattr(manifest, "root_dir", None)
-    sha = getattr(manifest, "sha256", None)
-    if root is not None and sha:
-        candidate = Path(root) / "training" / manifest.model / f"manifest-{sha[:12]}.json"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _default_registry():
