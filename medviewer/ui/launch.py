@@ -25,7 +25,7 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
     paths = [str(p) for p in paths]
     if demo:
         try:
-            from medviewer.io.demo import demo_paths
+            from medviewer.services.studies import demo_paths
 
             paths += [str(p) for p in demo_paths()]
         except Exception as exc:  # the demo data are optional; say why and go on

@@ -1,7 +1,7 @@
 """LoadController: scan paths and load series on the job bridge, with progress and Cancel.
 
-Never decodes on the GUI thread: ``scan_paths`` and ``load_series`` (medviewer.io, imported
-lazily so the window opens fast) run on the bridge's pool; results come back as signals."""
+Never decodes on the GUI thread: :mod:`medviewer.services.studies` scans and loads on the
+bridge's pool; results come back as signals."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
-from medviewer.io.catalogue import Catalogue, SeriesEntry
+from medviewer.services import studies
+from medviewer.services.studies import Catalogue, SeriesEntry
 
 from .qt_jobs import Job, QtJobBridge
 from .thumbnails import thumbnail_array
@@ -95,9 +96,7 @@ class LoadController(QObject):
             return
 
         def work(reporter):
-            from medviewer.io.discover import scan_paths
-
-            return scan_paths(paths, reporter)
+            return studies.scan(paths, reporter)
 
         self.progress.show_progress("Scanning…", 0, 0)
         holder: List[Job] = []
@@ -136,9 +135,7 @@ class LoadController(QObject):
             return
 
         def work(reporter):
-            from medviewer.io.load import load_series
-
-            vol = load_series(entry, reporter)
+            vol = studies.load(entry, reporter)
             return vol, thumbnail_array(vol)
 
         self.loading_key = entry.key
@@ -184,9 +181,7 @@ class LoadController(QObject):
         one = dataclasses.replace(entry, paths=[entry.paths[i]], headers=headers, n_images=1)
 
         def work(reporter):
-            from medviewer.io.load import load_series
-
-            return thumbnail_array(load_series(one, None))
+            return thumbnail_array(studies.load(one, None))
 
         self.bridge.submit(work, "thumbnail", on_done=lambda arr: self.sig_thumbnail.emit(entry.key, arr),
                            on_error=lambda msg: None)

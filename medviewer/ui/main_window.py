@@ -1,19 +1,22 @@
-"""MainWindow: composes views, docks, menus, loading and settings; routes signals between them."""
+"""MainWindow: the viewer's own views, docks, menus, loading and settings, plus the features
+(annotation, AI, review…) built from what they declare to the feature registry; it routes
+signals between them through the event hub."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu,
+                               QMessageBox, QVBoxLayout, QWidget)
 
-from medviewer.core.session import Session
 from medviewer.core.volume import Volume
+from medviewer.services.context import AppServices
 
 from . import settings as st
+from .features import AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry
 from .loader import LoadController, LoadProgress
-from .menus import build_menus
+from .menus import add_window_actions, build_menus
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
 from .shortcuts import ShortcutsDialog
@@ -29,15 +32,25 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 # version instead of stacking the new docks into a cramped column.
 DOCK_STATE_VERSION = 4  # series, tags, case labels, segmentation, AI, review queue, effort
 
+def default_features() -> list:
+    """The feature classes of the app, in build order (later ones use what earlier ones share)."""
+    from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
+    from .annotation.wiring import AnnotationFeature
+    from .training.queue_wiring import ReviewFeature
+
+    return [AnnotationFeature, AiFeature, ReviewFeature]
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, session: Optional[Session] = None, bridge: Optional[QtJobBridge] = None):
+    def __init__(self, services: Optional[AppServices] = None, features: Optional[list] = None):
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("MedViewer")
         self.setAcceptDrops(True)
-        self.session = session or Session()
-        self.bridge = bridge or QtJobBridge(parent=self)
         self.settings = st.app_settings()
+        self.services = services or AppServices.create(self.settings)
+        self.session = self.services.session
+        self.bridge = QtJobBridge(parent=self, runner=self.services.runner)
         self.errors: List[str] = []  # messages shown in error dialogs (tests read them)
 
         self.tri = TriPlanarView(self.session, self)
@@ -64,6 +77,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.readout, 1)  # stays visible during messages
         self.loader = LoadController(self.session, self.bridge, self.progress, self)
         self.actions_by_name = build_menus(self)
+        self.docks = {}
         self.series_dock = self._dock("Series", "seriesDock", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tag_dock = self._dock("DICOM tags", "tagDock", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea)
 
@@ -79,14 +93,11 @@ class MainWindow(QMainWindow):
         self.loader.sig_loaded.connect(self._on_loaded)
         self.session.active_changed.connect(self._on_active_changed)
         self.session.cursor_changed.connect(self._on_cursor_changed)
-        from .annotation.wiring import AnnotationUI
-
-        self.annotation = AnnotationUI(self)
-        from .ai.wiring import AiUI  # reads the model registry only: torch loads when a job starts
-
-        self.ai = AiUI(self)
-        self._install_finetune()  # issue 5 (ui-train): AI > Fine-tune… / Model versions…
-        self._install_review_docks()  # issue 5 (ui-queue): review queue + effort docks
+        self.events = AppEvents(self)
+        self.events.sig_status.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.events.sig_error.connect(self.show_error)
+        self.features = {}
+        self._install_features(default_features() if features is None else features)
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
 
@@ -96,7 +107,65 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.docks_menu.addAction(dock.toggleViewAction())
+        self.docks[name] = dock
         return dock
+
+    # ------------------------------------------------------------------ features
+    def _install_features(self, classes: list) -> None:
+        """Build each feature (in order), then its declared menus, actions and docks, then
+        let each feature start (its actions exist by then)."""
+        registry = FeatureRegistry()
+        host = FeatureHost(window=self, services=self.services, bridge=self.bridge,
+                           settings=self.settings, views=self.tri.views, tri=self.tri,
+                           events=self.events, actions=self.actions_by_name, menus={},
+                           docks=self.docks, registry=registry, status_bar=self.statusBar(),
+                           show_error=self.show_error, show_notice=self.show_notice)
+        self.feature_host = host
+        for cls in classes:
+            feature = cls(host)
+            self.features[feature.name] = feature
+        self._build_declared(registry.declared, host.menus)
+        for feature in self.features.values():
+            feature.start()
+
+    def _build_declared(self, declared: Declared, menus: dict) -> None:
+        bar = self.menuBar()
+        for spec in sorted(declared.menus, key=lambda m: m.order):
+            menu = QMenu(spec.title, self)
+            menu.setObjectName(spec.object_name)
+            bar.insertMenu(self.help_menu.menuAction(), menu)
+            menus[spec.key] = menu
+        window_acts = []
+        for key, item, checkable in declared.actions:
+            target = menus[key] if key is not None else None
+            if item is None:
+                if target is not None:
+                    target.addSeparator()
+                continue
+            add_window_actions(self, target, self.actions_by_name, [item],
+                               checkable=(item[0],) if checkable else ())
+            window_acts.append(self.actions_by_name[item[0]])
+        self.addActions(window_acts)  # their shortcuts work wherever the focus is
+        for spec in declared.docks:
+            dock = self._dock(spec.title, spec.name, spec.widget, AREAS[spec.area])
+            if spec.tab_with is not None:
+                self.tabifyDockWidget(self.docks[spec.tab_with], dock)
+            if spec.hidden:
+                dock.hide()
+        for name in declared.raise_docks:
+            self.docks[name].raise_()
+
+    def __getattr__(self, name: str):
+        """A feature by its name (``win.ai``, ``win.annotation``, ``win.review``)."""
+        features = self.__dict__.get("features")
+        if features is not None and name in features:
+            return features[name]
+        raise AttributeError(name)
+
+    @property
+    def finetune(self):
+        """The fine-tuning run controller (owned by the review feature)."""
+        return self.features["review"].finetune
 
     # ------------------------------------------------------------------ opening
     def open_paths(self, paths: List[str]) -> None:
@@ -215,7 +284,10 @@ class MainWindow(QMainWindow):
         if name not in TOOLS:
             raise ValueError(f"unknown tool {name!r}")
         self.tri.set_tool(name)
-        self.annotation.on_tool_changed(name)
+        for feature in self.features.values():
+            hook = getattr(feature, "on_tool_changed", None)
+            if hook is not None:
+                hook(name)
         self.actions_by_name[f"tool_{name}"].setChecked(True)
         self.statusBar().showMessage(f"Tool: {TOOLS[name][0]} — {TOOLS[name][2]}", 5000)
 
@@ -256,35 +328,6 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About MedViewer", "MedViewer — tri-planar DICOM/NIfTI viewer.\n"
                           "Not for diagnostic use.")
 
-    # ------------------------------------------------------------------ fine-tuning (issue 5, ui-train)
-    def _install_finetune(self) -> None:
-        """The fine-tuning controller (owns the training child process, so a run outlives its
-        dialog) and two entries at the end of the AI menu."""
-        from .menus import add_window_actions
-        from .training.controller import FinetuneController
-        from .training.dialog import show_finetune_dialog
-        from .training.versions_panel import show_versions_dialog
-
-        self.finetune = FinetuneController(self.bridge, lambda: self.annotation.ctl.store, parent=self)
-        self.finetune.sig_finished.connect(
-            lambda outcome, _p: outcome == "done" and self.ai.ctl.refresh_models())
-        selected = lambda: self.ai.ctl.card.ref if self.ai.ctl.card is not None else None  # noqa: E731
-        add_window_actions(self, self.ai.menu, self.actions_by_name, [
-            None,
-            ("ai_finetune", "&Fine-tune…", lambda: show_finetune_dialog(self, self.finetune, selected()),
-             "Train a new version of a model on the corrected cases (child process)"),
-            ("ai_versions", "Model &versions…",
-             lambda: show_versions_dialog(self, self.bridge, (selected() or "").partition(":")[0] or None),
-             "Versions of a model: metrics, parent, active; promote or roll back")])
-
-    # ------------------------------------------------------------------ review queue (issue 5, ui-queue)
-    def _install_review_docks(self) -> None:
-        """The active-learning review queue and annotation-effort docks (View > Panels), and
-        AI > Open next case (N)."""
-        from .training.queue_wiring import ReviewDocks
-
-        self.review = ReviewDocks(self)
-
     # ------------------------------------------------------------------ settings
     _auto_single = False  # the current single view was chosen for a 2D image, not by the user
 
@@ -321,8 +364,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.loader.cancel()
         self.tag_browser.stop()
-        self.annotation.shutdown()
-        self.ai.shutdown()
-        self.finetune.shutdown()  # issue 5 (ui-train): stop a running fine-tuning child
+        for feature in reversed(list(self.features.values())):
+            feature.shutdown()
         self.bridge.cancel_all()
         super().closeEvent(ev)

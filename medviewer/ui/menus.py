@@ -28,16 +28,18 @@ def _action(win: QMainWindow, acts: Dict[str, QAction], name: str, text: str, sl
 
 def add_window_actions(win: QMainWindow, menu, acts: Dict[str, QAction], items,
                        checkable=()) -> None:
-    """Add ``items`` ((name, text, slot, tip) tuples; None = a separator) to ``menu`` as
-    window-wide actions (their shortcuts work wherever the focus is in the window)."""
+    """Add ``items`` ((name, text, slot, tip) tuples; None = a separator) to ``menu`` (None:
+    to no menu) as window-wide actions (their shortcuts work wherever the focus is)."""
     for item in items:
         if item is None:
-            menu.addSeparator()
+            if menu is not None:
+                menu.addSeparator()
             continue
         name, text, slot, tip = item
         act = _action(win, acts, name, text, slot, tip, name in checkable)
         act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        menu.addAction(act)
+        if menu is not None:
+            menu.addAction(act)
 
 
 def build_menus(win) -> Dict[str, QAction]:
@@ -97,6 +99,7 @@ def build_menus(win) -> Dict[str, QAction]:
     win.addToolBar(tb)
 
     m = bar.addMenu("&Help")
+    win.help_menu = m  # feature menus are inserted before it
     m.addAction(_action(win, acts, "help_shortcuts", "&Keyboard shortcuts", win.show_shortcuts))
     m.addAction(_action(win, acts, "about", "&About MedViewer", win.show_about))
     return acts

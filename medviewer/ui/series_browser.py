@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
 
-from medviewer.io.catalogue import Catalogue, SeriesEntry
+from medviewer.services.studies import Catalogue, SeriesEntry
 
 from .thumbnails import THUMB_SIZE, array_to_icon
 

@@ -30,7 +30,7 @@ KEYS = {
     "ai_run_volume": "Ctrl+Shift+R",
     "ai_cancel": "Esc",
     "ai_goto_uncertain": "U",
-    "ai_next_case": "N",
+    "review_next": "N",
     "ai_finetune": "Ctrl+Shift+F",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
@@ -68,7 +68,7 @@ def shortcut_rows() -> list:
              (KEYS["ai_run_volume"], "AI: run the selected model on the whole volume"),
              (KEYS["ai_cancel"], "AI: cancel the running job (while one runs; otherwise the Navigate tool)"),
              (KEYS["ai_goto_uncertain"], "AI: go to the most uncertain slice (highest mean entropy)"),
-             (KEYS["ai_next_case"], "AI: open the next case in the review queue (most uncertain first)"),
+             (KEYS["review_next"], "AI: open the next case in the review queue (most uncertain first)"),
              (KEYS["ai_finetune"], "AI: fine-tune the model on the corrections (Fine-tune dialog)")]
     rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
     rows += [(KEYS["help_shortcuts"], "This list")]

@@ -78,7 +78,7 @@ class TagBrowser(QWidget):
             return
 
         def work(reporter, p=path):
-            from medviewer.io.dicom_tags import read_tags
+            from medviewer.services.studies import read_tags
 
             return p, read_tags(p)
 

@@ -1,7 +1,10 @@
 """AiController: what the AI panel and menu do — pick a model, run it on the AI worker, turn
 the results into 'predicted' records, an editable label map, heat overlays and reviews.
 
-GUI thread only; the work itself is in :mod:`.jobs` and runs on the :class:`AiWorker`."""
+GUI thread only; the work itself is in :mod:`medviewer.services.ai_runs` (the same code path
+as ``medviewer predict``) and runs on the :class:`AiWorker`. The label map of a segmentation
+goes to the annotation controller the main window hands in (``labels``); records are stored
+in the shared Workspace's label store."""
 from __future__ import annotations
 
 import time
@@ -10,11 +13,16 @@ from typing import List, Optional
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..annotation.saving import snapshot_image
+from medviewer.services.ai_runs import (SALIENCY_METHODS, UNCERTAINTY_METHODS,
+                                        ClassificationRun, SegmentationRun, classify_job,
+                                        preload_ai_libraries, review_payload, saliency_map,
+                                        segment_job, slice_image, uncertainty_available,
+                                        volume_window)
+from medviewer.services.annotations import store_case_labels
+from medviewer.services.models import ModelCatalog
+
+from ..qt_jobs import QtJobBridge
 from . import settings as ai_settings
-from .jobs import (SALIENCY_METHODS, UNCERTAINTY_METHODS, ClassificationRun, SegmentationRun,
-                   classify_job, review_payload, saliency_map, segment_job, slice_image,
-                   uncertainty_available)
 from .overlays import HeatMap, HeatOverlays
 from .worker import AiWorker
 
@@ -31,17 +39,18 @@ class AiController(QObject):
     sig_device = Signal(str)  # device label
     sig_error = Signal(str, str)
 
-    def __init__(self, session, annotation, heat: HeatOverlays, settings, parent=None):
+    def __init__(self, session, labels, heat: HeatOverlays, settings, workspace,
+                 catalog: ModelCatalog, bridge: QtJobBridge, parent=None):
         super().__init__(parent)
-        self.session, self.annotation, self.heat, self.settings = session, annotation, heat, settings
+        self.session, self.annotation, self.heat, self.settings = session, labels, heat, settings
+        self.workspace, self.catalog, self.bridge = workspace, catalog, bridge
         self.worker = AiWorker(self)
         self.worker.set_device_preference(ai_settings.device_preference(settings))
         self.worker.sig_device.connect(lambda dev, label: self._set_device_label(label))
         self.worker.sig_busy_changed.connect(self.sig_running)
         self.worker.sig_progress.connect(lambda name, p: self.sig_progress.emit(p.message, p.done, p.total))
-        self.registry = None
         self.cards: list = []
-        self.active_refs: set = set()  # issue 5: the active version of each model
+        self.active_refs: set = set()  # the active version of each model
         self.card = None
         self.device_label = ""
         self.last_class: Optional[ClassificationRun] = None
@@ -57,22 +66,24 @@ class AiController(QObject):
         session.active_changed.connect(self._on_active_changed)
 
     # ------------------------------------------------------------------ models
-    def refresh_models(self, select: Optional[str] = None) -> List:
-        from medviewer.ai.registry import ModelRegistry
-        from medviewer.ai.versions import active_refs
+    @property
+    def registry(self):
+        """The ModelRegistry behind the shared catalogue (tests move pointers through it)."""
+        return self.catalog.registry
 
-        self.registry = ModelRegistry()
+    def refresh_models(self, select: Optional[str] = None) -> List:
+        catalog = self.catalog.reload()
         try:
-            self.cards = self.registry.list()
+            self.cards = catalog.list()
         except Exception as exc:  # a broken user folder must not stop the app
             self.cards = []
             self.sig_error.emit("Could not list the models", f"{type(exc).__name__}: {exc}")
-        for folder, msg in self.registry.problems:
+        for folder, msg in catalog.problems:
             self.sig_status.emit(f"Model folder refused: {msg}")
-        # issue 5 (versions): default to each model's ACTIVE version; a selection that was the
-        # active version follows the pointer (e.g. after a fine-tune was promoted)
+        # default to each model's ACTIVE version; a selection that was the active version
+        # follows the pointer (e.g. after a fine-tune was promoted)
         was_active = self.card is not None and self.card.ref in self.active_refs
-        self.active_refs = set(active_refs(self.registry, self.cards).values())
+        self.active_refs = set(catalog.active_refs(self.cards).values())
         self.sig_models.emit(self.cards)
         refs = [c.ref for c in self.cards]
         keep = select or (self.card.ref if self.card is not None else None)
@@ -92,11 +103,11 @@ class AiController(QObject):
     def import_folder(self, path: str):
         """Validate and copy a model folder into the user models folder (on the AI worker:
         checking that the network builds needs torch)."""
-        registry = self.registry
+        catalog = self.catalog
 
         def work(ctx):
             ctx.progress(0, 1, "Checking the model folder…")
-            return registry.import_folder(path)
+            return catalog.import_folder(path)
 
         def done(card):
             self.sig_status.emit(f"Imported {card.ref}")
@@ -112,15 +123,13 @@ class AiController(QObject):
 
     def initial_device_label(self, pref: Optional[str] = None) -> str:
         """The device label before torch is loaded (exact for the CPU)."""
-        from medviewer.ai.device import device_label
-
         pref = pref or self.worker.device_preference
         avail = ai_settings.available_devices()
         if pref in ("cuda", "mps") and avail[pref]:
             return f"{pref.upper()} (checked when a model runs)"
         if pref == "auto" and (avail["cuda"] or avail["mps"]):
             return "Auto: a GPU, if usable (checked when a model runs)"
-        return device_label("cpu")
+        return ai_settings.cpu_label()
 
     def _set_device_label(self, label: str) -> None:
         self.device_label = label
@@ -156,7 +165,7 @@ class AiController(QObject):
             self.sig_status.emit("Open an image first")
             return None
         st = self.annotation.ensure_ready()
-        return vol, self.annotation.store, st.image_hash
+        return vol, self.workspace.store, st.image_hash
 
     def run_slice(self):
         return self.run(whole=False)
@@ -202,7 +211,7 @@ class AiController(QObject):
             ctx.device()
             if card is not None:
                 ctx.model(card)
-            import monai.inferers  # noqa: F401  (segmentation's sliding window)
+            preload_ai_libraries()
 
         return self._submit(work, "ai-warmup", lambda _: self.sig_status.emit("AI ready"),
                             "Could not load the model")
@@ -260,15 +269,14 @@ class AiController(QObject):
             return None
         payload = review_payload(list(run.probs), vol, run.z, states)
         payload["review"] = {"decision": decision, "prediction": run.label, "model": run.ref}
-        ctl, parent = self.annotation, run.record
-        store, source = ctl.store, ctl.source()
+        parent = run.record
+        store, source = self.workspace.store, self.workspace.person()
         effort = (max(0.0, time.monotonic() - self._shown_at), 1, 0)
         self.reviewed = True
 
         def work(reporter):
-            snapshot_image(store, vol, parent.image_hash)  # issue 5 (idempotent)
-            return store.add_case_labels(parent.image_hash, payload, tag, source,
-                                         parent_id=parent.id, effort=effort)
+            return store_case_labels(store, vol, parent.image_hash, payload, tag, source,
+                                     parent.id, effort)
 
         def done(rec):
             self._sync_case_labels(vol, payload, rec.id)
@@ -279,7 +287,9 @@ class AiController(QObject):
             self.reviewed = False
             self.sig_error.emit("Could not store the review", msg)
 
-        return ctl.submit(work, "ai-review", done, "Storing the review…", on_error=failed)
+        self.sig_status.emit("Storing the review…")
+        return self.bridge.submit(work, "ai-review", on_done=done, on_error=failed,
+                                  on_cancelled=lambda: failed("cancelled"))
 
     # ------------------------------------------------------------------ saliency
     def set_saliency_method(self, method: str) -> None:
@@ -317,8 +327,10 @@ class AiController(QObject):
         image = slice_image(vol, run.z)
         target = list(card.labels).index(run.label)
 
+        window = volume_window(vol)
+
         def work(ctx):
-            return saliency_map(ctx, card, image, vol.invert, target, method)
+            return saliency_map(ctx, card, image, vol.invert, target, method, window)
 
         def done(heat2d):
             self.heat.set_map(HeatMap.on_slice(vol, run.z, heat2d, "saliency", method),

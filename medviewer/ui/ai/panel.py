@@ -8,8 +8,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
+from medviewer.services.ai_runs import SALIENCY_METHODS, UNCERTAINTY_METHODS, uncertainty_available
+
 from . import settings as ai_settings
-from .jobs import SALIENCY_METHODS, UNCERTAINTY_METHODS, uncertainty_available
 from .overlays import COLORMAPS
 from .results import ClassResultView
 

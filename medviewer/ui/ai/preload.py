@@ -27,11 +27,9 @@ def enabled() -> bool:
 
 def _import_ai() -> None:
     try:
-        import torch  # noqa: F401
-        import monai.inferers  # noqa: F401
-        import monai.networks.nets  # noqa: F401
+        from medviewer.services.ai_runs import preload_ai_libraries
 
-        import medviewer.ai.inference  # noqa: F401
+        preload_ai_libraries()
     except Exception as exc:  # noqa: BLE001 - the first job will report a real problem
         log.info("AI libraries not preloaded: %s", type(exc).__name__)
     finally:

@@ -35,3 +35,10 @@ def available_devices() -> Dict[str, bool]:
         cuda = bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
         mps = sys.platform == "darwin" and platform.machine() == "arm64"
     return {"auto": True, "cpu": True, "cuda": cuda, "mps": mps}
+
+
+def cpu_label() -> str:
+    """What the CPU device is called in the panel (as the AI lane names it once it runs)."""
+    from medviewer.services.ai_runs import device_label
+
+    return device_label("cpu")

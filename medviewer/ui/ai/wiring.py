@@ -1,12 +1,11 @@
-"""AiUI: puts the AI controller, the heat overlays, the AI dock and the AI menu into a
-MainWindow (the main window only creates this and shuts it down)."""
+"""AiFeature: the AI controller, the heat overlays, the AI dock and the AI menu, declared to
+the feature registry. Loads its proposals into the "labels" another feature shares; announces
+stored predictions and the selected model on the window's event hub."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMenu
 
-from ..menus import add_window_actions
+from ..features import DockSpec, FeatureHost
 from ..shortcuts import KEYS
 from .controller import AiController
 from .overlays import HeatOverlays
@@ -14,33 +13,53 @@ from . import preload
 from .panel import AiPanel
 
 
-class AiUI:
-    def __init__(self, win):
-        self.win = win
-        self.heat = HeatOverlays(win.session, win.tri.views, win)
-        self.ctl = AiController(win.session, win.annotation.ctl, self.heat, win.settings, win)
+class AiFeature:
+    name = "ai"
+
+    def __init__(self, host: FeatureHost):
+        self.host = host
+        win, services = host.window, host.services
+        self.heat = HeatOverlays(host.session, host.views, win)
+        self.ctl = AiController(host.session, host.get("labels"), self.heat, host.settings,
+                                services.workspace, services.catalog, host.bridge, win)
         self.panel = AiPanel(self.ctl, win)
-        self.dock = win._dock("AI", "aiDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        win.tabifyDockWidget(win.annotation.seg_dock, self.dock)
-        win.annotation.seg_dock.raise_()
-        self._build_menu()
-        self.ctl.sig_error.connect(win.show_error)
-        self.ctl.sig_status.connect(lambda m: win.statusBar().showMessage(m, 8000))
+        host.registry.dock(DockSpec("aiDock", "AI", self.panel, tab_with="segmentationDock"))
+        self._declare_menu()
+        events = host.events
+        self.ctl.sig_error.connect(host.show_error)
+        self.ctl.sig_status.connect(host.status)
+        self.ctl.sig_selected.connect(events.sig_model_selected)
+        self.ctl.sig_segmentation.connect(lambda run: events.sig_record_stored.emit(run.record))
+        self.ctl.sig_classification.connect(
+            lambda run: run is not None and events.sig_record_stored.emit(run.record))
+        self.ctl.sig_reviewed.connect(events.sig_record_stored)
+        events.sig_models_changed.connect(lambda: self.ctl.refresh_models())
+
+    @property
+    def dock(self):
+        return self.host.docks.get("aiDock")
+
+    @property
+    def menu(self):
+        return self.host.menus.get("ai")
+
+    def start(self) -> None:
+        acts = self.host.actions
+        acts["ai_cancel"].setShortcut(QKeySequence())  # Esc is given to it only while a job runs
+        acts["ai_cancel"].setToolTip(f"Stop the running AI job ({KEYS['ai_cancel']} while it runs)")
+        acts["ai_uncertainty"].setChecked(self.ctl.want_uncertainty)
+        self.panel.saliency.toggled.connect(acts["ai_saliency"].setChecked)
+        self.panel.uncertainty.toggled.connect(acts["ai_uncertainty"].setChecked)
         self.ctl.sig_running.connect(self._on_running)
         self.ctl.sig_selected.connect(lambda card: self._update_actions())
         self.ctl.refresh_models()
         self._update_actions()
-        preload.schedule(win)  # torch/MONAI imported in the background, not in the first job
+        preload.schedule(self.host.window)  # torch/MONAI imported in the background
 
-    def _build_menu(self) -> None:
-        win, ctl, acts = self.win, self.ctl, self.win.actions_by_name
-        bar = win.menuBar()
-        m = QMenu("&AI", win)
-        m.setObjectName("aiMenu")
-        help_menu = next((a for a in bar.actions() if a.text() == "&Help"), None)
-        bar.insertMenu(help_menu, m) if help_menu is not None else bar.addMenu(m)
-        self.menu = m
-        items = [
+    def _declare_menu(self) -> None:
+        ctl, acts, reg = self.ctl, self.host.actions, self.host.registry
+        reg.menu("ai", "&AI", "aiMenu", order=20)
+        reg.actions("ai", [
             ("ai_run_slice", "Run on &slice", ctl.run_slice,
              "Run the selected model on the current axial slice (a 2D image: the image)"),
             ("ai_run_volume", "Run on &volume", ctl.run_volume, "Run the selected model on the whole volume"),
@@ -55,18 +74,10 @@ class AiUI:
                 acts["ai_uncertainty"].isChecked()), "Per-voxel entropy of the segmentation"),
             ("ai_goto_uncertain", "&Go to most uncertain slice", ctl.goto_most_uncertain,
              "The axial slice with the highest mean entropy"),
-        ]
-        add_window_actions(win, m, acts, items, checkable=("ai_saliency", "ai_uncertainty"))
-        acts["ai_cancel"].setShortcut(QKeySequence())  # Esc is given to it only while a job runs
-        acts["ai_cancel"].setToolTip(f"Stop the running AI job ({KEYS['ai_cancel']} while it runs)")
-        acts["ai_uncertainty"].setChecked(ctl.want_uncertainty)
-        self.panel.saliency.toggled.connect(acts["ai_saliency"].setChecked)
-        self.panel.uncertainty.toggled.connect(acts["ai_uncertainty"].setChecked)
-        win.addActions([acts[n] for n in ("ai_run_slice", "ai_run_volume", "ai_cancel",
-                                          "ai_goto_uncertain")])
+        ], checkable=("ai_saliency", "ai_uncertainty"))
 
     def _update_actions(self) -> None:
-        acts, running = self.win.actions_by_name, self.ctl.running
+        acts, running = self.host.actions, self.ctl.running
         has_card = self.ctl.card is not None
         acts["ai_run_slice"].setEnabled(has_card and not running)
         acts["ai_run_volume"].setEnabled(has_card and not running)
@@ -75,7 +86,7 @@ class AiUI:
 
     def _on_running(self, running: bool) -> None:
         """Esc cancels the AI job while one runs (and picks the Navigate tool otherwise)."""
-        acts = self.win.actions_by_name
+        acts = self.host.actions
         esc = QKeySequence(KEYS["ai_cancel"])
         nav = acts.get("tool_navigate")
         if running:

@@ -1,9 +1,9 @@
 """AiWorker: the single AI lane — one worker thread (a 1-thread QtJobBridge) that runs model
 inference, saliency and uncertainty off the GUI thread, never two jobs at once.
 
-A job is ``fn(ctx: AiContext)``; ``ctx`` reports progress (which raises ``Cancelled`` once the
-job is cancelled), drives the ai generators, and hands out the device and the cached model.
-Results, progress, errors and cancellation come back as Qt signals on the GUI thread.
+A job is ``fn(ctx)`` with a :class:`~medviewer.services.ai_runs.InferenceContext` (progress
+that raises ``Cancelled`` once the job is cancelled, the device and the cached model of the
+lane). Results, progress, errors and cancellation come back as Qt signals on the GUI thread.
 torch is imported only inside jobs (by ``medviewer.ai``), never at start-up."""
 from __future__ import annotations
 
@@ -12,69 +12,12 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from medviewer.jobs.progress import Cancelled, Reporter
+from medviewer.jobs import Cancelled, Job, Reporter
+from medviewer.services.ai_runs import InferenceContext, ModelLane
 
-from ..qt_jobs import Job, QtJobBridge
+from ..qt_jobs import QtJobBridge
 
-
-def _is_progress(item) -> bool:
-    """A progress step from an ai generator: (done, total[, message]) or an object with
-    ``done``/``total`` attributes and nothing else that looks like a result."""
-    if isinstance(item, tuple) and 2 <= len(item) <= 3 and all(
-            isinstance(v, (int, float)) for v in item[:2]):
-        return True
-    return hasattr(item, "done") and hasattr(item, "total") and not hasattr(item, "labels") \
-        and not hasattr(item, "probs")
-
-
-class AiContext:
-    """What a job gets on the worker thread."""
-
-    def __init__(self, worker: "AiWorker", reporter: Reporter):
-        self.worker, self.reporter = worker, reporter
-
-    @property
-    def cancel_token(self):
-        return self.reporter.cancel
-
-    def cancelled(self) -> bool:
-        return self.reporter.cancel.cancelled
-
-    def check(self) -> None:
-        """Raise ``Cancelled`` when the job was cancelled."""
-        self.reporter.cancel.raise_if_cancelled()
-
-    def progress(self, done: int, total: int, message: str = "") -> None:
-        self.reporter(done, total, message)
-
-    def device(self) -> str:
-        return self.worker._device()
-
-    def model(self, card):
-        """The card's model on the job's device, cached until another model is used."""
-        return self.worker._model(card, self.device())
-
-    def drive(self, gen, message: str = ""):
-        """Run an ai generator to its end: its progress steps go to the reporter (which
-        stops it when cancelled); returns its result (``StopIteration.value`` or the last
-        non-progress item it yielded)."""
-        result = None
-        try:
-            while True:
-                item = next(gen)
-                if _is_progress(item):
-                    if isinstance(item, tuple):
-                        done, total, msg = item[0], item[1], item[2] if len(item) > 2 else ""
-                    else:
-                        done, total, msg = item.done, item.total, getattr(item, "message", "")
-                    msg = msg or message
-                    self.reporter(int(done), int(total), msg)
-                else:
-                    result = item
-        except StopIteration as stop:
-            return stop.value if stop.value is not None else result
-        finally:
-            gen.close()
+__all__ = ["AiWorker", "Cancelled", "InferenceContext"]
 
 
 class AiWorker(QObject):
@@ -91,20 +34,22 @@ class AiWorker(QObject):
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.bridge = QtJobBridge(max_workers=1, parent=self, thread_name_prefix="medviewer-ai")
+        self.lane = ModelLane(on_device=self.sig_device.emit)  # emitted on the AI thread: queued
         self.job: Optional[Job] = None
         self.job_name = ""
-        self.device_preference = "auto"
         self.last_thread: Optional[int] = None  # thread ident of the last job (tests)
         self.gui_thread = threading.get_ident()
-        self._cache = None  # medviewer.ai.inference.ModelCache, used on the worker thread only
-        self._device_for: Optional[tuple] = None  # (preference, device)
+
+    @property
+    def device_preference(self) -> str:
+        return self.lane.preference
 
     # ------------------------------------------------------------------ GUI side
     @property
     def busy(self) -> bool:
         return self.job is not None
 
-    def submit(self, fn: Callable[[AiContext], object], name: str, *, on_done=None,
+    def submit(self, fn: Callable[[InferenceContext], object], name: str, *, on_done=None,
                on_error=None, on_cancelled=None, on_progress=None) -> Optional[Job]:
         """Queue ``fn(ctx)`` on the AI thread; None (nothing runs) while another job runs."""
         if self.job is not None:
@@ -112,7 +57,7 @@ class AiWorker(QObject):
 
         def run(reporter: Reporter):
             self.last_thread = threading.get_ident()
-            return fn(AiContext(self, reporter))
+            return fn(InferenceContext(self.lane, reporter))
 
         def end(callback, *args):
             self.job, self.job_name = None, ""
@@ -150,30 +95,8 @@ class AiWorker(QObject):
 
     def set_device_preference(self, pref: str) -> None:
         """'auto' | 'cpu' | 'cuda' | 'mps'; applies from the next job (the model moves then)."""
-        self.device_preference = pref
+        self.lane.preference = pref
 
     def shutdown(self) -> None:
         self.cancel()
         self.bridge.shutdown()
-
-    # ------------------------------------------------------------------ worker side
-    def _device(self) -> str:
-        from medviewer.ai.device import choose_device, configure_threads, device_label
-
-        pref = self.device_preference
-        if self._device_for is None or self._device_for[0] != pref:
-            configure_threads()  # all cores but one: the GUI thread keeps a core
-            dev = choose_device(pref)
-            self._device_for = (pref, dev)
-            self.sig_device.emit(dev, device_label(dev))  # queued to the GUI thread
-        return self._device_for[1]
-
-    def _model(self, card, device: str):
-        if self._cache is None:
-            from medviewer.ai.inference import ModelCache
-
-            self._cache = ModelCache()
-        return self._cache.get(card, device)
-
-
-__all__ = ["AiContext", "AiWorker", "Cancelled"]

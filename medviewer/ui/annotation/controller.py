@@ -2,9 +2,10 @@
 
 It owns, per opened image, the LabelMap, its UndoStack, the StrokeJournal (every finished
 stroke is on disk before ``end_stroke`` returns), the effort clock and the case labels; and
-the LabelStore of the workspace. Views and panels only call its methods and follow its
-signals. Slow work (hashing, recovery, saving, 3D fills, interpolation) runs on the
-QtJobBridge."""
+it stores through the shared :class:`~medviewer.services.workspace.Workspace`. Views and
+panels only call its methods and follow its signals. Slow work (hashing, recovery, saving,
+3D fills, interpolation) runs on the QtJobBridge; the Qt-free parts are in
+:mod:`medviewer.services.annotations`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,16 +16,16 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from medviewer.core.edits import Edit, StrokeRecorder, UndoStack
+from medviewer.core.effort import EffortClock
 from medviewer.core.labelmap import LabelMap
 from medviewer.core.labels import LabelTable
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
+from medviewer.services.workspace import Workspace
 
 from ..qt_jobs import QtJobBridge
-from .effort import EffortClock
 from .opening import OpeningMixin
 from .saving import SavingMixin
-from .workspace import annotator_name, workspace_dir
 
 
 @dataclass
@@ -62,15 +63,14 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
     sig_idle = Signal()
     sig_error = Signal(str, str)
 
-    def __init__(self, session: Session, bridge: QtJobBridge, settings=None, parent=None,
+    def __init__(self, session: Session, bridge: QtJobBridge, workspace: Workspace, parent=None,
                  clock: Optional[Callable[[], float]] = None):
         super().__init__(parent)
-        self.session, self.bridge, self.settings = session, bridge, settings
+        self.session, self.bridge, self.ws = session, bridge, workspace
         self._clock = clock
         self.state: Optional[AnnotState] = None
         self._states: Dict[int, AnnotState] = {}
         self._recorder: Optional[StrokeRecorder] = None
-        self._store = None
         self.active_label = 1
         self._jobs = []
         session.active_changed.connect(self._on_active_changed)
@@ -78,15 +78,11 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
     # ------------------------------------------------------------------ basics
     @property
     def workspace(self) -> Path:
-        return workspace_dir(self.settings)
+        return self.ws.folder
 
     @property
     def store(self):
-        from medviewer.storage.store import LabelStore
-
-        if self._store is None or Path(self._store.root) != self.workspace.resolve():
-            self._store = LabelStore(self.workspace)
-        return self._store
+        return self.ws.store
 
     @property
     def labelmap(self) -> Optional[LabelMap]:
@@ -101,9 +97,7 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
         return None if self.state is None else self.state.volume
 
     def source(self):
-        from medviewer.storage.store import Source
-
-        return Source("person", annotator_name(self.settings))
+        return self.ws.person()
 
     def _new_clock(self) -> EffortClock:
         return EffortClock(self._clock) if self._clock else EffortClock()
@@ -175,6 +169,13 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
         self.sig_case_changed.emit(st.case_labels)
         self.sig_undo_changed.emit()
 
+    def open_volume(self, image_hash: str) -> Optional[Volume]:
+        """An open volume of the session whose image hash is ``image_hash`` (None: none)."""
+        for st in list(self._states.values()):
+            if st.image_hash == image_hash and any(v is st.volume for v in self.session.volumes):
+                return st.volume
+        return None
+
     def ensure_ready(self) -> AnnotState:
         """The active state with its image hash (computed here if the check is still running)."""
         st = self.state
@@ -244,11 +245,9 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
     # ------------------------------------------------------------------ journal
     def _journal(self, st: AnnotState):
         if st.journal is None:
-            from medviewer.storage.journal import StrokeJournal
-
             lm = st.labelmap
-            st.journal = StrokeJournal.open(self.workspace, st.image_hash, st.base_record_id,
-                                            lm.labels.shape, lm.labels.dtype, lm.table.to_dict())
+            st.journal = self.ws.open_journal(st.image_hash, st.base_record_id, lm.labels.shape,
+                                              lm.labels.dtype, lm.table.to_dict())
         return st.journal
 
     def _discard_journal(self, st: AnnotState) -> None:

@@ -10,27 +10,25 @@ from typing import Optional
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from medviewer.services import annotations as ann
+
 from .. import settings as st
 
 LABEL_FILTER = "Label maps (*.nii.gz *.nii *.nrrd *.nhdr);;All files (*)"
 
 
-def is_dicom_volume(volume) -> bool:
-    from medviewer.io.volume_files import is_volume_file
-
-    paths = list(volume.source_paths or []) if volume is not None else []
-    return bool(paths) and not any(is_volume_file(p) for p in paths[:1])
+is_dicom_volume = ann.is_dicom_volume
 
 
 class LabelIO:
-    """File dialogs and jobs for the Labels menu (owned by AnnotationUI)."""
+    """File dialogs and jobs for the Labels menu (owned by AnnotationFeature)."""
 
-    def __init__(self, window, controller):
-        self.win, self.ctl = window, controller
+    def __init__(self, window, controller, settings):
+        self.win, self.ctl, self.settings = window, controller, settings
         self.question: Optional[QMessageBox] = None  # the open resample question (tests answer it)
 
     def _folder(self) -> str:
-        return st.last_folder(self.win.settings)
+        return st.last_folder(self.settings)
 
     # ------------------------------------------------------------------ import
     def import_labelmap_dialog(self) -> None:
@@ -46,12 +44,7 @@ class LabelIO:
         geo = vol.geometry
 
         def work(reporter):
-            from medviewer.io.labels_io import GeometryMismatch, read_labelmap
-
-            try:
-                return read_labelmap(path, geo, resample=resample)
-            except GeometryMismatch as exc:
-                return exc
+            return ann.read_label_file(path, geo, resample)
 
         return self.ctl.submit(work, "import-labels", lambda res: self._imported(path, res, vol),
                                f"Importing {Path(path).name}…")
@@ -98,9 +91,7 @@ class LabelIO:
         geo, sources = vol.geometry, list(vol.source_paths or [])
 
         def work(reporter):
-            from medviewer.io.dicom_seg import read_seg
-
-            return read_seg(path, geometry=geo, source_paths=sources or None)
+            return ann.read_seg_file(path, geo, sources)
 
         return self.ctl.submit(work, "import-seg", lambda res: self._imported(path, res, vol),
                                f"Reading DICOM SEG {Path(path).name}…")
@@ -125,9 +116,7 @@ class LabelIO:
         labels, table, geo = lm.labels.copy(), lm.table.to_dict(), lm.geometry
 
         def work(reporter):
-            from medviewer.io.labels_io import write_labelmap
-
-            return write_labelmap(labels, geo, path, table=table)
+            return ann.write_label_file(labels, geo, path, table)
 
         return self.ctl.submit(work, "export-labels",
                                lambda p: self.ctl.sig_message.emit(f"Exported the label map to {p}"),
@@ -148,9 +137,7 @@ class LabelIO:
         labels, table = lm.labels.copy(), lm.table.to_dict()
 
         def work(reporter):
-            from medviewer.io.dicom_seg import write_seg
-
-            return write_seg(labels, table, vol, path)
+            return ann.write_seg_file(labels, table, vol, path)
 
         return self.ctl.submit(work, "export-seg",
                                lambda r: self.ctl.sig_message.emit(f"Wrote DICOM SEG {Path(path).name}"),
@@ -166,9 +153,7 @@ class LabelIO:
         store = self.ctl.store
 
         def work(reporter):
-            from medviewer.storage.export import export_case_labels
-
-            return export_case_labels(store.records(kind="case"), path)
+            return ann.export_case_labels(store, path)
 
         return self.ctl.submit(work, "export-case",
                                lambda p: self.ctl.sig_message.emit(f"Exported case labels to {p}"),

@@ -2,19 +2,23 @@
 unsaved strokes of a killed session (or the latest saved label map), for AnnotationController."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from medviewer.core.edits import Edit
 from medviewer.core.labelmap import LabelMap
 from medviewer.core.labels import LabelTable
+from medviewer.services.annotations import check_on_open
+
+if TYPE_CHECKING:
+    from .controller import AnnotState
 
 
 class OpeningMixin:
     """Part of AnnotationController (uses its state, submit, _journal, _watch, _show)."""
 
     def _check_on_open(self, st: AnnotState) -> None:
-        from .recovery import check_on_open
-
         ws, vol = self.workspace, st.volume
         self.submit(lambda rep: check_on_open(vol, ws, rep), "annotation-open",
                     lambda res: self._on_checked(st, res), "Checking for unsaved annotations…",

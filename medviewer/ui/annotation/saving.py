@@ -4,24 +4,14 @@ Saving copies the labels on the GUI thread and writes on the bridge; the journal
 saved strokes is closed (and removed) only after the record exists."""
 from __future__ import annotations
 
-import logging
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from medviewer.services.annotations import store_case_labels, store_labelmap
 
-
-def snapshot_image(store, volume, image_hash: str) -> None:
-    """Keep a copy of the image in the label store before a record about it is stored
-    (training reads it once the source files are gone). Idempotent: cheap when the copy
-    exists. Worker thread only. A failure is logged and does not stop the labels being
-    saved (the manifest builder then skips the case and says why)."""
-    try:
-        store.add_image(volume, image_hash, [str(p) for p in (volume.source_paths or ())])
-    except Exception as exc:  # never the paths or names: they may identify the patient
-        log.warning("could not store the image snapshot %s…: %s", str(image_hash)[:12],
-                    type(exc).__name__)
+if TYPE_CHECKING:
+    from .controller import AnnotState
 
 
 class SavingMixin:
@@ -40,12 +30,10 @@ class SavingMixin:
         snapshot, table = lm.labels.copy(), lm.table.to_dict()
         effort = (st.effort.total.seconds, st.effort.total.strokes, st.effort.total.voxels)
         seq, h, parent = st.edit_seq, st.image_hash, st.base_record_id
-        affine, source, store, vol = lm.geometry.affine_ras(), self.source(), self.store, st.volume
+        source, store, vol = self.source(), self.store, st.volume
 
         def work(reporter):
-            snapshot_image(store, vol, h)
-            return store.add_labelmap(h, snapshot, affine, table, tag, source, parent_id=parent,
-                                      effort=effort)
+            return store_labelmap(store, vol, h, snapshot, table, tag, source, parent, effort)
 
         def done(rec):
             self._after_save(st, rec, snapshot, seq)
@@ -105,8 +93,7 @@ class SavingMixin:
         source, store, vol = self.source(), self.store, st.volume
 
         def work(reporter):
-            snapshot_image(store, vol, h)
-            return store.add_case_labels(h, payload, tag, source, parent_id=parent, effort=effort)
+            return store_case_labels(store, vol, h, payload, tag, source, parent, effort)
 
         def done(rec):
             st.case_record_id = rec.id
@@ -130,7 +117,5 @@ class SavingMixin:
                 j.close()
             else:
                 j.detach()  # unsaved strokes stay in the journal for recovery
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self.ws.close()
 

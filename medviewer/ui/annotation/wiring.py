@@ -1,15 +1,16 @@
-"""AnnotationUI: puts the annotation controller, paint tools, panels, Labels menu and
-shortcuts into a MainWindow (the main window only creates this and forwards tool changes)."""
+"""AnnotationFeature: the annotation controller, paint tools, panels, the Labels menu and its
+shortcuts, declared to the feature registry. Shares the controller as "labels" (the label
+map of the active image, which the AI feature loads its proposals into)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from medviewer.core import painting
 
+from ..features import DockSpec, FeatureHost
 from ..loader import LoadProgress
-from ..menus import add_window_actions
 from ..shortcuts import KEYS
 from .case_panel import CasePanel
 from .controller import AnnotationController
@@ -21,20 +22,23 @@ from .paint_tool import PaintOptions, PaintTool
 PROGRESS_DELAY_MS = 400  # quick jobs finish before a progress bar would flash
 
 
-class AnnotationUI:
-    def __init__(self, win):
-        self.win = win
-        self.ctl = AnnotationController(win.session, win.bridge, win.settings, win)
+class AnnotationFeature:
+    name = "annotation"
+
+    def __init__(self, host: FeatureHost):
+        self.host = host
+        win = host.window
+        self.ctl = AnnotationController(host.session, host.bridge, host.services.workspace, win)
         self.options = PaintOptions(win)
         self.paint_tools = {}
-        for plane, view in win.tri.views.items():
+        for plane, view in host.views.items():
             view.paint = PaintTool(view, self.ctl, self.options)
             self.paint_tools[plane] = view.paint
         self.last_plane = "axial"  # the view painted (or clicked) last: its normal is used
-        self.io = LabelIO(win, self.ctl)
+        self.io = LabelIO(win, self.ctl, host.settings)
 
         self.label_panel = LabelPanel(self.ctl, win)
-        self.paint_panel = PaintPanel(self.options, self.ctl, win.session, win)
+        self.paint_panel = PaintPanel(self.options, self.ctl, host.session, win)
         self.paint_panel.interpolate.clicked.connect(self.fill_between_slices)
         seg = QWidget(win)
         seg.setObjectName("segmentationPanel")
@@ -42,46 +46,53 @@ class AnnotationUI:
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.label_panel, 1)
         lay.addWidget(self.paint_panel)
-        self.case_panel = CasePanel(self.ctl, win.session, win)
+        self.case_panel = CasePanel(self.ctl, host.session, win)
         self.case_panel.install_shortcuts(win)
-        right = Qt.DockWidgetArea.RightDockWidgetArea
-        self.seg_dock = win._dock("Segmentation", "segmentationDock", seg, right)
-        self.case_dock = win._dock("Case labels", "caseDock", self.case_panel, right)
-        win.tabifyDockWidget(win.tag_dock, self.case_dock)
-        win.tabifyDockWidget(self.case_dock, self.seg_dock)
-        self.seg_dock.raise_()
+        reg = host.registry
+        reg.dock(DockSpec("caseDock", "Case labels", self.case_panel, tab_with="tagDock"))
+        reg.dock(DockSpec("segmentationDock", "Segmentation", seg, tab_with="caseDock"))
+        reg.raise_dock("segmentationDock")
+        reg.provide("labels", self.ctl)
 
         self.progress = LoadProgress(win)
         self.progress.setObjectName("annotationProgress")
         self.progress.cancel.clicked.connect(self.ctl.cancel_jobs)
-        win.statusBar().addPermanentWidget(self.progress)
+        host.status_bar.addPermanentWidget(self.progress)
         self._busy_text = ("", 0, 0)
-        self._build_menu()
+        self._declare_menu()
 
         self.ctl.sig_voxels_changed.connect(self._on_voxels_changed)
-        self.ctl.sig_message.connect(lambda m: win.statusBar().showMessage(m, 8000))
-        self.ctl.sig_notice.connect(win.show_notice)
-        self.ctl.sig_error.connect(win.show_error)
+        self.ctl.sig_message.connect(host.status)
+        self.ctl.sig_notice.connect(host.show_notice)
+        self.ctl.sig_error.connect(host.show_error)
         self.ctl.sig_busy.connect(self._on_busy)
         self.ctl.sig_idle.connect(lambda: self.progress.setVisible(False))
+        self.ctl.sig_saved.connect(host.events.sig_record_stored)
+        self.options.sig_changed.connect(self._show_radius)
+        for plane, view in host.views.items():
+            view.vb.sig_left.connect(lambda phase, p, plane=plane: self._note_plane(plane))
+
+    @property
+    def case_dock(self):
+        return self.host.docks.get("caseDock")
+
+    @property
+    def seg_dock(self):
+        return self.host.docks.get("segmentationDock")
+
+    def start(self) -> None:
+        """The window built the declared actions: keep them in step with the controller."""
+        acts = self.host.actions
+        acts["redo"].setShortcuts([QKeySequence(KEYS["redo"]), QKeySequence(KEYS["redo_alt"])])
         self.ctl.sig_undo_changed.connect(self._update_actions)
         self.ctl.sig_labelmap_changed.connect(lambda lm: self._update_actions())
-        self.options.sig_changed.connect(self._show_radius)
-        for plane, view in win.tri.views.items():
-            view.vb.sig_left.connect(lambda phase, p, plane=plane: self._note_plane(plane))
         self._update_actions()
 
     # ------------------------------------------------------------------ menu
-    def _build_menu(self) -> None:
-        win, io, ctl = self.win, self.io, self.ctl
-        acts = win.actions_by_name
-        bar = win.menuBar()
-        m = QMenu("&Labels", win)
-        m.setObjectName("labelsMenu")
-        help_menu = next((a for a in bar.actions() if a.text() == "&Help"), None)
-        bar.insertMenu(help_menu, m) if help_menu is not None else bar.addMenu(m)
-        self.menu = m
-        items = [
+    def _declare_menu(self) -> None:
+        io, ctl, reg = self.io, self.ctl, self.host.registry
+        reg.menu("labels", "&Labels", "labelsMenu", order=10)
+        reg.actions("labels", [
             ("labels_new", "&New label map", lambda: ctl.new_labelmap(), "An empty label map on the image"),
             ("labels_import", "&Import label map (NIfTI/NRRD)…", io.import_labelmap_dialog, ""),
             ("labels_import_seg", "Import DICOM &SEG…", io.import_seg_dialog, ""),
@@ -101,13 +112,10 @@ class AnnotationUI:
             ("radius_up", "Brush radius larger", lambda: self.options.step_radius(+1), ""),
             ("fill_between", "&Fill between slices", self.fill_between_slices,
              "Interpolate the active label between annotated slices"),
-        ]
-        add_window_actions(win, m, acts, items)
-        acts["redo"].setShortcuts([QKeySequence(KEYS["redo"]), QKeySequence(KEYS["redo_alt"])])
-        win.addActions([acts[n] for n in ("undo", "redo", "radius_down", "radius_up", "labels_save")])
+        ])
 
     def _update_actions(self) -> None:
-        acts, ctl = self.win.actions_by_name, self.ctl
+        acts, ctl = self.host.actions, self.ctl
         has_map, has_image = ctl.labelmap is not None, ctl.volume is not None
         stack = ctl.undo_stack
         for name in ("labels_new", "labels_import", "labels_import_seg"):
@@ -120,7 +128,7 @@ class AnnotationUI:
 
     # ------------------------------------------------------------------ reactions
     def _on_voxels_changed(self, indices) -> None:
-        for view in self.win.tri.views.values():
+        for view in self.host.views.values():
             view.refresh_overlay(indices)
 
     def _note_plane(self, plane: str) -> None:
@@ -138,8 +146,8 @@ class AnnotationUI:
             self.progress.show_progress(*self._busy_text)
 
     def _show_radius(self) -> None:
-        self.win.statusBar().showMessage(f"Brush radius {self.options.radius_mm:g} mm"
-                                         + (" (3D sphere)" if self.options.sphere else ""), 3000)
+        self.host.status(f"Brush radius {self.options.radius_mm:g} mm"
+                         + (" (3D sphere)" if self.options.sphere else ""), 3000)
 
     def on_tool_changed(self, name: str) -> None:
         for tool in self.paint_tools.values():
@@ -162,7 +170,7 @@ class AnnotationUI:
         if lm is None:
             ctl.sig_message.emit("No label map: paint a few slices first")
             return None
-        view = self.win.tri.views[self.last_plane]
+        view = self.host.views[self.last_plane]
         axis = view.reslicer.fixed_axis(self.last_plane)
         sx, sy, sz = lm.geometry.spacing
         sampling = tuple(s for a, s in enumerate((sz, sy, sx)) if a != axis)

@@ -1,21 +1,23 @@
 """FinetuneController: one fine-tuning run at a time — manifest on the I/O pool, training in a child.
 
-Owned by the main window (not by the dialog), so a run keeps going when its dialog closes.
+Owned by the review feature (not by the dialog), so a run keeps going when its dialog closes.
 ``start()`` builds the training manifest from the label store with
-:func:`medviewer.storage.manifest_build.build_manifest` on the QtJobBridge, then runs
+:func:`medviewer.services.finetune.build_training_set` on the QtJobBridge, then runs
 ``python -m medviewer.ai.training --manifest M --base NAME:VER ...`` in a QProcess and turns its
-stdout JSON lines (partial lines buffered) into signals. ``cancel()`` sends SIGTERM
+stdout (read by :class:`~medviewer.services.finetune.TrainerOutput`) into signals. ``cancel()`` sends SIGTERM
 (QProcess.terminate); the trainer stops, removes its staging folder and exits 130. Every event
 is kept in :attr:`events` so a dialog opened later can replay the run so far."""
 from __future__ import annotations
 
-import json
 import sys
 from collections import deque
 from pathlib import Path
 from typing import Callable, List, Optional
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from medviewer.services.finetune import (TRAINER_MODULE, TrainerOutput, build_training_set,
+                                         trainer_args)
 
 from ..qt_jobs import QtJobBridge
 
@@ -31,15 +33,15 @@ class FinetuneController(QObject):
     sig_finished = Signal(str, object)  # outcome: done/cancelled/failed/rejected, last event or message
 
     def __init__(self, bridge: QtJobBridge, store_fn: Callable[[], object],
-                 registry_fn: Optional[Callable[[], object]] = None, parent=None):
+                 catalog_fn: Callable[[], object], parent=None):
         super().__init__(parent)
         self.bridge = bridge
         self._store_fn = store_fn
-        self._registry_fn = registry_fn or _default_registry
+        self._catalog_fn = catalog_fn
         self.state = IDLE
         self.process: Optional[QProcess] = None
         self._job = None
-        self._buffer = b""
+        self._output = TrainerOutput()
         self._stderr: deque = deque(maxlen=STDERR_TAIL)
         self._cancel_requested = False
         self._kill_timer = QTimer(self)
@@ -49,7 +51,8 @@ class FinetuneController(QObject):
 
     # ------------------------------------------------------------------ state
     def reset_run(self) -> None:
-        self.events: List[dict] = []
+        self._output = TrainerOutput()
+        self.events: List[dict] = self._output.events
         self.log_lines: List[str] = []
         self.base_ref: Optional[str] = None
         self.manifest_path: Optional[Path] = None
@@ -57,8 +60,16 @@ class FinetuneController(QObject):
         self.outcome: Optional[str] = None  # done / cancelled / failed / rejected when finished
         self.exit_code: Optional[int] = None
         self.error: Optional[str] = None
-        self.result: Optional[dict] = None  # the "done" event
-        self.gate: Optional[dict] = None  # the "gate" event
+
+    @property
+    def result(self) -> Optional[dict]:
+        """The trainer's "done" event."""
+        return self._output.result
+
+    @property
+    def gate(self) -> Optional[dict]:
+        """The trainer's "gate" event (promote or not, and why)."""
+        return self._output.gate
 
     @property
     def running(self) -> bool:
@@ -84,26 +95,19 @@ class FinetuneController(QObject):
         self._cancel_requested = False
         self.base_ref = base_ref
         try:
-            registry = self._registry_fn()
+            catalog = self._catalog_fn()
             store = self._store_fn()
-            card = registry.get(base_ref)
+            card = catalog.get(base_ref)
         except Exception as exc:  # unknown model, unreadable store: say so, start nothing
             self._finish("rejected", f"{type(exc).__name__}: {exc}")
             return False
         self.base_ref = card.ref
-        args = ["--base", card.ref, "--epochs", str(int(epochs)), "--margin", f"{float(margin):g}",
-                "--models-dir", str(models_dir or registry.user_dir)]
-        if not promote:
-            args.append("--no-promote")
-        args += list(extra_args or [])
-        name, task, labels = card.name, card.task, list(card.labels)
-        dims = int(card.input.get("dims", 2))
+        args = trainer_args(card.ref, epochs, margin, models_dir or catalog.user_dir, promote,
+                            extra_args)
         self._log(f"Building the training manifest for {card.name} from the label store…")
 
         def work(reporter):
-            from medviewer.storage.manifest_build import build_manifest
-
-            return build_manifest(store, name, task, labels, dims)
+            return build_training_set(store, card)
 
         self._set_state(BUILDING)
         self._job = self.bridge.submit(
@@ -145,14 +149,13 @@ class FinetuneController(QObject):
         env.insert("PYTHONUNBUFFERED", "1")
         proc.setProcessEnvironment(env)
         proc.setProgram(sys.executable)
-        command = list(command or ["-m", "medviewer.ai.training"])
+        command = list(command or TRAINER_MODULE)
         proc.setArguments(command + args)
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_process_finished)
         proc.errorOccurred.connect(self._on_process_error)
         self.process = proc
-        self._buffer = b""
         self._stderr.clear()
         self._log("Starting: python " + " ".join(command + args))
         self._set_state(RUNNING)
@@ -162,31 +165,16 @@ class FinetuneController(QObject):
     def _read_stdout(self) -> None:
         if self.process is None:
             return
-        self._buffer += bytes(self.process.readAllStandardOutput().data())
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            self._handle_line(raw)
+        self._handle(self._output.feed(bytes(self.process.readAllStandardOutput().data())))
 
-    def _handle_line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", errors="replace").strip()
-        if not text:
-            return
-        try:
-            event = json.loads(text)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict) or "event" not in event:
-            self._log(text)
-            return
-        self.events.append(event)
-        kind = event.get("event")
-        if kind == "gate":
-            self.gate = event
-        elif kind == "done":
-            self.result = event
-        elif kind == "error":
-            self.error = str(event.get("message", ""))
-        self.sig_event.emit(event)
+    def _handle(self, items) -> None:
+        for item in items:
+            if isinstance(item, dict):
+                if item.get("event") == "error":
+                    self.error = self._output.error
+                self.sig_event.emit(item)
+            else:
+                self._log(item)
 
     def _read_stderr(self) -> None:
         if self.process is None:
@@ -203,22 +191,12 @@ class FinetuneController(QObject):
         self._kill_timer.stop()
         self._read_stdout()
         self._read_stderr()
-        if self._buffer.strip():  # a last line without its newline
-            self._handle_line(self._buffer)
-        self._buffer = b""
+        self._handle(self._output.flush())
         self.exit_code = int(exit_code)
         proc, self.process = self.process, None
         if proc is not None:
             proc.deleteLater()
-        kinds = {e.get("event") for e in self.events}
-        if exit_code == 0 and "done" in kinds:
-            self._finish("done", self.result)
-        elif "cancelled" in kinds or exit_code == 130 or self._cancel_requested:
-            self._finish("cancelled", None)
-        else:
-            tail = self.stderr_tail().splitlines()
-            msg = self.error or (tail[-1] if tail else "no message")
-            self._finish("failed", f"training exited with code {exit_code}: {msg}")
+        self._finish(*self._output.outcome(exit_code, self._cancel_requested, self.stderr_tail()))
 
     def _on_process_error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -269,9 +247,3 @@ class FinetuneController(QObject):
             if not proc.waitForFinished(wait_ms):
                 proc.kill()
                 proc.waitForFinished(2000)
-
-
-def _default_registry():
-    from medviewer.ai.registry import ModelRegistry
-
-    return ModelRegistry()

@@ -28,7 +28,7 @@ class FinetuneDialog(QDialog):
         self.setObjectName("finetuneDialog")
         self.setWindowTitle("Fine-tune a model")
         self.ctl = controller
-        self._registry_fn = registry_fn or controller._registry_fn
+        self._catalog_fn = registry_fn or controller._catalog_fn
         self.registry = None
         self.report_path: Optional[Path] = None
         self._epochs = 0
@@ -145,7 +145,7 @@ class FinetuneDialog(QDialog):
 
     # ------------------------------------------------------------------ models
     def refresh_models(self, model: Optional[str] = None) -> None:
-        self.registry = self._registry_fn()
+        self.registry = self._catalog_fn().reload()
         cards = self.registry.list()
         names = sorted({c.name for c in cards})
         want = (model or self.model_combo.currentText() or "").partition(":")[0]

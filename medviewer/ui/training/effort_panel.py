@@ -74,9 +74,9 @@ class EffortPanel(QWidget):
         self.refresh_button.setEnabled(False)
 
         def work(reporter):
-            from medviewer.storage.effort import effort_by_version, effort_per_case
+            from medviewer.services.review import effort_tables
 
-            return effort_by_version(store), effort_per_case(store)
+            return effort_tables(store)
 
         def done(res):
             self._finish()

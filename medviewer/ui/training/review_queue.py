@@ -2,7 +2,7 @@
 model's case-level uncertainty; open a case, open the next one, mark a case as validation.
 
 The store is read and cases are loaded on the job bridge (never on the GUI thread); the
-worker-side work is in :mod:`.queue_jobs`."""
+worker-side work is in :mod:`medviewer.services.review`."""
 from __future__ import annotations
 
 import math
@@ -12,12 +12,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
+from medviewer.services.review import OpenedCase, load_case, mark_validation, review_queue
+
 from ..shortcuts import KEYS
 from .common import row_table
-from .queue_jobs import OpenedCase, load_case, mark_validation
 
 COLUMNS = ("Rank", "Uncertainty", "Model", "Kind", "Date")
-NEXT_CASE_KEY = KEYS["ai_next_case"]
+NEXT_CASE_KEY = KEYS["review_next"]
 ALL_MODELS = "All models"
 KIND_TEXT = {"labelmap": "segmentation", "case": "classification"}
 
@@ -118,8 +119,6 @@ class ReviewQueuePanel(QWidget):
         self._update_buttons()
 
         def work(reporter):
-            from medviewer.storage.review import review_queue
-
             return review_queue(store)
 
         def done(items):

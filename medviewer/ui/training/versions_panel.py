@@ -1,6 +1,6 @@
 """VersionsPanel: the versions of one model (metric, parent, active marked); Promote / Roll back.
 
-The active version is the pointer file of :mod:`medviewer.ai.versions`; the buttons call
+The active version is the pointer file read by :mod:`medviewer.services.models`; the buttons call
 ``promote`` / ``rollback`` there on the I/O pool (promote verifies the weights' hashes), then
 the table is re-read. ``VersionsDialog`` wraps the panel for "AI > Model versions…"."""
 from __future__ import annotations
@@ -13,23 +13,11 @@ from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
                                QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from medviewer.services.models import ModelCatalog, metric_text
+
 from .common import row_table, window_dialog
 
 COLUMNS = ("", "Version", "Parent", "Metric (split)", "Where", "Created")
-
-
-def metric_text(card) -> str:
-    """The metric a version is judged by (a fine-tuned version: on the frozen validation set,
-    with its parent's value on the same set), else the card's headline metric and split."""
-    from medviewer.ai.versions import headline_metric, parent_on_same_val
-
-    hm = headline_metric(card)
-    if hm is None:
-        return "—"
-    metric, value, split = hm
-    text = f"{metric} {value:.3f}" + (f" ({split})" if split else "")
-    base = parent_on_same_val(card)
-    return text + (f"; parent {base:.3f}" if base is not None else "")
 
 
 def _created(card, user: bool) -> str:
@@ -52,13 +40,12 @@ class VersionsPanel(QWidget):
     sig_changed = Signal(str, str)  # model name, new active version
     sig_error = Signal(str, str)
 
-    def __init__(self, bridge, registry_fn: Optional[Callable[[], object]] = None,
+    def __init__(self, bridge, catalog: Optional[ModelCatalog] = None,
                  model: Optional[str] = None, parent=None):
         super().__init__(parent)
         self.setObjectName("versionsPanel")
         self.bridge = bridge
-        self._registry_fn = registry_fn or _default_registry
-        self.registry = None
+        self.catalog = catalog if catalog is not None else ModelCatalog()
         self.cards: List = []
         self.active: Optional[str] = None
         self.busy = False
@@ -112,8 +99,8 @@ class VersionsPanel(QWidget):
 
     def refresh(self, model: Optional[str] = None) -> None:
         """Re-scan the registry; keep (or select) ``model``."""
-        self.registry = self._registry_fn()
-        names = sorted({c.name for c in self.registry.list()})
+        self.catalog.reload()
+        names = sorted({c.name for c in self.catalog.list()})
         want = model or self.model_name
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
@@ -124,13 +111,11 @@ class VersionsPanel(QWidget):
         self.refresh_table()
 
     def refresh_table(self) -> None:
-        from medviewer.ai.versions import active_version
-
         name = self.model_name
-        registry = self.registry or self._registry_fn()
-        self.cards = [c for c in registry.list() if c.name == name] if name else []
+        catalog = self.catalog
+        self.cards = [c for c in catalog.list() if c.name == name] if name else []
         try:
-            self.active = active_version(registry, name) if name else None
+            self.active = catalog.active_version(name) if name else None
         except Exception as exc:  # an unreadable pointer file: show it, keep the table usable
             self.active = None
             self._say(f"Cannot read the active version: {exc}")
@@ -141,7 +126,7 @@ class VersionsPanel(QWidget):
         bold.setBold(True)
         for row, card in enumerate(reversed(self.cards)):  # newest first
             is_active = card.version == shown_active
-            where = "built-in" if registry.is_builtin(card) else "user"
+            where = "built-in" if catalog.is_builtin(card) else "user"
             created = _created(card, where == "user")
             values = ("●" if is_active else "", card.version, card.parent_version or "—",
                       metric_text(card), where, created)
@@ -159,7 +144,7 @@ class VersionsPanel(QWidget):
 
     def _default_version(self) -> Optional[str]:
         try:
-            return self.registry.get(self.model_name).version
+            return self.catalog.get(self.model_name).version
         except Exception:
             return None
 
@@ -208,25 +193,20 @@ class VersionsPanel(QWidget):
         version = self.selected_version()
         if version is None:
             return
-        from medviewer.ai.versions import promote
-
-        name, registry = self.model_name, self.registry
+        name, catalog = self.model_name, self.catalog
 
         def work(reporter):
-            promote(registry, name, version, reason="promoted in the Model versions panel")
-            return version
+            return catalog.promote(name, version, reason="promoted in the Model versions panel")
 
         self._run(work, f"Promoting {name}:{version}…", "Could not promote")
 
     def rollback(self) -> None:
         sel = self.selected_version()
         target = sel if sel is not None and sel != self.active_row_version() else None
-        from medviewer.ai.versions import rollback
-
-        name, registry = self.model_name, self.registry
+        name, catalog = self.model_name, self.catalog
 
         def work(reporter):
-            return rollback(registry, name, target)
+            return catalog.rollback(name, target)
 
         where = target or "the previously active version"
         self._run(work, f"Rolling {name} back to {where}…", "Could not roll back")
@@ -267,11 +247,12 @@ class VersionsPanel(QWidget):
 class VersionsDialog(QDialog):
     """Non-modal window around a VersionsPanel (AI > Model versions…)."""
 
-    def __init__(self, bridge, registry_fn=None, model: Optional[str] = None, parent=None):
+    def __init__(self, bridge, catalog: Optional[ModelCatalog] = None, model: Optional[str] = None,
+                 parent=None):
         super().__init__(parent)
         self.setObjectName("versionsDialog")
         self.setWindowTitle("Model versions")
-        self.panel = VersionsPanel(bridge, registry_fn, model, self)
+        self.panel = VersionsPanel(bridge, catalog, model, self)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         box.rejected.connect(self.close)
         lay = QVBoxLayout(self)
@@ -280,16 +261,11 @@ class VersionsDialog(QDialog):
         self.resize(720, 380)
 
 
-def _default_registry():
-    from medviewer.ai.registry import ModelRegistry
-
-    return ModelRegistry()
-
-
-def show_versions_dialog(win, bridge, model: Optional[str] = None) -> VersionsDialog:
+def show_versions_dialog(win, bridge, catalog: ModelCatalog,
+                         model: Optional[str] = None) -> VersionsDialog:
     """Raise the window's Model versions dialog, or open one (non-modal; deleted when closed)."""
     dlg, created = window_dialog(win, "_versions_dialog",
-                                 lambda: VersionsDialog(bridge, model=model, parent=win))
+                                 lambda: VersionsDialog(bridge, catalog, model=model, parent=win))
     if not created:
         dlg.panel.refresh(model)
     dlg.show()

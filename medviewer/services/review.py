@@ -1,7 +1,7 @@
-"""Worker-side work of the review queue (no Qt): reopening a queued case from its source
-files or the store's image snapshot, and the split units 'Mark as validation' freezes.
-
-Runs on the job bridge; returns plain data that the panel hands to the session."""
+"""The review side of the learning loop (no Qt; for a worker thread): the queue of open
+predictions, reopening a queued case from its source files or the store's image snapshot,
+the split units 'Mark as validation' freezes, and annotation effort per model version.
+Returns plain data that the UI hands to the session."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,18 +36,31 @@ def _hash(volume: Volume) -> str:
     return image_hash(volume)
 
 
+def review_queue(store) -> list:
+    """Open predictions (no correction or review yet), most uncertain first."""
+    from medviewer.storage.review import review_queue as queue
+
+    return queue(store)
+
+
+def effort_tables(store) -> tuple:
+    """(effort summed per model version, effort per case) of the store's records."""
+    from medviewer.storage.effort import effort_by_version, effort_per_case
+
+    return effort_by_version(store), effort_per_case(store)
+
+
 def _from_sources(paths: list, wanted: str, reporter=None) -> Optional[Volume]:
     """The series among ``paths`` whose content hash is ``wanted`` (None: gone or changed)."""
     existing = [p for p in paths if Path(p).exists()]
     if not existing or len(existing) < len(paths):
         return None
-    from medviewer.io.discover import scan_paths
-    from medviewer.io.load import load_series
+    from .studies import load, scan
 
-    cat = scan_paths(existing, reporter)
+    cat = scan(existing, reporter)
     for entry in sorted(cat.series, key=lambda e: -(e.n_frames or e.n_images or 0)):
         try:
-            vol = load_series(entry, reporter)
+            vol = load(entry, reporter)
         except Exception as exc:  # an unreadable series: try the next one, then the snapshot
             log.warning("review queue: could not load a source series: %s", type(exc).__name__)
             continue

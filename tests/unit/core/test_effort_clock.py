@@ -1,5 +1,5 @@
 """Annotation effort: active time with idle gaps capped, strokes and voxels (no Qt, no sleeps)."""
-from medviewer.ui.annotation.effort import EffortClock
+from medviewer.core.effort import EffortClock
 
 
 class FakeTime:

@@ -1,0 +1,165 @@
+"""Annotation work shared by the app's annotation feature and its AI feature (no Qt; run on
+a worker thread): what to show when a volume opens (unsaved journals to recover, else the
+latest saved labels), storing label maps, case labels and reviews with an image snapshot,
+and reading/writing label files (NIfTI/NRRD, DICOM SEG, case-label exports)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import logging
+
+import numpy as np
+
+from medviewer.core.volume import Volume
+
+from .workspace import DB_NAME
+
+log = logging.getLogger(__name__)
+
+
+def snapshot_image(store, volume: Volume, image_hash: str) -> None:
+    """Keep a copy of the image in the label store before a record about it is stored
+    (training reads it once the source files are gone). Idempotent: cheap when the copy
+    exists. A failure is logged and does not stop the labels being saved (the manifest
+    builder then skips the case and says why)."""
+    try:
+        store.add_image(volume, image_hash, [str(p) for p in (volume.source_paths or ())])
+    except Exception as exc:  # never the paths or names: they may identify the patient
+        log.warning("could not store the image snapshot %s…: %s", str(image_hash)[:12],
+                    type(exc).__name__)
+
+
+@dataclass
+class OpenResult:
+    image_hash: str
+    labels: Optional[np.ndarray] = None  # the base labels (record or zeros) before recovery
+    table: Optional[dict] = None
+    base_record_id: Optional[str] = None
+    base_tag: str = ""
+    recovered: list = field(default_factory=list)  # JournalEdit tuples in order
+    journals: list = field(default_factory=list)  # PendingJournal objects to discard later
+    effort: tuple = (0.0, 0, 0)  # seconds, strokes, voxels recovered
+    case_payload: Optional[dict] = None
+    case_record_id: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
+    from medviewer.core.hashing import image_hash
+    from medviewer.storage.journal import pending
+
+    if reporter is not None:
+        reporter(0, 2, "Checking for unsaved annotations…")
+    h = image_hash(volume)
+    out = OpenResult(h)
+    journals = pending(workspace, h) if Path(workspace).is_dir() else []
+    store = None
+    if (Path(workspace) / DB_NAME).exists():
+        from medviewer.storage.store import LabelStore
+
+        store = LabelStore(workspace)
+    try:
+        if journals:
+            base_id = journals[-1].base_record_id
+            use = [j for j in journals if j.base_record_id == base_id]
+            if len(use) < len(journals):
+                out.notes.append(f"{len(journals) - len(use)} older unsaved session(s) were "
+                                 "based on another saved version and were not restored")
+            out.base_record_id = base_id
+            out.table = use[-1].table or None
+            if base_id is not None and store is not None and store.get(base_id) is not None:
+                rec = store.get(base_id)
+                out.labels = store.load_labels(rec)
+                out.base_tag = rec.tag
+            else:
+                out.labels = np.zeros(use[-1].shape, dtype=np.dtype(use[-1].dtype))
+                out.base_record_id = None
+            for j in use:
+                out.recovered.extend(j.edits)
+            s = sum(j.effort.seconds for j in use)
+            n = sum(j.effort.strokes for j in use)
+            v = sum(j.effort.voxels for j in use)
+            out.effort = (s, n, v)
+            out.journals = journals
+        elif store is not None:
+            rec = store.latest(h, "labelmap")
+            if rec is not None:
+                out.labels = store.load_labels(rec)
+                out.table = rec.payload.get("table")
+                out.base_record_id, out.base_tag = rec.id, rec.tag
+        if store is not None:
+            case = store.latest(h, "case")
+            if case is not None:
+                out.case_payload, out.case_record_id = case.payload, case.id
+    finally:
+        if store is not None:
+            store.close()
+    if reporter is not None:
+        reporter(2, 2, "")
+    return out
+
+
+# ---------------------------------------------------------------------------- storing
+def store_labelmap(store, volume: Volume, image_hash: str, labels: np.ndarray, table: dict,
+                   tag: str, source, parent_id=None, effort=None):
+    """Store a label map (a copy made on the GUI thread) as a new record after the image
+    snapshot; returns the Record."""
+    snapshot_image(store, volume, image_hash)
+    return store.add_labelmap(image_hash, labels, volume.geometry.affine_ras(), table, tag, source,
+                              parent_id=parent_id, effort=effort)
+
+
+def store_case_labels(store, volume: Volume, image_hash: str, payload: dict, tag: str, source,
+                      parent_id=None, effort=None):
+    """Store case labels (or a review of a classification) after the image snapshot."""
+    snapshot_image(store, volume, image_hash)
+    return store.add_case_labels(image_hash, payload, tag, source, parent_id=parent_id,
+                                 effort=effort)
+
+
+# ---------------------------------------------------------------------------- label files
+def read_label_file(path, geometry, resample: bool = False):
+    """(labels, table, warnings) of a NIfTI/NRRD label map on ``geometry``; a
+    :class:`GeometryMismatch` is returned (not raised) so the caller can offer resampling."""
+    from medviewer.io.labels_io import GeometryMismatch, read_labelmap
+
+    try:
+        return read_labelmap(path, geometry, resample=resample)
+    except GeometryMismatch as exc:
+        return exc
+
+
+def read_seg_file(path, geometry, source_paths=None):
+    """(labels, table, warnings) of a DICOM SEG on ``geometry``."""
+    from medviewer.io.dicom_seg import read_seg
+
+    return read_seg(path, geometry=geometry, source_paths=source_paths or None)
+
+
+def write_label_file(labels: np.ndarray, geometry, path, table: dict):
+    from medviewer.io.labels_io import write_labelmap
+
+    return write_labelmap(labels, geometry, path, table=table)
+
+
+def write_seg_file(labels: np.ndarray, table: dict, volume: Volume, path):
+    from medviewer.io.dicom_seg import write_seg
+
+    return write_seg(labels, table, volume, path)
+
+
+def export_case_labels(store, path):
+    """Every case-label record of the store as CSV or JSON (by suffix)."""
+    from medviewer.storage.export import export_case_labels as export
+
+    return export(store.records(kind="case"), path)
+
+
+def is_dicom_volume(volume) -> bool:
+    """Whether ``volume`` was loaded from DICOM files (DICOM SEG export needs them)."""
+    from medviewer.io.volume_files import is_volume_file
+
+    paths = list(volume.source_paths or []) if volume is not None else []
+    return bool(paths) and not any(is_volume_file(p) for p in paths[:1])

@@ -1,0 +1,45 @@
+"""Opening studies, shared by the viewer and the command line: scanning paths into a
+catalogue of series, loading one series, the demo studies, DICOM tags of a file.
+
+Plain functions for a worker thread (they take a jobs ``Reporter`` for progress and cancel);
+the readers behind them are in :mod:`medviewer.io`, imported when first used so the window
+opens fast."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence
+
+from medviewer.core.volume import Volume
+
+__all__ = ["Catalogue", "SeriesEntry", "scan", "load", "demo_paths", "read_tags"]
+
+from medviewer.io.catalogue import Catalogue, SeriesEntry  # noqa: E402  (plain dataclasses)
+
+
+def scan(paths: Sequence[str], reporter=None) -> Catalogue:
+    """Files, folders (recursive) and DICOMDIRs -> a catalogue of image series, non-image
+    objects and skipped files (with the reason), reading headers only."""
+    from medviewer.io.discover import scan_paths
+
+    return scan_paths([str(p) for p in paths], reporter)
+
+
+def load(entry: SeriesEntry, reporter=None) -> Volume:
+    """One catalogued series as a Volume (``LoadError``, a ValueError, says why not)."""
+    from medviewer.io.load import load_series
+
+    return load_series(entry, reporter)
+
+
+def demo_paths() -> List[Path]:
+    """The demo studies: files shipped inside installed packages, plus the shared chest CT."""
+    from medviewer.io.demo import demo_paths as paths
+
+    return list(paths())
+
+
+def read_tags(path) -> list:
+    """The DICOM tag rows of one file, for the tag browser."""
+    from medviewer.io.dicom_tags import read_tags as tags
+
+    return tags(path)

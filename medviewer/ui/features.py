@@ -1,0 +1,127 @@
+"""The feature registry: each feature (annotation, AI, review, later 3D and PACS) declares its
+menus, actions (with their shortcuts), docks and the objects it shares; the main window reads
+the registry and builds them. Features never import each other, never look a menu up by its
+text and never touch the main window's internals: what one feature offers another goes
+through :meth:`FeatureRegistry.provide` / :meth:`FeatureHost.get` and :class:`AppEvents`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea,
+         "right": Qt.DockWidgetArea.RightDockWidgetArea,
+         "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
+
+# (name, text, slot, tip) or None for a separator; names key ui.shortcuts.KEYS
+ActionItem = Optional[Tuple[str, str, Callable[[], Any], str]]
+
+
+class AppEvents(QObject):
+    """Signals the main window routes between features."""
+
+    sig_record_stored = Signal(object)  # a store Record (labels saved, prediction, review)
+    sig_model_selected = Signal(object)  # the selected ModelCard, or None
+    sig_models_changed = Signal()  # model folders or active versions changed: re-read them
+    sig_status = Signal(str)  # a status-bar message
+    sig_error = Signal(str, str)  # title, message: a non-modal error dialog
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.selected_model = None  # the last ModelCard announced by sig_model_selected
+        self.sig_model_selected.connect(self._remember_model)
+
+    def _remember_model(self, card) -> None:
+        self.selected_model = card
+
+
+@dataclass
+class MenuSpec:
+    key: str
+    title: str
+    object_name: str
+    order: int = 50  # feature menus sit between Tools and Help, lowest order first
+
+
+@dataclass
+class DockSpec:
+    name: str  # objectName, also how other docks refer to it
+    title: str
+    widget: Any
+    area: str = "right"
+    tab_with: Optional[str] = None  # tabify with this dock (a core or earlier feature's dock)
+    hidden: bool = False  # shown on demand (View > Panels, a menu action)
+
+
+@dataclass
+class Declared:
+    menus: List[MenuSpec] = field(default_factory=list)
+    actions: List[Tuple[Optional[str], ActionItem, bool]] = field(default_factory=list)
+    docks: List[DockSpec] = field(default_factory=list)
+    raise_docks: List[str] = field(default_factory=list)
+
+
+class FeatureRegistry:
+    """What the features declared, in order; the main window builds from it."""
+
+    def __init__(self):
+        self.declared = Declared()
+        self._shared: Dict[str, Any] = {}
+
+    def menu(self, key: str, title: str, object_name: str, order: int = 50) -> None:
+        self.declared.menus.append(MenuSpec(key, title, object_name, order))
+
+    def actions(self, menu_key: Optional[str], items: Sequence[ActionItem],
+                checkable: Sequence[str] = ()) -> None:
+        """Window-wide actions (their shortcuts work wherever the focus is) in menu
+        ``menu_key`` (None: on the window only)."""
+        for item in items:
+            self.declared.actions.append((menu_key, item, item is not None and item[0] in checkable))
+
+    def dock(self, spec: DockSpec) -> None:
+        self.declared.docks.append(spec)
+
+    def raise_dock(self, name: str) -> None:
+        """Bring ``name`` to the front of its tab group once all docks are in."""
+        self.declared.raise_docks.append(name)
+
+    def provide(self, name: str, obj: Any) -> None:
+        """Share ``obj`` with the features built after this one (see FeatureHost.get)."""
+        self._shared[name] = obj
+
+    def shared(self, name: str) -> Any:
+        if name not in self._shared:
+            raise KeyError(f"no feature provides {name!r} (features are built in order)")
+        return self._shared[name]
+
+
+@dataclass
+class FeatureHost:
+    """What a feature gets from the main window: the shared services, the window's views and
+    status/error routes, the action table, the event hub and what earlier features shared."""
+
+    window: Any  # the QMainWindow: a parent for widgets and dialogs only
+    services: Any  # medviewer.services.context.AppServices
+    bridge: Any  # the QtJobBridge of services.runner
+    settings: Any
+    views: Dict[str, Any]  # plane -> SliceView
+    tri: Any  # TriPlanarView (tool switching, reslicers)
+    events: AppEvents
+    actions: Dict[str, Any]  # name -> QAction (filled when the window builds the actions)
+    menus: Dict[str, Any]  # menu key -> QMenu (filled when the window builds the menus)
+    docks: Dict[str, Any]  # dock objectName -> QDockWidget (filled when the window builds them)
+    registry: FeatureRegistry
+    status_bar: Any
+    show_error: Callable[[str, str], None]
+    show_notice: Callable[[str], None]
+
+    @property
+    def session(self):
+        return self.services.session
+
+    def get(self, name: str) -> Any:
+        return self.registry.shared(name)
+
+    def status(self, message: str, ms: int = 8000) -> None:
+        self.status_bar.showMessage(message, ms)
