@@ -34,7 +34,8 @@ def bench_segmentation(card, device: str, repeats: int) -> dict:
     import torch
 
     from medviewer.ai.device import configure_threads
-    from medviewer.ai.inference import drive, segment
+    from medviewer.ai.inference import segment
+    from medviewer.jobs import drive
     from medviewer.ai.registry import load_model
     from medviewer.io.load import open_first
 
@@ -81,7 +82,8 @@ def bench_segmentation(card, device: str, repeats: int) -> dict:
 def bench_classification(card, device: str, repeats: int) -> dict:
     import torch
 
-    from medviewer.ai.inference import classify, drive
+    from medviewer.ai.inference import classify
+    from medviewer.jobs import drive
     from medviewer.ai.preprocess import prepare_image_2d
     from medviewer.ai.registry import load_model
 

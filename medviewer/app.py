@@ -1,4 +1,6 @@
-"""Composition root: parses the command line and starts the GUI or a headless command."""
+"""Composition root: parses the command line and runs a headless command (:mod:`medviewer.cli`)
+or the GUI with the app's shared services (Session, job runner, Workspace with its label store,
+model catalogue: :meth:`AppServices.create`) handed to the main window and its features."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +9,7 @@ from typing import Optional, Sequence
 
 from medviewer import __version__
 
-HEADLESS_COMMANDS = ("info", "convert")
-AI_COMMANDS = ("predict", "models")
-TRAIN_COMMANDS = ("finetune",)
+from medviewer.cli import COMMANDS
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -35,22 +35,16 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in HEADLESS_COMMANDS:
+    if args and args[0] in COMMANDS:
         from medviewer.cli import main as cli_main
 
         return cli_main(args)
-    if args and args[0] in AI_COMMANDS:
-        from medviewer.cli_ai import main as cli_ai_main
-
-        return cli_ai_main(args)
-    if args and args[0] in TRAIN_COMMANDS:
-        from medviewer.cli_train import main as cli_train_main
-
-        return cli_train_main(args)
     ns = _gui_parser().parse_args(args)
+    from medviewer.services.context import AppServices
     from medviewer.ui.launch import run_gui
 
-    return run_gui(ns.paths, demo=ns.demo, screenshot=ns.screenshot, layout=ns.layout)
+    return run_gui(ns.paths, demo=ns.demo, screenshot=ns.screenshot, layout=ns.layout,
+                   compose=AppServices.create)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def _card_and_model(ref: str):
 
 
 def _drive(gen):
-    from medviewer.ai.inference import drive
+    from medviewer.jobs import drive
 
     return drive(gen)
 

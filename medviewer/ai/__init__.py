@@ -1,1 +1,1 @@
-"""AI: models, inference, saliency (torch imported lazily)."""
+"""AI, the only package that imports torch, MONAI and captum (lazily, inside functions): model cards, registry and versions, preprocessing, inference generators, saliency, uncertainty, device choice, starter-model trainers and the fine-tuning entry point."""

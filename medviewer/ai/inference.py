@@ -2,11 +2,11 @@
 
 Every job is a generator: it yields :class:`Step` ``(done, total, message)`` between batches
 (2D models: a few slices at a time; 3D models: a slab of sliding windows) and returns its
-result as the generator's return value; :func:`drive` runs one to the end. Cancellation is
+result as the generator's return value; ``medviewer.jobs.drive`` runs one to the end. Cancellation is
 checked between batches *and* between sliding windows: pass ``cancel=`` a ``CancelToken``
 (anything with ``raise_if_cancelled()``, whose own exception is raised) or a zero-argument
 callable that returns True to stop (then :class:`Cancelled` is raised). Driving the generator
-with a jobs ``Reporter`` (``drive(gen, reporter)``) checks the token at every step as well.
+with a jobs ``Reporter`` (``jobs.drive(gen, reporter)``) checks the token at every step as well.
 
 torch and MONAI are imported inside the functions (the app starts without them).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .preprocess import (ResampleInfo, card_ref, card_value, empty_array, input_
                          model_to_volume_tensor,
                          plan_resample, prepare_image_2d_info, to_model_tensor)
 
-__all__ = ["Step", "Cancelled", "ClassResult", "SegResult", "drive", "classify", "segment",
+__all__ = ["Step", "Cancelled", "ClassResult", "SegResult", "classify", "segment",
            "ModelCache", "default_batch_size"]
 
 
@@ -79,22 +79,6 @@ def _check_fn(cancel) -> Callable[[], None]:
             raise Cancelled()
 
     return check
-
-
-def drive(gen: Iterator, progress: Optional[Callable] = None):
-    """Run an AI generator to the end; ``progress(done, total, message)`` per step (a jobs
-    ``Reporter`` fits and raises its Cancelled there). Returns the generator's result."""
-    while True:
-        try:
-            step = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            try:
-                progress(*step)
-            except BaseException:
-                gen.close()
-                raise
 
 
 BATCH_SECONDS = 0.25  # CPU batches are sized to about this, so a cancel lands well within 1 s

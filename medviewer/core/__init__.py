@@ -1,1 +1,3 @@
-"""Pure-numpy domain model: geometry, volumes, windowing, session state."""
+"""The domain model, numpy and scipy only (no Qt, torch or image readers): geometry, volumes,
+label maps and tables, edits and undo, painting and interpolation, case labels, training
+manifests, windowing, effort clock and the Session (what is open, the cursor)."""

@@ -107,11 +107,6 @@ class StrokeRecorder:
         labelmap.cover([self.label])
         self._lock = locked_mask(labelmap)
 
-    @property
-    def voxels_touched(self) -> int:
-        """Voxel changes so far (a voxel changed twice counts twice)."""
-        return int(sum(len(i) for i in self._idx))
-
     def add(self, flat_indices, value=None) -> np.ndarray:
         """Set ``flat_indices`` to ``value`` (default: the recorder's label; scalar or one value
         per index). Returns the flat indices that actually changed."""
@@ -201,9 +196,6 @@ class UndoStack:
 
     def peek_undo(self) -> Optional[Edit]:
         return self._undo[-1] if self._undo else None
-
-    def peek_redo(self) -> Optional[Edit]:
-        return self._redo[-1] if self._redo else None
 
     def push(self, edit: Optional[Edit]) -> None:
         if edit is None:

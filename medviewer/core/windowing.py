@@ -43,11 +43,6 @@ def percentile_window(array: np.ndarray, lo: float = 1.0, hi: float = 99.0,
     return WindowHint(center=(a + b) / 2.0, width=width, name=name)
 
 
-def preset_names(modality: str) -> list:
-    names = list(CT_PRESETS) if modality.upper() == "CT" else []
-    return names + list(PERCENTILE_PRESETS)
-
-
 def preset_window(name: str, array: np.ndarray) -> WindowHint:
     if name in CT_PRESETS:
         c, w = CT_PRESETS[name]
@@ -63,6 +58,3 @@ def window_to_levels(center: float, width: float) -> tuple:
     width = max(float(width), 1e-6)
     return (float(center) - width / 2.0, float(center) + width / 2.0)
 
-
-def levels_to_window(low: float, high: float) -> tuple:
-    return ((low + high) / 2.0, max(high - low, 1e-6))

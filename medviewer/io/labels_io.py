@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -280,11 +279,3 @@ def write_labelmap(labels: np.ndarray, geometry: Geometry, path, table=None) -> 
         sitk.WriteImage(img, str(tmp), True)
     return out
 
-
-def label_table_of(path) -> Optional[dict]:
-    """Label names/colours stored in a NRRD header (None for other formats or none stored)."""
-    p = Path(path)
-    if not p.name.lower().endswith(_NRRD):
-        return None
-    segs = _segments_from_keys(_nrrd_keys(p))
-    return make_table(table_entries({v: {"name": n, "color": c} for _, n, c, _, v in segs}))

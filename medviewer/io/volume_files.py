@@ -25,7 +25,6 @@ import re
 import struct
 import zlib
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -254,8 +253,3 @@ def _read_nibabel(p: Path, warnings: list):
         raise LoadError(f"{p.name}: bad geometry: {exc}") from None
     return arr, geom, ""
 
-
-def volume_file_format(path) -> Optional[str]:
-    """Human name of the file format ("NIfTI", "NRRD", "MetaImage", "MGH") or None."""
-    suf = _suffix(Path(path))
-    return _FORMAT_NAMES.get(suf) if suf else None

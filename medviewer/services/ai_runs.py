@@ -30,9 +30,11 @@ class ModelLane:
     ``on_device(device, label)`` hears the device chosen (first use, preference changed)."""
 
     def __init__(self, preference: str = "auto",
-                 on_device: Optional[Callable[[str, str], None]] = None, strict: bool = False):
+                 on_device: Optional[Callable[[str, str], None]] = None, strict: bool = False,
+                 threads: Optional[int] = None):
         self.preference = preference
         self.strict = strict  # an unusable forced device is an error (the CLI), not a fallback
+        self.threads = threads  # CPU threads for torch (None: all cores but one, for a GUI)
         self._on_device = on_device
         self._device_for: Optional[tuple] = None  # (preference, device)
         self._cache = None
@@ -42,7 +44,7 @@ class ModelLane:
 
         pref = self.preference
         if self._device_for is None or self._device_for[0] != pref:
-            configure_threads()  # all cores but one: the GUI thread keeps a core
+            configure_threads(self.threads)
             dev = choose_device(pref, strict=self.strict)
             self._device_for = (pref, dev)
             if self._on_device is not None:

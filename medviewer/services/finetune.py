@@ -89,3 +89,17 @@ class TrainerOutput:
         tail = stderr_tail.splitlines()
         msg = self.error or (tail[-1] if tail else "no message")
         return "failed", f"training exited with code {exit_code}: {msg}"
+
+
+def trainer_parser(prog: str, workspace: bool = False):
+    """The trainer's argument parser (``workspace``: with ``--workspace``/``--manifest-only``)."""
+    from medviewer.ai.training.cli_args import build_parser
+
+    return build_parser(prog=prog, workspace=workspace)
+
+
+def run_trainer(args) -> int:
+    """Run the trainer in this process (JSON lines on stdout); its exit code."""
+    from medviewer.ai.training.run import run
+
+    return run(args)

@@ -43,3 +43,24 @@ def read_tags(path) -> list:
     from medviewer.io.dicom_tags import read_tags as tags
 
     return tags(path)
+
+
+def nifti_suffix(path) -> bool:
+    """Whether ``path`` ends in .nii or .nii.gz."""
+    from medviewer.io.nifti_writer import nifti_suffix as suffix
+
+    return bool(suffix(path))
+
+
+def write_nifti(volume: Volume, path):
+    """Write ``volume`` as NIfTI (RAS affine, gzip by suffix); WriteError/OSError say why not."""
+    from medviewer.io.nifti_writer import write_nifti as write
+
+    return write(volume, path)
+
+
+def write_error_types() -> tuple:
+    """The exceptions :func:`write_nifti` raises for a volume it cannot write."""
+    from medviewer.io.nifti_writer import WriteError
+
+    return (WriteError, OSError)

@@ -1,1 +1,1 @@
-"""Qt user interface: the only package that imports PySide6/pyqtgraph."""
+"""Qt user interface, the only package that imports PySide6/pyqtgraph: main window, slice views, tools, and one folder per feature (annotation, ai, training) declaring its menus, actions and docks to the feature registry (:mod:`.features`)."""

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 
 def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = None,
-            layout: str = "tri") -> int:
-    """Show the viewer. With ``screenshot``, save the window once loading finished and exit."""
+            layout: str = "tri", compose: Optional[Callable] = None) -> int:
+    """Show the viewer. ``compose(settings)`` makes the app's shared services (the composition
+    root passes it; default: the standard ones). With ``screenshot``, save the window once
+    loading finished and exit."""
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -17,9 +19,11 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
     app.setApplicationName("MedViewer")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
+    from . import settings as st
     from .main_window import MainWindow
 
-    win = MainWindow()
+    services = compose(st.app_settings()) if compose is not None else None
+    win = MainWindow(services)
     if layout:
         win.set_layout(layout)
     paths = [str(p) for p in paths]
@@ -65,5 +69,5 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
     if paths:
         QTimer.singleShot(0, lambda: win.open_paths(paths))
     app.exec()
-    win.bridge.shutdown()
+    win.services.close()
     return result["code"]

@@ -3,7 +3,6 @@
 signals between them through the event hub."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 from PySide6.QtCore import Qt

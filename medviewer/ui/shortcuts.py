@@ -31,6 +31,15 @@ KEYS = {
     "ai_cancel": "Esc",
     "ai_goto_uncertain": "U",
     "review_next": "N",
+    "case_label_1": "Alt+1",
+    "case_label_2": "Alt+2",
+    "case_label_3": "Alt+3",
+    "case_label_4": "Alt+4",
+    "case_label_5": "Alt+5",
+    "case_label_6": "Alt+6",
+    "case_label_7": "Alt+7",
+    "case_label_8": "Alt+8",
+    "case_label_9": "Alt+9",
     "ai_finetune": "Ctrl+Shift+F",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})

@@ -101,6 +101,7 @@ CASES = {
 
 @pytest.mark.skipif(DCM2NIIX is None and not os.environ.get("CI"),
                     reason="dcm2niix is not installed (packaging/install.sh --test installs it)")
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_convert_matches_dcm2niix(shared_data, tmp_path, case):
     assert DCM2NIIX, "CI must have dcm2niix: packaging/install.sh --test installs it"

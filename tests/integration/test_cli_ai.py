@@ -15,7 +15,7 @@ from PIL import Image
 from medviewer.ai.architectures import build
 from medviewer.ai.registry import ModelRegistry
 from medviewer.ai.weights import save_weights
-from medviewer.cli_ai import main
+from medviewer.cli import main
 from medviewer.io.load import open_first
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,11 +55,12 @@ def test_predict_pngs_to_json_lines(pngs, tmp_path, capsys):
     assert "broken.png" in err and "6 of 7 cases" in err
 
 
+@pytest.mark.slow
 def test_predict_dicom_radiograph_to_stdout_as_a_subprocess(tmp_path):
     rg = tmp_path / "rg"
     rg.mkdir()
     shutil.copy(pydicom.data.get_testdata_file("RG1_UNCI.dcm"), rg / "RG1_UNCI.dcm")
-    proc = subprocess.run([sys.executable, "-m", "medviewer.cli_ai", "predict", "--model",
+    proc = subprocess.run([sys.executable, "-m", "medviewer.cli", "predict", "--model",
                            "pneumonia-cxr:1.0.0", str(rg), "--out", "-"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -136,6 +137,7 @@ def test_models_import_list_and_refusals(tmp_path, user_models, capsys):
     assert not (user_models / "tiny-seg/0.2.0").exists()
 
 
+@pytest.mark.slow
 def test_predict_segmentation_on_the_chest_ct_writes_a_nifti_on_its_grid(
         tmp_path, chest_ct_dir, capsys):
     assert main(["models", "import", str(_tiny_seg_folder(tmp_path / "incoming"))]) == 0
@@ -174,6 +176,7 @@ def test_segmentation_model_refuses_png_and_needs_a_folder_for_many_cases(
     assert not np.delete(labels, 60, axis=2).any()
 
 
+@pytest.mark.slow
 def test_the_real_ct_organ_model_on_the_chest_ct(tmp_path, chest_ct_dir):
     segs = [c for c in ModelRegistry().list() if c.task == "segmentation"
             and c.folder is not None and str(c.folder).startswith(str(REPO / "models"))]

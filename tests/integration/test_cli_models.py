@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medviewer.cli_ai import main
+from medviewer.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "ai"))
 from _model_versions import NAME, REPO, make_version, tamper  # noqa: E402

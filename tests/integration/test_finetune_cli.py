@@ -20,6 +20,8 @@ from medviewer.storage.store import LabelStore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import learn_fixtures  # noqa: E402
 
+pytestmark = pytest.mark.slow  # training child processes
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from medviewer.ai.registry import ModelRegistry, load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "ai"))
 from _training_manifests import REPO, seg_workspace  # noqa: E402
+
+pytestmark = pytest.mark.slow  # two torchrun processes
 
 
 def test_torchrun_two_gloo_processes_write_a_loadable_version(tmp_path):

@@ -18,12 +18,14 @@ import pytest
 
 from medviewer.ai import versions
 from medviewer.ai.registry import ModelRegistry
-from medviewer.cli_train import main as finetune
+from medviewer.cli.finetune import main as finetune
 from medviewer.core.manifest import Manifest
 from medviewer.storage.store import LabelStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import learn_fixtures  # noqa: E402
+
+pytestmark = pytest.mark.slow  # fine-tuning proofs on real data
 
 
 def _run(capsys, argv) -> list[dict]:
@@ -70,7 +72,8 @@ def test_segmentation_dice_rises_on_frozen_validation(tmp_path, capsys):
     # the pelvis: no organ in the reference), the new version paints far fewer false organs
     import numpy as np
 
-    from medviewer.ai.inference import drive, segment
+    from medviewer.ai.inference import segment
+    from medviewer.jobs import drive
     from medviewer.ai.registry import load_model
     from medviewer.io.volume_files import read_volume_file
 
@@ -106,7 +109,8 @@ def test_classification_accuracy_rises_on_shifted_domain(tmp_path, capsys):
     # never seen) the new version beats the base as well
     import numpy as np
 
-    from medviewer.ai.inference import classify, drive
+    from medviewer.ai.inference import classify
+    from medviewer.jobs import drive
     from medviewer.ai.registry import load_model
 
     images, truth = learn_fixtures.pneumonia_pool()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
@@ -33,6 +35,7 @@ def _run(env_value: str) -> list:
     return res.stdout.split()
 
 
+@pytest.mark.slow
 def test_preload_imports_torch_and_monai_in_the_background():
     assert _run("1") == ["True", "True", "True", "True"]
 

@@ -100,6 +100,7 @@ def test_partial_json_lines_are_buffered(window):
     assert ctl.outcome == "done" and ctl.exit_code == 0
 
 
+@pytest.mark.slow  # a training child process
 def test_run_streams_events_and_survives_closing_the_dialog(window, qtbot, cls_workspace):
     from medviewer.ai.versions import active_version
 
@@ -171,6 +172,7 @@ def test_run_streams_events_and_survives_closing_the_dialog(window, qtbot, cls_w
     window._versions_dialog.close()
 
 
+@pytest.mark.slow  # a training child process
 def test_cancel_stops_the_child_and_leaves_no_version(window, qtbot, cls_workspace):
     _use_workspace(cls_workspace)
     ctl = window.finetune
@@ -256,6 +258,7 @@ def test_versions_panel_promote_and_rollback(window, qtbot):
     assert [h["action"] for h in pointer["history"]][-3:] == ["promote", "rollback", "rollback"]
 
 
+@pytest.mark.slow  # a training child process
 def test_closing_the_window_stops_the_run(qtbot, cls_workspace):
     """The run outlives its dialog, not the app: closing the main window terminates the child,
     which removes its staging folder."""

@@ -6,6 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # 240,000 signals in a subprocess
+
 N_EMITS = 120_000
 
 SCRIPT = textwrap.dedent(f"""

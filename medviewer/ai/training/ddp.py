@@ -57,17 +57,6 @@ class DistContext:
         dist.broadcast(t, src=0)
         return [float(v) for v in t.cpu()]
 
-    def any_true(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on any rank."""
-        if not self.distributed:
-            return bool(flag)
-        import torch
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=self._comm_device())
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
     def mean(self, value: float) -> float:
         """The mean of ``value`` over the ranks (e.g. the epoch's training loss)."""
         if not self.distributed:

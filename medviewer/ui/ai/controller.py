@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from medviewer.services.ai_runs import (SALIENCY_METHODS, UNCERTAINTY_METHODS,
                                         ClassificationRun, SegmentationRun, classify_job,
-                                        preload_ai_libraries, review_payload, saliency_map,
+                                        review_payload, saliency_map,
                                         segment_job, slice_image, uncertainty_available,
                                         volume_window)
 from medviewer.services.annotations import store_case_labels
@@ -201,20 +201,6 @@ class AiController(QObject):
         return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h, method),
                             "ai-segment", lambda run: self._on_segmented(vol, run),
                             "Segmentation failed")
-
-    def warm_up(self):
-        """Load torch and the selected model on the AI worker ahead of the first run (the
-        one-off import stalls the GUI for a moment; benchmarks call this first)."""
-        card = self.card
-
-        def work(ctx):
-            ctx.device()
-            if card is not None:
-                ctx.model(card)
-            preload_ai_libraries()
-
-        return self._submit(work, "ai-warmup", lambda _: self.sig_status.emit("AI ready"),
-                            "Could not load the model")
 
     # ------------------------------------------------------------------ classification
     def _on_classified(self, vol, run: ClassificationRun) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Optional
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
@@ -27,7 +25,6 @@ class CasePanel(QWidget):
         self.boxes: Dict[str, QCheckBox] = {}
         self._filling = False
         self._watched = None
-        self.shortcuts = []
 
         self.slice_level = QCheckBox("Slice level (current axial slice)", self)
         self.slice_level.setObjectName("caseSliceLevel")
@@ -87,14 +84,6 @@ class CasePanel(QWidget):
             self.box_layout.addWidget(box)
             self.boxes[name] = box
         self.box_layout.addStretch(1)
-
-    def install_shortcuts(self, window) -> None:
-        """Alt+1..Alt+9 toggle the first nine classes anywhere in ``window``."""
-        for i in range(MAX_SHORTCUTS):
-            sc = QShortcut(QKeySequence(f"Alt+{i + 1}"), window)
-            sc.setContext(Qt.ShortcutContext.WindowShortcut)
-            sc.activated.connect(lambda i=i: self.toggle_index(i))
-            self.shortcuts.append(sc)
 
     def set_class_list(self, class_list: ClassList) -> None:
         self.class_list = class_list

@@ -12,7 +12,7 @@ from medviewer.core import painting
 from ..features import DockSpec, FeatureHost
 from ..loader import LoadProgress
 from ..shortcuts import KEYS
-from .case_panel import CasePanel
+from .case_panel import MAX_SHORTCUTS, CasePanel
 from .controller import AnnotationController
 from .io_actions import LabelIO, is_dicom_volume
 from .label_panel import LabelPanel
@@ -47,7 +47,6 @@ class AnnotationFeature:
         lay.addWidget(self.label_panel, 1)
         lay.addWidget(self.paint_panel)
         self.case_panel = CasePanel(self.ctl, host.session, win)
-        self.case_panel.install_shortcuts(win)
         reg = host.registry
         reg.dock(DockSpec("caseDock", "Case labels", self.case_panel, tab_with="tagDock"))
         reg.dock(DockSpec("segmentationDock", "Segmentation", seg, tab_with="caseDock"))
@@ -75,10 +74,6 @@ class AnnotationFeature:
     @property
     def case_dock(self):
         return self.host.docks.get("caseDock")
-
-    @property
-    def seg_dock(self):
-        return self.host.docks.get("segmentationDock")
 
     def start(self) -> None:
         """The window built the declared actions: keep them in step with the controller."""
@@ -113,6 +108,10 @@ class AnnotationFeature:
             ("fill_between", "&Fill between slices", self.fill_between_slices,
              "Interpolate the active label between annotated slices"),
         ])
+        panel = self.case_panel  # Alt+1 … Alt+9 toggle the first nine case labels
+        reg.actions(None, [(f"case_label_{i + 1}", f"Toggle case label {i + 1}",
+                            lambda i=i: panel.toggle_index(i), "Case labels panel")
+                           for i in range(MAX_SHORTCUTS)])
 
     def _update_actions(self) -> None:
         acts, ctl = self.host.actions, self.ctl

@@ -156,11 +156,6 @@ class ReviewQueuePanel(QWidget):
     def model_name(item) -> str:
         return str(item.model_ref).split(":")[0]
 
-    def set_model_filter(self, name: Optional[str]) -> None:
-        i = self.model_combo.findData(name) if name else 0
-        self.model_combo.setCurrentIndex(max(0, i))
-        self._fill()
-
     def _fill(self) -> None:
         """Rows in queue order (the store's ranking), restricted to the chosen model."""
         want = self.model_combo.currentData()

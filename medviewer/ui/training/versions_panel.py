@@ -6,7 +6,7 @@ the table is re-read. ``VersionsDialog`` wraps the panel for "AI > Model version
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from PySide6.QtCore import QUrl, Qt, Signal
 from PySide6.QtGui import QDesktopServices, QFont

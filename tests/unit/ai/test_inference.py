@@ -12,7 +12,8 @@ from medviewer.ai.architectures import build
 from medviewer.ai.cards import ModelCard
 from medviewer.ai.device import (DeviceError, autocast, choose_device, configure_threads,
                                  device_label, worker_threads)
-from medviewer.ai.inference import Cancelled, ModelCache, Step, classify, drive, segment
+from medviewer.ai.inference import Cancelled, ModelCache, Step, classify, segment
+from medviewer.jobs import drive
 from medviewer.ai.registry import ModelRegistry, load_model
 from medviewer.ai.uncertainty import entropy
 from medviewer.io.load import open_first

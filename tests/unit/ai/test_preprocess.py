@@ -61,6 +61,7 @@ def _to_model_labels(labels, info):
     (2, [1.5, 1.5], (100, 307, 307)),
     (3, [3.0, 1.5, 1.5], (83, 307, 307)),
 ])
+@pytest.mark.slow
 def test_label_round_trip_on_the_chest_ct_grid(ct, ct_labels, dims, spacing, expected):
     ct_labels, boundary = ct_labels
     card = seg_card(dims, spacing, [64] * dims)

@@ -60,7 +60,7 @@ def test_bad_inputs_exit_2(tmp_path, capsys, cls_manifest):
 
 
 def test_finetune_cli_needs_a_workspace_or_a_manifest(capsys):
-    from medviewer.cli_train import main as finetune
+    from medviewer.cli.finetune import main as finetune
 
     with pytest.raises(SystemExit) as exc:
         finetune(["finetune", "--model", "pneumonia-cxr"])
@@ -103,6 +103,7 @@ def test_classifier_run_writes_a_new_version(tmp_path, capsys, cls_manifest):
     assert gate["candidate"]["version"] == "1.1.0" and gate["active"]["version"] == "1.0.0"
 
 
+@pytest.mark.slow
 def test_sigterm_cancels_quickly_and_leaves_nothing(tmp_path):
     man = seg_workspace(tmp_path / "ws", list(range(56, 66)), [66, 67, 68])
     models = tmp_path / "models"

@@ -5,7 +5,8 @@ import torch
 
 from medviewer.ai.architectures import build
 from medviewer.ai.cards import ModelCard
-from medviewer.ai.inference import drive, segment
+from medviewer.ai.inference import segment
+from medviewer.jobs import drive
 from medviewer.ai.preprocess import prepare_image_2d
 from medviewer.ai.registry import ModelRegistry
 from medviewer.ai.uncertainty import (case_score, class_entropy, dropout_enabled, entropy,

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from _dicom_data import DATA
 
 SCRIPT = textwrap.dedent("""
@@ -50,6 +52,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_every_file_accounted_for_and_nothing_crashes():
     repo = Path(__file__).resolve().parents[3]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(DATA)], cwd=repo,

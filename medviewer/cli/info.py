@@ -1,4 +1,4 @@
-"""Headless commands: ``info`` (what is in these paths) and ``convert`` (a series to NIfTI).
+"""``medviewer info`` (what is in these paths) and ``medviewer convert`` (a series to NIfTI).
 
 ``medviewer info PATH... [--json]`` scans files/folders/DICOMDIRs, loads every image series
 and prints its modality, description, shape (z, y, x), spacing, origin and direction (LPS),
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Optional, Sequence
+
+from .progress import TtyProgress, reason, reporter
 
 __all__ = ["main", "build_parser"]
 
@@ -43,44 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class TtyProgress:
-    """A one-line progress display on stderr, only when stderr is a terminal. Called with a
-    jobs ``Progress`` or with ``(done, total, message)`` (the AI generators' steps)."""
-
-    def __init__(self):
-        self.enabled = sys.stderr.isatty()
-        self._shown = False
-
-    def __call__(self, done, total=None, message: str = "") -> None:
-        if total is None:  # a Progress
-            done, total, message = done.done, done.total, done.message
-        if not self.enabled:
-            return
-        pct = int(100 * done / total) if total else 0
-        sys.stderr.write(f"\r{message[:60]:<60} {pct:3d}%")
-        sys.stderr.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * 66 + "\r")
-            sys.stderr.flush()
-            self._shown = False
-
-
-def _reporter(tty: TtyProgress):
-    if not tty.enabled:
-        return None
-    from medviewer.jobs.progress import Reporter
-
-    return Reporter(tty)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _series_record(index: int, entry, volume=None, error: Optional[str] = None) -> dict:
     rec = {"index": index, "key": entry.key, "kind": entry.kind, "modality": entry.modality,
            "description": entry.description, "series_uid": entry.series_uid,
@@ -98,19 +61,19 @@ def _series_record(index: int, entry, volume=None, error: Optional[str] = None) 
 
 
 def _scan(paths: Sequence[str], tty: TtyProgress):
-    from medviewer.io.discover import scan_paths
+    from medviewer.services.studies import scan
 
     try:
-        return scan_paths(list(paths), _reporter(tty))
+        return scan(list(paths), reporter(tty))
     finally:
         tty.done()
 
 
 def _load(entry, tty: TtyProgress):
-    from medviewer.io.load import load_series
+    from medviewer.services.studies import load
 
     try:
-        return load_series(entry, _reporter(tty))
+        return load(entry, reporter(tty))
     finally:
         tty.done()
 
@@ -167,7 +130,7 @@ def cmd_info(args, out=None) -> int:
         try:
             vol = _load(entry, tty)
         except Exception as exc:  # report and go on: info describes what it can
-            records.append(_series_record(i, entry, error=_reason(exc)))
+            records.append(_series_record(i, entry, error=reason(exc)))
             continue
         loaded += 1
         records.append(_series_record(i, entry, vol))
@@ -187,7 +150,7 @@ def cmd_info(args, out=None) -> int:
 
 def cmd_convert(args, out=None) -> int:
     from medviewer.core.resample import resample_even
-    from medviewer.io.nifti_writer import WriteError, write_nifti, nifti_suffix
+    from medviewer.services.studies import nifti_suffix, write_error_types, write_nifti
 
     out = out or sys.stdout
     if not nifti_suffix(args.out):
@@ -213,7 +176,7 @@ def cmd_convert(args, out=None) -> int:
     try:
         vol = _load(entry, tty)
     except Exception as exc:
-        return _fail(f"cannot load series [{index}]: {_reason(exc)}")
+        return _fail(f"cannot load series [{index}]: {reason(exc)}")
     if vol.geometry.is_uneven and not args.resample:
         offs = vol.geometry.slice_offsets
         steps = [b - a for a, b in zip(offs, offs[1:])]
@@ -227,8 +190,8 @@ def cmd_convert(args, out=None) -> int:
             return _fail(str(exc))
     try:
         path = write_nifti(vol, args.out)
-    except (WriteError, OSError) as exc:
-        return _fail(f"cannot write {args.out}: {_reason(exc)}")
+    except write_error_types() as exc:
+        return _fail(f"cannot write {args.out}: {reason(exc)}")
     z, y, x = vol.shape
     print(f"wrote {path}: series [{index}] {vol.modality} {vol.description!r}, "
           f"{x} x {y} x {z} voxels (x,y,z), spacing {_fmt(vol.geometry.spacing, 6)} mm", file=out)
@@ -244,20 +207,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``info`` or ``convert``; returns the exit code (2 for usage errors)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # argparse: 2 for usage errors, 0 for --help
-        return int(exc.code or 0)
-    try:
-        rc = cmd_info(args) if args.command == "info" else cmd_convert(args)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
-        return rc
-    except BrokenPipeError:  # e.g. `medviewer info ... | head`: the reader left, not an error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    from . import run_command
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_command(build_parser(), argv, lambda a: cmd_info(a) if a.command == "info"
+                       else cmd_convert(a))

@@ -2,8 +2,9 @@
 
 Same parser and main as ``python -m medviewer.ai.training`` plus ``--workspace W`` (and
 ``--val-fraction``): with a workspace, the label store's corrected/final records for the
-model are turned into a manifest (``storage.manifest_build.build_manifest``; skipped records
-are listed on stderr without patient data) and the run uses it; with ``--manifest`` it runs
+model are turned into a manifest (skipped records
+are listed on stderr without patient data; the same builder as the app's Fine-tune dialog,
+:func:`medviewer.services.finetune.build_training_set`) and the run uses it; with ``--manifest`` it runs
 on that file as is. JSON-lines progress on stdout; exit codes as the training entry point
 (0 done, 1 crash, 2 bad input, 130 cancelled).
 """
@@ -12,26 +13,26 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-__all__ = ["main", "finetune_main"]
+__all__ = ["main"]
 
 
 def _build_manifest(args) -> int:
     """Build the manifest into the workspace; sets ``args.manifest``; returns 0 or 2."""
-    from medviewer.ai.architectures import ModelError
-    from medviewer.ai.registry import ModelRegistry
-    from medviewer.storage.manifest_build import build_manifest
-    from medviewer.storage.store import LabelStore
+    from medviewer.services.finetune import build_training_set
+    from medviewer.services.models import ModelCatalog, ModelError
+    from medviewer.services.workspace import Workspace
 
     try:
-        card = ModelRegistry(user_dir=args.models_dir).get(args.base)
+        card = ModelCatalog(user_dir=args.models_dir).get(args.base)
     except ModelError as exc:
         print(f"finetune: {exc}", file=sys.stderr)
         return 2
-    with LabelStore(args.workspace) as store:
-        manifest, skipped = build_manifest(store, card.name, card.task, list(card.labels),
-                                           int(card.input.get("dims", 2)),
-                                           val_fraction=args.val_fraction)
-        path = manifest.path  # the file build_manifest wrote
+    workspace = Workspace(folder=args.workspace)
+    try:
+        manifest, skipped = build_training_set(workspace.store, card, args.val_fraction)
+        path = manifest.path  # the file the builder wrote
+    finally:
+        workspace.close()
     for reason in skipped:
         print(f"finetune: skipped: {reason}", file=sys.stderr)
     args.manifest = str(path)
@@ -40,13 +41,12 @@ def _build_manifest(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``medviewer finetune ...`` (``argv`` may start with the word ``finetune``)."""
-    from medviewer.ai.training.cli_args import build_parser
-    from medviewer.ai.training.run import run
+    from medviewer.services.finetune import run_trainer, trainer_parser
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "finetune":
         args = args[1:]
-    parser = build_parser(prog="medviewer finetune", workspace=True)
+    parser = trainer_parser("medviewer finetune", workspace=True)
     ns = parser.parse_args(args)
     if not ns.manifest and not ns.workspace:
         parser.error("give --workspace (build the manifest) or --manifest")
@@ -58,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _print_manifest(ns.manifest)
     elif getattr(ns, "manifest_only", False):
         parser.error("--manifest-only needs --workspace")
-    return run(ns)
+    return run_trainer(ns)
 
 
 def _print_manifest(path) -> int:
@@ -73,4 +73,3 @@ def _print_manifest(path) -> int:
     return 0
 
 
-finetune_main = main

@@ -1,0 +1,138 @@
+"""``medviewer models``: list, import, and move the active version of models
+(:class:`medviewer.services.models.ModelCatalog`, shared with the app's AI and versions panels).
+
+``medviewer models [list] [--json]`` lists the model folders; ``models import FOLDER``
+validates and copies a model folder into the user models folder (exit 1 with the reason when
+refused). ``models versions NAME [--json]`` lists a model's versions (parent, validation metric,
+active marked ``*``) and the pointer history; ``models promote NAME VERSION`` and ``models
+rollback NAME [VERSION]`` move the active-version pointer (exit 1 with the reason when
+refused). ``predict --model NAME`` uses the active version.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from .progress import err, reason
+
+__all__ = ["main", "build_parser"]
+
+MODEL_ACTIONS = ("list", "import", "versions", "promote", "rollback")
+_OPERANDS = {"list": (0, 0), "import": (1, 1), "versions": (1, 1), "promote": (2, 2),
+             "rollback": (1, 2)}
+_USAGE = {"list": "models [list] [--json]", "import": "models import FOLDER",
+          "versions": "models versions NAME [--json]", "promote": "models promote NAME VERSION",
+          "rollback": "models rollback NAME [VERSION]"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medviewer", description="MedViewer models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{models}")
+    pm = sub.add_parser("models", help="list, import, promote or roll back models",
+                        description="'models [list] [--json]', 'models import FOLDER', "
+                                    "'models versions NAME [--json]', 'models promote NAME "
+                                    "VERSION', 'models rollback NAME [VERSION]'.")
+    pm.add_argument("action", nargs="?", default="list", choices=MODEL_ACTIONS)
+    pm.add_argument("operands", nargs="*", metavar="ARG",
+                    help="import: FOLDER; versions: NAME; promote: NAME VERSION; "
+                         "rollback: NAME [VERSION] (default: the previously active version)")
+    pm.add_argument("--json", action="store_true", help="with 'list'/'versions': JSON")
+    pm.add_argument("--reason", default="", help="with 'promote'/'rollback': noted in the "
+                                                 "pointer's history")
+    return p
+
+
+def _versions_table(catalog, name: str, as_json: bool) -> int:
+    rows = catalog.versions(name)
+    pointer = catalog.active_version(name)
+    active = pointer or catalog.get(name).version
+    hist = catalog.history(name)
+    if as_json:
+        print(json.dumps({"model": name, "active": active, "pointer": pointer is not None,
+                          "versions": rows, "history": hist}, indent=2))
+        return 0
+    print(f"{'':2}{'version':<10} {'parent':<10} {'val metric':<34} source")
+    for r in rows:
+        metric = (f"{r['metric']} {r['value']:.4f} ({r['split']})" if r["metric"] else "—")
+        base = r["parent_on_same_val"]
+        same = f"   parent on the same set: {base:.4f}" if base is not None else ""
+        print(f"{'*' if r['active'] else ' ':2}{r['version']:<10} {r['parent'] or '—':<10} "
+              f"{metric:<34} {r['source']}{same}")
+    note = "active.json" if pointer else "no pointer: the highest built-in version"
+    print(f"* active: {name}:{active} ({note})")
+    for h in hist:
+        print(f"  {h.get('at', '?')} {h.get('action', '?')} -> {h.get('version', '?')}"
+              f"{' (' + str(h['reason']) + ')' if h.get('reason') else ''}")
+    return 0
+
+
+def _versions_command(catalog, args) -> int:
+    """``models versions NAME`` / ``promote NAME VERSION`` / ``rollback NAME [VERSION]``."""
+    from medviewer.services.models import ModelError
+
+    name = args.operands[0]
+    try:
+        if args.action == "versions":
+            return _versions_table(catalog, name, args.json)
+        before = catalog.active_version(name) or catalog.get(name).version
+        if args.action == "promote":
+            version = catalog.promote(name, args.operands[1],
+                                      reason=args.reason or "promoted from the command line")
+        else:
+            version = catalog.rollback(name, args.operands[1] if len(args.operands) > 1 else None,
+                                       reason=args.reason)
+    except (ModelError, ValueError, OSError) as exc:
+        err(f"error: {reason(exc)}")
+        return 1
+    print(f"{name}: active version {version} (was {before})")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from medviewer.services.models import ModelCatalog, ModelError
+
+    lo, hi = _OPERANDS[args.action]
+    if not lo <= len(args.operands) <= hi:
+        err(f"error: usage: medviewer {_USAGE[args.action]}")
+        return 2
+    catalog = ModelCatalog()
+    if args.action in ("versions", "promote", "rollback"):
+        return _versions_command(catalog, args)
+    if args.action == "import":
+        try:
+            card = catalog.import_folder(args.operands[0])
+        except (ModelError, OSError) as exc:
+            err(f"error: model folder refused: {reason(exc)}")
+            return 1
+        print(f"imported {card.ref} into {card.folder}")
+        return 0
+    records = [catalog.record(c) for c in catalog.list()]
+    problems = [{"folder": str(f), "problem": m} for f, m in catalog.problems]
+    if args.json:
+        json.dump({"models": records, "refused": problems, "user_dir": str(catalog.user_dir),
+                   "builtin_dir": str(catalog.builtin_dir)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not records:
+        print(f"no models (built-in: {catalog.builtin_dir}; user: {catalog.user_dir})")
+    for r in records:
+        ms = ", ".join(f"{k} {v:.3f}" for k, v in list(r["metrics"].items())[:4])
+        print(f"{r['ref']:<28} {r['task']:<15} {r['source']:<8} labels: "
+              f"{', '.join(r['labels'])}")
+        print(f"    {ms or 'no metrics'}  ({r['architecture']})  {r['folder']}")
+    for p in problems:
+        print(f"refused {p['folder']}: {p['problem']}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``models``; returns the exit code (2 for usage errors)."""
+    from . import run_command
+
+    return run_command(build_parser(), argv, cmd_models)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Features declare menus, actions (with shortcuts) and docks to the registry; the main window
+builds them, and features reach each other only through what they share and the event hub."""
+import pytest
+from PySide6.QtWidgets import QLabel
+
+from medviewer.ui.features import DockSpec
+
+
+class ToyFeature:
+    """A feature written only against the registry API (as a 3D or PACS feature would be)."""
+
+    name = "toy"
+
+    def __init__(self, host):
+        self.host, self.calls, self.stored = host, [], []
+        reg = host.registry
+        reg.menu("toy", "&Toy", "toyMenu", order=5)
+        reg.actions("toy", [("toy_go", "&Go", lambda: self.calls.append("go"), "Do the toy thing"),
+                            None, ("toy_more", "&More", lambda: None, "")])
+        reg.dock(DockSpec("toyDock", "Toy", QLabel("toy", host.window), tab_with="tagDock"))
+        reg.provide("toy-counter", self.calls)
+        host.events.sig_record_stored.connect(self.stored.append)
+        self.started = False
+
+    def start(self):
+        self.started = self.host.actions["toy_go"] is not None
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+
+
+class NeedsToy:
+    name = "needs"
+
+    def __init__(self, host):
+        self.counter = host.get("toy-counter")
+
+    def start(self):
+        pass
+
+    def shutdown(self):
+        pass
+
+
+@pytest.fixture
+def toy_window(qtbot, monkeypatch):
+    from medviewer.ui import shortcuts
+    from medviewer.ui.main_window import MainWindow
+
+    monkeypatch.setitem(shortcuts.KEYS, "toy_go", "Ctrl+Alt+T")
+    win = MainWindow(features=[ToyFeature, NeedsToy])
+    qtbot.addWidget(win)
+    yield win
+    win.close()
+
+
+def test_declared_menu_action_dock_and_sharing(qtbot, toy_window):
+    win = toy_window
+    toy = win.features["toy"]
+    titles = [a.text() for a in win.menuBar().actions()]
+    assert titles.index("&Toy") == titles.index("&Help") - 1  # feature menus sit before Help
+    menu = win.feature_host.menus["toy"]
+    assert [a.objectName() for a in menu.actions() if not a.isSeparator()] == [
+        "action_toy_go", "action_toy_more"]
+    assert len([a for a in menu.actions() if a.isSeparator()]) == 1
+    go = win.actions_by_name["toy_go"]
+    assert go.shortcut().toString() == "Ctrl+Alt+T" and go in win.actions()
+    go.trigger()
+    assert toy.calls == ["go"] and toy.started
+    dock = win.docks["toyDock"]
+    assert dock in win.tabifiedDockWidgets(win.tag_dock)
+    assert win.features["needs"].counter is toy.calls  # shared through the registry
+    assert win.toy is toy  # features by name
+    win.events.sig_record_stored.emit("a record")
+    assert toy.stored == ["a record"]
+    win.close()
+    assert toy.calls[-1] == "shutdown"
+
+
+def test_a_feature_built_before_its_provider_fails_clearly(qtbot):
+    from medviewer.ui.main_window import MainWindow
+
+    with pytest.raises(KeyError, match="toy-counter"):
+        MainWindow(features=[NeedsToy])
+
+
+def test_the_app_features_menus_and_docks(window):
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles[-3:] == ["&Labels", "&AI", "&Help"]
+    tabbed = window.tabifiedDockWidgets(window.docks["segmentationDock"])
+    assert {window.docks["aiDock"], window.docks["reviewQueueDock"]} <= set(tabbed)
+    acts = window.actions_by_name
+    assert acts["case_label_1"].shortcut().toString() == "Alt+1"
+    assert acts["review_next"].shortcut().toString() == "N"
+    assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
+    assert set(window.features) == {"annotation", "ai", "review"}

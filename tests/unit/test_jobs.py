@@ -1,0 +1,97 @@
+"""medviewer.jobs without Qt: the JobRunner's callbacks, errors, cancellation and progress,
+and the one generator driver."""
+import threading
+
+import pytest
+
+from medviewer.jobs import Cancelled, JobRunner, Reporter, Step, drive
+
+
+@pytest.fixture
+def runner():
+    r = JobRunner(max_workers=2)
+    yield r
+    r.shutdown()
+
+
+def _wait(event: threading.Event) -> None:
+    assert event.wait(10), "the job did not finish"
+
+
+def test_result_progress_and_events_arrive_in_order(runner):
+    seen, events, finished = [], [], threading.Event()
+    runner.attach(lambda fn: fn(), lambda ev, job, payload: (events.append(ev),
+                                                            ev == "idle" and finished.set()))
+
+    def work(reporter):
+        for i in range(5):
+            reporter(i + 1, 5, f"step {i + 1}")
+        return threading.current_thread().name
+
+    runner.submit(work, "w", on_done=seen.append, on_progress=lambda p: seen.append(p.done))
+    _wait(finished)
+    assert seen[-1].startswith("medviewer-io")  # ran on the pool
+    assert 5 in seen[:-1]  # the last step is never throttled away
+    assert events[0] == "started" and events[-2:] == ["ok", "idle"]
+    assert not runner.busy
+
+
+def test_errors_are_delivered_as_messages(runner):
+    got, done = [], threading.Event()
+    runner.submit(lambda r: 1 / 0, on_error=lambda m: (got.append(m), done.set()))
+    _wait(done)
+    assert got[0].startswith("ZeroDivisionError")
+
+
+def test_cancel_stops_a_cooperative_job_and_nothing_else_is_delivered(runner):
+    started, done = threading.Event(), threading.Event()
+    outcome = []
+
+    def work(reporter):
+        started.set()
+        while True:
+            reporter(0, 0, "waiting")
+
+    job = runner.submit(work, on_done=outcome.append, on_cancelled=lambda: (outcome.append("c"),
+                                                                            done.set()))
+    _wait(started)
+    job.cancel()
+    _wait(done)
+    assert outcome == ["c"]
+
+
+def test_after_shutdown_nothing_runs():
+    r = JobRunner(max_workers=1)
+    r.shutdown()
+    ran = []
+    job = r.submit(lambda rep: ran.append(1))
+    assert job.cancelled and ran == []
+
+
+def _steps(n):
+    for i in range(n):
+        yield Step(i + 1, n, "" if i % 2 else f"step {i + 1}")
+    return "result"
+
+
+def test_drive_returns_the_result_and_reports_each_step():
+    seen = []
+    assert drive(_steps(4), lambda d, t, m: seen.append((d, t, m)), "default") == "result"
+    assert seen == [(1, 4, "step 1"), (2, 4, "default"), (3, 4, "step 3"), (4, 4, "default")]
+
+
+def test_drive_with_a_cancelled_reporter_closes_the_generator():
+    closed = []
+
+    def gen():
+        try:
+            yield Step(0, 2)
+            yield Step(1, 2)
+        finally:
+            closed.append(True)
+
+    rep = Reporter()
+    rep.cancel.cancel()
+    with pytest.raises(Cancelled):
+        drive(gen(), rep)
+    assert closed == [True]
