@@ -45,7 +45,7 @@ class Check:
         except Exception as exc:  # report every check, then fail at the end
             detail, status = f"{type(exc).__name__}: {exc}", "FAIL"
             self.failed.append(name)
-        print(f"{status} {name:<34} {time.perf_counter() - t0:6.1f} s  {detail or ''}", flush=True)
+        print(f"{status} {name:<38} {time.perf_counter() - t0:6.1f} s  {detail or ''}", flush=True)
 
 
 def run(app, *args, cwd, env, timeout=300):
@@ -73,10 +73,12 @@ def png_pixels(path: Path):
     w, h, depth, ctype, _, _, interlace = head
     channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
     if depth != 8 or channels is None or interlace:
-        raise ValueError(f"unsupported PNG (depth {depth}, colour type {ctype}, interlace {interlace})")
+        raise ValueError(f"unsupported PNG (depth {depth}, colour type {ctype}, "
+                         f"interlace {interlace})")
     raw, stride, rows, prev = zlib.decompress(idat), w * channels, [], bytearray(w * channels)
     for y in range(h):
-        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        start = y * (stride + 1)
+        ftype, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
         for i in range(stride):
             a = line[i - channels] if i >= channels else 0
             b, c = prev[i], prev[i - channels] if i >= channels else 0
@@ -115,7 +117,8 @@ def main(argv=None) -> int:
     bundle = Path(args.bundle).resolve()
     app, data = bundle / "medviewer", Path(args.data).resolve()
     if not app.is_file():
-        print(f"no bundle at {app}: build it with `bash packaging/build_bundle.sh`", file=sys.stderr)
+        print(f"no bundle at {app}: build it with `bash packaging/build_bundle.sh`",
+              file=sys.stderr)
         return 2
     have_data = (data / CHEST_CT).is_dir()
     work = Path(tempfile.mkdtemp(prefix="medviewer-smoke-"))
@@ -124,8 +127,9 @@ def main(argv=None) -> int:
                MEDVIEWER_SETTINGS_DIR=str(work / "settings"), MEDVIEWER_AI_PRELOAD="0")
     if have_data:
         env["MEDVIEWER_SHARED_DATA"] = str(data)  # the demo adds the chest CT
-    print(f"bundle {bundle} ({sum(f.stat().st_size for f in bundle.rglob('*') if f.is_file() and not f.is_symlink()) / 2**20:.0f} MiB); "
-          f"cwd {work}; data {data if have_data else 'missing: data checks skipped'}")
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file() and not f.is_symlink())
+    print(f"bundle {bundle} ({size / 2**20:.0f} MiB); cwd {work}; "
+          f"data {data if have_data else 'missing: data checks skipped'}")
     check = Check()
     go = dict(cwd=work, env=env)
 
@@ -151,7 +155,8 @@ def main(argv=None) -> int:
         top = max(colours.values()) / len(pixels)
         assert w >= 400 and h >= 300 and len(colours) >= 64 and top < 0.9, \
             f"blank-looking screenshot: {w}x{h}, {len(colours)} colours, top colour {top:.0%}"
-        return f"{png.stat().st_size} bytes, {w}x{h}, {len(colours)} colours (sampled), top colour {top:.0%}"
+        return (f"{png.stat().st_size} bytes, {w}x{h}, {len(colours)} colours (sampled), "
+                f"top colour {top:.0%}")
     check("--demo --screenshot (offscreen)", screenshot)
 
     if have_data:

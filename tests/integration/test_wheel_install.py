@@ -1,4 +1,4 @@
-"""The wheel works without the checkout: build it, install it in a fresh venv, run the CLI elsewhere.
+"""The wheel works without the checkout: build it, install it in a fresh venv, run the CLI there.
 
 The wheel is built offline from a copy of the source (so no ``build/`` is left in the repo and
 no stale ``build/lib`` files slip in), installed with ``--no-deps`` into a new venv that sees the
@@ -94,7 +94,8 @@ def _medviewer(installed, *args, timeout=180):
 def test_medviewer_comes_from_the_temp_venv_not_the_checkout(installed):
     venv, site, cwd, env = installed
     assert not cwd.resolve().is_relative_to(REPO)
-    assert (venv / "bin" / "medviewer").read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'}"
+    shebang = (venv / "bin" / "medviewer").read_text().splitlines()[0]
+    assert shebang == f"#!{venv / 'bin' / 'python'}"
     probe = ("import json, sys, medviewer, numpy\n"
              "from medviewer.ai.registry import BUILTIN_DIR\n"
              "from medviewer.ui.annotation.label_panel import RESOURCES\n"
