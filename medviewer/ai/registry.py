@@ -11,6 +11,7 @@ an existing version is never overwritten. No torch import at module level (only
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
 import shutil
 import tempfile
@@ -24,7 +25,18 @@ from medviewer.ai.versions import POINTER_FILE, read_pointer
 __all__ = ["ModelRegistry", "ModelError", "load_model", "builtin_models_dir",
            "default_user_dir", "split_ref"]
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "models"
+
+def _find_builtin_dir() -> Path:
+    """``medviewer/builtin_models`` of an installed package (the wheel ships the repo's
+    ``models/`` there), else ``<checkout>/models`` (source tree or editable install)."""
+    shipped = Path(str(importlib.resources.files("medviewer") / "builtin_models"))
+    checkout = Path(__file__).resolve().parents[2]
+    if not shipped.is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "models"
+    return shipped
+
+
+BUILTIN_DIR = _find_builtin_dir()
 
 
 def builtin_models_dir() -> Path:

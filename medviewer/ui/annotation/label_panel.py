@@ -2,6 +2,7 @@
 fill/outline display, adding/removing labels and importing label lists."""
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Optional
 
@@ -13,9 +14,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QColorDialog, QFile
 
 from medviewer.core.labels import LabelTable
 
-import medviewer
 
-RESOURCES = Path(medviewer.__file__).resolve().parents[1] / "resources" / "labels"
+def _label_lists_dir() -> Path:
+    """``medviewer/resources/labels`` of an installed package (the wheel ships the repo's
+    ``resources/`` there), else ``<checkout>/resources/labels`` (source tree, editable)."""
+    shipped = Path(str(importlib.resources.files("medviewer") / "resources" / "labels"))
+    checkout = Path(__file__).resolve().parents[3]
+    if not shipped.is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "resources" / "labels"
+    return shipped
+
+
+RESOURCES = _label_lists_dir()
 LABEL_LISTS = {"Import TotalSegmentator CT class names": "totalsegmentator_total_ct.csv",
                "Import TotalSegmentator MR class names": "totalsegmentator_total_mr.csv"}
 COL_COLOR, COL_VALUE, COL_NAME, COL_VISIBLE, COL_LOCK = range(5)
