@@ -185,14 +185,15 @@ def prepare_image_2d(array2d: np.ndarray, card, invert: bool = False,
     return prepare_image_2d_info(array2d, card, invert, window)[0]
 
 
-def map_to_image(map_hw, info: ImageInfo) -> np.ndarray:
-    """A model-sized map ``(h, w)`` -> float32 on the original image (zero outside the crop)."""
+def map_to_image(map_hw, info: ImageInfo, mode: str = "bilinear") -> np.ndarray:
+    """A model-sized map ``(h, w)`` -> float32 on the original image (zero outside the crop),
+    interpolated with ``mode`` ("bilinear" or "bicubic")."""
     import torch
     import torch.nn.functional as F
 
     t = torch.as_tensor(np.asarray(map_hw, dtype=np.float32))[None, None]
     y0, y1, x0, x1 = info.crop
-    up = F.interpolate(t, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+    up = F.interpolate(t, size=(y1 - y0, x1 - x0), mode=mode, align_corners=False)
     out = np.zeros(info.original_shape, np.float32)
     out[y0:y1, x0:x1] = up[0, 0].numpy()
     return out

@@ -87,9 +87,15 @@ def _input(model, card, image2d, invert, window, device):
 def grad_cam(model, card, image2d: np.ndarray, target: Union[int, str, None] = None,
              device: str = "cpu", invert: bool = False,
              window: Optional[tuple] = None) -> np.ndarray:
-    """Grad-CAM (captum ``LayerGradCam``) on :func:`cam_layer` -> (h, w) float32 in [0, 1]."""
+    """Grad-CAM (captum ``LayerGradCam``) on :func:`cam_layer` -> (h, w) float32 in [0, 1].
+
+    The layer's coarse map (a few cells across) is upsampled bicubically and then blurred by
+    a Gaussian of a quarter cell on the image grid, so no cell edges or interpolation ridges
+    show on the radiograph."""
     import torch
-    from captum.attr import LayerAttribution, LayerGradCam
+    import torch.nn.functional as F
+    from captum.attr import LayerGradCam
+    from scipy.ndimage import gaussian_filter
 
     was_training = model.training
     model.eval()
@@ -99,12 +105,17 @@ def grad_cam(model, card, image2d: np.ndarray, target: Union[int, str, None] = N
         layer = cam_layer(model, x)
         with torch.enable_grad():
             cam = LayerGradCam(model, layer).attribute(x, target=idx, relu_attributions=True)
-        cam = LayerAttribution.interpolate(cam.detach().float(), tuple(x.shape[-2:]),
-                                           interpolate_mode="bilinear")
-        small = cam[0].sum(0).cpu().numpy()
+        coarse = cam.detach().float().sum(1, keepdim=True).cpu()
+        cells = max(1, int(coarse.shape[-1]))
+        up = F.interpolate(coarse, size=tuple(x.shape[-2:]), mode="bicubic", align_corners=False)
+        small = up[0, 0].clamp_min(0).numpy()
     finally:
         model.train(was_training)
-    return normalise_map(map_to_image(normalise_map(small), info))
+    heat = map_to_image(normalise_map(small), info, mode="bicubic")
+    y0, y1, x0, x1 = info.crop
+    sigma = 0.25 * max(y1 - y0, x1 - x0) / cells  # a quarter of one CAM cell, in image pixels
+    heat[y0:y1, x0:x1] = gaussian_filter(heat[y0:y1, x0:x1], sigma)
+    return normalise_map(np.clip(heat, 0.0, None))
 
 
 def integrated_gradients(model, card, image2d: np.ndarray, target: Union[int, str, None] = None,

@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from medviewer.core.foreground import foreground_slice, mask_to_foreground
 from medviewer.core.volume import Volume
 from medviewer.jobs import Reporter, drive
 
@@ -160,7 +161,9 @@ def saliency_map(ctx: InferenceContext, card, image: np.ndarray, invert: bool, t
     heat = np.asarray(heat, dtype=np.float32)
     if heat.shape != image.shape[:2]:
         raise ValueError(f"saliency map {heat.shape} does not match the image {image.shape[:2]}")
-    return np.clip(np.nan_to_num(heat), 0.0, 1.0)
+    heat = np.clip(np.nan_to_num(heat), 0.0, 1.0)
+    heat[~foreground_slice(image, invert)] = 0.0  # drawn on the body / image only
+    return heat
 
 
 def classify_image(ctx: InferenceContext, card, image: np.ndarray, z: int = 0, *,
@@ -270,11 +273,14 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     z0, z1 = (int(v) for v in res.z_range)
     ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)  # zero outside the slices run
     ent[z0:z1] = res.entropy
+    ctx.progress(0, 1, "Limiting the uncertainty to the body…")
+    mask_to_foreground(ent, volume.array, bool(volume.invert), (z0, z1))  # air is not uncertain
     score = float(uncertainty.case_score(ent[z0:z1], labels[z0:z1]))
     zmax = z0 + int(uncertainty.most_uncertain_slice(ent[z0:z1], axis=0))
     var, scale = None, None
     if method != "entropy" and res.variance is not None:
         var, scale = _variance_on_grid(np.asarray(res.variance), volume, (z0, z1))
+        mask_to_foreground(var, volume.array, bool(volume.invert), (z0, z1))
     return SegmentationRun(card.ref, z, labels, names, ent, score, zmax, device,
                            table=label_table(names), variance=var, uncertainty_method=method,
                            z_range=(z0, z1), variance_scale=scale,

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from medviewer.core.foreground import foreground_slice
+
 from ai_helpers import models_isolated, seg_card, wait_until  # noqa: F401  (fixtures)
 from annot_helpers import drag, line, viewport_pos
 
@@ -71,8 +73,12 @@ def test_uncertainty_overlay_and_most_uncertain_slice(qtbot, chest_window, seg_c
     win.session.set_cursor_index((10, 256, 256))
     run = _segment(qtbot, win, seg_card, "run_volume_button", timeout=300000)
     assert run.z is None and run.entropy is not None
+    assert win.ai.heat.current() is None  # off by default: the labels are shown first
+    win.ai.panel.uncertainty.setChecked(True)
     heat = win.ai.heat.current()
     assert heat is not None and heat.kind == "uncertainty" and heat.slice_z is None
+    body = foreground_slice(win.session.active.array[10])
+    assert not heat.data[10][~body].any()  # no heat on the air around the body
     for plane, view in win.tri.views.items():  # the entropy lies in all three planes
         img = view.heat.shown_image()
         assert img is not None, plane
@@ -113,6 +119,7 @@ def test_mc_dropout_variance_overlay_on_a_slice(qtbot, chest_window, seg_card):
     win.session.set_cursor_index((z, 256, 256))
     run = _segment(qtbot, win, seg_card, "run_slice_button")
     assert run.z == z and run.uncertainty_method == "mc_dropout" and run.variance is not None
+    panel.uncertainty.setChecked(True)
     heat = win.ai.heat.current()
     assert heat is not None and heat.kind == "uncertainty" and heat.title == "mc_dropout"
     assert heat.slice_z == z

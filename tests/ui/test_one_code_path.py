@@ -31,7 +31,36 @@ def test_app_and_cli_classify_a_radiograph_identically(qtbot, window, tmp_path):
                      "--out", str(out)]) == 0
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert rec["model"] == app_run.ref and rec["class"] == app_run.label
-    assert rec["probabilities"] == pytest.approx(app_run.probs, abs=1e-5)
+    assert rec["probabilities"] == pytest.approx(app_run.probs, abs=1e-6)
     stored = ann.store.get(app_run.record.id)
     assert stored.payload["prediction"]["probabilities"] == pytest.approx(rec["probabilities"],
-                                                                          abs=1e-5)
+                                                                          abs=1e-6)
+
+
+def test_app_and_cli_segment_a_ct_slice_identically(qtbot, window, tmp_path, chest_ct_dir):
+    from medviewer.services.annotations import read_label_file
+
+    with qtbot.waitSignal(window.loader.sig_finished, timeout=120000):
+        window.open_paths([str(chest_ct_dir)])
+    ann, ai = window.annotation.ctl, window.ai.ctl
+    qtbot.waitUntil(lambda: ann.state is not None and ann.state.ready, timeout=30000)
+    vol = window.session.active
+    z = 50
+    _, y, x = window.session.cursor_zyx
+    window.session.set_cursor_index((z, y, x))
+    ai.select(next(c.ref for c in ai.cards if c.name == "ct-abdomen-organs"))
+    with qtbot.waitSignal(ai.sig_segmentation, timeout=120000):
+        ai.run_slice()
+    app_run = ai.last_seg
+    assert app_run.z == z and app_run.labels[z].any()
+
+    out = tmp_path / "seg.nii.gz"
+    assert cli_main(["predict", "--model", "ct-abdomen-organs", "--device", "cpu", "--slice",
+                     str(z), str(chest_ct_dir), "--out", str(out)]) == 0
+    labels, _table, _warnings = read_label_file(out, vol.geometry)
+    assert (labels == app_run.labels).all()  # every voxel, on the volume grid
+    side = json.loads(out.with_name("seg.labels.json").read_text())
+    assert side["uncertainty"] == pytest.approx(app_run.uncertainty, abs=1e-6)
+    stored = ann.store.get(app_run.record.id)
+    assert stored.payload["extra"]["case_uncertainty"] == pytest.approx(side["uncertainty"],
+                                                                         abs=1e-6)

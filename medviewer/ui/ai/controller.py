@@ -59,7 +59,7 @@ class AiController(QObject):
         self.last_seg_volume = None
         self.saliency_method = SALIENCY_METHODS[0][0]
         self.want_saliency = False
-        self.want_uncertainty = True
+        self.want_uncertainty = False  # off by default: the labels are what is shown first
         self.uncertainty_method = "entropy"  # or "mc_dropout" / "tta" (segmentation runs)
         self.reviewed = False
         self._shown_at = 0.0

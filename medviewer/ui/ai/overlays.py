@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QRectF, Signal
 from medviewer.core.volume import Volume
 
 COLORMAPS = ("inferno", "viridis", "turbo", "jet")
+THRESHOLD_PCT = 50  # default: heat below the median of the map's non-zero values is not drawn
 FADE = 0.08  # heat below this fraction fades to transparent, so "no heat" shows the image
 HEAT_Z = 6  # above the label overlay (5), below the crosshair (10)
 _JET = [(0.0, (0, 0, 128)), (0.11, (0, 0, 255)), (0.36, (0, 255, 255)), (0.62, (255, 255, 0)),
@@ -51,6 +52,19 @@ class HeatMap:
     title: str = ""
     slice_z: Optional[int] = None
 
+    def level(self, percentile: float) -> float:
+        """The ``percentile`` of the map's non-zero values (0 for 0): heat below it is hidden."""
+        if percentile <= 0:
+            return 0.0
+        cache = self.__dict__.setdefault("_levels", {})
+        key = round(float(percentile), 1)
+        if key not in cache:
+            flat = self.data.reshape(-1)
+            sample = flat[::max(1, flat.size // 2_000_000)].astype(np.float32)
+            sample = sample[sample > 0]
+            cache[key] = float(np.percentile(sample, key)) if sample.size else 0.0
+        return cache[key]
+
     @classmethod
     def on_slice(cls, volume: Volume, z: int, heat2d: np.ndarray, kind: str, title: str = "") -> "HeatMap":
         data = np.zeros(volume.shape[:3], dtype=np.float16)  # untouched pages cost no memory
@@ -77,12 +91,16 @@ class HeatLayer:
         view.vb.addItem(self.item, ignoreBounds=True)
         view.heat = self
         self.heat: Optional[HeatMap] = None
+        self.level = 0.0  # heat below this is not drawn
         self._shown_key = None
 
-    def set_heat(self, heat: Optional[HeatMap], lut: Optional[np.ndarray]) -> None:
+    def set_heat(self, heat: Optional[HeatMap], lut: Optional[np.ndarray],
+                 level: Optional[float] = None) -> None:
         self.heat = heat
         if lut is not None:
             self.item.setLookupTable(lut)
+        if level is not None:
+            self.level = float(level)
         self._shown_key = None
         self.update()
 
@@ -104,6 +122,8 @@ class HeatLayer:
         if key == self._shown_key and self.item.isVisible():
             return
         img = v.reslicer.extract(heat.data, v.plane, index).image.astype(np.float32)
+        lo = min(self.level, 0.999)
+        img[img < lo] = 0.0  # below the threshold: transparent (the LUT fades out at 0)
         self.item.setImage(img, autoLevels=False, levels=(0.0, 1.0))
         cs, rs = v.current.col_spacing, v.current.row_spacing
         self.item.setRect(QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs))
@@ -130,6 +150,7 @@ class HeatOverlays(QObject):
         self.shown: Optional[str] = None
         self.colormap = "inferno"
         self.opacity = 0.5
+        self.threshold = THRESHOLD_PCT  # percentile of the shown map's non-zero values
         session.active_changed.connect(lambda vol: self._refresh_layers())
         session.cursor_changed.connect(lambda idx: self._refresh_layers())
 
@@ -161,6 +182,11 @@ class HeatOverlays(QObject):
         self.opacity = float(np.clip(opacity, 0.0, 1.0))
         self._apply()
 
+    def set_threshold(self, percentile: float) -> None:
+        """Draw only heat above this percentile (0..99) of the shown map's non-zero values."""
+        self.threshold = float(np.clip(percentile, 0.0, 99.0))
+        self._apply()
+
     def current(self) -> Optional[HeatMap]:
         heat = self.maps.get(self.shown) if self.shown else None
         if heat is not None and heat.volume is not self.session.active:
@@ -169,14 +195,16 @@ class HeatOverlays(QObject):
 
     def _apply(self) -> None:
         heat, lut = self.current(), heat_lut(self.colormap, self.opacity)
+        level = heat.level(self.threshold) if heat is not None else 0.0
         for layer in self.layers.values():
-            layer.set_heat(heat, lut)
+            layer.set_heat(heat, lut, level)
         self.sig_changed.emit()
 
     def _refresh_layers(self) -> None:
         heat = self.current()
+        level = heat.level(self.threshold) if heat is not None else 0.0
         for layer in self.layers.values():
             if layer.heat is not heat:
-                layer.set_heat(heat, None)
+                layer.set_heat(heat, None, level)
             else:
                 layer.update()

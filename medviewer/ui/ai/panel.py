@@ -109,6 +109,12 @@ class AiPanel(QWidget):
         self.opacity.setObjectName("aiOpacity")
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(round(controller.heat.opacity * 100)))
+        self.threshold = QSlider(Qt.Orientation.Horizontal, self)
+        self.threshold.setObjectName("aiThreshold")
+        self.threshold.setRange(0, 99)
+        self.threshold.setValue(int(round(controller.heat.threshold)))
+        self.threshold.setToolTip("Draw only heat above this percentile of the map's values on "
+                                  "the body (0: all of it)")
         self.seg_info = QLabel("", self)
         self.seg_info.setObjectName("aiSegInfo")
         self.seg_info.setWordWrap(True)
@@ -134,6 +140,8 @@ class AiPanel(QWidget):
         self.goto_button.clicked.connect(controller.goto_most_uncertain)
         self.colormap.currentTextChanged.connect(controller.heat.set_colormap)
         self.opacity.valueChanged.connect(lambda v: controller.heat.set_opacity(v / 100.0))
+        self.threshold.valueChanged.connect(controller.heat.set_threshold)
+        controller.session.active_changed.connect(self._on_active_changed)
 
         controller.sig_models.connect(self._on_models)
         controller.sig_selected.connect(self._on_selected)
@@ -183,6 +191,7 @@ class AiPanel(QWidget):
         form = QFormLayout(box)
         form.addRow("Colormap", self.colormap)
         form.addRow("Opacity", self.opacity)
+        form.addRow("Above percentile", self.threshold)
         lay.addWidget(box)
         lay.addStretch(1)
 
@@ -296,6 +305,12 @@ class AiPanel(QWidget):
         if run.most_uncertain is not None:
             txt += f"; most uncertain slice {run.most_uncertain + 1}"
         self.seg_info.setText(txt)
+
+    def _on_active_changed(self, volume) -> None:
+        """Another series: no text of the last one's run stays behind."""
+        self.status.setText("")
+        if volume is None or self.ctl.last_seg_volume is not volume:
+            self.seg_info.setText("")
 
     def _import_dialog(self) -> None:
         from PySide6.QtWidgets import QFileDialog
