@@ -22,10 +22,16 @@ def test_threshold_slider_and_series_change(qtbot, chest_window, seg_card, mono1
     assert win.ai.heat.current() is None and not panel.uncertainty.isChecked()
     panel.uncertainty.setChecked(True)
     axial = win.tri.views["axial"]
+    item = axial.heat.item
+
+    def drawn() -> int:  # pixels above the lower level, i.e. not fully transparent
+        lo, _hi = item.getLevels()
+        return int(np.count_nonzero(item.image > lo))
+
     panel.threshold.setValue(0)
-    drawn_all = np.count_nonzero(axial.heat.shown_image())
+    drawn_all = drawn()
     panel.threshold.setValue(90)
-    drawn_top = np.count_nonzero(axial.heat.shown_image())
+    drawn_top = drawn()
     body = np.count_nonzero(run.entropy[60])
     assert 0 < drawn_top < 0.2 * drawn_all and drawn_all <= body
     assert "on the whole" in panel.seg_info.text() or "slice 61" in panel.seg_info.text()

@@ -122,9 +122,8 @@ class HeatLayer:
         if key == self._shown_key and self.item.isVisible():
             return
         img = v.reslicer.extract(heat.data, v.plane, index).image.astype(np.float32)
-        lo = min(self.level, 0.999)
-        img[img < lo] = 0.0  # below the threshold: transparent (the LUT fades out at 0)
-        self.item.setImage(img, autoLevels=False, levels=(0.0, 1.0))
+        lo = min(self.level, 0.999)  # the threshold maps to the LUT's transparent end, so the
+        self.item.setImage(img, autoLevels=False, levels=(lo, 1.0))  # heat fades in above it
         cs, rs = v.current.col_spacing, v.current.row_spacing
         self.item.setRect(QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs))
         self.item.setVisible(True)
