@@ -60,6 +60,7 @@ class Declared:
     actions: List[Tuple[Optional[str], ActionItem, bool]] = field(default_factory=list)
     docks: List[DockSpec] = field(default_factory=list)
     raise_docks: List[str] = field(default_factory=list)
+    leave_guards: List[Callable] = field(default_factory=list)
 
 
 class FeatureRegistry:
@@ -85,6 +86,12 @@ class FeatureRegistry:
     def raise_dock(self, name: str) -> None:
         """Bring ``name`` to the front of its tab group once all docks are in."""
         self.declared.raise_docks.append(name)
+
+    def leave_guard(self, guard: Callable[[str, Callable[[], None], bool], bool]) -> None:
+        """``guard(what, proceed, closing)`` runs before the window closes or the series
+        changes: True lets it go ahead now; False means the guard asked the user and calls
+        ``proceed()`` once they agreed (never, on Cancel)."""
+        self.declared.leave_guards.append(guard)
 
     def provide(self, name: str, obj: Any) -> None:
         """Share ``obj`` with the features built after this one (see FeatureHost.get)."""
