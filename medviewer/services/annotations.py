@@ -44,6 +44,7 @@ class OpenResult:
     case_payload: Optional[dict] = None
     case_record_id: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    proposal: Optional[tuple] = None  # (labels, table, Record) of a prediction nobody took up
 
 
 def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
@@ -83,13 +84,15 @@ def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
             v = sum(j.effort.voxels for j in use)
             out.effort = (s, n, v)
             out.journals = journals
-        elif store is not None:
-            rec = store.latest(h, "labelmap")
+        elif store is not None:  # a person's latest labels; a model's are only proposed
+            rec = next((r for r in reversed(store.records(h, kind="labelmap"))
+                        if r.tag != "predicted"), None)
             if rec is not None:
                 out.labels = store.load_labels(rec)
                 out.table = rec.payload.get("table")
                 out.base_record_id, out.base_tag = rec.id, rec.tag
         if store is not None:
+            out.proposal = _open_prediction(store, h, out.base_record_id)
             case = store.latest(h, "case")
             if case is not None:
                 out.case_payload, out.case_record_id = case.payload, case.id
@@ -99,6 +102,20 @@ def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
     if reporter is not None:
         reporter(2, 2, "")
     return out
+
+
+def _open_prediction(store, image_hash: str, base_id: Optional[str]) -> Optional[tuple]:
+    """(labels, table, Record) of the newest 'predicted' label map when no record was made
+    from it and it is newer than the labels shown (e.g. a case reopened from the review
+    queue): it is offered again as a proposal. None otherwise."""
+    recs = store.records(image_hash, kind="labelmap")
+    ids = [r.id for r in recs]
+    pred = next((r for r in reversed(recs) if r.tag == "predicted"), None)
+    if pred is None or pred.id == base_id or store.children(pred.id):
+        return None
+    if base_id in ids and ids.index(base_id) > ids.index(pred.id):
+        return None
+    return store.load_labels(pred), pred.payload.get("table"), pred
 
 
 # ---------------------------------------------------------------------------- storing

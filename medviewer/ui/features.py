@@ -36,6 +36,25 @@ class AppEvents(QObject):
         self.selected_model = card
 
 
+def run_leave_guards(guards, what: str, proceed: Callable[[], None], closing: bool) -> bool:
+    """Run ``guards`` in order (see FeatureRegistry.leave_guard). True: all let it go ahead
+    now (``proceed`` is not called); False: one asked the user, and ``proceed()`` runs once
+    every guard agreed."""
+    guards = list(guards)
+
+    def run_from(i: int, deferred: bool) -> bool:
+        while i < len(guards):
+            nxt = i + 1
+            if not guards[i](what, lambda: run_from(nxt, True), closing):
+                return False
+            i = nxt
+        if deferred:
+            proceed()
+        return True
+
+    return run_from(0, False)
+
+
 @dataclass
 class MenuSpec:
     key: str

@@ -13,7 +13,8 @@ from medviewer.core.volume import Volume
 from medviewer.services.context import AppServices
 
 from . import settings as st
-from .features import AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry
+from .features import (AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry,
+                       run_leave_guards)
 from .loader import LoadController, LoadProgress
 from .menus import add_window_actions, build_menus
 from .qt_jobs import QtJobBridge
@@ -176,19 +177,7 @@ class MainWindow(QMainWindow):
         """Ask the features' leave guards (e.g. unsaved strokes). True: go ahead now
         (``proceed`` is not called); False: a question is open and ``proceed()`` runs once
         the user agreed."""
-        guards = list(self._leave_guards)
-
-        def run_from(i: int, deferred: bool) -> bool:
-            while i < len(guards):
-                nxt = i + 1
-                if not guards[i](what, lambda: run_from(nxt, True), closing):
-                    return False
-                i = nxt
-            if deferred:
-                proceed()
-            return True
-
-        return run_from(0, False)
+        return run_leave_guards(self._leave_guards, what, proceed, closing)
 
     def request_series(self, entry) -> None:
         """Show another series (the series browser), once unsaved strokes are dealt with."""

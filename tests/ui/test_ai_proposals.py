@@ -140,3 +140,30 @@ def test_reject_leaves_the_map_identical_and_replace_or_parts_are_accepted(qtbot
     assert ctl.proposal is None
     assert np.array_equal(final[after != 0], after[after != 0])
     assert np.all(final[(after == 0) & (rest.labels != 0)] != 0)
+
+
+def test_a_new_start_shows_the_person_s_labels_and_the_prediction_only_as_a_proposal(
+        qtbot, annot, seg_card, chest_volume):
+    from conftest import close_discarding
+    from medviewer.ui.main_window import MainWindow
+
+    win = annot
+    ctl = win.annotation.ctl
+    corrected = _saved_corrections(qtbot, win)
+    saved = ctl.labelmap.labels.copy()
+    run = _run_on_slice(qtbot, win, seg_card)  # newer than the correction, not accepted
+    win.close()  # nothing unsaved: no question
+    assert not win.isVisible()
+
+    win2 = MainWindow()  # the app started again on the same workspace
+    qtbot.addWidget(win2)
+    win2.show()
+    ctl2 = win2.annotation.ctl
+    win2.session.add_volume(chest_volume)
+    wait_until(lambda: ctl2.state is not None and ctl2.state.ready, 30000)
+    assert ctl2.state.base_record_id == corrected.id
+    assert np.array_equal(ctl2.labelmap.labels, saved)  # never the prediction
+    assert ctl2.proposal is not None and ctl2.proposal.record_id == run.record.id
+    assert ctl2.proposal.z == Z and np.array_equal(ctl2.proposal.labels, run.labels)
+    close_discarding(win2)
+    win2.bridge.shutdown()

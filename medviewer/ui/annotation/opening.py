@@ -1,5 +1,6 @@
 """Opening an image for annotation: hash + recovery check on the bridge, then restore the
-unsaved strokes of a killed session (or the latest saved label map), for AnnotationController."""
+unsaved strokes of a killed session (or a person's latest saved label map) and offer a model
+prediction nobody took up yet as a proposal, for AnnotationController."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -47,6 +48,9 @@ class OpeningMixin:
             st.case_record_id = res.case_record_id
         for note in res.notes:
             self.sig_message.emit(note)
+        if res.proposal is not None and st.proposal is None:
+            labels, table, rec = res.proposal
+            self.propose(st.volume, labels, table, rec, (rec.preprocessing or {}).get("slice"))
         self._show(st)
         self.sig_ready.emit(st.volume)
 

@@ -56,8 +56,10 @@ class ProposalPanel(QGroupBox):
         grid.addWidget(self.buttons["proposal_accept_slice"], 2, 0)
         grid.addWidget(self.replace, 2, 1)
         lay.addLayout(grid)
-        self.setStyleSheet("QGroupBox#proposalPanel { border: 1px dashed #e0c040; margin-top: 6px;"
-                           " padding-top: 8px; } QGroupBox#proposalPanel::title { color: #e0c040; }")
+        self.setStyleSheet("QGroupBox#proposalPanel { border: 1px dashed #c8a020; margin-top: 1.1em;"
+                           " font-weight: bold; } QGroupBox#proposalPanel::title {"
+                           " subcontrol-origin: margin; left: 6px; padding: 0 3px; color: #a07800; }"
+                           " QGroupBox#proposalPanel QWidget { font-weight: normal; }")
         controller.sig_proposal_changed.connect(self._on_proposal)
         session.cursor_changed.connect(self._follow_cursor)
         self._on_proposal(controller.proposal)
