@@ -108,6 +108,9 @@ def label_mapping(proposal_table: dict, values, target: LabelTable,
             while next_free in taken:
                 next_free += 1
             mapping[v] = next_free
+            used = {tuple(lab.color) for lab in target}
+            if colour is not None and tuple(colour) in used:
+                colour = None  # another label of the person has it: the new value's own colour
             changes.append((next_free, name, colour, False))
         taken.add(mapping[v])
         by_name[key] = mapping[v]

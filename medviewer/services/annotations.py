@@ -198,8 +198,8 @@ def load_record(store, record_id: str):
 
 
 def compare_records(store, a_id: str, b_id: str):
-    """(LabelComparison, {value: name}) of two label-map records of one image (names from
-    the first record's table, then the second's)."""
+    """(LabelComparison, {value: name}) of two label-map records of one image (a name in
+    the second record's table wins over the first's)."""
     from medviewer.core.label_compare import compare_labels
     from medviewer.core.labels import LabelTable
 
@@ -208,7 +208,7 @@ def compare_records(store, a_id: str, b_id: str):
     if ra.image_hash != rb.image_hash:
         raise ValueError("the two records belong to different images")
     names = {}
-    for t in (tb, ta):
+    for t in (ta, tb):
         for lab in LabelTable.from_dict(t or {}):
             names[lab.value] = lab.name
     return compare_labels(la, lb), names

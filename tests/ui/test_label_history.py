@@ -48,7 +48,9 @@ def test_open_compare_and_revert_from_the_history_panel(qtbot, annot):
     assert win.docks["historyDock"].isVisible()
     assert [e.id for e in panel.entries] == [second.id, first.id]  # newest first
     assert panel.table.item(0, 0).text() == "●" and panel.table.item(1, 0).text() == ""
-    assert panel.table.item(1, 1).text() == "corrected" and "1 stroke" not in panel.table.item(0, 4).text()
+    assert panel.table.item(1, 1).text() == "corrected"
+    assert panel.table.item(0, 4).text().split(" / ")[1] == str(second.effort.strokes) == "2"
+    assert panel.table.isColumnHidden(5)  # no record carries an OOD score
 
     # compare the two records
     panel.select_ids([first.id, second.id])
@@ -88,7 +90,9 @@ def test_open_compare_and_revert_from_the_history_panel(qtbot, annot):
     assert np.array_equal(ctl.store.load_labels(rev), a)
     assert np.array_equal(ctl.store.load_labels(second), b)  # history untouched
     assert panel.entries[0].id == rev.id and panel.table.item(0, 0).text() == "●"
-    assert panel.table.item(0, 6).text().startswith("reverted to")
+    assert panel.table.item(0, 1).text() == "corrected ↩"
+    panel.select_ids([rev.id])
+    assert f"reverted to {first.id[:8]}" in panel.result.text()
 
 
 def test_save_without_change_stores_nothing_and_the_message_is_visible(qtbot, annot):

@@ -10,19 +10,37 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-COLUMNS = ("", "Tag", "Source", "Saved", "Effort", "OOD", "Note")
+COLUMNS = ("", "Tag", "Source", "Saved", "Effort", "OOD")
+OOD_COLUMN = 5
+SOURCE_CHARS = 18  # longer model names are elided (the full one is in the tooltip)
 
 
-def local_time(iso_utc: str) -> str:
+def local_time(iso_utc: str, short: bool = False) -> str:
     try:
-        return datetime.fromisoformat(iso_utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        t = datetime.fromisoformat(iso_utc).astimezone()
     except ValueError:
         return iso_utc[:19]
+    if short:
+        return t.strftime("%H:%M:%S" if t.date() == datetime.now().astimezone().date() else "%d %b %H:%M")
+    return t.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def effort_text(effort: tuple) -> str:
     s, n, v = effort
-    return f"{s:.0f} s, {n} stroke{'s' if n != 1 else ''}, {v} vox"
+    return f"{s:.0f} / {n} / {v}"
+
+
+def entry_text(e) -> str:
+    """One record in words (the line under the table for a single selection)."""
+    s, n, v = e.effort
+    parts = [f"<b>{e.tag}</b> by {e.source}, {local_time(e.created_at)}",
+             f"{s:.0f} s, {n} stroke{'s' if n != 1 else ''}, {v} voxels changed"]
+    if e.ood is not None:
+        parts.append(f"OOD score {e.ood:.3f}")
+    if e.note:
+        parts.append(e.note)
+    parts.append(f"record {e.id[:8]}" + (f", child of {e.parent_id[:8]}" if e.parent_id else ""))
+    return "; ".join(parts)
 
 
 def comparison_text(a, b, cmp, names: dict) -> str:
@@ -50,6 +68,8 @@ class HistoryPanel(QWidget):
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("historyTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeaderItem(4).setToolTip("Seconds / strokes / voxels a person changed")
+        self.table.horizontalHeaderItem(5).setToolTip("Out-of-distribution score of the image")
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -96,21 +116,21 @@ class HistoryPanel(QWidget):
         self.table.setRowCount(len(self.entries))
         for r, e in enumerate(self.entries):
             ood = "" if e.ood is None else f"{e.ood:.3f}"
-            cells = ("●" if e.id == base else "", e.tag, e.source, local_time(e.created_at),
-                     effort_text(e.effort), ood, e.note)
+            source = e.source if len(e.source) <= SOURCE_CHARS else e.source[:SOURCE_CHARS - 1] + "…"
+            tag = e.tag + (" ↩" if e.note.startswith("reverted") else "")
+            cells = ("●" if e.id == base else "", tag, source, local_time(e.created_at, True),
+                     effort_text(e.effort), ood)
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, e.id)
-                item.setToolTip(f"record {e.id}" + (f", child of {e.parent_id}" if e.parent_id else ""))
+                item.setToolTip(entry_text(e))
                 if e.id == base:
                     f = QFont(item.font())
                     f.setBold(True)
                     item.setFont(f)
                 self.table.setItem(r, c, item)
-        self.table.clearSelection()
-        for r, e in enumerate(self.entries):
-            if e.id in selected:
-                self.table.selectRow(r)
+        self.table.setColumnHidden(OOD_COLUMN, all(e.ood is None for e in self.entries))
+        self.select_ids(selected)
         self._update_buttons()
 
     def selected_ids(self) -> list:
@@ -127,7 +147,13 @@ class HistoryPanel(QWidget):
         self.table.setSelectionMode(mode)
 
     def _update_buttons(self) -> None:
-        n = len(self.selected_ids())
+        ids = self.selected_ids()
+        n = len(ids)
+        if n == 1:
+            self.result.setText(entry_text(next(e for e in self.entries if e.id == ids[0])))
+        elif n == 2:
+            self.result.setText("Two records selected: Compare gives the Dice of each label and "
+                                "the voxels that differ")
         self.open_button.setEnabled(n == 1)
         self.revert_button.setEnabled(n == 1)
         self.compare_button.setEnabled(n == 2)
