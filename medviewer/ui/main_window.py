@@ -30,7 +30,7 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 4  # series, tags, case labels, segmentation, AI, review queue, effort
+DOCK_STATE_VERSION = 5  # series, tags, case labels, segmentation, label history, AI, review, effort
 
 def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
