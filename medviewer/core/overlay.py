@@ -1,4 +1,5 @@
-"""LabelOverlay: an integer label array on a volume's voxel grid, shown in colour over it."""
+"""LabelOverlay: an integer label array on a volume's voxel grid, shown in colour over it, and
+the boundaries of a 2D label slice (the outline display mode, proposals)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,3 +44,22 @@ class LabelOverlay:
 
     def lut(self) -> np.ndarray:
         return label_lut(self.n_labels, self.opacity)
+
+
+def label_boundaries(img: np.ndarray) -> np.ndarray:
+    """``img`` with every voxel that is not on a label boundary set to 0.
+
+    A labelled voxel is on the boundary when any of its 4 neighbours has another value;
+    voxels on the image border count as boundary (the label continues outside the view)."""
+    if img.ndim != 2 or img.size == 0:
+        return img
+    edge = np.zeros(img.shape, dtype=bool)
+    edge[0, :] = edge[-1, :] = True
+    edge[:, 0] = edge[:, -1] = True
+    d = img[1:, :] != img[:-1, :]
+    edge[1:, :] |= d
+    edge[:-1, :] |= d
+    d = img[:, 1:] != img[:, :-1]
+    edge[:, 1:] |= d
+    edge[:, :-1] |= d
+    return np.where(edge, img, 0).astype(img.dtype, copy=False)

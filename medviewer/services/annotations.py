@@ -44,6 +44,7 @@ class OpenResult:
     case_payload: Optional[dict] = None
     case_record_id: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    proposal: Optional[tuple] = None  # (labels, table, Record) of a prediction nobody took up
 
 
 def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
@@ -83,13 +84,15 @@ def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
             v = sum(j.effort.voxels for j in use)
             out.effort = (s, n, v)
             out.journals = journals
-        elif store is not None:
-            rec = store.latest(h, "labelmap")
+        elif store is not None:  # a person's latest labels; a model's are only proposed
+            rec = next((r for r in reversed(store.records(h, kind="labelmap"))
+                        if r.tag != "predicted"), None)
             if rec is not None:
                 out.labels = store.load_labels(rec)
                 out.table = rec.payload.get("table")
                 out.base_record_id, out.base_tag = rec.id, rec.tag
         if store is not None:
+            out.proposal = _open_prediction(store, h, out.base_record_id)
             case = store.latest(h, "case")
             if case is not None:
                 out.case_payload, out.case_record_id = case.payload, case.id
@@ -101,14 +104,28 @@ def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
     return out
 
 
+def _open_prediction(store, image_hash: str, base_id: Optional[str]) -> Optional[tuple]:
+    """(labels, table, Record) of the newest 'predicted' label map when no record was made
+    from it and it is newer than the labels shown (e.g. a case reopened from the review
+    queue): it is offered again as a proposal. None otherwise."""
+    recs = store.records(image_hash, kind="labelmap")
+    ids = [r.id for r in recs]
+    pred = next((r for r in reversed(recs) if r.tag == "predicted"), None)
+    if pred is None or pred.id == base_id or store.children(pred.id):
+        return None
+    if base_id in ids and ids.index(base_id) > ids.index(pred.id):
+        return None
+    return store.load_labels(pred), pred.payload.get("table"), pred
+
+
 # ---------------------------------------------------------------------------- storing
 def store_labelmap(store, volume: Volume, image_hash: str, labels: np.ndarray, table: dict,
-                   tag: str, source, parent_id=None, effort=None):
+                   tag: str, source, parent_id=None, effort=None, extra: Optional[dict] = None):
     """Store a label map (a copy made on the GUI thread) as a new record after the image
-    snapshot; returns the Record."""
+    snapshot; returns the Record. ``extra``: provenance notes (e.g. the record reverted to)."""
     snapshot_image(store, volume, image_hash)
     return store.add_labelmap(image_hash, labels, volume.geometry.affine_ras(), table, tag, source,
-                              parent_id=parent_id, effort=effort)
+                              parent_id=parent_id, effort=effort, extra=extra)
 
 
 def store_case_labels(store, volume: Volume, image_hash: str, payload: dict, tag: str, source,
@@ -117,6 +134,84 @@ def store_case_labels(store, volume: Volume, image_hash: str, payload: dict, tag
     snapshot_image(store, volume, image_hash)
     return store.add_case_labels(image_hash, payload, tag, source, parent_id=parent_id,
                                  effort=effort)
+
+
+# ---------------------------------------------------------------------------- history
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One label-map record of an image as the history panel lists it."""
+
+    id: str
+    tag: str
+    source: str  # a person's name, or "model version"
+    source_kind: str  # 'person' | 'model'
+    created_at: str  # ISO 8601, UTC
+    effort: tuple  # (seconds, strokes, voxels)
+    parent_id: Optional[str]
+    ood: Optional[float]  # out-of-distribution score, when the record carries one
+    note: str = ""  # e.g. "reverted to …", "proposal accepted"
+
+
+def ood_score(payload: dict) -> Optional[float]:
+    """The out-of-distribution score a record carries in ``payload['extra']`` or
+    ``payload['prediction']`` (a number under a key with 'ood' in it, or such a dict's
+    'score'), else None."""
+    for part in (payload.get("extra"), payload.get("prediction")):
+        if not isinstance(part, dict):
+            continue
+        for key, value in part.items():
+            if "ood" not in str(key).lower():
+                continue
+            if isinstance(value, dict):
+                value = value.get("score")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def _note(payload: dict) -> str:
+    extra = payload.get("extra") or {}
+    if extra.get("reverted_to"):
+        return f"reverted to {str(extra['reverted_to'])[:8]}"
+    if extra.get("accepted_proposal"):
+        return f"accepted proposal {str(extra['accepted_proposal'])[:8]}"
+    return ""
+
+
+def label_history(store, image_hash: str) -> List[HistoryEntry]:
+    """The label-map records of an image, newest first."""
+    out = []
+    for rec in reversed(store.records(image_hash, kind="labelmap")):
+        e = rec.effort
+        out.append(HistoryEntry(rec.id, rec.tag, rec.source.label(), rec.source.kind,
+                                rec.created_at, (float(e.seconds), int(e.strokes), int(e.voxels)),
+                                rec.parent_id, ood_score(rec.payload), _note(rec.payload)))
+    return out
+
+
+def load_record(store, record_id: str):
+    """(labels, table dict, Record) of a label-map record."""
+    rec = store.get(record_id)
+    if rec is None or rec.kind != "labelmap":
+        raise ValueError(f"no label-map record {record_id}")
+    return store.load_labels(rec), rec.payload.get("table"), rec
+
+
+def compare_records(store, a_id: str, b_id: str):
+    """(LabelComparison, {value: name}) of two label-map records of one image (a name in
+    the second record's table wins over the first's)."""
+    from medviewer.core.label_compare import compare_labels
+    from medviewer.core.labels import LabelTable
+
+    la, ta, ra = load_record(store, a_id)
+    lb, tb, rb = load_record(store, b_id)
+    if ra.image_hash != rb.image_hash:
+        raise ValueError("the two records belong to different images")
+    names = {}
+    for t in (ta, tb):
+        for lab in LabelTable.from_dict(t or {}):
+            names[lab.value] = lab.name
+    return compare_labels(la, lb), names
 
 
 # ---------------------------------------------------------------------------- label files

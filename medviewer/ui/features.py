@@ -36,6 +36,25 @@ class AppEvents(QObject):
         self.selected_model = card
 
 
+def run_leave_guards(guards, what: str, proceed: Callable[[], None], closing: bool) -> bool:
+    """Run ``guards`` in order (see FeatureRegistry.leave_guard). True: all let it go ahead
+    now (``proceed`` is not called); False: one asked the user, and ``proceed()`` runs once
+    every guard agreed."""
+    guards = list(guards)
+
+    def run_from(i: int, deferred: bool) -> bool:
+        while i < len(guards):
+            nxt = i + 1
+            if not guards[i](what, lambda: run_from(nxt, True), closing):
+                return False
+            i = nxt
+        if deferred:
+            proceed()
+        return True
+
+    return run_from(0, False)
+
+
 @dataclass
 class MenuSpec:
     key: str
@@ -60,6 +79,7 @@ class Declared:
     actions: List[Tuple[Optional[str], ActionItem, bool]] = field(default_factory=list)
     docks: List[DockSpec] = field(default_factory=list)
     raise_docks: List[str] = field(default_factory=list)
+    leave_guards: List[Callable] = field(default_factory=list)
 
 
 class FeatureRegistry:
@@ -85,6 +105,12 @@ class FeatureRegistry:
     def raise_dock(self, name: str) -> None:
         """Bring ``name`` to the front of its tab group once all docks are in."""
         self.declared.raise_docks.append(name)
+
+    def leave_guard(self, guard: Callable[[str, Callable[[], None], bool], bool]) -> None:
+        """``guard(what, proceed, closing)`` runs before the window closes or the series
+        changes: True lets it go ahead now; False means the guard asked the user and calls
+        ``proceed()`` once they agreed (never, on Cancel)."""
+        self.declared.leave_guards.append(guard)
 
     def provide(self, name: str, obj: Any) -> None:
         """Share ``obj`` with the features built after this one (see FeatureHost.get)."""

@@ -13,7 +13,8 @@ from medviewer.core.volume import Volume
 from medviewer.services.context import AppServices
 
 from . import settings as st
-from .features import AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry
+from .features import (AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry,
+                       run_leave_guards)
 from .loader import LoadController, LoadProgress
 from .menus import add_window_actions, build_menus
 from .qt_jobs import QtJobBridge
@@ -29,7 +30,7 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 4  # series, tags, case labels, segmentation, AI, review queue, effort
+DOCK_STATE_VERSION = 5  # series, tags, case labels, segmentation, label history, AI, review, effort
 
 def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
@@ -73,7 +74,9 @@ class MainWindow(QMainWindow):
         self.readout.setObjectName("statusReadout")
         self.progress = LoadProgress(self)
         self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.readout, 1)  # stays visible during messages
+        # the readout sits on the right at its own width: the stretch on the left is where
+        # the messages that confirm actions are shown (a stretched readout would hide them)
+        self.statusBar().addPermanentWidget(self.readout)
         self.loader = LoadController(self.session, self.bridge, self.progress, self)
         self.actions_by_name = build_menus(self)
         self.docks = {}
@@ -84,7 +87,7 @@ class MainWindow(QMainWindow):
             view.sig_readout.connect(self.readout.setText)
             view.sig_wl_drag.connect(self._on_wl_drag)
             view.sig_measured.connect(lambda text: self.statusBar().showMessage(text, 10000))
-        self.series_browser.sig_load_requested.connect(self.loader.load_entry)
+        self.series_browser.sig_load_requested.connect(self.request_series)
         self.loader.sig_catalogue.connect(self.series_browser.add_catalogue)
         self.loader.sig_thumbnail.connect(self.series_browser.set_thumbnail)
         self.loader.sig_error.connect(self.show_error)
@@ -96,6 +99,8 @@ class MainWindow(QMainWindow):
         self.events.sig_status.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.events.sig_error.connect(self.show_error)
         self.features = {}
+        self._leave_guards: list = []
+        self._close_confirmed = False
         self._install_features(default_features() if features is None else features)
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
@@ -124,6 +129,7 @@ class MainWindow(QMainWindow):
             feature = cls(host)
             self.features[feature.name] = feature
         self._build_declared(registry.declared, host.menus)
+        self._leave_guards = list(registry.declared.leave_guards)
         for feature in self.features.values():
             feature.start()
 
@@ -165,6 +171,21 @@ class MainWindow(QMainWindow):
     def finetune(self):
         """The fine-tuning run controller (owned by the review feature)."""
         return self.features["review"].finetune
+
+    # ------------------------------------------------------------------ leaving
+    def confirm_leave(self, what: str, proceed, closing: bool = False) -> bool:
+        """Ask the features' leave guards (e.g. unsaved strokes). True: go ahead now
+        (``proceed`` is not called); False: a question is open and ``proceed()`` runs once
+        the user agreed."""
+        return run_leave_guards(self._leave_guards, what, proceed, closing)
+
+    def request_series(self, entry) -> None:
+        """Show another series (the series browser), once unsaved strokes are dealt with."""
+        vol = self.loader.volumes.get(entry.key)
+        if vol is not None and vol is self.session.active:
+            return
+        if self.confirm_leave("switching series", lambda: self.loader.load_entry(entry)):
+            self.loader.load_entry(entry)
 
     # ------------------------------------------------------------------ opening
     def open_paths(self, paths: List[str]) -> None:
@@ -357,7 +378,15 @@ class MainWindow(QMainWindow):
             self.resize(w, h)
             self.move(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2)
 
+    def _close_after_confirm(self) -> None:
+        self._close_confirmed = True
+        self.close()
+
     def closeEvent(self, ev):
+        if not self._close_confirmed and not self.confirm_leave(
+                "closing the window", self._close_after_confirm, closing=True):
+            ev.ignore()  # a question is open; its answer closes the window (or not)
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(DOCK_STATE_VERSION))
         self.settings.sync()

@@ -41,6 +41,11 @@ KEYS = {
     "case_label_8": "Alt+8",
     "case_label_9": "Alt+9",
     "ai_finetune": "Ctrl+Shift+F",
+    "proposal_accept": "Ctrl+Return",
+    "proposal_accept_label": "Ctrl+Shift+Return",
+    "proposal_accept_slice": "Ctrl+Alt+Return",
+    "proposal_reject": "Ctrl+Shift+Backspace",
+    "labels_history": "Ctrl+H",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
 
@@ -72,6 +77,11 @@ def shortcut_rows() -> list:
              (f"{KEYS['redo']} / {KEYS['redo_alt']}", "Redo"),
              (KEYS["labels_save"], "Save labels (a 'corrected' record, with effort)"),
              (KEYS["labels_new"], "New label map"),
+             (KEYS["labels_history"], "Label history: open, compare, revert saved records"),
+             (KEYS["proposal_accept"], "Accept the AI proposal (one undo step; painted voxels kept)"),
+             (KEYS["proposal_accept_label"], "Accept the proposal's label under the cursor"),
+             (KEYS["proposal_accept_slice"], "Accept the proposal on this slice (view used last)"),
+             (KEYS["proposal_reject"], "Reject the AI proposal (the label map is unchanged)"),
              ("Alt+1 … Alt+9", "Toggle case label 1 … 9 (Case labels panel)"),
              (KEYS["ai_run_slice"], "AI: run the selected model on the current slice (a 2D image: the image)"),
              (KEYS["ai_run_volume"], "AI: run the selected model on the whole volume"),

@@ -18,12 +18,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
+from medviewer.core.overlay import label_boundaries
 from medviewer.core.reslice import PlaneSlice, Reslicer
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
-from .annotation.outline import label_boundaries
 from .tools import PAINT_TOOLS, MeasureOverlay
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}

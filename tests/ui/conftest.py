@@ -78,8 +78,20 @@ def window(qtbot):
     win.show()
     qtbot.waitExposed(win)
     yield win
-    win.close()
+    close_discarding(win)
     win.bridge.shutdown()
+
+
+def close_discarding(win) -> None:
+    """Close a window; unsaved strokes a test left behind are discarded (the question that
+    closing asks is answered 'Discard')."""
+    from PySide6.QtWidgets import QMessageBox
+
+    win.close()
+    feature = win.features.get("annotation")
+    question = None if feature is None else feature.unsaved.question
+    if question is not None:
+        question.button(QMessageBox.StandardButton.Discard).click()
 
 
 @pytest.fixture

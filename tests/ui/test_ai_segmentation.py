@@ -1,5 +1,6 @@
 """AI segmentation in the UI on the real chest CT: a slice prediction becomes a 'predicted'
-label-map record and the editable label map (Save writes a 'corrected' child); the entropy
+label-map record and a proposal that, once accepted, is edited and saved as a 'corrected'
+child; the entropy
 overlay lies in all three planes and 'Go to most uncertain slice' goes to its argmax."""
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _segment(qtbot, window, card, button: str, timeout: int = 120000):
     return ai.last_seg
 
 
-def test_slice_prediction_becomes_editable_and_saves_a_corrected_child(qtbot, chest_window, seg_card):
+def test_slice_prediction_is_a_proposal_and_accepted_saves_a_corrected_child(qtbot, chest_window,
+                                                                            seg_card):
     win = chest_window
     ctl = win.annotation.ctl
     wait_until(lambda: ctl.state is not None and ctl.state.ready, 30000)
@@ -43,10 +45,15 @@ def test_slice_prediction_becomes_editable_and_saves_a_corrected_child(qtbot, ch
     stored = store.load_labels(pred)
     assert np.array_equal(stored, run.labels)
     assert not stored[:z].any() and not stored[z + 1:].any()  # only the slice that was run
-    # the prediction is the editable label map, based on the predicted record
-    assert ctl.labelmap is not None and np.array_equal(ctl.labelmap.labels, run.labels)
-    assert st.base_record_id == pred.id and not st.dirty
-    assert win.session.overlay is ctl.labelmap
+    # the prediction is a proposal over the (still absent) label map, not the label map
+    prop = ctl.proposal
+    assert prop is not None and prop.record_id == pred.id and prop.z == z
+    assert np.array_equal(prop.labels, run.labels)
+    assert ctl.labelmap is None and not st.dirty
+    # accepting it makes it the label map (one undo step); the next save is its child
+    win.actions_by_name["proposal_accept"].trigger()
+    assert ctl.proposal is None and np.array_equal(ctl.labelmap.labels, run.labels)
+    assert st.base_record_id == pred.id and st.dirty and len(ctl.undo_stack) == 1
 
     # paint a stroke with the brush on the axial view, then Save
     win.set_tool("brush")
@@ -54,7 +61,6 @@ def test_slice_prediction_becomes_editable_and_saves_a_corrected_child(qtbot, ch
     before = ctl.labelmap.labels.copy()
     a, b = viewport_pos(view, 200, 150), viewport_pos(view, 260, 150)
     drag(view.viewport(), line(a, b))
-    assert st.dirty
     changed = np.flatnonzero(before.reshape(-1) != ctl.labelmap.labels.reshape(-1))
     assert changed.size > 0
     with qtbot.waitSignal(ctl.sig_saved, timeout=20000) as sig:

@@ -22,6 +22,7 @@ def test_corrections_grouped_by_model_version(qtbot, chest_window, seg_card):
     panel = win.review.effort
     assert panel.versions == [] and "No corrections" in panel.summary.text()
 
+    win.actions_by_name["proposal_accept"].trigger()  # the proposal becomes the label map
     win.set_tool("brush")
     view = win.tri.views["axial"]
     drag(view.viewport(), line(viewport_pos(view, 200, 150), viewport_pos(view, 260, 150)))

@@ -117,9 +117,9 @@ def test_segmentation_case_reopens_from_sources_then_snapshot(qtbot, window, seg
     assert opened.origin == "sources"
     ctl = window.annotation.ctl
     assert ctl.state.image_hash == st.image_hash and window.session.cursor_zyx[0] == z
-    wait_until(lambda: ctl.labelmap is not None, 30000)
-    assert ctl.state.base_record_id == run.record.id
-    assert np.array_equal(ctl.labelmap.labels, run.labels)
+    wait_until(lambda: ctl.proposal is not None, 30000)  # offered again, not applied
+    assert ctl.proposal.record_id == run.record.id and ctl.proposal.z == z
+    assert np.array_equal(ctl.proposal.labels, run.labels) and ctl.labelmap is None
 
     # Mark as validation: a 2D model splits by slabs of 8 slices that hold labels
     labels = store.load_labels(run.record)

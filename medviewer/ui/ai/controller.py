@@ -1,10 +1,10 @@
 """AiController: what the AI panel and menu do — pick a model, run it on the AI worker, turn
-the results into 'predicted' records, an editable label map, heat overlays and reviews.
+the results into 'predicted' records, proposals over the label map, heat overlays and reviews.
 
 GUI thread only; the work itself is in :mod:`medviewer.services.ai_runs` (the same code path
-as ``medviewer predict``) and runs on the :class:`AiWorker`. The label map of a segmentation
-goes to the annotation controller the main window hands in (``labels``); records are stored
-in the shared Workspace's label store."""
+as ``medviewer predict``) and runs on the :class:`AiWorker`. A segmentation becomes a proposal
+of the annotation controller the main window hands in (``labels``), never written over a
+person's labels; records are stored in the shared Workspace's label store."""
 from __future__ import annotations
 
 import time
@@ -188,13 +188,6 @@ class AiController(QObject):
             return self._submit(lambda ctx: classify_job(ctx, card, vol, z, store, h, method),
                                 "ai-classify", lambda run: self._on_classified(vol, run),
                                 "Classification failed")
-        st = self.annotation.state
-        if st is not None and st.dirty:
-            self.sig_status.emit("Save the label edits (Ctrl+S) before loading a prediction over them")
-            self.sig_error.emit("Unsaved label edits",
-                                "The label map has unsaved edits. Save them (Ctrl+S) first: the "
-                                "prediction would replace the label map.")
-            return None
         zz = None if whole or vol.shape[0] == 1 else z
         method = self.uncertainty_method if uncertainty_available(card, self.uncertainty_method) \
             else "entropy"
@@ -328,9 +321,7 @@ class AiController(QObject):
     # ------------------------------------------------------------------ segmentation
     def _on_segmented(self, vol, run: SegmentationRun) -> None:
         self.last_seg, self.last_seg_volume = run, vol
-        if self.session.active is vol:
-            self.annotation.load_prediction(run.labelmap if run.labelmap is not None else run.labels,
-                                            run.table, run.record)
+        self.annotation.propose(vol, run.labels, run.table, run.record, run.z)
         if run.variance is not None:  # the variance map is shown; entropy still scores
             self.heat.set_map(HeatMap(vol, run.variance, "uncertainty", run.uncertainty_method,
                                       run.z), show=self.want_uncertainty)
@@ -339,7 +330,8 @@ class AiController(QObject):
                               show=self.want_uncertainty)
         where = "the volume" if run.z is None else f"slice {run.z + 1}"
         score = "" if not np.isfinite(run.uncertainty) else f"; case uncertainty {run.uncertainty:.3f}"
-        self.sig_status.emit(f"{run.ref} segmented {where}: stored as 'predicted'{score}")
+        self.sig_status.emit(f"{run.ref} segmented {where}: stored as 'predicted'{score}; "
+                             "shown as a proposal to accept or reject")
         self.sig_segmentation.emit(run)
 
     def set_uncertainty_method(self, method: str) -> None:

@@ -1,13 +1,14 @@
 """AnnotationController: the one place label edits go through (strokes, undo, journal, store).
 
 It owns, per opened image, the LabelMap, its UndoStack, the StrokeJournal (every finished
-stroke is on disk before ``end_stroke`` returns), the effort clock and the case labels; and
-it stores through the shared :class:`~medviewer.services.workspace.Workspace`. Views and
+stroke is on disk before ``end_stroke`` returns), the effort clock, the case labels and the
+model proposal shown over the labels (accepted only through the edit path); and it stores through the shared :class:`~medviewer.services.workspace.Workspace`. Views and
 panels only call its methods and follow its signals. Slow work (hashing, recovery, saving,
 3D fills, interpolation) runs on the QtJobBridge; the Qt-free parts are in
 :mod:`medviewer.services.annotations`."""
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Optional
@@ -25,6 +26,8 @@ from medviewer.services.workspace import Workspace
 
 from ..qt_jobs import QtJobBridge
 from .opening import OpeningMixin
+from .proposals import ProposalMixin
+from .records import RecordsMixin
 from .saving import SavingMixin
 
 
@@ -46,9 +49,12 @@ class AnnotState:
     dirty: bool = False  # label edits since the last save
     edit_seq: int = 0  # counts journaled changes
     removed: dict = field(default_factory=dict)  # value -> Label, for undo of 'remove label'
+    proposal: object = None  # core.proposal.Proposal shown over the labels, or None
+    steps: dict = field(default_factory=weakref.WeakKeyDictionary)  # Edit -> proposals.Step
+    merged: Optional[str] = None  # the record an accepted proposal was merged into
 
 
-class AnnotationController(OpeningMixin, SavingMixin, QObject):
+class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixin, QObject):
     sig_labelmap_changed = Signal(object)  # LabelMap or None
     sig_voxels_changed = Signal(object)  # flat int64 indices that changed
     sig_table_changed = Signal()
@@ -62,6 +68,8 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
     sig_busy = Signal(str, int, int)  # message, done, total (total 0 = unknown)
     sig_idle = Signal()
     sig_error = Signal(str, str)
+    sig_proposal_changed = Signal(object)  # Proposal or None (of the active image)
+    sig_base_changed = Signal(object)  # the record id the label map is based on, or None
 
     def __init__(self, session: Session, bridge: QtJobBridge, workspace: Workspace, parent=None,
                  clock: Optional[Callable[[], float]] = None):
@@ -167,6 +175,8 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
                 self.session.set_overlay(st.labelmap)
         self.sig_labelmap_changed.emit(st.labelmap)
         self.sig_case_changed.emit(st.case_labels)
+        self.sig_proposal_changed.emit(st.proposal)
+        self.sig_base_changed.emit(st.base_record_id)
         self.sig_undo_changed.emit()
 
     def open_volume(self, image_hash: str) -> Optional[Volume]:
@@ -255,9 +265,10 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
             st.journal.close()
             st.journal = None
 
-    def _record(self, st: AnnotState, edit: Edit, reverse: bool = False) -> None:
-        """Journal a change that already happened (stroke, undo, redo, fill, import)."""
-        if not reverse:
+    def _record(self, st: AnnotState, edit: Edit, reverse: bool = False, stroke: bool = True) -> None:
+        """Journal a change that already happened (stroke, undo, redo, fill, import); a
+        ``stroke`` counts as annotation effort, other changes (accepting, opening) as time."""
+        if not reverse and stroke:
             st.effort.stroke(edit.voxels)
         else:
             st.effort.touch()
@@ -331,6 +342,7 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
                 st.labelmap.table.add(lab.name if lab else f"Label {edit.label}",
                                       lab.color if lab else None, value=edit.label)
             self._record(st, edit, reverse=True)
+            self._restore_step(st, edit, undo=True)
         self.sig_undo_changed.emit()
         return edit
 
@@ -343,6 +355,7 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
             st.effort.touch()
             self._journal(st).append_edit(edit, effort_delta=st.effort.take().__dict__)
             st.dirty, st.edit_seq = True, st.edit_seq + 1
+            self._restore_step(st, edit, undo=False)
         self.sig_undo_changed.emit()
         return edit
 
@@ -361,30 +374,4 @@ class AnnotationController(OpeningMixin, SavingMixin, QObject):
         if self.active_label == value and len(lm.table):
             self.active_label = next(iter(lm.table)).value
         self.sig_undo_changed.emit()
-        return edit
-
-    def replace_labels(self, labels: np.ndarray, table: Optional[dict], tool: str = "import") -> Optional[Edit]:
-        """Put a whole label array (an import) on the image as one undoable, journaled edit."""
-        st = self.ensure_ready()
-        lm = self.ensure_labelmap()
-        labels = np.asarray(labels)
-        if tuple(labels.shape) != tuple(lm.labels.shape):
-            raise ValueError(f"label array {labels.shape} does not match the image {lm.labels.shape}")
-        if table:
-            lm.table.replace(LabelTable.from_dict(table))
-        hi = int(labels.max()) if labels.size else 0
-        present = np.flatnonzero(np.bincount(labels.reshape(-1).astype(np.int64), minlength=1))
-        for v in present:
-            if v and int(v) not in lm.table:
-                lm.table.add(f"Label {int(v)}", value=int(v))
-        lm.ensure_capacity(hi)
-        flat_new = labels.reshape(-1)
-        idx = np.flatnonzero(lm.labels.reshape(-1) != flat_new)
-        edit = lm.set_voxels(idx, flat_new[idx], 0, tool, respect_locks=False)
-        if edit is not None:
-            st.undo.push(edit)
-            self._record(st, edit)
-        if lm.table.get(self.active_label) is None and len(lm.table):
-            self.active_label = next(iter(lm.table)).value
-        self._show(st)
         return edit

@@ -1,5 +1,6 @@
 """Opening an image for annotation: hash + recovery check on the bridge, then restore the
-unsaved strokes of a killed session (or the latest saved label map), for AnnotationController."""
+unsaved strokes of a killed session (or a person's latest saved label map) and offer a model
+prediction nobody took up yet as a proposal, for AnnotationController."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -47,6 +48,9 @@ class OpeningMixin:
             st.case_record_id = res.case_record_id
         for note in res.notes:
             self.sig_message.emit(note)
+        if res.proposal is not None and st.proposal is None:
+            labels, table, rec = res.proposal
+            self.propose(st.volume, labels, table, rec, (rec.preprocessing or {}).get("slice"))
         self._show(st)
         self.sig_ready.emit(st.volume)
 
@@ -76,28 +80,3 @@ class OpeningMixin:
                "from an unsaved session"
         self.sig_notice.emit(text)
         self.sig_message.emit(text)
-
-    def load_prediction(self, labels, table, record) -> LabelMap:
-        """A model's label map, already stored as ``record`` (tag 'predicted'), becomes the
-        editable label map of the active image; the next save is a child of ``record``.
-        ``labels``: a label array, or a LabelMap built off the GUI thread (then ``table``
-        is ignored)."""
-        st = self.ensure_ready()
-        if record.image_hash != st.image_hash:
-            raise ValueError("the prediction belongs to another image")
-        self.cancel_stroke()
-        self._discard_journal(st)
-        if isinstance(labels, LabelMap):
-            if tuple(labels.shape) != tuple(st.volume.shape[:3]):
-                raise ValueError("the prediction does not fit the image")
-            lm = labels
-        else:
-            lm = LabelMap(st.volume.geometry, LabelTable.from_dict(table) if table else None,
-                          np.array(labels, copy=True))
-        st.labelmap, st.base_record_id, st.dirty = lm, record.id, False
-        st.undo.clear()
-        st.effort.reset()
-        self._watch(st)
-        self._show(st)
-        self.sig_message.emit(f"Loaded the prediction of {record.source.label()} for editing")
-        return lm

@@ -1,6 +1,7 @@
-"""AnnotationFeature: the annotation controller, paint tools, panels, the Labels menu and its
-shortcuts, declared to the feature registry. Shares the controller as "labels" (the label
-map of the active image, which the AI feature loads its proposals into)."""
+"""AnnotationFeature: the annotation controller, paint tools, panels (segmentation with the
+AI proposal box, label history), the Labels menu and its shortcuts, declared to the feature
+registry, and the unsaved-edits question as the window's leave guard. Shares the controller
+as "labels" (the label map of the active image, which the AI feature proposes labels for)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
@@ -14,10 +15,14 @@ from ..loader import LoadProgress
 from ..shortcuts import KEYS
 from .case_panel import MAX_SHORTCUTS, CasePanel
 from .controller import AnnotationController
+from .history_panel import HistoryPanel
 from .io_actions import LabelIO, is_dicom_volume
 from .label_panel import LabelPanel
 from .paint_panel import PaintPanel
 from .paint_tool import PaintOptions, PaintTool
+from .proposal_layer import ProposalOverlays
+from .proposal_panel import ProposalPanel
+from .unsaved import UnsavedGuard
 
 PROGRESS_DELAY_MS = 400  # quick jobs finish before a progress bar would flash
 
@@ -36,7 +41,12 @@ class AnnotationFeature:
             self.paint_tools[plane] = view.paint
         self.last_plane = "axial"  # the view painted (or clicked) last: its normal is used
         self.io = LabelIO(win, self.ctl, host.settings)
+        self.unsaved = UnsavedGuard(win, self.ctl)
+        self.proposals = ProposalOverlays(host.session, host.views, self.ctl, win)
 
+        self.proposal_panel = ProposalPanel(self.ctl, self, host.session, win)
+        self.proposal_panel.show_box.toggled.connect(self.proposals.set_visible)
+        self.history_panel = HistoryPanel(self.ctl, self, win)
         self.label_panel = LabelPanel(self.ctl, win)
         self.paint_panel = PaintPanel(self.options, self.ctl, host.session, win)
         self.paint_panel.interpolate.clicked.connect(self.fill_between_slices)
@@ -44,14 +54,17 @@ class AnnotationFeature:
         seg.setObjectName("segmentationPanel")
         lay = QVBoxLayout(seg)
         lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.proposal_panel)
         lay.addWidget(self.label_panel, 1)
         lay.addWidget(self.paint_panel)
         self.case_panel = CasePanel(self.ctl, host.session, win)
         reg = host.registry
         reg.dock(DockSpec("caseDock", "Case labels", self.case_panel, tab_with="tagDock"))
         reg.dock(DockSpec("segmentationDock", "Segmentation", seg, tab_with="caseDock"))
+        reg.dock(DockSpec("historyDock", "Label history", self.history_panel, tab_with="segmentationDock"))
         reg.raise_dock("segmentationDock")
         reg.provide("labels", self.ctl)
+        reg.leave_guard(self.unsaved.confirm)
 
         self.progress = LoadProgress(win)
         self.progress.setObjectName("annotationProgress")
@@ -67,6 +80,8 @@ class AnnotationFeature:
         self.ctl.sig_busy.connect(self._on_busy)
         self.ctl.sig_idle.connect(lambda: self.progress.setVisible(False))
         self.ctl.sig_saved.connect(host.events.sig_record_stored)
+        self.ctl.sig_proposal_changed.connect(self._on_proposal)
+        host.events.sig_record_stored.connect(lambda rec: self.history_panel.refresh())
         self.options.sig_changed.connect(self._show_radius)
         for plane, view in host.views.items():
             view.vb.sig_left.connect(lambda phase, p, plane=plane: self._note_plane(plane))
@@ -81,6 +96,7 @@ class AnnotationFeature:
         acts["redo"].setShortcuts([QKeySequence(KEYS["redo"]), QKeySequence(KEYS["redo_alt"])])
         self.ctl.sig_undo_changed.connect(self._update_actions)
         self.ctl.sig_labelmap_changed.connect(lambda lm: self._update_actions())
+        self.ctl.sig_proposal_changed.connect(lambda p: self._update_actions())
         self._update_actions()
 
     # ------------------------------------------------------------------ menu
@@ -107,6 +123,18 @@ class AnnotationFeature:
             ("radius_up", "Brush radius larger", lambda: self.options.step_radius(+1), ""),
             ("fill_between", "&Fill between slices", self.fill_between_slices,
              "Interpolate the active label between annotated slices"),
+            None,
+            ("proposal_accept", "&Accept AI proposal", self.accept_all,
+             "Merge the whole proposal into the label map (one undo step)"),
+            ("proposal_accept_label", "Accept proposal: this &label", self.accept_label,
+             "Merge the proposal's label under the cursor (or chosen in the panel)"),
+            ("proposal_accept_slice", "Accept proposal: this sl&ice", self.accept_slice,
+             "Merge the proposal on the slice of the view used last"),
+            ("proposal_reject", "Re&ject AI proposal", self.reject,
+             "Drop the proposal; the label map is not changed"),
+            None,
+            ("labels_history", "Label &history", self.show_history,
+             "Saved records of this image: open, compare, revert"),
         ])
         panel = self.case_panel  # Alt+1 … Alt+9 toggle the first nine case labels
         reg.actions(None, [(f"case_label_{i + 1}", f"Toggle case label {i + 1}",
@@ -122,6 +150,9 @@ class AnnotationFeature:
         for name in ("labels_export", "labels_save", "labels_final", "fill_between"):
             acts[name].setEnabled(has_map)
         acts["labels_export_seg"].setEnabled(has_map and is_dicom_volume(ctl.volume))
+        for name in ("proposal_accept", "proposal_accept_label", "proposal_accept_slice",
+                     "proposal_reject"):
+            acts[name].setEnabled(ctl.proposal is not None)
         acts["undo"].setEnabled(stack is not None and stack.can_undo)
         acts["redo"].setEnabled(stack is not None and stack.can_redo)
 
@@ -154,13 +185,63 @@ class AnnotationFeature:
                 tool.cancel()
             tool.hover(name, None)
 
+    def _on_proposal(self, prop) -> None:
+        if prop is not None:
+            self.host.docks["segmentationDock"].raise_()  # the Accept / Reject buttons
+
     # ------------------------------------------------------------------ commands
     def save(self):
-        jobs = [self.ctl.save("corrected")] if self.ctl.labelmap is not None else []
-        st = self.ctl.state
+        """Ctrl+S: the label map and the case labels, each only if it changed."""
+        ctl, st = self.ctl, self.ctl.state
+        jobs = [ctl.save("corrected", quiet=True)]
         if st is not None and st.case_labels is not None and not st.case_labels.is_empty():
-            jobs.append(self.ctl.save_case_labels("corrected"))
-        return [j for j in jobs if j is not None]
+            jobs.append(ctl.save_case_labels("corrected", quiet=True))
+        jobs = [j for j in jobs if j is not None]
+        if not jobs:
+            ctl.sig_message.emit("No changes since the last save: nothing stored"
+                                 if st is not None and st.labelmap is not None
+                                 else "Nothing to save")
+        return jobs
+
+    def accept_all(self):
+        return self.ctl.accept_proposal(replace=self.proposal_panel.replace.isChecked())
+
+    def accept_label(self):
+        value = self.proposal_panel.chosen_label()
+        if value is None:
+            self.ctl.sig_message.emit("No proposal to accept")
+            return None
+        return self.ctl.accept_proposal(value=int(value),
+                                        replace=self.proposal_panel.replace.isChecked())
+
+    def accept_slice(self):
+        """Accept the proposal on the slice shown in the view used last."""
+        view = self.host.views[self.last_plane]
+        if view.reslicer is None:
+            return None
+        axis = view.reslicer.fixed_axis(self.last_plane)
+        index = int(self.host.session.cursor_zyx[axis])
+        return self.ctl.accept_proposal(axis=axis, index=index,
+                                        replace=self.proposal_panel.replace.isChecked())
+
+    def reject(self):
+        return self.ctl.reject_proposal()
+
+    def show_history(self) -> None:
+        dock = self.host.docks["historyDock"]
+        dock.show()
+        dock.raise_()
+        self.history_panel.refresh()
+
+    def open_record(self, record_id: str) -> None:
+        """Open a stored record as the label map (asks about unsaved strokes first)."""
+        if self.unsaved.confirm("opening another record", lambda: self.ctl.open_record(record_id)):
+            self.ctl.open_record(record_id)
+
+    def revert_to(self, record_id: str) -> None:
+        """Store a record again as a new one (asks about unsaved strokes first)."""
+        if self.unsaved.confirm("reverting", lambda: self.ctl.revert_to(record_id)):
+            self.ctl.revert_to(record_id)
 
     def fill_between_slices(self):
         """Interpolate the active label along the normal of the view used last (bridge job)."""

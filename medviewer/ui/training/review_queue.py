@@ -175,8 +175,10 @@ class ReviewQueuePanel(QWidget):
         if keep is not None and keep in self.items:
             t.selectRow(self.items.index(keep))
         n = len(self.items)
-        self.sig_status.emit(f"{n} open prediction{'s' if n != 1 else ''} to review" if n
-                             else "No open predictions: run a model on an image to fill the queue")
+        # the panel's own line, not the status bar: a refresh after every stored record
+        # would cover the message that confirms the action that stored it
+        self.status.setText(f"{n} open prediction{'s' if n != 1 else ''} to review" if n
+                            else "No open predictions: run a model on an image to fill the queue")
         self._update_buttons()
         self.sig_refreshed.emit(list(self.items))
 
