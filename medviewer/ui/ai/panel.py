@@ -34,7 +34,8 @@ class AiPanel(QWidget):
         self.limits = QLabel("", self)
         self.limits.setObjectName("aiModelLimits")
         self.limits.setWordWrap(True)
-        self.limits.setStyleSheet("color: palette(mid); font-size: small;")
+        self.limits.setStyleSheet("font-size: small;")
+        self.limits.setTextFormat(Qt.TextFormat.RichText)
         self.trust = QLabel("", self)
         self.trust.setObjectName("aiTrust")
         self.trust.setWordWrap(True)
@@ -209,9 +210,20 @@ class AiPanel(QWidget):
             self.status.setText("No models found (models/ or the user models folder)")
 
     def _on_fits(self, fits: dict) -> None:
-        """Grey the models that do not fit the active image; the reason in their tooltip."""
+        """Grey the models that do not fit the active image (listed after those that do);
+        the reason in their tooltip."""
         cards = {c.ref: c for c in self.ctl.cards}
         self.models.blockSignals(True)
+        current = self.models.currentItem()
+        items = [self.models.takeItem(0) for _ in range(self.models.count())]
+        rank = {ref: k for k, ref in enumerate(cards)}  # the catalogue's order within each group
+        refs = [it.data(Qt.ItemDataRole.UserRole) for it in items]
+        order = sorted(range(len(items)), key=lambda i: (not self._fits(fits, refs[i]),
+                                                          rank.get(refs[i], i)))
+        for i in order:
+            self.models.addItem(items[i])
+        if current is not None:
+            self.models.setCurrentItem(current)
         for i in range(self.models.count()):
             item = self.models.item(i)
             ref = item.data(Qt.ItemDataRole.UserRole)
@@ -226,10 +238,16 @@ class AiPanel(QWidget):
                 item.setToolTip(card_tooltip(cards[ref], fit))
         self.models.blockSignals(False)
         self._show_trust(self._current_seg())
+        self._update_enabled()
 
     def _current_seg(self):
         """The last segmentation run when it was on the active image, else None."""
         return self.ctl.last_seg if self.ctl.last_seg_volume is self.ctl.session.active else None
+
+    @staticmethod
+    def _fits(fits: dict, ref) -> bool:
+        fit = fits.get(ref)
+        return fit is None or fit.fits
 
     def is_model_enabled(self, ref: str) -> bool:
         """Whether model ``ref`` is offered (not greyed) for the active image."""
@@ -273,8 +291,8 @@ class AiPanel(QWidget):
                 self.models.blockSignals(True)
                 self.models.setCurrentItem(item)
                 self.models.blockSignals(False)
-        text = limits_text(card)
-        self.limits.setText(f"Limits of {card.name}:\n{text}" if text else "")
+        text = limits_text(card).replace("\n", "<br>")
+        self.limits.setText(f"<b>Limits of {card.name}:</b><br>{text}" if text else "")
         self.limits.setVisible(bool(text))
         self._update_uncertainty_methods(card)
         self._update_enabled()
@@ -300,8 +318,9 @@ class AiPanel(QWidget):
 
     def _update_enabled(self) -> None:
         running, card = self.ctl.running, self.ctl.card
-        self.run_slice_button.setEnabled(not running and card is not None)
-        self.run_volume_button.setEnabled(not running and card is not None)
+        runnable = not running and card is not None and self.ctl.fit_of(card.ref).fits
+        self.run_slice_button.setEnabled(runnable)  # a model that does not fit: "Run anyway"
+        self.run_volume_button.setEnabled(runnable)
         self.cancel_button.setEnabled(running)
         self.models.setEnabled(not running)
         self.import_button.setEnabled(not running)
