@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medviewer.ai.architectures import ModelError, num_outputs, validate_params
+from medviewer.ai.domain import validate_domain, validate_limits, validate_ood
 
 __all__ = ["ModelCard", "ModelError", "CARD_FILE", "TASKS", "parse_version", "file_sha256",
            "validate_input_spec"]
@@ -124,6 +125,9 @@ class ModelCard:
     license: str = ""
     description: str = ""
     folder: Optional[Path] = None
+    domain: dict = field(default_factory=dict)  # what images it was trained on (ai.domain)
+    ood: dict = field(default_factory=dict)  # reference statistics for the OOD score
+    limits: list = field(default_factory=list)  # where it fails, in plain sentences
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -139,6 +143,14 @@ class ModelCard:
         if self.folder is None:
             raise ModelError(f"{self.ref}: card has no folder")
         return self.folder / self.weights["file"]
+
+    @property
+    def ood_features_path(self) -> Optional[Path]:
+        """The file of the training data's feature statistics, when the card lists one."""
+        feats = self.ood.get("features") if self.ood else None
+        if not feats or self.folder is None:
+            return None
+        return self.folder / feats["file"]
 
     def summary(self) -> str:
         """One line for lists and tooltips: task, labels and the headline metrics."""
@@ -205,6 +217,10 @@ class ModelCard:
         if arch["name"] == "small_cnn" and spec.get("size") != [params["input_size"]] * 2:
             raise ModelError(f"small_cnn needs input.size [{params['input_size']}, "
                              f"{params['input_size']}]")
+        dom = data.get("domain")
+        if isinstance(dom, dict) and dom.get("dims", spec["dims"]) != spec["dims"]:
+            raise ModelError(f"domain.dims ({dom.get('dims')}) differs from input.dims "
+                             f"({spec['dims']})")
         weights = data["weights"]
         if not isinstance(weights, dict):
             raise ModelError("weights must be an object with 'file' and 'sha256'")
@@ -227,7 +243,9 @@ class ModelCard:
                    training=dict(data.get("training", {})), parent_version=parent,
                    license=str(data.get("license", "")),
                    description=str(data.get("description", "")),
-                   folder=Path(folder) if folder is not None else None)
+                   folder=Path(folder) if folder is not None else None,
+                   domain=validate_domain(data.get("domain")), ood=validate_ood(data.get("ood")),
+                   limits=validate_limits(data.get("limits")))
 
     @classmethod
     def load(cls, folder) -> "ModelCard":
@@ -248,7 +266,10 @@ class ModelCard:
                 "description": self.description, "labels": list(self.labels),
                 "input": self.input, "architecture": self.architecture,
                 "weights": self.weights, "metrics": self.metrics, "training": self.training,
-                "parent_version": self.parent_version, "license": self.license}
+                "parent_version": self.parent_version, "license": self.license,
+                **({"domain": self.domain} if self.domain else {}),
+                **({"limits": list(self.limits)} if self.limits else {}),
+                **({"ood": self.ood} if self.ood else {})}
 
     def verify(self) -> None:
         """Check the weights file exists and matches its sha256; ModelError otherwise."""
@@ -260,3 +281,8 @@ class ModelCard:
             raise ModelError(f"{self.ref}: weights file {path.name} does not match the card's "
                              f"sha256 (expected {self.weights['sha256'][:12]}..., "
                              f"got {actual[:12]}...); refusing to use it")
+        ref = self.ood_features_path
+        if ref is not None and (not ref.is_file()
+                                or file_sha256(ref) != self.ood["features"]["sha256"]):
+            raise ModelError(f"{self.ref}: the OOD reference file {ref.name} is missing or does "
+                             f"not match the card's sha256; refusing to use it")

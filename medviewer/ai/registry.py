@@ -159,7 +159,9 @@ class ModelRegistry:
         tmp = Path(tempfile.mkdtemp(prefix=f".{card.version}.", suffix=".tmp",
                                     dir=target.parent))
         try:
-            for name in (CARD_FILE, card.weights["file"], "README.md"):
+            ood_file = card.ood_features_path
+            extra = (ood_file.name,) if ood_file is not None else ()
+            for name in (CARD_FILE, card.weights["file"], "README.md") + extra:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp / name)
             copied = ModelCard.load(tmp)

@@ -2,14 +2,18 @@
 (:mod:`medviewer.services.ai_runs`).
 
 ``medviewer predict --model NAME[:VERSION] PATH... --out OUT [--device auto|cpu|cuda|mps]
-[--slice N]``: every PATH is a DICOM series folder or file, a NIfTI/NRRD/MHA volume, an image
+[--slice N] [--force]``: every PATH is a DICOM series folder or file, a NIfTI/NRRD/MHA volume, an image
 file (PNG/JPEG/BMP/TIFF via Pillow; a DICOM radiograph) or a folder of them. Each image file,
 each DICOM series and each volume file is one case. Classification writes JSON lines
-``{"case", "class", "probabilities", "model"}`` to OUT (``-``: stdout); segmentation writes a
-label map NIfTI per case (OUT is the file for one case, a folder for several) with a
-``.labels.json`` sidecar (label names, model, warnings, case uncertainty). A case that cannot
-be read or does not suit the model is skipped with a message; the exit code is 0 when at least
-one case succeeded, 1 otherwise (2 for usage errors). Patient names and IDs are never printed.
+``{"case", "class", "probabilities", "model", "in_domain", "ood_score", "forced"}`` to OUT
+(``-``: stdout); segmentation writes a label map NIfTI per case (OUT is the file for one case,
+a folder for several) with a ``.labels.json`` sidecar (label names, model, warnings, case
+uncertainty, ``in_domain``, ``ood_score``, ``forced``). A case outside the model's declared
+domain (e.g. a radiograph given to a CT model) is refused with a one-line reason unless
+``--force``; a case that cannot be read or does not suit the model is skipped with a message.
+Exit code: 0 when at least one case succeeded; 2 when none did and a case was refused as
+outside the model's domain (and for usage errors); 1 otherwise. Patient names and IDs are
+never printed.
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pp.add_argument("--slice", type=int, metavar="N",
                     help="only slice N (0-based along z) of each volume")
+    pp.add_argument("--force", action="store_true",
+                    help="run the model even on images outside its declared domain (the "
+                         "output is marked 'forced')")
     return p
 
 
@@ -54,16 +61,20 @@ def _context(lane, tty: TtyProgress):
 
 def _classify_case(case, card, lane, args, tty) -> dict:
     from medviewer.services.ai_runs import classify_image, volume_window
+    from medviewer.services.model_fit import ImageFacts
 
     invert, window, z = False, None, 0
     if case.image_path is not None:
         image = read_image(case.image_path)
+        facts = ImageFacts.from_image_file(image)
     else:
         try:
             vol = load_case(case, reporter(tty))
         finally:
             tty.done()
         nz = vol.shape[0]
+        facts = ImageFacts.from_volume(vol)
+        _check_fit(card, facts, args.force)
         if nz > 1 and args.slice is None:
             raise ValueError(f"a volume of {nz} slices; {card.ref} classifies 2D images "
                              f"(give --slice N to classify one slice)")
@@ -72,10 +83,18 @@ def _classify_case(case, card, lane, args, tty) -> dict:
             raise ValueError(f"--slice {z} is outside 0..{nz - 1}")
         image, invert, window = vol.array[z], bool(vol.invert), volume_window(vol)
     try:
-        run = classify_image(_context(lane, tty), card, image, z, invert=invert, window=window)
+        run = classify_image(_context(lane, tty), card, image, z, invert=invert, window=window,
+                             facts=facts, force=args.force)
     finally:
         tty.done()
     return {"case": case.name, **run.to_dict()}
+
+
+def _check_fit(card, facts, force: bool) -> None:
+    """DomainMismatch before anything slow when the case is outside the model's domain."""
+    from medviewer.services.model_fit import check_domain, require_fit
+
+    require_fit(card, check_domain(card, facts), force)
 
 
 def _even_volume(vol, notes: list):
@@ -95,20 +114,25 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
     from medviewer.services.ai_runs import segment_volume
     from medviewer.services.annotations import write_label_file
 
+    from medviewer.services.model_fit import ImageFacts
+
     if case.image_path is not None:
+        _check_fit(card, ImageFacts.from_image_file(read_image(case.image_path)), args.force)
         raise ValueError(f"{card.ref} segments volumes with known voxel spacing; "
                          f"{case.image_path.suffix} images have none")
     notes: list = []
     try:
-        vol = _even_volume(load_case(case, reporter(tty)), notes)
+        vol = load_case(case, reporter(tty))
     finally:
         tty.done()
+    _check_fit(card, ImageFacts.from_volume(vol), args.force)
+    vol = _even_volume(vol, notes)
     if vol.is_rgb:
         raise ValueError("a colour image; the segmentation model expects grey CT/MR data")
     if args.slice is not None and not 0 <= args.slice < vol.shape[0]:
         raise ValueError(f"--slice {args.slice} is outside 0..{vol.shape[0] - 1}")
     try:
-        run = segment_volume(_context(lane, tty), card, vol, args.slice)
+        run = segment_volume(_context(lane, tty), card, vol, args.slice, force=args.force)
     finally:
         tty.done()
     z0, z1 = run.z_range
@@ -117,10 +141,15 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
     sidecar = {"case": case.name, "model": run.ref, "labels": [
         {"value": i, "name": n} for i, n in enumerate(run.label_names)],
         "slices": [z0, z1], "uncertainty": run.uncertainty, "warnings": notes + run.warnings,
-        "preprocessing": run.preprocessing}
+        "preprocessing": run.preprocessing, "in_domain": run.ood.get("in_domain"),
+        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced}
+    if run.forced:
+        sidecar["domain_mismatch"] = run.domain_reason
     atomic_write_text(_sidecar_path(out_path), json.dumps(sidecar, indent=2) + "\n")
     return {"case": case.name, "out": str(out_path), "labels": {
-        n: int((run.labels == i).sum()) for i, n in enumerate(run.label_names) if i > 0}}
+        n: int((run.labels == i).sum()) for i, n in enumerate(run.label_names) if i > 0},
+        "ood_info": {"in_domain": sidecar["in_domain"], "ood_score": sidecar["ood_score"],
+                     "forced": run.forced}}
 
 
 def _sidecar_path(out_path: Path) -> Path:
@@ -163,18 +192,26 @@ def cmd_predict(args) -> int:
     except ModelError as exc:
         err(f"error: {exc}")
         return 1
-    ok = 0
+    from medviewer.services.model_fit import DomainMismatch
+
+    ok = refused = 0
     records = []
     targets = seg_targets(cases, args.out) if seg else [None] * len(cases)
     for case, target in zip(cases, targets):
         try:
             rec = (_segment_case(case, card, lane, args, tty, target) if seg
                    else _classify_case(case, card, lane, args, tty))
+        except DomainMismatch as exc:
+            refused += 1
+            err(f"refused {case.name}: {card.ref} does not fit this image: {exc.fit.reason} "
+                f"(--force runs it anyway)")
+            continue
         except Exception as exc:  # one bad case never stops a folder
             err(f"skipped {case.name}: {reason(exc)}")
             continue
         ok += 1
         records.append(rec)
+        _warn_ood(case, rec.get("ood_info", rec))
         if seg:
             print(f"wrote {rec['out']} ({case.name})", file=sys.stderr if args.out == "-"
                   else sys.stdout)
@@ -186,7 +223,15 @@ def cmd_predict(args) -> int:
         atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     if len(cases) > 1:
         err(f"{ok} of {len(cases)} cases done with {card.ref} on {device}")
-    return 0 if ok else 1
+    return 0 if ok else (2 if refused else 1)
+
+
+def _warn_ood(case, rec: dict) -> None:
+    if rec.get("in_domain") is False:
+        err(f"warning: {case.name} is outside what the model was trained on "
+            f"(ood_score {rec['ood_score']:.2f})")
+    if rec.get("forced"):
+        err(f"warning: {case.name}: forced run on an image outside the model's domain")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -20,7 +20,7 @@ from .catalogue import SeriesEntry
 from .dicom_index import FileHeader, NotDicomError, index_file, non_image_kind
 from .dicom_pixels import (LoadError, can_read_native, decode_frames, is_colour, plan_dtype,
                            read_native_frame, store_mono)
-from .dicom_sort import stack_frames
+from .dicom_sort import SPACING_UNKNOWN, stack_frames
 from .dicom_frames import enhanced_frames
 
 
@@ -171,6 +171,8 @@ def _make_volume(entry, first: FileHeader, array, geometry, warnings, chosen) ->
     meta["NumberOfFiles"] = str(len({f.header.path for f in chosen}))
     # without ImageOrientationPatient the patient directions are unknown: views show no letters
     meta["orientation_known"] = any(f.iop is not None for f in chosen)
+    if SPACING_UNKNOWN in warnings:
+        meta["spacing_unknown"] = True  # 1 mm was assumed: checks of pixel size must not trust it
     units = ""
     if first.modality == "CT" and (first.has_rescale or any(f.slope != 1 or f.intercept
                                                             for f in chosen)):

@@ -43,6 +43,9 @@ def _cosines(iop: Optional[Sequence[float]]) -> tuple:
     return r / nr, c / nc
 
 
+SPACING_UNKNOWN = "Pixel spacing unknown: 1 mm assumed"
+
+
 def stack_frames(positions: Sequence[Optional[Sequence[float]]], iop, pixel_spacing,
                  shape_yx: tuple, temporal_keys: Optional[Sequence] = None,
                  fallback_z: Optional[float] = None, gantry_tilt: float = 0.0) -> StackResult:
@@ -56,7 +59,7 @@ def stack_frames(positions: Sequence[Optional[Sequence[float]]], iop, pixel_spac
     if pixel_spacing is not None and all(float(v) > 0 for v in pixel_spacing):
         sy, sx = float(pixel_spacing[0]), float(pixel_spacing[1])
     else:
-        warnings.append("Pixel spacing unknown: 1 mm assumed")
+        warnings.append(SPACING_UNKNOWN)
     try:
         row, col = _cosines(iop)
     except ValueError:

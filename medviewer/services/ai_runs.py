@@ -17,6 +17,7 @@ from medviewer.core.volume import Volume
 from medviewer.jobs import Reporter, drive
 
 from .annotations import snapshot_image
+from .model_fit import ImageFacts, check_domain, ood_of_image, ood_of_volume, require_fit
 
 SALIENCY_METHODS = (("grad_cam", "Grad-CAM"), ("integrated_gradients", "Integrated gradients"))
 UNCERTAINTY_METHODS = (("entropy", "Entropy"), ("mc_dropout", "MC-dropout variance"),
@@ -141,10 +142,15 @@ class ClassificationRun:
     record: object = None  # the 'predicted' case Record (when a store was given)
     saliency: Optional[np.ndarray] = None  # (h, w) float32 in [0, 1] on the slice
     saliency_method: str = ""
+    ood: dict = field(default_factory=dict)  # OodResult.to_dict(): ood_score, in_domain...
+    forced: bool = False  # run on an image outside the model's declared domain
+    domain_reason: str = ""  # why it does not fit (forced runs)
 
     def to_dict(self) -> dict:
         """What ``medviewer predict`` writes per case (besides the case name)."""
-        return {"class": self.label, "probabilities": dict(self.probs), "model": self.ref}
+        return {"class": self.label, "probabilities": dict(self.probs), "model": self.ref,
+                "in_domain": self.ood.get("in_domain"), "ood_score": self.ood.get("ood_score"),
+                "forced": self.forced}
 
 
 def saliency_map(ctx: InferenceContext, card, image: np.ndarray, invert: bool, target: int,
@@ -168,11 +174,16 @@ def saliency_map(ctx: InferenceContext, card, image: np.ndarray, invert: bool, t
 
 def classify_image(ctx: InferenceContext, card, image: np.ndarray, z: int = 0, *,
                    invert: bool = False, window: Optional[tuple] = None,
-                   saliency_method: Optional[str] = None) -> ClassificationRun:
-    """Classify one 2D image (a radiograph, or slice ``z`` of a volume)."""
+                   saliency_method: Optional[str] = None, facts: Optional[ImageFacts] = None,
+                   force: bool = False) -> ClassificationRun:
+    """Classify one 2D image (a radiograph, or slice ``z`` of a volume) and score how far it
+    lies from the training data. ``facts`` (the image's metadata) are checked against the
+    model's domain first: DomainMismatch unless they fit or ``force``."""
     from medviewer.ai.inference import classify
     from medviewer.ai.uncertainty import class_entropy
 
+    fit = check_domain(card, facts or ImageFacts.from_image_file(image))
+    forced = require_fit(card, fit, force)
     device = ctx.device()
     ctx.progress(0, 3, f"Loading {card.ref}…")
     model = ctx.model(card)
@@ -180,7 +191,9 @@ def classify_image(ctx: InferenceContext, card, image: np.ndarray, z: int = 0, *
     res = ctx.drive(classify(model, card, image, device, invert=invert, window=window,
                              cancel=ctx.cancel_token), "Classifying…")
     probs = {str(k): float(v) for k, v in dict(res.probs).items()}
-    run = ClassificationRun(card.ref, int(z), probs, str(res.label), class_entropy(probs), device)
+    run = ClassificationRun(card.ref, int(z), probs, str(res.label), class_entropy(probs), device,
+                            forced=forced, domain_reason=fit.reason)
+    run.ood = ood_of_image(ctx, card, image, invert, window).to_dict()
     if saliency_method:
         ctx.progress(2, 3, "Saliency…")
         run.saliency = saliency_map(ctx, card, image, invert, list(card.labels).index(run.label),
@@ -192,17 +205,19 @@ def classify_image(ctx: InferenceContext, card, image: np.ndarray, z: int = 0, *
 
 
 def classify_job(ctx: InferenceContext, card, volume: Volume, z: int, store, image_hash: str,
-                 saliency_method: Optional[str]) -> ClassificationRun:
+                 saliency_method: Optional[str], force: bool = False) -> ClassificationRun:
     """The app's run: :func:`classify_image` on slice ``z``, stored as a 'predicted' record."""
     from medviewer.storage.store import Source
 
     run = classify_image(ctx, card, slice_image(volume, z), z, invert=bool(volume.invert),
-                         window=volume_window(volume), saliency_method=saliency_method)
+                         window=volume_window(volume), saliency_method=saliency_method,
+                         facts=ImageFacts.from_volume(volume), force=force)
     ctx.check()  # cancelled: nothing is stored
     snapshot_image(store, volume, image_hash)  # the image, for training and the review queue
     payload = prediction_payload(card, volume, z, run.label, run.probs, run.uncertainty)
+    payload["prediction"].update(ood=run.ood, forced=run.forced)
     prep = {"model": card.ref, "input": dict(card.input), "device": run.device, "slice": int(z),
-            "invert": bool(volume.invert)}
+            "invert": bool(volume.invert), **_forced_note(run)}
     run.record = store.add_case_labels(image_hash, payload, "predicted",
                                        Source("model", card.name, card.version), preprocessing=prep)
     return run
@@ -215,6 +230,11 @@ def prediction_payload(card, volume: Volume, z: int, label: str, probs: dict, un
     payload["prediction"] = {"model": card.ref, "label": label, "probabilities": probs,
                              "slice": int(z), "case_uncertainty": unc}
     return payload
+
+
+def _forced_note(run) -> dict:
+    """What a stored record says about a forced run (nothing for a fitting one)."""
+    return {"forced": True, "domain_mismatch": run.domain_reason} if run.forced else {}
 
 
 def review_payload(classes, volume: Volume, z: int, states: dict) -> dict:
@@ -244,6 +264,9 @@ class SegmentationRun:
     variance_scale: Optional[float] = None
     preprocessing: dict = field(default_factory=dict)  # how the model's input was made
     warnings: list = field(default_factory=list)
+    ood: dict = field(default_factory=dict)  # OodResult.to_dict() of the slices run
+    forced: bool = False  # run on an image outside the model's declared domain
+    domain_reason: str = ""
 
 
 def label_table(label_names) -> dict:
@@ -251,14 +274,17 @@ def label_table(label_names) -> dict:
 
 
 def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int] = None,
-                   method: str = "entropy") -> SegmentationRun:
+                   method: str = "entropy", force: bool = False) -> SegmentationRun:
     """Segment the volume (or only slice ``z``) with entropy, and with the MC-dropout / TTA
-    variance when ``method`` asks for it."""
+    variance when ``method`` asks for it; score how far the input lies from the training
+    data. DomainMismatch when the volume is outside the model's domain (unless ``force``)."""
     from medviewer.ai import uncertainty
     from medviewer.ai.inference import segment
 
     if method not in dict(UNCERTAINTY_METHODS):
         raise ValueError(f"unknown uncertainty method {method!r}")
+    fit = check_domain(card, ImageFacts.from_volume(volume))
+    forced = require_fit(card, fit, force)
     device = ctx.device()
     ctx.progress(0, 1, f"Loading {card.ref}…")
     model = ctx.model(card)
@@ -281,31 +307,34 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     if method != "entropy" and res.variance is not None:
         var, scale = _variance_on_grid(np.asarray(res.variance), volume, (z0, z1))
         mask_to_foreground(var, volume.array, bool(volume.invert), (z0, z1))
+    ood = ood_of_volume(ctx, card, volume.array, spacing_zyx(volume), (z0, z1)).to_dict()
     return SegmentationRun(card.ref, z, labels, names, ent, score, zmax, device,
                            table=label_table(names), variance=var, uncertainty_method=method,
                            z_range=(z0, z1), variance_scale=scale,
-                           preprocessing=dict(res.preprocessing), warnings=list(res.warnings))
+                           preprocessing=dict(res.preprocessing), warnings=list(res.warnings),
+                           ood=ood, forced=forced, domain_reason=fit.reason)
 
 
 def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], store,
-                image_hash: str, method: str = "entropy") -> SegmentationRun:
+                image_hash: str, method: str = "entropy", force: bool = False) -> SegmentationRun:
     """The app's run: :func:`segment_volume`, stored as a 'predicted' label-map record, with
     an editable LabelMap built here (scanning a volume's labels would stall the GUI)."""
     from medviewer.core.labelmap import LabelMap
     from medviewer.core.labels import LabelTable
     from medviewer.storage.store import Source
 
-    run = segment_volume(ctx, card, volume, z, method)
+    run = segment_volume(ctx, card, volume, z, method, force)
     ctx.check()  # cancelled: nothing is stored
     prep = {"model": card.ref, "input": dict(card.input), "device": run.device,
             "slice": None if z is None else int(z),
-            "spacing_zyx": list(spacing_zyx(volume)), "uncertainty_method": method}
+            "spacing_zyx": list(spacing_zyx(volume)), "uncertainty_method": method,
+            **_forced_note(run)}
     if method == "mc_dropout":
         prep["n_samples"] = VARIANCE_SAMPLES
     score = run.uncertainty
     extra = {"case_uncertainty": score if np.isfinite(score) else None, "model": card.ref,
              "most_uncertain_slice": run.most_uncertain, "uncertainty_method": method,
-             "variance_scale": run.variance_scale}
+             "variance_scale": run.variance_scale, "ood": run.ood, "forced": run.forced}
     snapshot_image(store, volume, image_hash)  # the image, for training and the review queue
     run.record = store.add_labelmap(image_hash, run.labels, volume.geometry.affine_ras(),
                                     run.table, "predicted", Source("model", card.name, card.version),

@@ -52,6 +52,8 @@ def test_predict_pngs_to_json_lines(pngs, tmp_path, capsys):
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert r["class"] == max(r["probabilities"], key=r["probabilities"].get)
         assert r["model"] == "pneumonia-cxr:1.0.0"
+        assert isinstance(r["in_domain"], bool) and r["ood_score"] > 0 and r["forced"] is False
+    assert sum(r["in_domain"] for r in recs) >= 5  # its own kind of image: in domain
     assert "broken.png" in err and "6 of 7 cases" in err
 
 
@@ -73,15 +75,22 @@ def test_clear_errors(pngs, chest_ct_dir, tmp_path, capsys):
     assert "no model named 'no-such-model'" in capsys.readouterr().err
     assert main(["predict", "--model", "pneumonia-cxr:9.9.9", str(pngs), "--out", "-"]) == 1
     assert "no version 9.9.9" in capsys.readouterr().err
-    # a classifier given a CT volume: the case is refused with the reason, nothing succeeded
-    assert main(["predict", "--model", "pneumonia-cxr", str(chest_ct_dir), "--out", "-"]) == 1
+    # a radiograph classifier given a CT volume: refused as outside its domain (exit 2) ...
+    assert main(["predict", "--model", "pneumonia-cxr", str(chest_ct_dir), "--out", "-",
+                 "--slice", "50"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this image" in err and "CT" in err and "--force" in err
+    # ... forced: a whole volume still needs one slice chosen
+    assert main(["predict", "--model", "pneumonia-cxr", str(chest_ct_dir), "--out", "-",
+                 "--force"]) == 1
     err = capsys.readouterr().err
     assert "100 slices" in err and "--slice" in err
-    # ... unless one slice is asked for
+    # ... forced on one slice: it runs, marked forced and outside the training data
     assert main(["predict", "--model", "pneumonia-cxr", str(chest_ct_dir), "--out", "-",
-                 "--slice", "50"]) == 0
+                 "--slice", "50", "--force"]) == 0
     (rec,) = _records(capsys.readouterr().out)
     assert rec["case"] == str(chest_ct_dir)
+    assert rec["forced"] is True and rec["in_domain"] is False and rec["ood_score"] > 1
     assert main(["predict", "--model", "pneumonia-cxr", str(tmp_path / "missing"),
                  "--out", "-"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
@@ -190,3 +199,40 @@ def test_the_real_ct_organ_model_on_the_chest_ct(tmp_path, chest_ct_dir):
     assert img.shape == (512, 512, 100)
     np.testing.assert_allclose(img.affine, vol.geometry.affine_ras(), atol=1e-4)
     assert np.asarray(img.dataobj).any()  # at least one organ found in a real chest CT
+
+
+def _builtin_ct_model():
+    segs = [c for c in ModelRegistry().list() if c.name == "ct-abdomen-organs"
+            and c.folder is not None and str(c.folder).startswith(str(REPO / "models"))]
+    if not segs:
+        pytest.fail("the built-in CT segmentation model is missing from models/")
+    return segs[-1]
+
+
+def test_the_ct_model_refuses_a_radiograph_unless_forced(tmp_path, capsys):
+    card = _builtin_ct_model()
+    rg = pydicom.data.get_testdata_file("RG1_UNCI.dcm")
+    out = tmp_path / "rg.nii.gz"
+    assert main(["predict", "--model", card.ref, rg, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "refused" in ln]
+    assert len(lines) == 1 and "CR" in lines[0] and "--force" in lines[0]
+    assert not out.exists()
+    assert main(["predict", "--model", card.ref, rg, "--out", str(out), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "outside what the model was trained on" in err and "forced" in err
+    side = json.loads((tmp_path / "rg.labels.json").read_text())
+    assert side["forced"] is True and "CR" in side["domain_mismatch"]
+    assert side["in_domain"] is False and side["ood_score"] > 10
+    assert side["ood"]["components"]["features"] > 1
+
+
+def test_the_ct_model_sidecar_carries_the_ood_score(tmp_path, shared_data, capsys):
+    card = _builtin_ct_model()
+    ct = shared_data / "totalseg/tests/reference_files/example_ct_sm.nii.gz"
+    out = tmp_path / "abdomen.nii.gz"
+    assert main(["predict", "--model", card.ref, str(ct), "--out", str(out),
+                 "--slice", "18"]) == 0
+    side = json.loads((tmp_path / "abdomen.labels.json").read_text())
+    assert side["in_domain"] is True and 0 < side["ood_score"] <= side["ood"]["threshold"]
+    assert side["forced"] is False and "domain_mismatch" not in side

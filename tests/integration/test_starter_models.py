@@ -85,3 +85,22 @@ def test_segmenter_reproduces_its_card_dice_on_held_out_slices(registry):
         else:
             assert dice[organ] == pytest.approx(value, abs=1e-4), organ
     assert dice["liver"] > 0.8  # the largest organ is found
+
+
+def test_segmenter_ood_reference_reproduces_its_card(registry):
+    """`python -m medviewer.ai.starters ood-reference` gives the committed statistics back."""
+    from safetensors.numpy import load_file
+
+    from medviewer.ai.starters.ood_reference import card_texts, reference_stats
+
+    card = registry.get(SEGMENTER)
+    tensors, block, _ = reference_stats(load_model(card), card)
+    assert block["threshold"] == pytest.approx(card.ood["threshold"], rel=1e-4)
+    for key, value in card.ood["scale"].items():
+        assert block["scale"][key] == pytest.approx(value, rel=1e-4)
+    np.testing.assert_allclose(block["histogram"]["reference"],
+                               card.ood["histogram"]["reference"], atol=1e-6)
+    stored = load_file(str(card.ood_features_path))
+    np.testing.assert_allclose(tensors["mean"], stored["mean"], rtol=1e-4, atol=1e-5)
+    texts = card_texts(card.to_dict())  # the card's domain and limits are the starter's
+    assert card.domain == texts["domain"] and card.limits == texts["limits"]

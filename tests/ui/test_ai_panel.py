@@ -21,12 +21,16 @@ def _models(tmp_path, monkeypatch):
     isolate_user_models(tmp_path, monkeypatch)
 
 
-def _classify(qtbot, window, button: str = "run_slice_button"):
+def _classify(qtbot, window, button: str = "run_slice_button", force: bool = False):
     ai = window.ai.ctl
-    ai.select(next(c.ref for c in ai.cards if c.name == CLS_MODEL))
+    ref = next(c.ref for c in ai.cards if c.name == CLS_MODEL)
+    ai.select(ref)
     with qtbot.waitSignal(ai.sig_classification, timeout=60000,
                           check_params_cb=lambda run: run is not None):
-        qtbot.mouseClick(getattr(window.ai.panel, button), Qt.MouseButton.LeftButton)
+        if force:  # what "Run anyway" does once the user confirmed
+            ai.run_anyway(ref)
+        else:
+            qtbot.mouseClick(getattr(window.ai.panel, button), Qt.MouseButton.LeftButton)
     return ai.last_class
 
 
@@ -160,8 +164,12 @@ def test_classify_a_ct_slice_is_slice_level_and_its_saliency_lies_on_that_slice(
     qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
     win.ai.panel.saliency.setChecked(True)
     win.session.set_cursor_index((40, 256, 256))
-    run = _classify(qtbot, win)
-    assert run.z == 40
+    # the radiograph classifier does not fit a CT: it runs only when forced, and says so
+    ai = win.ai.ctl
+    ai.select(next(c.ref for c in ai.cards if c.name == CLS_MODEL))
+    assert not win.ai.panel.is_model_enabled(ai.card.ref) and ai.run_slice() is None
+    run = _classify(qtbot, win, force=True)
+    assert run.z == 40 and run.forced and run.record.preprocessing["forced"] is True
     assert run.record.payload["slices"] == {"40": {run.label: True}} and run.record.payload["series"] == {}
     assert win.annotation.case_panel.labels().get_slice(40, run.label) is True
     axial, coronal = win.tri.views["axial"], win.tri.views["coronal"]

@@ -5,6 +5,10 @@ Examples (from the repository root, CPU):
     python -m medviewer.ai.starters pneumonia --arch small_cnn --out models/pneumonia-cxr-smallcnn/1.0.0 --seed 0
     python -m medviewer.ai.starters pneumonia --arch monai_resnet18 --out models/pneumonia-cxr/1.0.0 --seed 0
     python -m medviewer.ai.starters ct-organs --out models/ct-abdomen-organs/1.0.0 --seed 0
+    python -m medviewer.ai.starters ood-reference --out models/ct-abdomen-organs/1.0.0
+
+Training ends with the OOD reference of the new model; ``ood-reference`` (re)computes it for an
+existing model folder (weights untouched) and writes the card's domain, limits and README.
 """
 from __future__ import annotations
 
@@ -38,12 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--epochs", type=int, default=60)
     ct.add_argument("--lr", type=float, default=2e-3)
     ct.add_argument("--batch-size", type=int, default=4)
+    ref = sub.add_parser("ood-reference", help="OOD reference statistics of a starter model")
+    ref.add_argument("--out", required=True, type=Path, help="the model's folder")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
+    if args.command == "ood-reference":
+        from medviewer.ai.starters.ood_reference import write_reference
+
+        write_reference(out)
+        return 0
     name = args.name or out.parent.name
     version = args.version or out.name
     if (out / "model.json").exists():

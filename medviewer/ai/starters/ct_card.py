@@ -1,5 +1,24 @@
-"""The README.md model card of the CT organ segmentation starter, from its model.json dict."""
+"""The CT organ segmentation starter's card texts: description, domain, limits, README.md."""
 from __future__ import annotations
+
+from medviewer.ai.starters.card_sections import (domain_section, limits_section,
+                                                    ood_section)
+
+DESCRIPTION = ("2D axial CT segmentation of six large organs (liver, spleen, kidneys, stomach, "
+               "lung bases), trained on 39 upper-abdominal slices of two TotalSegmentator "
+               "example CTs. For abdominal CT only. Demonstration model; not for clinical use.")
+DOMAIN = {"modalities": ["CT"], "image_type": "volume",
+          "body_region": "abdomen (upper abdomen and lung bases), axial slices", "dims": 2,
+          "spacing_mm": [0.5, 3.5], "min_slices": 1}
+LIMITS = [
+    "Trained on axial slabs of two upper-abdominal CTs only (39 slices, 1 and 3 mm pixels); "
+    "its labels are another model's output (TotalSegmentator), not manual outlines.",
+    "On chest CT it paints liver over the heart and over chest-wall and shoulder muscles, "
+    "and spleen and 'lung' along the chest wall: outside the upper abdomen its output is not "
+    "meaningful.",
+    "Not for radiographs, MR, PET or ultrasound, nor for coronal or sagittal slices.",
+    "2D slice by slice: no 3D consistency; a mirrored image swaps left and right kidney.",
+]
 
 
 def _fmt(v) -> str:
@@ -12,6 +31,7 @@ def readme_text(card: dict) -> str:
     held = ", ".join(f"case {k}: {v}" for k, v in m["held_out_slices"].items())
     hashes = "\n".join(f"- `{k}`: `{v}`" for k, v in t["data_sha256"].items())
     labels = ", ".join(f"{i} {n}" for i, n in enumerate(card["labels"]))
+    limits = limits_section(card, LIMITS)
     return f"""# {card['name']} {card['version']} — 2D CT organ segmentation (demonstration)
 
 **Not for clinical use.** A starter model that lets MedViewer show segmentation, uncertainty
@@ -65,10 +85,13 @@ seed {t['seed']}, {t['epochs']} epochs over {t['train_slices']} slices, batch {t
 {t['wall_time_s']:.0f} s on {t['device']} (torch {t['torch']}, MONAI {t['monai']}); seeded with
 deterministic algorithms.
 
-## Limitations
-- Two scans, 39 training slices, labels from a model: this is a demonstration, not a
-  segmentation tool.
-- Abdomen only (upper abdomen and lung bases); chest, pelvis, MR and non-axial slices are out
-  of distribution: outputs there are not meaningful.
-- 2D slice by slice: no 3D consistency.
+## What it was trained on (its domain)
+{domain_section(card, DOMAIN)}
+
+## Where it fails
+{limits}
+
+## Out-of-distribution score
+{ood_section(card)}
 """
+

@@ -101,8 +101,10 @@ def train(out: Path, seed: int = 0, epochs: int = 60, lr: float = 2e-3, batch_si
     card = _card_dict(name, version, parent_version, seed, epochs, lr, batch_size, len(items),
                       dice, wall, history)
     from medviewer.ai.starters.ct_card import readme_text
+    from medviewer.ai.starters.ood_reference import write_reference
 
     write_model_folder(Path(out), model, card, readme_text(card))
+    write_reference(out, log)  # the OOD reference statistics of this model's training data
     return card
 
 
@@ -111,13 +113,13 @@ def _card_dict(name, version, parent, seed, epochs, lr, batch_size, n_train, dic
     import monai
     import torch
 
+    from medviewer.ai.starters.ct_card import DESCRIPTION, DOMAIN, LIMITS
+
     present = [v for v in dice.values() if v is not None]
     held = {k: f"z {a}..{b - 1}" for k, (a, b) in ct_data.HOLDOUT.items()}
     return {
         "name": name, "version": version,
-        "description": ("2D axial CT segmentation of six large organs (liver, spleen, kidneys, "
-                        "stomach, lung bases) trained on two tiny TotalSegmentator example CTs. "
-                        "Demonstration model; not for clinical use."),
+        "description": DESCRIPTION, "domain": DOMAIN, "limits": list(LIMITS),
         "task": "segmentation", "labels": ct_data.LABELS,
         "input": {"dims": 2, "channels": 1, "spacing": ct_data.SPACING, "patch": ct_data.PATCH,
                   "intensity": ct_data.INTENSITY, "modality": "CT",

@@ -134,9 +134,11 @@ def train(arch: str, out: Path, seed: int = 0, epochs: int = 20, lr: float = 1e-
     wall = time.time() - t0
     card = _card_dict(arch, params, name, version, parent_version, seed, epochs, lr,
                       batch_size, augment, best_epoch, val, test, wall, history)
+    from medviewer.ai.starters.ood_reference import write_reference
     from medviewer.ai.starters.pneumonia_card import readme_text
 
     write_model_folder(Path(out), model, card, readme_text(card))
+    write_reference(out, log)  # the OOD reference statistics of this model's training data
     log(f"best epoch {best_epoch}; val {val}; test {test}; wall {wall:.0f} s")
     return card
 
@@ -150,11 +152,12 @@ def _card_dict(arch, params, name, version, parent, seed, epochs, lr, batch_size
     import monai
     import torch
 
+    from medviewer.ai.starters.pneumonia_card import DESCRIPTION, DOMAIN, LIMITS
+
     test_r = _r(test)
     return {
         "name": name, "version": version,
-        "description": ("Chest X-ray (frontal, 28x28 PneumoniaMNIST) classifier: normal vs "
-                        "pneumonia. Research/teaching starter model; not for clinical use."),
+        "description": DESCRIPTION, "domain": DOMAIN, "limits": list(LIMITS),
         "task": "classification", "labels": LABELS,
         "input": {"dims": 2, "channels": 1, "size": [28, 28], "intensity": INTENSITY,
                   "notes": "whole image resized to 28x28 (grey); MONOCHROME1 inverted first"},

@@ -1,5 +1,23 @@
-"""The README.md model card of a pneumonia-cxr model, written from its model.json dict."""
+"""The pneumonia-cxr starters' card texts: description, domain, limits, README.md."""
 from __future__ import annotations
+
+from medviewer.ai.starters.card_sections import (domain_section, limits_section,
+                                                    ood_section)
+
+DESCRIPTION = ("Frontal chest X-ray classifier (normal vs pneumonia), trained on 28x28 "
+               "paediatric radiographs (PneumoniaMNIST). For frontal chest radiographs only. "
+               "Research/teaching starter model; not for clinical use.")
+DOMAIN = {"modalities": ["CR", "DX"], "image_type": "projection",
+          "body_region": "chest (frontal view, children aged 1-5)", "dims": 2,
+          "spacing_mm": None, "min_slices": 1}
+LIMITS = [
+    "Trained on 4708 frontal paediatric chest radiographs from one centre (Guangzhou), "
+    "shrunk to 28x28 pixels: far below diagnostic resolution.",
+    "Not for CT, MR or ultrasound slices, lateral views or other body parts: it still "
+    "answers 'normal' or 'pneumonia' on them, and the answer means nothing.",
+    "Adult radiographs and other scanners are outside its training data; probabilities are "
+    "not calibrated and specificity on the test split is only about 0.7.",
+]
 
 _ARCH_TEXT = {
     "small_cnn": ("the classic small CNN (our own factory `small_cnn`): conv3x3(32)-ReLU-"
@@ -78,12 +96,16 @@ Wall time {t['wall_time_s']:.0f} s on {t['device']} (torch {t['torch']}, MONAI {
 `torch.use_deterministic_algorithms(True)` and fixed seeds: the same command on the same
 software gives the same weights on CPU.
 
-## Limitations
-- 28x28 pixels is far below diagnostic resolution; the model sees only coarse patterns.
-- Paediatric data from one centre; adults, other scanners and other projections are out of
-  distribution. Class balance differs between train (74% pneumonia) and test (62%), so
-  specificity on the test split is lower than sensitivity.
+## What it was trained on (its domain)
+{domain_section(card, DOMAIN)}
+
+## Where it fails
+{limits_section(card, LIMITS)}
+- Class balance differs between train (74% pneumonia) and test (62%), so specificity on the
+  test split is lower than sensitivity.
 - The reconstructed train split takes its two classes from two copies of the data set;
   the network could pick up differences between those copies instead of anatomy.
-- Probabilities are not calibrated.
+
+## Out-of-distribution score
+{ood_section(card)}
 """

@@ -1,9 +1,14 @@
 """Write a fine-tuned version's files into its staging folder: weights, model.json, README.md.
 
 The card copies the base card's task, labels, input spec and architecture (so inference
-preprocesses exactly as before), sets ``parent_version`` to the base version and records the
-run in ``training`` (manifest hash and path, every argument, seed, device, world size, per-epoch
-history, wall time) and the frozen-validation result in ``metrics``.
+preprocesses exactly as before), its domain and limits (fine-tuning on corrections does not
+widen what the model was trained on), sets ``parent_version`` to the base version and records
+the run in ``training`` (manifest hash and path, every argument, seed, device, world size,
+per-epoch history, wall time) and the frozen-validation result in ``metrics``. Of the base's
+OOD reference it keeps the input-histogram statistics (they describe the images, not the
+weights); the feature statistics belong to the base's weights and are dropped, so the new
+version's ``ood_score`` is the histogram component alone (in domain up to 1.0, its 99th
+percentile on the base's held-out data).
 """
 from __future__ import annotations
 
@@ -30,11 +35,24 @@ def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
 
 def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: dict) -> dict:
     d = base.to_dict()
+    if d.get("ood"):
+        d["ood"] = inherited_ood(d["ood"])
     d.update(version=version, parent_version=base.version, metrics=metrics, training=training,
              description=(f"{base.description.split(' Fine-tuned from ')[0]} Fine-tuned "
                           f"from {base.ref} on corrected labels.").strip(),
              weights={"file": "weights.safetensors", "sha256": "0" * 64})
     return d
+
+
+def inherited_ood(ood: dict) -> dict:
+    """The base's OOD block for a fine-tuned version: histogram statistics only."""
+    out = {k: v for k, v in ood.items() if k not in ("features", "threshold", "scale")}
+    if not ood.get("histogram"):
+        return {}
+    out.update(scale={"histogram": ood["scale"]["histogram"]}, threshold=1.0,
+               method="ood_score = histogram W1 distance / its p99 on the base model's "
+                      "held-out data (feature statistics belong to the base's weights)")
+    return out
 
 
 def _readme(card: dict, base: ModelCard) -> str:
@@ -49,6 +67,9 @@ def _readme(card: dict, base: ModelCard) -> str:
 **Not for clinical use.** This version was fine-tuned by MedViewer from corrections stored in
 a label workspace; it inherits every limitation of its parent ({base.ref}) and was checked
 only on the frozen validation cases of its training manifest.
+
+## Where it fails (inherited from {base.ref})
+{chr(10).join(f"- {x}" for x in card.get("limits", [])) or "- See the parent's card."}
 
 ## Validation ({m['frozen_val'].get('metric')}, {m['n']} case(s))
 Main metric: {'n/a' if value is None else f'{value:.4f}'}

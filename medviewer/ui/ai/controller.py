@@ -15,19 +15,20 @@ from PySide6.QtCore import QObject, Signal
 
 from medviewer.services.ai_runs import (SALIENCY_METHODS, UNCERTAINTY_METHODS,
                                         ClassificationRun, SegmentationRun, classify_job,
-                                        review_payload, saliency_map,
-                                        segment_job, slice_image, uncertainty_available,
-                                        volume_window)
+                                        review_payload, segment_job, uncertainty_available)
 from medviewer.services.annotations import store_case_labels
+from medviewer.services.model_fit import DomainFit, fits_by_ref
 from medviewer.services.models import ModelCatalog
 
 from ..qt_jobs import QtJobBridge
 from . import settings as ai_settings
 from .overlays import HeatMap, HeatOverlays
+from .saliency_control import SaliencyControl
+from .trust import trust_note
 from .worker import AiWorker
 
 
-class AiController(QObject):
+class AiController(SaliencyControl, QObject):
     sig_models = Signal(list)  # ModelCards
     sig_selected = Signal(object)  # ModelCard or None
     sig_running = Signal(bool)
@@ -37,6 +38,7 @@ class AiController(QObject):
     sig_segmentation = Signal(object)  # SegmentationRun
     sig_reviewed = Signal(object)  # the review Record
     sig_device = Signal(str)  # device label
+    sig_fits = Signal(dict)  # {card.ref: DomainFit} for the active image
     sig_error = Signal(str, str)
 
     def __init__(self, session, labels, heat: HeatOverlays, settings, workspace,
@@ -50,6 +52,7 @@ class AiController(QObject):
         self.worker.sig_busy_changed.connect(self.sig_running)
         self.worker.sig_progress.connect(lambda name, p: self.sig_progress.emit(p.message, p.done, p.total))
         self.cards: list = []
+        self.fits: dict = {}  # {card.ref: DomainFit} of the active image
         self.active_refs: set = set()  # the active version of each model
         self.card = None
         self.device_label = ""
@@ -84,17 +87,36 @@ class AiController(QObject):
         # follows the pointer (e.g. after a fine-tune was promoted)
         was_active = self.card is not None and self.card.ref in self.active_refs
         self.active_refs = set(catalog.active_refs(self.cards).values())
+        self.fits = fits_by_ref(self.cards, self.session.active)
         self.sig_models.emit(self.cards)
-        refs = [c.ref for c in self.cards]
         keep = select or (self.card.ref if self.card is not None else None)
         if select is None and was_active:
             keep = next((r for r in self.active_refs if r.split(":")[0] == self.card.name), keep)
-        if keep not in refs:
-            first = self.cards[0].name if self.cards else None
-            keep = next((r for r in sorted(self.active_refs) if r.split(":")[0] == first),
-                        refs[0] if refs else None)
+        if select is None and not self.fits_image(keep):
+            keep = self.default_ref()
         self.select(keep)
         return self.cards
+
+    def fit_of(self, ref: Optional[str]) -> DomainFit:
+        """Whether model ``ref`` fits the active image (with the reason when it does not)."""
+        return self.fits.get(ref) or DomainFit(True)
+
+    def fits_image(self, ref: Optional[str]) -> bool:
+        return ref in {c.ref for c in self.cards} and self.fit_of(ref).fits
+
+    def default_ref(self) -> Optional[str]:
+        """The first model (its active version) that fits the active image; None if none."""
+        fitting = [c.ref for c in self.cards if self.fit_of(c.ref).fits]
+        return next((r for r in fitting if r in self.active_refs), fitting[0] if fitting else None)
+
+    def _update_fits(self) -> None:
+        """Re-check every model against the active image; keep a fitting selection."""
+        self.fits = fits_by_ref(self.cards, self.session.active)
+        self.sig_fits.emit(self.fits)
+        if self.card is None or not self.fits_image(self.card.ref):
+            self.select(self.default_ref())
+            if self.card is None and self.cards:
+                self.sig_status.emit("No model fits this image (hover a greyed model for why)")
 
     def select(self, ref: Optional[str]) -> None:
         self.card = next((c for c in self.cards if c.ref == ref), None)
@@ -173,25 +195,37 @@ class AiController(QObject):
     def run_volume(self):
         return self.run(whole=True)
 
-    def run(self, whole: bool):
-        """Run the selected model on the current axial slice (or a 2D image) or the volume."""
+    def run_anyway(self, ref: str, whole: bool = False):
+        """Run model ``ref`` even though it does not fit the active image (after the user
+        confirmed): the prediction is stored and shown marked 'forced'."""
+        self.select(ref)
+        return self.run(whole, force=True)
+
+    def run(self, whole: bool, force: bool = False):
+        """Run the selected model on the current axial slice (or a 2D image) or the volume;
+        a model that does not fit the image runs only with ``force``."""
         prep = self._prepare()
         if prep is None:
             return None
         vol, store, h = prep
         card = self.card
+        fit = self.fit_of(card.ref)
+        if not fit.fits and not force:
+            self.sig_status.emit(f"{card.ref} does not fit this image: {fit.reason}")
+            return None
         z = int(self.session.cursor_zyx[0])
         if card.task == "classification":
             if whole and vol.shape[0] > 1:
                 self.sig_status.emit(f"{card.ref} classifies one image: running it on slice {z + 1}")
             method = self.saliency_method if self.want_saliency else None
-            return self._submit(lambda ctx: classify_job(ctx, card, vol, z, store, h, method),
+            return self._submit(lambda ctx: classify_job(ctx, card, vol, z, store, h, method,
+                                                         force),
                                 "ai-classify", lambda run: self._on_classified(vol, run),
                                 "Classification failed")
         zz = None if whole or vol.shape[0] == 1 else z
         method = self.uncertainty_method if uncertainty_available(card, self.uncertainty_method) \
             else "entropy"
-        return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h, method),
+        return self._submit(lambda ctx: segment_job(ctx, card, vol, zz, store, h, method, force),
                             "ai-segment", lambda run: self._on_segmented(vol, run),
                             "Segmentation failed")
 
@@ -205,7 +239,7 @@ class AiController(QObject):
                                                run.saliency_method), show=self.want_saliency)
         where = f"slice {run.z + 1}" if vol.shape[0] > 1 else "the image"
         self.sig_status.emit(f"{run.ref}: {run.label} ({100 * run.probs[run.label]:.1f} %) on {where}; "
-                             f"stored as 'predicted'")
+                             f"stored as 'predicted'{trust_note(run)}")
         self.sig_classification.emit(run)
 
     def _sync_case_labels(self, vol, payload: dict, record_id: str) -> None:
@@ -270,54 +304,6 @@ class AiController(QObject):
         return self.bridge.submit(work, "ai-review", on_done=done, on_error=failed,
                                   on_cancelled=lambda: failed("cancelled"))
 
-    # ------------------------------------------------------------------ saliency
-    def set_saliency_method(self, method: str) -> None:
-        if method not in dict(SALIENCY_METHODS):
-            raise ValueError(f"unknown saliency method {method!r}")
-        changed = method != self.saliency_method
-        self.saliency_method = method
-        if changed and self.want_saliency:
-            self.compute_saliency()
-
-    def set_show_saliency(self, on: bool) -> None:
-        self.want_saliency = bool(on)
-        if not on:
-            if self.heat.shown == "saliency":
-                self.heat.show(None)
-            return
-        sal = self.heat.maps.get("saliency")
-        if sal is not None and sal.title == self.saliency_method and self._class_is_current():
-            self.heat.show("saliency")
-        else:
-            self.compute_saliency()
-
-    def _class_is_current(self) -> bool:
-        return self.last_class is not None and self.last_class_volume is self.session.active
-
-    def compute_saliency(self):
-        """Saliency of the last classification (its slice, its predicted class)."""
-        if not self._class_is_current():
-            self.sig_status.emit("Classify the image first (Run on slice)")
-            return None
-        run, vol, method = self.last_class, self.last_class_volume, self.saliency_method
-        card = next((c for c in self.cards if c.ref == run.ref), None)
-        if card is None:
-            return None
-        image = slice_image(vol, run.z)
-        target = list(card.labels).index(run.label)
-
-        window = volume_window(vol)
-
-        def work(ctx):
-            return saliency_map(ctx, card, image, vol.invert, target, method, window)
-
-        def done(heat2d):
-            self.heat.set_map(HeatMap.on_slice(vol, run.z, heat2d, "saliency", method),
-                              show=self.want_saliency)
-            self.sig_status.emit(f"{dict(SALIENCY_METHODS)[method]} for '{run.label}'")
-
-        return self._submit(work, "ai-saliency", done, "Saliency failed")
-
     # ------------------------------------------------------------------ segmentation
     def _on_segmented(self, vol, run: SegmentationRun) -> None:
         self.last_seg, self.last_seg_volume = run, vol
@@ -331,7 +317,7 @@ class AiController(QObject):
         where = "the volume" if run.z is None else f"slice {run.z + 1}"
         score = "" if not np.isfinite(run.uncertainty) else f"; case uncertainty {run.uncertainty:.3f}"
         self.sig_status.emit(f"{run.ref} segmented {where}: stored as 'predicted'{score}; "
-                             "shown as a proposal to accept or reject")
+                             f"shown as a proposal to accept or reject{trust_note(run)}")
         self.sig_segmentation.emit(run)
 
     def set_uncertainty_method(self, method: str) -> None:
@@ -368,6 +354,7 @@ class AiController(QObject):
 
     # ------------------------------------------------------------------ misc
     def _on_active_changed(self, vol) -> None:
+        self._update_fits()
         show = self.last_class is not None and self.last_class_volume is vol
         self.sig_classification.emit(self.last_class if show else None)
 

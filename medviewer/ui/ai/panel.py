@@ -1,41 +1,21 @@
-"""AiPanel: the AI dock — model list, device, run / cancel with progress, classification
-result with review buttons, saliency and uncertainty overlay controls."""
+"""AiPanel: the AI dock — model list (models that do not fit the image greyed, with the reason;
+the selected model's limits), device, run / cancel with progress, classification result with
+review buttons and a warning when the input was outside the training data, saliency and
+uncertainty overlay controls."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
-                               QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QMenu, QMessageBox, QProgressBar,
+                               QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from medviewer.services.ai_runs import SALIENCY_METHODS, UNCERTAINTY_METHODS, uncertainty_available
 
 from . import settings as ai_settings
 from .overlays import COLORMAPS
 from .results import ClassResultView
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _num(v) -> str:
-    return str(v) if isinstance(v, int) else f"{v:.3f}"
-
-
-def card_tooltip(card) -> str:
-    lines = [f"<b>{card.ref}</b> — {card.task}", f"Labels: {', '.join(map(str, card.labels))}"]
-    if card.description:
-        lines.append(card.description)
-    metrics = {k: v for k, v in card.metrics.items() if _is_number(v)}
-    if metrics:
-        lines.append("Held-out metrics: " + ", ".join(f"{k} {_num(v)}" for k, v in metrics.items()))
-    for k, v in card.metrics.items():
-        if isinstance(v, dict) and v and all(_is_number(x) for x in v.values()):
-            lines.append(f"{k}: " + ", ".join(f"{n} {_num(x)}" for n, x in v.items()))
-    if card.license:
-        lines.append(f"Licence: {card.license}")
-    return "<br>".join(lines)
+from .trust import card_tooltip, limits_text, trust_html
 
 
 class AiPanel(QWidget):
@@ -50,6 +30,17 @@ class AiPanel(QWidget):
         self.models.setObjectName("aiModelList")
         self.models.setToolTip("Models from the built-in and user model folders")
         self.models.setMaximumHeight(110)
+        self.models.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.limits = QLabel("", self)
+        self.limits.setObjectName("aiModelLimits")
+        self.limits.setWordWrap(True)
+        self.limits.setStyleSheet("font-size: small;")
+        self.limits.setTextFormat(Qt.TextFormat.RichText)
+        self.trust = QLabel("", self)
+        self.trust.setObjectName("aiTrust")
+        self.trust.setWordWrap(True)
+        self.trust.setStyleSheet("color: #b35900;")
+        self.trust.setVisible(False)
         self.import_button = QPushButton("Import model folder…", self)
         self.import_button.setObjectName("aiImport")
         self.device_label = QLabel(controller.initial_device_label(), self)
@@ -123,6 +114,7 @@ class AiPanel(QWidget):
         self.models.currentItemChanged.connect(
             lambda cur, prev: controller.select(cur.data(Qt.ItemDataRole.UserRole) if cur else None))
         self.import_button.clicked.connect(self._import_dialog)
+        self.models.customContextMenuRequested.connect(self._on_list_menu)
         self.device_combo.currentIndexChanged.connect(
             lambda i: controller.set_device_preference(self.device_combo.itemData(i)))
         self.run_slice_button.clicked.connect(controller.run_slice)
@@ -144,6 +136,7 @@ class AiPanel(QWidget):
         controller.session.active_changed.connect(self._on_active_changed)
 
         controller.sig_models.connect(self._on_models)
+        controller.sig_fits.connect(self._on_fits)
         controller.sig_selected.connect(self._on_selected)
         controller.sig_running.connect(self._on_running)
         controller.sig_progress.connect(self._on_progress)
@@ -158,6 +151,7 @@ class AiPanel(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(QLabel("Models", self))
         lay.addWidget(self.models)
+        lay.addWidget(self.limits)
         lay.addWidget(self.import_button)
         dev = QHBoxLayout()
         dev.addWidget(QLabel("Device:", self))
@@ -170,6 +164,7 @@ class AiPanel(QWidget):
         lay.addLayout(run)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
+        lay.addWidget(self.trust)
         box = QGroupBox("Classification", self)
         bl = QVBoxLayout(box)
         bl.addWidget(self.result)
@@ -216,11 +211,87 @@ class AiPanel(QWidget):
             active = versions[card.name] > 1 and card.ref in getattr(self.ctl, "active_refs", ())
             item = QListWidgetItem(f"{card.ref} — {card.task}" + (" (active)" if active else ""))
             item.setData(Qt.ItemDataRole.UserRole, card.ref)
-            item.setToolTip(card_tooltip(card))
+            item.setData(Qt.ItemDataRole.UserRole + 1, item.text())
             self.models.addItem(item)
         self.models.blockSignals(False)
+        self._on_fits(self.ctl.fits)
         if not cards:
             self.status.setText("No models found (models/ or the user models folder)")
+
+    def _on_fits(self, fits: dict) -> None:
+        """Grey the models that do not fit the active image (listed after those that do);
+        the reason in their tooltip."""
+        cards = {c.ref: c for c in self.ctl.cards}
+        self.models.blockSignals(True)
+        current = self.models.currentItem()
+        items = [self.models.takeItem(0) for _ in range(self.models.count())]
+        rank = {ref: k for k, ref in enumerate(cards)}  # the catalogue's order within each group
+        refs = [it.data(Qt.ItemDataRole.UserRole) for it in items]
+        order = sorted(range(len(items)), key=lambda i: (not self._fits(fits, refs[i]),
+                                                          rank.get(refs[i], i)))
+        for i in order:
+            self.models.addItem(items[i])
+        if current is not None:
+            self.models.setCurrentItem(current)
+        for i in range(self.models.count()):
+            item = self.models.item(i)
+            ref = item.data(Qt.ItemDataRole.UserRole)
+            fit = fits.get(ref)
+            ok = fit is None or fit.fits
+            flags = item.flags()
+            item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled if ok
+                          else flags & ~Qt.ItemFlag.ItemIsEnabled)
+            base = item.data(Qt.ItemDataRole.UserRole + 1)
+            item.setText(base if ok else f"{base} — not for this image")
+            if ref in cards:
+                item.setToolTip(card_tooltip(cards[ref], fit))
+        self.models.blockSignals(False)
+        self._show_trust(self._current_seg())
+        self._update_enabled()
+
+    def _current_seg(self):
+        """The last segmentation run when it was on the active image, else None."""
+        return self.ctl.last_seg if self.ctl.last_seg_volume is self.ctl.session.active else None
+
+    @staticmethod
+    def _fits(fits: dict, ref) -> bool:
+        fit = fits.get(ref)
+        return fit is None or fit.fits
+
+    def is_model_enabled(self, ref: str) -> bool:
+        """Whether model ``ref`` is offered (not greyed) for the active image."""
+        for i in range(self.models.count()):
+            item = self.models.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == ref:
+                return bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
+        return False
+
+    def _show_trust(self, run) -> None:
+        text = trust_html(run)
+        self.trust.setText(text)
+        self.trust.setVisible(bool(text))
+
+    def _on_list_menu(self, pos) -> None:
+        item = self.models.itemAt(pos)
+        if item is None or item.flags() & Qt.ItemFlag.ItemIsEnabled or self.ctl.running:
+            return
+        ref = item.data(Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        vol = self.ctl.session.active
+        one = menu.addAction("Run anyway on this slice / image…")
+        whole = menu.addAction("Run anyway on the whole volume…") if (
+            vol is not None and vol.shape[0] > 1) else None
+        chosen = menu.exec(self.models.viewport().mapToGlobal(pos))
+        if chosen is not None and chosen in (one, whole) and self.confirm_forced(ref):
+            self.ctl.run_anyway(ref, whole=chosen is whole)
+
+    def confirm_forced(self, ref: str) -> bool:
+        reason = self.ctl.fit_of(ref).reason
+        answer = QMessageBox.question(
+            self, "Run a model outside its domain?",
+            f"{ref} was not trained on images like this one:\n{reason}.\n\nIts output is "
+            f"likely meaningless. Run it anyway? The result will be marked 'forced'.")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_selected(self, card) -> None:
         for i in range(self.models.count()):
@@ -229,6 +300,9 @@ class AiPanel(QWidget):
                 self.models.blockSignals(True)
                 self.models.setCurrentItem(item)
                 self.models.blockSignals(False)
+        text = limits_text(card).replace("\n", "<br>")
+        self.limits.setText(f"<b>Limits of {card.name}:</b><br>{text}" if text else "")
+        self.limits.setVisible(bool(text))
         self._update_uncertainty_methods(card)
         self._update_enabled()
 
@@ -253,8 +327,9 @@ class AiPanel(QWidget):
 
     def _update_enabled(self) -> None:
         running, card = self.ctl.running, self.ctl.card
-        self.run_slice_button.setEnabled(not running and card is not None)
-        self.run_volume_button.setEnabled(not running and card is not None)
+        runnable = not running and card is not None and self.ctl.fit_of(card.ref).fits
+        self.run_slice_button.setEnabled(runnable)  # a model that does not fit: "Run anyway"
+        self.run_volume_button.setEnabled(runnable)
         self.cancel_button.setEnabled(running)
         self.models.setEnabled(not running)
         self.import_button.setEnabled(not running)
@@ -283,6 +358,7 @@ class AiPanel(QWidget):
         self.device_label.setToolTip(label)
 
     def _on_classification(self, run) -> None:
+        self._show_trust(run if run is not None else self._current_seg())
         if run is None:
             self.result.show_result(None)
             return
@@ -298,6 +374,7 @@ class AiPanel(QWidget):
                                     f"({rec.created_at[:19].replace('T', ' ')} UTC)")
 
     def _on_segmentation(self, run) -> None:
+        self._show_trust(run)
         where = "whole volume" if run.z is None else f"slice {run.z + 1}"
         txt = f"{run.ref} on the {where}: labels {', '.join(map(str, run.label_names[1:]))}"
         if run.uncertainty == run.uncertainty:  # not NaN

@@ -23,7 +23,8 @@ class AiFeature:
         self.ctl = AiController(host.session, host.get("labels"), self.heat, host.settings,
                                 services.workspace, services.catalog, host.bridge, win)
         self.panel = AiPanel(self.ctl, win)
-        host.registry.dock(DockSpec("aiDock", "AI", self.panel, tab_with="segmentationDock"))
+        host.registry.dock(DockSpec("aiDock", "AI", self._scrolling(self.panel, win),
+                                    tab_with="segmentationDock"))
         self._declare_menu()
         events = host.events
         self.ctl.sig_error.connect(host.show_error)
@@ -34,6 +35,21 @@ class AiFeature:
             lambda run: run is not None and events.sig_record_stored.emit(run.record))
         self.ctl.sig_reviewed.connect(events.sig_record_stored)
         events.sig_models_changed.connect(lambda: self.ctl.refresh_models())
+
+    @staticmethod
+    def _scrolling(panel, parent):
+        """The panel in a vertical scroll area: a tall result (warnings, limits) scrolls
+        instead of squeezing the group boxes."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QFrame, QScrollArea
+
+        scroll = QScrollArea(parent)
+        scroll.setObjectName("aiScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(panel)
+        return scroll
 
     @property
     def dock(self):
@@ -52,6 +68,7 @@ class AiFeature:
         self.panel.uncertainty.toggled.connect(acts["ai_uncertainty"].setChecked)
         self.ctl.sig_running.connect(self._on_running)
         self.ctl.sig_selected.connect(lambda card: self._update_actions())
+        self.ctl.sig_fits.connect(lambda fits: self._update_actions())
         self.ctl.refresh_models()
         self._update_actions()
         preload.schedule(self.host.window)  # torch/MONAI imported in the background
@@ -78,7 +95,7 @@ class AiFeature:
 
     def _update_actions(self) -> None:
         acts, running = self.host.actions, self.ctl.running
-        has_card = self.ctl.card is not None
+        has_card = self.ctl.card is not None and self.ctl.fit_of(self.ctl.card.ref).fits
         acts["ai_run_slice"].setEnabled(has_card and not running)
         acts["ai_run_volume"].setEnabled(has_card and not running)
         acts["ai_cancel"].setEnabled(running)

@@ -22,7 +22,8 @@ def make_version(user_dir: Path, version: str, parent: str = "1.0.0", noise: flo
     """Copy pneumonia-cxr 1.0.0 to ``user_dir/pneumonia-cxr/<version>`` (or ``dest``) as
     ``version`` with parent ``parent``. ``noise`` > 0 adds seeded Gaussian noise (that fraction
     of each tensor's std) to every learned float tensor (not batch-norm statistics), and the
-    card's sha256 is recomputed.
+    card's sha256 is recomputed. Like a fine-tuned version, the copy keeps the base's
+    histogram OOD statistics but not its feature statistics (they belong to the base's weights).
     ``frozen_val``: an evaluate()-style dict stored as the card's metrics.frozen_val."""
     from safetensors.numpy import load_file, save_file
 
@@ -38,6 +39,11 @@ def make_version(user_dir: Path, version: str, parent: str = "1.0.0", noise: flo
                 std = float(arr.std()) or 1.0
                 tensors[key] = (arr + rng.normal(0, noise * std, arr.shape)).astype(arr.dtype)
         save_file(tensors, str(wfile))
+    if card.get("ood", {}).get("features"):  # as a fine-tune writes it: no feature statistics
+        from medviewer.ai.training.card_writer import inherited_ood
+
+        (folder / card["ood"]["features"]["file"]).unlink()
+        card["ood"] = inherited_ood(card["ood"])
     card.update(version=version, parent_version=parent,
                 description=f"pneumonia-cxr {version}: a test copy of 1.0.0 (noise {noise})")
     card["weights"]["sha256"] = file_sha256(wfile)
