@@ -192,9 +192,11 @@ def _entropy(probs: dict) -> float:
     return float(-(p * np.log(p)).sum() / math.log(len(p)))
 
 
-def cls_cases(store: LabelStore, n: int = 60, seed: int = 0) -> dict:
+def cls_cases(store: LabelStore, n: int = 60, seed: int = 0, val_minimum: bool = True) -> dict:
     """``n`` shifted images (balanced classes), predicted by the starter classifier, each
-    accepted ('final') or changed to the true class ('corrected') by the scripted reader."""
+    accepted ('final') or changed to the true class ('corrected') by the scripted reader, who
+    then marks validation cases up to the minimum (``val_minimum``; False: the split by hash
+    alone)."""
     from medviewer.ai.inference import classify
 
     card, model = _card_and_model(f"{CLS_MODEL}:{CLS_VERSION}")
@@ -232,8 +234,9 @@ def cls_cases(store: LabelStore, n: int = 60, seed: int = 0) -> dict:
         cases.append({"image_hash": h, "index": k, "true": true, "predicted": res.label,
                       "predicted_id": predicted.id, "review_id": rec.id, "tag": tag,
                       "uncertainty": unc})
-    split = ensure_val_minimum(store, CLS_MODEL, {c["image_hash"]: {c["true"]} for c in cases},
-                               names)
+    units = {c["image_hash"]: {c["true"]} for c in cases}
+    split = (ensure_val_minimum(store, CLS_MODEL, units, names) if val_minimum
+             else store.assign_splits(CLS_MODEL, list(units)))
     for c in cases:
         c["split"] = split[c["image_hash"]]
     val = [c for c in cases if c["split"] == "val"]
