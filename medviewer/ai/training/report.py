@@ -68,7 +68,7 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
         lines += [str(gate_dict["reason"]), ""]
     n = cand.get("n", act.get("n"))
     if n is not None:
-        lines += [f"Validation samples: {n}.", ""]
+        lines += [f"Validation units: {n}.", ""]
     falls = {f["class"] for f in gate_dict.get("class_falls") or ()}
     lines += [f"| | active {va} | candidate {vc} | change | falls more than the margin |",
               "|---|---:|---:|---:|:---:|"]
@@ -78,7 +78,7 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
                                      ("no" if r["delta"] is not None else "n/a"))
         lines.append(f"| {label} | {_f(r['active'])} | {_f(r['candidate'])} | {_d(r['delta'])} "
                      f"| {flag} |")
-    lines.append("")
+    lines += ["", "![per-class comparison](report.png)", ""]
     lines += details_markdown(gate_dict, va, vc)
     training = getattr(candidate_card, "training", None) or {}
     parent = getattr(candidate_card, "parent_version", None)
@@ -91,7 +91,6 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
         facts.append(f"- best epoch {training['best_epoch']} of {training.get('epochs_run', '?')}")
     if facts:
         lines += facts + [""]
-    lines += ["![per-class comparison](report.png)", ""]
     return "\n".join(lines)
 
 
@@ -144,7 +143,7 @@ def draw_chart(rows: list, title: str, labels=("active", "candidate"), ci: Optio
             h = round(min(max(v, 0.0), top) / top * plot_h)
             if h > 0:
                 draw.rectangle([bx + 2, base_y - h, bx + bar_w - 3, base_y - 1], fill=colour)
-            draw.text((bx + 2, base_y - h - 15), f"{v:.2f}", fill=_INK, font=small)
+            label_y = base_y - h
             interval = (ci or {}).get(key) if row.get("main") else None
             if interval and top > 0:
                 ys = [round(base_y - min(max(float(q), 0.0), top) / top * plot_h)
@@ -153,6 +152,8 @@ def draw_chart(rows: list, title: str, labels=("active", "candidate"), ci: Optio
                 draw.line([(cx, ys[0]), (cx, ys[1])], fill=_INK, width=1)
                 for y in ys:
                     draw.line([(cx - 6, y), (cx + 6, y)], fill=_INK, width=1)
+                label_y = min(label_y, *ys)  # the value above the whisker, not across it
+            draw.text((bx + 2, label_y - 15), f"{v:.2f}", fill=_INK, font=small)
         text = row["label"] if len(row["label"]) <= 18 else row["label"][:17] + "…"
         tw = draw.textlength(text, font=small)
         draw.text((left + g * group_w + max(2, (group_w - tw) / 2), base_y + 8), text,

@@ -32,7 +32,38 @@ class ReportView(QTextBrowser):
             text += f"\n\n![per-class comparison]({CHART})\n"
         self.setSearchPaths([str(path.parent)])
         self.setMarkdown(text)
+        self._fit_chart()
         return True
+
+    def _fit_chart(self) -> None:
+        """Scale the chart down to the view's width (never up), keeping its aspect."""
+        from PySide6.QtGui import QTextCursor
+
+        size = self.chart_size()
+        if size is None:
+            return
+        width = min(size[0], max(200, self.viewport().width() - 40))
+        cursor = QTextCursor(self.document())
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                fmt = frag.charFormat()
+                if fmt.isImageFormat() and fmt.toImageFormat().name() == CHART:
+                    img = fmt.toImageFormat()
+                    img.setWidth(width)
+                    img.setHeight(size[1] * width / size[0])
+                    cursor.setPosition(frag.position())
+                    cursor.setPosition(frag.position() + frag.length(),
+                                       QTextCursor.MoveMode.KeepAnchor)
+                    cursor.setCharFormat(img)
+                it += 1
+            block = block.next()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_chart()
 
     def chart_size(self) -> Optional[tuple]:
         """(width, height) of the chart the page shows, found as the page finds it; None when
@@ -61,4 +92,4 @@ class ReportDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(self.view, 1)
         lay.addWidget(box)
-        self.resize(900, 820)
+        self.resize(1000, 800)
