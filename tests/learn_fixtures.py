@@ -1,17 +1,26 @@
 """Real-data scripted corrections for the fine-tuning proof tests (the reference plays the reader).
 
+Only what the reader corrects or reviews becomes ground truth (training and validation alike),
+and the frozen validation set must be big enough to judge the model (5 units, every class in
+2 of them: :mod:`medviewer.core.val_check`), so the reader covers it on purpose.
+
 ``seg_case``: the starter CT model ct-abdomen-organs:1.0.0 segments TotalSegmentator's
 example_ct.nii.gz (112 slices, 3 mm). The model was trained on example_ct_sm, which is
-slices z 82..111 of that volume, so corrections are scripted on slices z 0..81 (never seen in
-training): the organ-bearing slices first (z 68..81, where the model is weakest), then slices
-of the pelvis where it predicts organs that are not there. A 'corrected' child replaces those
-slices with the reference labels (example_seg_fast_force_split, mapped to the model's labels
-with the card's training.label_map).
+slices z 82..111 of that volume. The reader corrects ``n_slices`` slices of z 0..81 (never
+seen in training): the organ-bearing slices first (z 64..81, where the model is weakest), then
+slices of the pelvis where it predicts organs that are not there; and reviews every other slice
+of z 82..111 (``ABOVE_Z``: the only slices with lung, and more spleen and stomach). A
+'corrected' child replaces those slices with the reference labels
+(example_seg_fast_force_split, mapped to the model's labels with the card's
+training.label_map) and lists them as ``reviewed_slices``. The split of the slabs is frozen
+by hash; then the reader marks as validation the slabs the minimum still needs (a slab that
+adds missing classes, the one with the fewest classes first; organ-free slabs for the count).
 
 ``cls_cases``: a shifted PneumoniaMNIST domain (TRAIN and VAL splits only, never TEST):
 28 -> 14 -> 28 resampling (lower resolution), gamma 0.45 and contrast halved. The starter
 classifier pneumonia-cxr:1.0.0 predicts each image (real inference); a reader accepts a right
-prediction ('final') or changes a wrong one ('corrected').
+prediction ('final') or changes a wrong one ('corrected'); then marks as validation the cases
+the minimum still needs.
 
 Both store the image snapshots (store.add_image) and return what the proof tests need.
 """
@@ -27,6 +36,8 @@ from scipy import ndimage
 from medviewer.core.geometry import Geometry
 from medviewer.core.hashing import image_hash
 from medviewer.core.manifest import split_unit
+from medviewer.core.val_check import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
+                                      check_validation_set)
 from medviewer.core.volume import Volume
 from medviewer.storage.store import Effort, LabelStore, Source
 
@@ -39,6 +50,7 @@ PNEUMONIA = DATA / "medmnist_pneumonia" / "pneumoniamnist_reconstructed_full.npz
 SEG_MODEL, SEG_VERSION = "ct-abdomen-organs", "1.0.0"
 CLS_MODEL, CLS_VERSION = "pneumonia-cxr", "1.0.0"
 TRAINED_Z = (82, 112)  # example_ct_sm == example_ct[82:112]
+ABOVE_Z = list(range(82, 112, 2))  # reviewed in the starter's training range (lung, spleen)
 READER = Source("person", "scripted-reader")
 
 
@@ -81,24 +93,32 @@ def _pick_slices(ref: np.ndarray, n: int, seed: int) -> list:
     return sorted(organ + [int(z) for z in rest])
 
 
-def _ensure_val_with_organs(store, h: str, slices: list, ref: np.ndarray) -> dict:
-    """Freeze the split of the corrected slabs; if no validation slab holds an organ, the
-    reader marks the organ slab with the fewest corrected slices as validation (once)."""
-    units = {}
-    for z in slices:
-        units.setdefault(split_unit(h, z), []).append(z)
-    split = store.assign_splits(SEG_MODEL, list(units))
-    organ_units = [u for u, zs in units.items() if any(ref[z].any() for z in zs)]
-    if len(organ_units) >= 2 and not any(split[u] == "val" for u in organ_units):
-        pick = min(organ_units, key=lambda u: (len(units[u]), u))
-        store.mark_validation(SEG_MODEL, pick)
-    final = store.splits(SEG_MODEL)
-    return {z: final[split_unit(h, z)] for z in slices}
+def ensure_val_minimum(store, model: str, unit_classes: dict, classes: list,
+                       min_units: int = DEFAULT_MIN_UNITS,
+                       min_per_class: int = DEFAULT_MIN_PER_CLASS) -> dict:
+    """Freeze the split of ``unit_classes``' units (by hash), then mark as validation, one at a
+    time, the unit that adds most missing classes (fewest classes of its own first, then
+    name; organ-free units when only the count is short) until the check passes or no
+    training unit is left. Returns unit -> split."""
+    split = store.assign_splits(model, list(unit_classes))
+    while True:
+        val = {u: unit_classes[u] for u, s in split.items() if s == "val"}
+        check = check_validation_set(val, classes, min_units, min_per_class)
+        train = [u for u, s in split.items() if s == "train"]
+        if check["ok"] or not train:
+            return split
+        short = {c for c, n in check["per_class"].items() if n < min_per_class}
+        pick = min(train, key=lambda u: (-len(short & set(unit_classes[u])),
+                                         len(unit_classes[u]), u))
+        store.mark_validation(model, pick)
+        split[pick] = "val"
 
 
-def seg_case(store: LabelStore, n_slices: int = 20, seed: int = 0) -> dict:
+def seg_case(store: LabelStore, n_slices: int = 24, seed: int = 0,
+             above: tuple = tuple(ABOVE_Z)) -> dict:
     """Predict example_ct with the starter CT model, store it, then store a 'corrected' child
-    with ``n_slices`` slices replaced by the reference labels. Returns a description."""
+    with ``n_slices`` slices of z < 82 and the slices ``above`` replaced by the reference
+    labels (all of them listed as reviewed). Returns a description."""
     from medviewer.ai import uncertainty
     from medviewer.ai.inference import segment
 
@@ -119,7 +139,7 @@ def seg_case(store: LabelStore, n_slices: int = 20, seed: int = 0) -> dict:
                        "slice": None, "spacing_zyx": [sz, sy, sx]},
         extra={"case_uncertainty": score, "model": card.ref})
     ref = reference_labels(card)
-    slices = _pick_slices(ref, int(n_slices), seed)
+    slices = sorted(set(_pick_slices(ref, int(n_slices), seed)) | {int(z) for z in above})
     corrected_labels = pred.copy()
     corrected_labels[slices] = ref[slices]
     changed = int(np.count_nonzero(corrected_labels != pred))
@@ -129,7 +149,12 @@ def seg_case(store: LabelStore, n_slices: int = 20, seed: int = 0) -> dict:
     corrected = store.add_labelmap(h, corrected_labels, affine, table, "corrected", READER,
                                    parent_id=predicted.id, effort=effort,
                                    extra={"reviewed_slices": slices})
-    split = _ensure_val_with_organs(store, h, slices, ref)
+    units: dict = {}
+    for z in slices:
+        names = {card.labels[v] for v in np.unique(ref[z]) if v}
+        units.setdefault(split_unit(h, z), set()).update(names)
+    by_unit = ensure_val_minimum(store, SEG_MODEL, units, list(card.labels[1:]))
+    split = {z: by_unit[split_unit(h, z)] for z in slices}
     return {"workspace": store.root, "model": SEG_MODEL, "base": card.ref, "task": "segmentation",
             "labels": list(card.labels), "dims": 2, "image_hash": h,
             "predicted_id": predicted.id, "corrected_id": corrected.id, "slices": slices,
@@ -167,9 +192,11 @@ def _entropy(probs: dict) -> float:
     return float(-(p * np.log(p)).sum() / math.log(len(p)))
 
 
-def cls_cases(store: LabelStore, n: int = 60, seed: int = 0) -> dict:
+def cls_cases(store: LabelStore, n: int = 60, seed: int = 0, val_minimum: bool = True) -> dict:
     """``n`` shifted images (balanced classes), predicted by the starter classifier, each
-    accepted ('final') or changed to the true class ('corrected') by the scripted reader."""
+    accepted ('final') or changed to the true class ('corrected') by the scripted reader, who
+    then marks validation cases up to the minimum (``val_minimum``; False: the split by hash
+    alone)."""
     from medviewer.ai.inference import classify
 
     card, model = _card_and_model(f"{CLS_MODEL}:{CLS_VERSION}")
@@ -207,7 +234,9 @@ def cls_cases(store: LabelStore, n: int = 60, seed: int = 0) -> dict:
         cases.append({"image_hash": h, "index": k, "true": true, "predicted": res.label,
                       "predicted_id": predicted.id, "review_id": rec.id, "tag": tag,
                       "uncertainty": unc})
-    split = store.assign_splits(CLS_MODEL, [c["image_hash"] for c in cases])
+    units = {c["image_hash"]: {c["true"]} for c in cases}
+    split = (ensure_val_minimum(store, CLS_MODEL, units, names) if val_minimum
+             else store.assign_splits(CLS_MODEL, list(units)))
     for c in cases:
         c["split"] = split[c["image_hash"]]
     val = [c for c in cases if c["split"] == "val"]

@@ -6,7 +6,10 @@ model are turned into a manifest (skipped records
 are listed on stderr without patient data; the same builder as the app's Fine-tune dialog,
 :func:`medviewer.services.finetune.build_training_set`) and the run uses it; with ``--manifest`` it runs
 on that file as is. JSON-lines progress on stdout; exit codes as the training entry point
-(0 done, 1 crash, 2 bad input, 130 cancelled).
+(0 done, 1 crash, 2 bad input, 130 cancelled). A frozen validation set below the minimum
+(``--min-val-units``, ``--min-val-per-class``) is refused by the trainer before any training
+(exit 2, an ``error`` event of kind "validation_too_small" saying what is missing, the same
+words on stderr); ``--manifest-only`` reports the same check in its JSON line.
 """
 from __future__ import annotations
 
@@ -55,21 +58,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if code:
             return code
         if ns.manifest_only:
-            return _print_manifest(ns.manifest)
+            return _print_manifest(ns)
     elif getattr(ns, "manifest_only", False):
         parser.error("--manifest-only needs --workspace")
     return run_trainer(ns)
 
 
-def _print_manifest(path) -> int:
+def _print_manifest(ns) -> int:
+    """The manifest as a JSON line, with its validation-size check (a warning on stderr when
+    the trainer would refuse it)."""
     import json
 
     from medviewer.core.manifest import Manifest
+    from medviewer.services.finetune import validation_check
+    from medviewer.services.models import ModelCatalog
 
+    path = ns.manifest
     m = Manifest.load(path)
-    print(json.dumps({"event": "manifest", "path": str(path), "sha256": m.sha256,
-                      "model": m.model, "train_entries": len(m.train_entries()),
-                      "val_entries": len(m.val_entries())}), flush=True)
+    card = ModelCatalog(user_dir=ns.models_dir).get(ns.base)
+    check = validation_check(m, card, ns.min_val_units, ns.min_val_per_class)
+    line = {"event": "manifest", "path": str(path), "sha256": m.sha256, "model": m.model,
+            "train_entries": len(m.train_entries()), "val_entries": len(m.val_entries())}
+    if check is not None:
+        line["validation"] = check
+        if not check["ok"]:
+            print(f"finetune: warning: {check['message']}", file=sys.stderr)
+    print(json.dumps(line), flush=True)
     return 0
 
 

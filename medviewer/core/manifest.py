@@ -4,7 +4,9 @@ A manifest is a JSON file that storage writes (from the label store's corrected 
 records) and training reads. Paths inside it are relative to its ``root`` (itself relative to
 the manifest file's folder), and every file carries its sha256 so a run can prove what it saw.
 
-Entries are split into ``train`` and ``val`` by *units* (see :func:`split_unit`): a whole image
+A segmentation target may list the ``classes`` present in its slices (the builder writes
+them; the validation-size check reads them). Entries are split into ``train`` and ``val`` by
+*units* (see :func:`split_unit`): a whole image
 for classification and 3D models, a slab of 8 axial slices for 2D segmentation models, so
 neighbouring slices never sit on both sides of the split. Pure Python + hashlib: no numpy,
 torch or nibabel here.
@@ -91,6 +93,10 @@ def _check_target(task: str, target: dict, labels: list, where: str) -> dict:
                 raise ValueError(f"{where}: label {name!r} is not one of the model's labels")
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{where}: label value for {name!r} must be an integer >= 0")
+        classes = target.get("classes")
+        if classes is not None and (not isinstance(classes, list) or
+                                    any(c not in labels for c in classes)):
+            raise ValueError(f"{where}: 'classes' must list labels of the model")
     else:
         cls = _need(target, "class", str, where)
         if cls not in labels:

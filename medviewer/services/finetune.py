@@ -1,6 +1,7 @@
 """Fine-tuning from corrections, shared by the Fine-tune dialog and ``medviewer finetune``:
-the training manifest of a model from the label store, the trainer's command line, and
-reading the trainer's JSON-lines output into events and an outcome.
+the training manifest of a model from the label store, whether its frozen validation set is
+big enough to judge the model, the trainer's command line, and reading the trainer's
+JSON-lines output into events and an outcome.
 
 The trainer is the child process ``python -m medviewer.ai.training`` (it reads the manifest
 file, never the store). Starting and stopping that process is the caller's: a QProcess in
@@ -10,10 +11,15 @@ from __future__ import annotations
 import json
 from typing import List, Optional, Tuple
 
+from medviewer.core.val_check import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
+                                      check_validation_set, judged_classes,
+                                      manifest_unit_classes)
+
 TRAINER_MODULE = ["-m", "medviewer.ai.training"]
 EXIT_CANCELLED = 130
 
-__all__ = ["TRAINER_MODULE", "build_training_set", "trainer_args", "TrainerOutput"]
+__all__ = ["TRAINER_MODULE", "build_training_set", "validation_check", "trainer_args",
+           "TrainerOutput", "DEFAULT_MIN_UNITS", "DEFAULT_MIN_PER_CLASS"]
 
 
 def build_training_set(store, card, val_fraction: Optional[float] = None) -> Tuple[object, List[str]]:
@@ -24,6 +30,18 @@ def build_training_set(store, card, val_fraction: Optional[float] = None) -> Tup
     kw = {} if val_fraction is None else {"val_fraction": val_fraction}
     return build_manifest(store, card.name, card.task, list(card.labels),
                           int(card.input.get("dims", 2)), **kw)
+
+
+def validation_check(manifest, card, min_units: int = DEFAULT_MIN_UNITS,
+                     min_per_class: int = DEFAULT_MIN_PER_CLASS) -> Optional[dict]:
+    """Is the manifest's frozen validation set big enough to gate ``card``'s model
+    (:func:`medviewer.core.val_check.check_validation_set`)? None when the manifest does not
+    record its classes (the trainer then counts them from the label files)."""
+    units = manifest_unit_classes(manifest)
+    if units is None:
+        return None
+    return check_validation_set(units, judged_classes(card.task, card.labels), min_units,
+                                min_per_class)
 
 
 def trainer_args(base_ref: str, epochs: int, margin: float, models_dir, promote: bool = True,

@@ -1,10 +1,19 @@
-"""Build a training manifest for one model from the label store's corrected and final records.
+"""Build a training manifest for one model from what a person saw and confirmed in the store.
 
-Per image the newest 'corrected'/'final' record of the model's kind (label map for
-segmentation, case labels for classification) is used when its correction chain starts at a
-'predicted' record of a model with that name (any version), or when it is a person's 'final'
-record whose labels fit the model. Segmentation trains on the slices a correction changed
-(or ``payload["extra"]["reviewed_slices"]``) and on every slice of a 'final' record.
+Only labels a person confirmed are ground truth, for training and for the frozen validation set
+alike: a model's untouched output never judges that model. Per image the newest 'corrected' /
+'final' record *made by a person* of the model's kind (label map for segmentation, case labels
+for classification) is used when the nearest model record in its correction chain is a
+'predicted' record of a model with that name (any version), or when no model record is in the
+chain and it is a person's 'final' record whose labels fit the model.
+
+Segmentation, record derived from a prediction (tag 'corrected' or 'final' alike): only the
+slices a person touched — where a person's record differs from its parent, plus the slices
+listed in ``payload["extra"]["reviewed_slices"]`` (reviewed and found right) — train or
+validate; unchanged predicted slices are left out of both. A person's own 'final' label map
+(no model in its chain) counts on every slice. Each segmentation target lists the ``classes``
+present in its slices (for the validation-size check, :mod:`medviewer.core.val_check`).
+Classification: the person's class decision (a change or an acceptance) is the target.
 Train/val membership comes from the store's frozen splits, per unit (see
 :func:`medviewer.core.manifest.split_unit`). The manifest is written to
 ``<workspace>/training/<model>/manifest-<sha12>.json`` with its root pointing at the workspace.
@@ -56,17 +65,15 @@ def _label_values(record: Record, labels: list) -> dict:
     return out
 
 
-def _changed_slices(store: LabelStore, chain: list) -> list:
-    """Slices a correction chain (newest first, root last) touched: each corrected record's
-    reviewed_slices, else the slices where it differs from its parent."""
+def _touched_slices(store: LabelStore, chain: list) -> list:
+    """Slices the person records of a chain (newest first, ending at the model's prediction)
+    touched: each one's reviewed_slices plus the slices where it differs from its parent."""
     touched: set = set()
     for rec, parent in zip(chain[:-1], chain[1:]):
-        if rec.tag == "predicted":
+        if rec.source.kind != "person":
             continue
         reviewed = (rec.payload.get("extra") or {}).get("reviewed_slices")
-        if reviewed is not None:
-            touched.update(int(z) for z in reviewed)
-            continue
+        touched.update(int(z) for z in reviewed or ())
         a, b = store.load_labels(rec), store.load_labels(parent)
         if a.shape != b.shape:
             touched.update(range(a.shape[0]))
@@ -74,6 +81,12 @@ def _changed_slices(store: LabelStore, chain: list) -> list:
         diff = np.any((a != b).reshape(a.shape[0], -1), axis=1)
         touched.update(int(z) for z in np.flatnonzero(diff))
     return sorted(touched)
+
+
+def _classes_in(labels: np.ndarray, values: dict, slices: list) -> list:
+    """Names of ``values`` (name -> file value) present in ``labels[slices]``."""
+    present = set(np.unique(labels[sorted(set(slices))]).tolist()) if slices else set()
+    return sorted(name for name, v in values.items() if int(v) in present)
 
 
 def _case_targets(record: Record, labels: list) -> tuple[list, Optional[str]]:
@@ -106,24 +119,34 @@ def _case_targets(record: Record, labels: list) -> tuple[list, Optional[str]]:
     return out, None
 
 
+def _to_model_record(chain: list) -> list:
+    """The chain (newest first) cut after its nearest model record (all of it if none)."""
+    for i, rec in enumerate(chain):
+        if rec.source.kind == "model":
+            return chain[:i + 1]
+    return chain
+
+
 def _pick_records(store: LabelStore, name: str, kind: str, labels: list) -> dict:
-    """image_hash -> (record, chain newest-first, predicted_by) of the newest usable record."""
+    """image_hash -> (record, chain newest-first down to the model's prediction or None,
+    predicted_by) of the newest usable record a person made."""
     chosen: dict = {}
     for rec in reversed(store.records(kind=kind)):
-        if rec.tag not in USED_TAGS or rec.image_hash in chosen:
+        if rec.tag not in USED_TAGS or rec.image_hash in chosen or rec.source.kind != "person":
             continue
-        chain = store.lineage(rec.id)
-        root = chain[-1]
-        if root.tag == "predicted" and root.source.kind == "model":
-            if root.source.name != name:
-                continue  # another model's prediction: not this model's training data
-            chosen[rec.image_hash] = (rec, chain, f"{root.source.name}:{root.source.version}")
-        elif rec.tag == "final" and rec.source.kind == "person":
+        chain = _to_model_record(store.lineage(rec.id))
+        model_rec = chain[-1] if chain[-1].source.kind == "model" else None
+        if model_rec is not None:
+            if model_rec.source.name != name or model_rec.tag != "predicted":
+                continue  # another model's output: not this model's training data
+            chosen[rec.image_hash] = (rec, chain,
+                                      f"{model_rec.source.name}:{model_rec.source.version}")
+        elif rec.tag == "final":
             if kind == "labelmap" and not _label_values(rec, labels):
                 continue
             if kind == "case" and not _case_targets(rec, labels)[0]:
                 continue
-            chosen[rec.image_hash] = (rec, chain, None)
+            chosen[rec.image_hash] = (rec, None, None)
     return chosen
 
 
@@ -171,21 +194,22 @@ def build_manifest(store: LabelStore, model: str, task: str, labels: list, dims:
         if not values:
             reasons.append(f"{what}: none of its labels is one of the model's labels")
             continue
-        nz = int(rec.payload.get("shape", info["shape"])[0])
-        slices = list(range(nz)) if rec.tag == "final" else _changed_slices(store, chain)
+        arr = store.load_labels(rec)
+        slices = list(range(arr.shape[0])) if chain is None else [
+            z for z in _touched_slices(store, chain) if 0 <= z < arr.shape[0]]
         if not slices:
-            reasons.append(f"{what}: no slice differs from the prediction")
+            reasons.append(f"{what}: no slice differs from the model's prediction and none is "
+                           f"marked reviewed (a model's own output is not ground truth)")
             continue
         target = {"labels": rec.file, "labels_sha256": sha(rec.file),
                   "label_values": values}
-        if int(dims) == 2:
-            slabs: dict = {}
-            for z in slices:
-                slabs.setdefault(split_unit(h, z), []).append(int(z))
-            for unit, zs in slabs.items():
-                pending.append((unit, common, dict(target, slices=zs)))
-        else:
-            pending.append((split_unit(h), common, dict(target, slices=[int(z) for z in slices])))
+        groups: dict = {}
+        for z in slices:
+            unit = split_unit(h, z) if int(dims) == 2 else split_unit(h)
+            groups.setdefault(unit, []).append(int(z))
+        for unit, zs in groups.items():
+            pending.append((unit, common, dict(target, slices=zs,
+                                               classes=_classes_in(arr, values, zs))))
     split = store.assign_splits(name, [u for u, _, _ in pending], val_fraction)
     entries = [ManifestEntry(unit=u, split=split[u], target=t, **c) for u, c, t in pending]
     out = Path(out_dir) if out_dir is not None else store.root / TRAINING_DIR / name

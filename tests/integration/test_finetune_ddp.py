@@ -26,7 +26,8 @@ def test_torchrun_two_gloo_processes_write_a_loadable_version(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
            "--nproc_per_node=2", "-m", "medviewer.ai.training", "--manifest", str(man),
            "--base", "ct-abdomen-organs:1.0.0", "--models-dir", str(models), "--epochs", "2",
-           "--batch-size", "2", "--device", "cpu"]
+           "--batch-size", "2", "--device", "cpu",
+           "--min-val-units", "1", "--min-val-per-class", "0"]  # DDP, not the gate's minimum
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]

@@ -279,3 +279,66 @@ def test_closing_the_window_stops_the_run(qtbot, cls_workspace):
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     model_dir = _user_dir() / "pneumonia-cxr"
     assert not model_dir.is_dir() or list(model_dir.iterdir()) == []
+
+
+def test_too_small_validation_set_is_explained_and_nothing_starts(window, tmp_path):
+    """Four real corrected cases, one of them frozen for validation: the dialog says what the
+    validation set lacks, no training process starts, no version appears."""
+    import os
+
+    import learn_fixtures
+    from medviewer.storage.store import LabelStore
+
+    with LabelStore(Path(os.environ["MEDVIEWER_WORKSPACE"])) as store:
+        case = learn_fixtures.cls_cases(store, n=4, seed=0, val_minimum=False)
+    n_val = sum(c["split"] == "val" for c in case["cases"])
+    assert 1 <= n_val < 5
+    ctl = window.finetune
+    dlg = _open_dialog(window)
+    assert dlg.start()
+    wait_until(lambda: not ctl.running, 60000)
+    assert ctl.outcome == "rejected" and ctl.process is None and ctl.exit_code is None
+    assert ctl.validation["units"] == n_val and not ctl.validation["ok"]
+    shown = dlg.result.toPlainText() if hasattr(dlg.result, "toPlainText") else dlg.result.text()
+    assert "not gated: validation set too small" in shown
+    assert f"{n_val} validation unit" in shown and "at least 5 needed" in shown
+    assert "Not started" in dlg.status.text()
+    assert any(line.strip().startswith("missing:") for line in ctl.log_lines)
+    assert not (_user_dir() / "pneumonia-cxr").exists()
+    # the minimum is an Advanced option, and reaches the trainer as flags
+    dlg.advanced.setChecked(True)
+    dlg.advanced.min_units.setValue(1)
+    dlg.advanced.min_per_class.setValue(0)
+    assert dlg.advanced.val_minimum() == (1, 0)
+    args = dlg.advanced.extra_args()
+    assert args[args.index("--min-val-units") + 1] == "1"
+    assert args[args.index("--min-val-per-class") + 1] == "0"
+    dlg.close()
+
+
+def test_versions_panel_shows_the_gate_report_inside_the_app(window, qtbot):
+    from medviewer.ai.training.gate import gate
+    from medviewer.ai.training.report import write_report
+
+    folder = _copy_version("1.1.0")
+    ev = {"metric": "accuracy", "value": 0.9, "per_class": {"normal": 0.85, "pneumonia": 0.95},
+          "n": 6, "rows": [[1.0]] * 5 + [[0.0]], "units": list("abcdef"),
+          "unit_classes": {u: ["normal" if i % 2 else "pneumonia"] for i, u in
+                           enumerate("abcdef")}, "ece": 0.05}
+    g = gate(dict(ev, version="1.0.0"), dict(ev, version="1.1.0"), 0.01)
+    write_report(folder, g, None, None)
+    window.actions_by_name["ai_versions"].trigger()
+    panel = window._versions_dialog.panel
+    panel.refresh("pneumonia-cxr")
+    assert panel.select_version("1.1.0") and panel.report_button.isEnabled()
+    qtbot.mouseClick(panel.report_button, Qt.MouseButton.LeftButton)
+    dlg = panel.report_dialog
+    assert dlg is not None and dlg.isVisible()
+    text = dlg.view.toPlainText()
+    assert "candidate 1.1.0 vs active 1.0.0" in text and "PASSED" in text
+    assert "bootstrap 95 % intervals" in text and "Calibration" in text
+    from PIL import Image
+
+    assert dlg.view.chart_size() == Image.open(folder / "report.png").size
+    dlg.close()
+    window._versions_dialog.close()

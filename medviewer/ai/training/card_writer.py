@@ -23,6 +23,7 @@ __all__ = ["candidate_card_dict", "write_candidate", "metrics_block"]
 
 def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
     """The ``metrics`` object of a fine-tuned card from its :func:`evaluate` result."""
+    ev = {k: v for k, v in ev.items() if k not in ("rows", "units", "unit_classes")}
     out = {"split": "frozen validation set of the training manifest",
            "manifest_sha256": manifest_sha, "frozen_val": ev, "n": ev.get("n", 0)}
     if task == "segmentation":

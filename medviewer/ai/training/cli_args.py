@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
+from medviewer.core.val_check import DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS
+
 __all__ = ["build_parser", "config_of", "TASK_DEFAULTS"]
 
 # defaults that depend on the task (None on the command line: take these)
@@ -15,6 +17,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -58,6 +67,12 @@ def build_parser(prog: str = "python -m medviewer.ai.training",
     p.add_argument("--margin", type=_non_negative, default=0.01,
                    help="gate: promote unless the main metric is worse than the active "
                         "version's by more than this")
+    p.add_argument("--min-val-units", type=_positive_int, default=DEFAULT_MIN_UNITS,
+                   help="gate only with at least this many frozen validation units "
+                        f"(default {DEFAULT_MIN_UNITS}); fewer: refused, nothing trained")
+    p.add_argument("--min-val-per-class", type=_non_negative_int, default=DEFAULT_MIN_PER_CLASS,
+                   help="... and every class in at least this many of them "
+                        f"(default {DEFAULT_MIN_PER_CLASS}; 0: no per-class minimum)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-promote", action="store_true",
                    help="write the new version but never make it active")

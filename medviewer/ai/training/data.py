@@ -21,7 +21,7 @@ from medviewer.ai.preprocess import (ResampleInfo, plan_resample, prepare_image_
                                      to_model_tensor)
 
 __all__ = ["DataError", "read_nifti_zyx", "label_lut", "SegEvalCase", "seg_train_items",
-           "seg_eval_cases", "cls_arrays", "check_manifest_fits"]
+           "seg_eval_cases", "cls_arrays", "check_manifest_fits", "unit_classes"]
 
 
 class DataError(ValueError):
@@ -132,6 +132,7 @@ class SegEvalCase:
     inputs: object  # torch (k, C, y', x') float32 on the model grid
     reference: np.ndarray  # (k, y, x) uint8 model label indices on the original grid
     info: ResampleInfo
+    unit: str = ""  # the manifest entry's split unit
 
 
 def seg_eval_cases(manifest, entries, card, check: Callable[[], None] = lambda: None,
@@ -150,7 +151,7 @@ def seg_eval_cases(manifest, entries, card, check: Callable[[], None] = lambda: 
         info = plan_resample(vol, spacing, card)
         x = torch.cat([to_model_tensor(vol, info, (z, z + 1)) for z in zs], dim=1)
         out.append(SegEvalCase(entry.record_id, x.transpose(0, 1).contiguous(),
-                               np.ascontiguousarray(labels[zs]), info))
+                               np.ascontiguousarray(labels[zs]), info, entry.unit))
     return out
 
 
@@ -177,3 +178,25 @@ def cls_arrays(manifest, entries, card, check: Callable[[], None] = lambda: None
         return (np.zeros((0, spec["channels"], *spec["size"]), np.float32),
                 np.zeros(0, np.int64))
     return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64)
+
+
+def unit_classes(manifest, entries, card) -> dict:
+    """unit -> set of the model's class names in each entry's target, read from the label
+    files (segmentation: foreground labels in the listed slices) or the target class."""
+    out: dict = {}
+    if card.task != "segmentation":
+        for e in entries:
+            out.setdefault(e.unit, set()).add(str((e.target or {}).get("class")))
+        return out
+    arrays: dict = {}
+    for e in entries:
+        rel = (e.target or {}).get("labels")
+        if rel not in arrays:
+            arrays[rel] = read_nifti_zyx(manifest.resolve(rel))[0]
+        raw = arrays[rel]
+        zs = _slices(e, raw.shape[0])
+        values = set(np.unique(raw[zs]).tolist()) if zs else set()
+        names = {n for n, v in (e.target.get("label_values") or {}).items()
+                 if int(v) in values and n in card.labels[1:]}
+        out.setdefault(e.unit, set()).update(names)
+    return out

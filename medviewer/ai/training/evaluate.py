@@ -1,12 +1,20 @@
-"""The gate's metric on the frozen validation set: mean Dice (segmentation) or accuracy.
+"""The gate's measurements on the frozen validation set: mean Dice (segmentation) or accuracy,
+per validation unit, calibration and (segmentation) false-positive volume.
 
 :func:`evaluate` runs a model over manifest entries with the same preprocessing and output
 mapping as inference (model grid -> softmax -> back to the original grid, argmax) and returns
-``{"metric", "value", "per_class": {label: value}, "n"}`` (+ ``auc`` / ``sensitivity`` for
-classifiers). Segmentation: MONAI ``DiceMetric(include_background=False, ignore_empty=True)``,
-each entry's validation slices one sample, per label the mean over samples where the label is
-in the reference; ``value`` = mean over the foreground labels present. Classification:
-accuracy; per class the sensitivity (recall); AUC one-vs-rest (binary: of labels[1]).
+``{"metric", "value", "per_class": {label: value}, "n", "units", "rows", "unit_classes",
+"ece", "ece_n"}`` (+ ``auc`` / ``sensitivity`` for classifiers, ``fp_volume_ml`` for
+segmentation). Segmentation: MONAI ``DiceMetric(include_background=False, ignore_empty=True)``,
+each entry's validation slices (one unit) one sample, per label the mean over samples where the
+label is in the reference; ``value`` = mean over the foreground labels present; ``rows`` the
+per-unit Dice (None where the label is absent) for the bootstrap in :mod:`stats`. Calibration:
+expected calibration error of the winning class's softmax probability, over the voxels where
+the prediction or the reference is foreground (background voxels far from any organ would make
+every model look calibrated). False-positive volume: per label, the millilitres predicted as
+that label on validation slices whose reference has none of it. Classification: accuracy; per
+class the sensitivity (recall); AUC one-vs-rest (binary: of labels[1]); ECE of the top
+probability over the images.
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 __all__ = ["evaluate", "evaluate_prepared", "predict_seg_case", "seg_metrics", "cls_metrics",
-           "main_metric_name"]
+           "main_metric_name", "fp_volume_ml"]
 
 
 def main_metric_name(task: str) -> str:
@@ -27,8 +35,9 @@ def _round(v):
 
 
 def predict_seg_case(model, card, case, device: str, batch: int = 4,
-                     check: Callable[[], None] = lambda: None) -> np.ndarray:
-    """Labels (k, y, x) uint8 on the original grid for a :class:`data.SegEvalCase`."""
+                     check: Callable[[], None] = lambda: None, confidence: bool = False):
+    """Labels (k, y, x) uint8 on the original grid for a :class:`data.SegEvalCase`
+    (``confidence``: and the winning class's probability (k, y, x) float32)."""
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -42,7 +51,7 @@ def predict_seg_case(model, card, case, device: str, batch: int = 4,
         with autocast(device):
             return torch.softmax(model(x).float(), dim=1)
 
-    out = []
+    out, conf = [], []
     with torch.inference_mode():
         for a in range(0, case.inputs.shape[0], batch):
             check()
@@ -56,11 +65,31 @@ def predict_seg_case(model, card, case, device: str, batch: int = 4,
                                              mode="constant")
             p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
             back = model_to_volume_tensor(p, case.info, "linear", (0, p.shape[1]))
-            out.append(back.argmax(0).to(torch.uint8).numpy())
-    return np.concatenate(out, axis=0)
+            top, arg = back.max(0)
+            out.append(arg.to(torch.uint8).numpy())
+            if confidence:
+                conf.append(top.float().numpy())
+    labels = np.concatenate(out, axis=0)
+    return (labels, np.concatenate(conf, axis=0)) if confidence else labels
 
 
-def seg_metrics(preds: list, refs: list, labels: list) -> dict:
+def fp_volume_ml(preds: list, refs: list, labels: list, voxel_ml: list) -> dict:
+    """Per foreground label: ml predicted as it on the slices whose reference lacks it, and on
+    how many such slices (``{"per_class": {label: ml}, "slices": {label: n}, "total"}``)."""
+    per, slices = {}, {}
+    for value, name in enumerate(labels[1:], start=1):
+        ml, n = 0.0, 0
+        for pred, ref, vml in zip(preds, refs, voxel_ml):
+            absent = ~np.any((ref == value).reshape(ref.shape[0], -1), axis=1)
+            if absent.any():
+                n += int(absent.sum())
+                ml += float((pred[absent] == value).sum()) * float(vml)
+        per[name], slices[name] = (round(ml, 3) if n else None), n
+    total = sum(v for v in per.values() if v is not None)
+    return {"per_class": per, "slices": slices, "total": round(total, 3)}
+
+
+def seg_metrics(preds: list, refs: list, labels: list, units: Optional[list] = None) -> dict:
     import torch
     from monai.metrics import DiceMetric
     from monai.networks.utils import one_hot
@@ -81,8 +110,12 @@ def seg_metrics(preds: list, refs: list, labels: list) -> dict:
     per_class = {name: _round(v) for name, v in zip(labels[1:], per)}
     present = [v for v in per_class.values() if v is not None]
     value = float(np.mean(present)) if present else float("nan")
+    units = list(units) if units is not None else [str(i) for i in range(len(preds))]
+    rows_out = [[_round(v) for v in row] for row in table]
+    unit_classes = {u: [name for name, v in zip(labels[1:], row) if v is not None]
+                    for u, row in zip(units, rows_out)}
     return {"metric": "mean_dice", "value": _round(value), "per_class": per_class,
-            "n": len(preds)}
+            "n": len(preds), "units": units, "rows": rows_out, "unit_classes": unit_classes}
 
 
 def cls_metrics(probs: np.ndarray, y: np.ndarray, labels: list) -> dict:
@@ -102,8 +135,17 @@ def cls_metrics(probs: np.ndarray, y: np.ndarray, labels: list) -> dict:
         aucs = [roc_auc(y == i, probs[:, i]) for i in range(len(labels))]
         aucs = [a for a in aucs if np.isfinite(a)]
         auc = float(np.mean(aucs)) if aucs else float("nan")
+    from medviewer.ai.training.stats import EceBins
+
+    ece = EceBins()
+    if len(y):
+        ece.add(probs.max(1), pred == y)
+    units = [str(i) for i in range(len(y))]
     return {"metric": "accuracy", "value": _round(acc), "per_class": sens, "n": int(len(y)),
-            "auc": _round(auc), "sensitivity": sens}
+            "auc": _round(auc), "sensitivity": sens, "units": units,
+            "rows": [[1.0 if p == t else 0.0] for p, t in zip(pred, y)],
+            "unit_classes": {u: [labels[int(t)]] for u, t in zip(units, y)},
+            "ece": ece.value(), "ece_n": ece.n}
 
 
 def cls_probs(model, x: np.ndarray, device: str, batch: int = 256,
@@ -112,7 +154,7 @@ def cls_probs(model, x: np.ndarray, device: str, batch: int = 256,
 
     from medviewer.ai.device import autocast
 
-    out = []
+    out, conf = [], []
     with torch.inference_mode():
         for a in range(0, len(x), batch):
             check()
@@ -129,10 +171,28 @@ def evaluate_prepared(model, card, prepared, device: str,
     classification: (inputs, classes)). The model is put in eval mode and left there."""
     model.eval()
     if card.task == "segmentation":
-        preds = [predict_seg_case(model, card, case, device, check=check) for case in prepared]
-        return seg_metrics(preds, [c.reference for c in prepared], list(card.labels))
+        return _seg_evaluation(model, card, prepared, device, check)
     x, y = prepared
     return cls_metrics(cls_probs(model, x, device, check=check), y, list(card.labels))
+
+
+def _seg_evaluation(model, card, prepared, device: str, check) -> dict:
+    from medviewer.ai.training.stats import EceBins
+
+    labels = list(card.labels)
+    ece, preds = EceBins(), []
+    for case in prepared:
+        pred, conf = predict_seg_case(model, card, case, device, check=check, confidence=True)
+        ref = case.reference
+        roi = (pred > 0) | (ref > 0)
+        ece.add(conf[roi], pred[roi] == ref[roi])
+        preds.append(pred)
+    refs = [c.reference for c in prepared]
+    out = seg_metrics(preds, refs, labels, [c.unit or c.entry_id for c in prepared])
+    voxel_ml = [float(np.prod(c.info.spacing_zyx)) / 1000.0 for c in prepared]
+    out.update(ece=ece.value(), ece_n=ece.n, fp_volume_ml=fp_volume_ml(preds, refs, labels,
+                                                                      voxel_ml))
+    return out
 
 
 def evaluate(model, card, manifest, entries, device: str = "cpu",

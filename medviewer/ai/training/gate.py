@@ -1,16 +1,31 @@
 """The promotion gate: is a candidate version not worse than the active one on the frozen val set?
 
 :func:`gate` compares two :func:`medviewer.ai.training.evaluate.evaluate` results (each with a
-``version`` added) and returns the ``"gate"`` event object: ``{"metric", "margin", "active":
-{"version", "value", "per_class", "n"}, "candidate": {...}, "passed", "reason"}``. The candidate
-passes when ``candidate.value >= active.value - margin``. A candidate without a value (no
-validation sample, NaN) never passes; an active version without a value cannot be compared, so
-any candidate with a value passes. Pure python, no torch.
+``version`` added) and returns the ``"gate"`` event object: ``{"metric", "margin", "gated",
+"active": {"version", "value", "per_class", "n", "ece", "fp_volume_ml"}, "candidate": {...},
+"ci", "class_falls", "validation", "passed", "reason"}``.
+
+The candidate passes when all of these hold:
+
+- the validation set is big enough (:func:`medviewer.core.val_check.check_validation_set` on
+  the evaluations' ``unit_classes``); otherwise the gate is not run at all (``gated`` False,
+  reason "not gated: validation set too small …") and nothing is promoted;
+- ``candidate.value >= active.value - margin`` (the headline metric);
+- no class falls by more than the margin (``class_falls`` lists those that do).
+
+It also reports, without gating on them, paired bootstrap 95 % intervals over validation units
+of both headlines and of candidate - active (``ci``, :mod:`stats`), each side's expected
+calibration error and, for segmentation, false-positive volume on slices without the organ. A
+candidate without a value (no validation sample, NaN) never passes; an active version without a
+value cannot be compared, so any candidate with a value passes the headline test. No torch.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Optional
+
+from medviewer.core.val_check import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
+                                      check_validation_set)
 
 __all__ = ["gate", "finite"]
 
@@ -35,10 +50,32 @@ def _side(ev: dict, what: str) -> dict:
            "per_class": {str(k): finite(v) for k, v in per.items()}}
     if isinstance(ev.get("n"), int):
         out["n"] = ev["n"]
+    for key in ("ece", "fp_volume_ml", "auc"):
+        if ev.get(key) is not None:
+            out[key] = ev[key]
     return out
 
 
-def gate(active_eval: dict, candidate_eval: dict, margin: float) -> dict:
+def _class_falls(active: dict, cand: dict, margin: float) -> list:
+    falls = []
+    for name, a in active["per_class"].items():
+        c = cand["per_class"].get(name)
+        if a is not None and c is not None and c < a - margin - _EPS:
+            falls.append({"class": name, "active": a, "candidate": c, "change": round(c - a, 6)})
+    return falls
+
+
+def _bootstrap(active_eval: dict, candidate_eval: dict) -> Optional[dict]:
+    from medviewer.ai.training.stats import paired_bootstrap
+
+    ra, rc = active_eval.get("rows"), candidate_eval.get("rows")
+    if ra is None or rc is None or active_eval.get("units") != candidate_eval.get("units"):
+        return None
+    return paired_bootstrap(ra, rc)
+
+
+def gate(active_eval: dict, candidate_eval: dict, margin: float,
+         min_units: int = DEFAULT_MIN_UNITS, min_per_class: int = DEFAULT_MIN_PER_CLASS) -> dict:
     """Decide promotion (see module docstring); ValueError on a bad margin or when the two
     evaluations measure different metrics."""
     m = finite(margin)
@@ -50,7 +87,18 @@ def gate(active_eval: dict, candidate_eval: dict, margin: float) -> dict:
         raise ValueError(f"gate: cannot compare {metric_c} (candidate) with {metric_a} (active)")
     active, cand = _side(active_eval, "active"), _side(candidate_eval, "candidate")
     metric = metric_c or metric_a or "metric"
+    out = {"metric": metric, "margin": m, "active": active, "candidate": cand,
+           "validation": None, "ci": None, "class_falls": [], "gated": True}
+    unit_classes = candidate_eval.get("unit_classes")
+    if isinstance(unit_classes, dict):
+        check = check_validation_set(unit_classes, list(cand["per_class"] or active["per_class"]),
+                                     min_units, min_per_class)
+        out["validation"] = check
+        if not check["ok"]:
+            return dict(out, gated=False, passed=False, reason=check["message"])
+    out["ci"] = _bootstrap(active_eval, candidate_eval)
     a, c = active["value"], cand["value"]
+    falls = out["class_falls"] = _class_falls(active, cand, m)
     if c is None:
         passed, reason = False, f"the candidate has no {metric} on the validation set"
     elif a is None:
@@ -61,5 +109,11 @@ def gate(active_eval: dict, candidate_eval: dict, margin: float) -> dict:
         verb = "passes" if passed else "fails"
         reason = (f"candidate {metric} {c:.4f} vs active {a:.4f} (margin {m:g}): {verb}"
                   f" ({'+' if c >= a else ''}{c - a:.4f})")
-    return {"metric": metric, "margin": m, "active": active, "candidate": cand,
-            "passed": bool(passed), "reason": reason}
+    if falls:
+        passed = False
+        reason += "; fails per class: " + ", ".join(
+            f"{f['class']} {f['change']:+.4f}" for f in falls) + f" (more than the margin {m:g})"
+    diff = (out["ci"] or {}).get("difference")
+    if diff:
+        reason += f"; 95% CI of the change [{diff[0]:+.4f}, {diff[1]:+.4f}]"
+    return dict(out, passed=bool(passed), reason=reason)

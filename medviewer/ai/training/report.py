@@ -1,9 +1,13 @@
 """The gate report of a fine-tuned version: report.md (table), report.png (chart), report.json.
 
 :func:`write_report` writes three files into a version folder (atomically, each): a Markdown
-table of the main metric and every class, active version vs candidate, with the change and the
-gate's verdict; a grouped bar chart per class drawn with Pillow (no matplotlib); and the same
-numbers as JSON. Classes missing on the validation set show as "n/a". No torch.
+page with the gate's verdict, the size of the frozen validation set (units, units per class),
+the main metric with bootstrap 95 % intervals of each version and of the change, a table of
+every class, active version vs candidate, with the change and whether it falls by more than
+the margin, the calibration error and (segmentation) the false-positive volume on slices
+without the organ; a grouped bar chart per class drawn with Pillow (no matplotlib), the main
+metric's intervals as whiskers; and the same numbers as JSON. Classes missing on the
+validation set show as "n/a". No torch.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from medviewer.ai.training.gate import finite
+from medviewer.ai.training.report_text import details_markdown
 from medviewer.core.atomic import atomic_path, atomic_write_text
 
 __all__ = ["write_report", "report_rows", "draw_chart", "ACTIVE_RGB", "CANDIDATE_RGB"]
@@ -52,7 +57,10 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
     act, cand = gate_dict.get("active", {}), gate_dict.get("candidate", {})
     name = getattr(candidate_card, "name", None) or getattr(base_card, "name", "model")
     va, vc = act.get("version") or "?", cand.get("version") or "?"
-    verdict = "PASSED" if gate_dict.get("passed") else "FAILED"
+    if gate_dict.get("gated", True) is False:
+        verdict = "NOT GATED"
+    else:
+        verdict = "PASSED" if gate_dict.get("passed") else "FAILED"
     lines = [f"# {name}: candidate {vc} vs active {va}", "",
              f"Gate on the frozen validation set: **{verdict}** — main metric "
              f"`{gate_dict.get('metric')}`, margin {gate_dict.get('margin')}.", ""]
@@ -60,12 +68,18 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
         lines += [str(gate_dict["reason"]), ""]
     n = cand.get("n", act.get("n"))
     if n is not None:
-        lines += [f"Validation samples: {n}.", ""]
-    lines += [f"| | active {va} | candidate {vc} | change |", "|---|---:|---:|---:|"]
+        lines += [f"Validation units: {n}.", ""]
+    falls = {f["class"] for f in gate_dict.get("class_falls") or ()}
+    lines += [f"| | active {va} | candidate {vc} | change | falls more than the margin |",
+              "|---|---:|---:|---:|:---:|"]
     for r in rows:
         label = f"**{r['label']}**" if r["main"] else r["label"]
-        lines.append(f"| {label} | {_f(r['active'])} | {_f(r['candidate'])} | {_d(r['delta'])} |")
-    lines.append("")
+        flag = "" if r["main"] else ("**yes**" if r["label"] in falls else
+                                     ("no" if r["delta"] is not None else "n/a"))
+        lines.append(f"| {label} | {_f(r['active'])} | {_f(r['candidate'])} | {_d(r['delta'])} "
+                     f"| {flag} |")
+    lines += ["", "![per-class comparison](report.png)", ""]
+    lines += details_markdown(gate_dict, va, vc)
     training = getattr(candidate_card, "training", None) or {}
     parent = getattr(candidate_card, "parent_version", None)
     facts = []
@@ -77,7 +91,6 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
         facts.append(f"- best epoch {training['best_epoch']} of {training.get('epochs_run', '?')}")
     if facts:
         lines += facts + [""]
-    lines += ["![per-class comparison](report.png)", ""]
     return "\n".join(lines)
 
 
@@ -90,11 +103,12 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_chart(rows: list, title: str, labels=("active", "candidate")):
+def draw_chart(rows: list, title: str, labels=("active", "candidate"), ci: Optional[dict] = None):
     """A grouped bar chart (PIL Image, RGB): per row one active and one candidate bar.
 
     The y axis runs from 0 to 1 when every value lies in [0, 1] (Dice, accuracy, sensitivity),
-    else from 0 to the largest value. A missing value draws no bar, only "n/a"."""
+    else from 0 to the largest value. A missing value draws no bar, only "n/a". ``ci``
+    (the gate's bootstrap intervals) draws whiskers on the main metric's bars."""
     from PIL import Image, ImageDraw
 
     values = [v for r in rows for v in (r["active"], r["candidate"]) if v is not None]
@@ -129,7 +143,17 @@ def draw_chart(rows: list, title: str, labels=("active", "candidate")):
             h = round(min(max(v, 0.0), top) / top * plot_h)
             if h > 0:
                 draw.rectangle([bx + 2, base_y - h, bx + bar_w - 3, base_y - 1], fill=colour)
-            draw.text((bx + 2, base_y - h - 15), f"{v:.2f}", fill=_INK, font=small)
+            label_y = base_y - h
+            interval = (ci or {}).get(key) if row.get("main") else None
+            if interval and top > 0:
+                ys = [round(base_y - min(max(float(q), 0.0), top) / top * plot_h)
+                      for q in interval]
+                cx = bx + bar_w // 2
+                draw.line([(cx, ys[0]), (cx, ys[1])], fill=_INK, width=1)
+                for y in ys:
+                    draw.line([(cx - 6, y), (cx + 6, y)], fill=_INK, width=1)
+                label_y = min(label_y, *ys)  # the value above the whisker, not across it
+            draw.text((bx + 2, label_y - 15), f"{v:.2f}", fill=_INK, font=small)
         text = row["label"] if len(row["label"]) <= 18 else row["label"][:17] + "…"
         tw = draw.textlength(text, font=small)
         draw.text((left + g * group_w + max(2, (group_w - tw) / 2), base_y + 8), text,
@@ -151,16 +175,21 @@ def write_report(folder, gate_dict: dict, base_card, candidate_card) -> Path:
     name = getattr(candidate_card, "name", None) or getattr(base_card, "name", "model")
     va, vc = act.get("version") or "?", cand.get("version") or "?"
     img = draw_chart(rows, f"{name}: {gate_dict.get('metric')} per class, frozen validation set",
-                     (f"active {va}", f"candidate {vc}"))
+                     (f"active {va}", f"candidate {vc}"), gate_dict.get("ci"))
     with atomic_path(folder / "report.png", suffix=".png") as tmp:
         img.save(tmp, format="PNG")
     doc = {"model": name, "metric": gate_dict.get("metric"), "margin": gate_dict.get("margin"),
-           "passed": bool(gate_dict.get("passed")), "reason": gate_dict.get("reason"),
+           "passed": bool(gate_dict.get("passed")), "gated": gate_dict.get("gated", True),
+           "reason": gate_dict.get("reason"), "ci": gate_dict.get("ci"),
+           "class_falls": gate_dict.get("class_falls") or [],
+           "validation": gate_dict.get("validation"),
            "active": {"version": va, "ref": getattr(base_card, "ref", None),
-                      "value": finite(act.get("value"))},
+                      "value": finite(act.get("value")), "ece": act.get("ece"),
+                      "fp_volume_ml": act.get("fp_volume_ml")},
            "candidate": {"version": vc, "ref": getattr(candidate_card, "ref", None),
                          "parent_version": getattr(candidate_card, "parent_version", None),
-                         "value": finite(cand.get("value"))},
+                         "value": finite(cand.get("value")), "ece": cand.get("ece"),
+                         "fp_volume_ml": cand.get("fp_volume_ml")},
            "rows": rows, "gate": gate_dict,
            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(folder / "report.json", json.dumps(doc, indent=1) + "\n")

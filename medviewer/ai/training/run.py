@@ -1,7 +1,12 @@
 """One fine-tuning run: load, train, evaluate, gate, write the version, promote; exit codes.
 
 Exit codes: 0 done (promoted or not), 2 bad input (bad manifest, no train or no validation
-entries, unknown model, manifest for another model), 130 cancelled (SIGTERM/SIGINT), 1 crash.
+entries, unknown model, manifest for another model, a frozen validation set below the minimum),
+130 cancelled (SIGTERM/SIGINT), 1 crash. A validation set too small to judge a model
+(:mod:`medviewer.core.val_check`: ``--min-val-units``, ``--min-val-per-class``) is refused up
+front, before any training: the ``error`` event has ``kind`` "validation_too_small", the
+message says what is missing and ``validation`` holds the counts. Nothing is trained, written
+or promoted — a version that could not be judged would only invite promoting it by hand.
 A new version is assembled in a hidden staging folder (``ai.versions.staging_dir``) and appears
 under its name only by one rename (``commit_version``); on cancel or crash the staging folder
 is removed and the active pointer is untouched. Under torchrun every rank trains; only rank 0
@@ -27,6 +32,10 @@ __all__ = ["main", "run", "BadInput"]
 class BadInput(ValueError):
     """Input that can never train (exit code 2)."""
 
+    def __init__(self, message: str, kind: str = "bad_input", **details):
+        super().__init__(message)
+        self.kind, self.details = kind, details
+
 
 def main(argv: Optional[list] = None) -> int:
     args = build_parser().parse_args(argv)
@@ -43,7 +52,9 @@ def _command(args) -> str:
             else "python -m medviewer.ai.training")
     parts = [head, "--manifest", str(args.manifest), "--base", args.base, "--epochs",
              str(args.epochs), "--seed", str(args.seed), "--patience", str(args.patience),
-             "--margin", str(args.margin), "--val-every", str(args.val_every)]
+             "--margin", str(args.margin), "--val-every", str(args.val_every),
+             "--min-val-units", str(args.min_val_units), "--min-val-per-class",
+             str(args.min_val_per_class)]
     for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size)):
         if value is not None:
             parts += [flag, str(value)]
@@ -69,7 +80,9 @@ def _load_inputs(args):
         manifest = Manifest.load(path)
         manifest.verify()
         check_manifest_fits(manifest, base)
-    except (ModelError, DataError, BadInput) as exc:
+    except BadInput:
+        raise
+    except (ModelError, DataError) as exc:
         raise BadInput(str(exc)) from None
     except (ValueError, KeyError, OSError) as exc:
         raise BadInput(f"bad manifest: {exc}") from None
@@ -79,7 +92,23 @@ def _load_inputs(args):
     if not val:
         raise BadInput("the manifest has no validation entries (the frozen validation set is "
                        "empty)")
+    _check_validation_size(args, manifest, val, base)
     return registry, base, manifest, train, val
+
+
+def _check_validation_size(args, manifest, val, base) -> None:
+    """BadInput (kind validation_too_small) below the validation minimum."""
+    from medviewer.ai.training.data import DataError, unit_classes
+    from medviewer.core.val_check import check_validation_set, judged_classes
+
+    try:
+        units = unit_classes(manifest, val, base)
+    except (DataError, ValueError, KeyError, OSError) as exc:
+        raise BadInput(f"bad manifest: {exc}") from None
+    check = check_validation_set(units, judged_classes(base.task, base.labels),
+                                 args.min_val_units, args.min_val_per_class)
+    if not check["ok"]:
+        raise BadInput(check["message"], kind="validation_too_small", validation=check)
 
 
 def _samples(task: str, entries) -> int:
@@ -100,7 +129,7 @@ def run(args, stream=None) -> int:
         emitter.emit("cancelled")
         return EXIT_CANCELLED
     except BadInput as exc:
-        emitter.emit("error", message=str(exc), kind="bad_input")
+        emitter.emit("error", message=str(exc), kind=exc.kind, **exc.details)
         print(f"finetune: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BaseException as exc:  # noqa: BLE001 - report every crash as an event
@@ -188,7 +217,8 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     from medviewer.ai.training.report import write_report
 
     gate_dict = gate(dict(active_eval, version=active_card.version),
-                     dict(cand_eval, version=version), args.margin)
+                     dict(cand_eval, version=version), args.margin, args.min_val_units,
+                     args.min_val_per_class)
     emitter.emit("gate", **gate_dict)
     training = {"base": base.ref, "manifest_sha256": manifest.sha256,
                 "manifest": str(Path(args.manifest).resolve()), "config": cfg_dict,

@@ -1,10 +1,13 @@
 """AdvancedOptions: the fine-tuning knobs an ML engineer reaches for (learning rate, batch size,
-patience, seed, device, augmentation), folded away by default; turned into command-line flags
-of ``python -m medviewer.ai.training``. "auto" leaves the trainer's per-task default."""
+patience, seed, device, augmentation, the validation set's minimum size), folded away by
+default; turned into command-line flags of ``python -m medviewer.ai.training``. "auto" leaves
+the trainer's per-task default."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QSpinBox, QWidget)
+
+from medviewer.services.finetune import DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -45,7 +48,21 @@ class AdvancedOptions(QGroupBox):
         self.device.setObjectName("finetuneDevice")
         self.device.addItems(DEVICES)
         self.device.setToolTip("auto: CUDA when present, else the CPU")
-        for w in (self.lr, self.batch, self.patience, self.seed, self.device):
+        self.min_units = QSpinBox(self.body)
+        self.min_units.setObjectName("finetuneMinValUnits")
+        self.min_units.setRange(1, 100000)
+        self.min_units.setValue(DEFAULT_MIN_UNITS)
+        self.min_units.setToolTip("The gate runs only when the frozen validation set holds at "
+                                  "least this many units (cases; slabs of 8 slices for 2D "
+                                  "segmentation); fewer: nothing is trained")
+        self.min_per_class = QSpinBox(self.body)
+        self.min_per_class.setObjectName("finetuneMinValPerClass")
+        self.min_per_class.setRange(0, 100000)
+        self.min_per_class.setValue(DEFAULT_MIN_PER_CLASS)
+        self.min_per_class.setToolTip("... and every class of the model appears in at least this "
+                                      "many validation units (0: no per-class minimum)")
+        for w in (self.lr, self.batch, self.patience, self.seed, self.device, self.min_units,
+                  self.min_per_class):
             w.setMinimumWidth(140)
         self.augment = QCheckBox("Augmentation (flips, small affine, intensity)", self.body)
         self.augment.setObjectName("finetuneAugment")
@@ -56,6 +73,8 @@ class AdvancedOptions(QGroupBox):
         form.addRow("Seed:", self.seed)
         form.addRow("Device:", self.device)
         form.addRow("", self.augment)
+        form.addRow("Validation minimum, units:", self.min_units)
+        form.addRow("... units per class:", self.min_per_class)
         outer = QFormLayout(self)
         outer.addRow(self.body)
         self.body.setVisible(False)
@@ -67,6 +86,8 @@ class AdvancedOptions(QGroupBox):
             return []
         args = ["--patience", str(self.patience.value()), "--seed", str(self.seed.value()),
                 "--device", self.device.currentText()]
+        units, per_class = self.val_minimum()
+        args += ["--min-val-units", str(units), "--min-val-per-class", str(per_class)]
         if self.lr.value() > 0:
             args += ["--lr", repr(float(self.lr.value()))]
         if self.batch.value() > 0:
@@ -74,3 +95,9 @@ class AdvancedOptions(QGroupBox):
         if not self.augment.isChecked():
             args.append("--no-augment")
         return args
+
+    def val_minimum(self) -> tuple:
+        """(units, units per class) the validation set needs (the defaults while folded)."""
+        if not self.isChecked():
+            return DEFAULT_MIN_UNITS, DEFAULT_MIN_PER_CLASS
+        return self.min_units.value(), self.min_per_class.value()

@@ -2,7 +2,10 @@
 
 Owned by the review feature (not by the dialog), so a run keeps going when its dialog closes.
 ``start()`` builds the training manifest from the label store with
-:func:`medviewer.services.finetune.build_training_set` on the QtJobBridge, then runs
+:func:`medviewer.services.finetune.build_training_set` on the QtJobBridge, checks that its
+frozen validation set is big enough to judge the model
+(:func:`~medviewer.services.finetune.validation_check`; below the minimum the run is
+"rejected" with what is missing and no process starts), then runs
 ``python -m medviewer.ai.training --manifest M --base NAME:VER ...`` in a QProcess and turns its
 stdout (read by :class:`~medviewer.services.finetune.TrainerOutput`) into signals. ``cancel()`` sends SIGTERM
 (QProcess.terminate); the trainer stops, removes its staging folder and exits 130. Every event
@@ -16,8 +19,9 @@ from typing import Callable, List, Optional
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from medviewer.services.finetune import (TRAINER_MODULE, TrainerOutput, build_training_set,
-                                         trainer_args)
+from medviewer.services.finetune import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
+                                         TRAINER_MODULE, TrainerOutput, build_training_set,
+                                         trainer_args, validation_check)
 
 from ..qt_jobs import QtJobBridge
 
@@ -57,6 +61,7 @@ class FinetuneController(QObject):
         self.base_ref: Optional[str] = None
         self.manifest_path: Optional[Path] = None
         self.skipped: List[str] = []
+        self.validation: Optional[dict] = None  # the validation-size check of the manifest
         self.outcome: Optional[str] = None  # done / cancelled / failed / rejected when finished
         self.exit_code: Optional[int] = None
         self.error: Optional[str] = None
@@ -86,9 +91,11 @@ class FinetuneController(QObject):
     # ------------------------------------------------------------------ start
     def start(self, base_ref: str, epochs: int = 10, margin: float = 0.01, *,
               promote: bool = True, extra_args: Optional[List[str]] = None,
-              models_dir: Optional[str] = None) -> bool:
-        """Build the manifest for ``base_ref`` ("name:version"), then train. False when a run
-        is already going (nothing changes then)."""
+              models_dir: Optional[str] = None,
+              val_minimum: tuple = (DEFAULT_MIN_UNITS, DEFAULT_MIN_PER_CLASS)) -> bool:
+        """Build the manifest for ``base_ref`` ("name:version"), check its validation set
+        against ``val_minimum`` (units, units per class), then train. False when a run is
+        already going (nothing changes then)."""
         if self.running:
             return False
         self.reset_run()
@@ -107,7 +114,8 @@ class FinetuneController(QObject):
         self._log(f"Building the training manifest for {card.name} from the label store…")
 
         def work(reporter):
-            return build_training_set(store, card)
+            manifest, skipped = build_training_set(store, card)
+            return manifest, skipped, validation_check(manifest, card, *val_minimum)
 
         self._set_state(BUILDING)
         self._job = self.bridge.submit(
@@ -119,7 +127,7 @@ class FinetuneController(QObject):
 
     def _on_manifest(self, res, args: List[str]) -> None:
         self._job = None
-        manifest, skipped = res
+        manifest, skipped, self.validation = res
         self.skipped = list(skipped)
         path = manifest.path  # the file build_manifest wrote
         self.manifest_path = path
@@ -139,6 +147,11 @@ class FinetuneController(QObject):
         if n_train == 0 or n_val == 0:
             self._finish("rejected", f"nothing to train on: {n_train} training and {n_val} "
                          f"validation entries (correct more cases of this model first)")
+            return
+        if self.validation is not None and not self.validation["ok"]:
+            for line in self.validation["missing"]:
+                self._log(f"  missing: {line}")
+            self._finish("rejected", self.validation["message"])
             return
         self._launch(["--manifest", str(path)] + args)
 

@@ -3,22 +3,23 @@
 The dialog only shows what the FinetuneController (owned by the main window) does: closing it
 leaves the run going, and a dialog opened later replays the events received so far. At the
 end it shows the gate result (candidate vs active on the frozen validation set) and the
-report (report.md + report.png of the new version)."""
+report (report.md + report.png of the new version) in its Report tab. A frozen validation set
+below the minimum (Advanced) starts nothing: the dialog says what is missing."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QUrl, Qt
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFormLayout,
                                QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSpinBox, QSplitter, QTabWidget, QTextBrowser, QVBoxLayout)
+                               QSpinBox, QSplitter, QTabWidget, QVBoxLayout)
 
 from .advanced import AdvancedOptions
 from .common import window_dialog
 from .controller import BUILDING, RUNNING, FinetuneController
 from .plot import TrainingPlot
+from .report_view import ReportView
 
 
 class FinetuneDialog(QDialog):
@@ -111,7 +112,7 @@ class FinetuneDialog(QDialog):
         self.result.setObjectName("finetuneResult")
         self.result.setWordWrap(True)
         self.result.setTextFormat(Qt.TextFormat.RichText)
-        self.report_button = QPushButton("Open report", self)
+        self.report_button = QPushButton("Show report", self)
         self.report_button.setObjectName("finetuneOpenReport")
         self.report_button.setEnabled(False)
         self.report_button.clicked.connect(self.open_report)
@@ -125,8 +126,7 @@ class FinetuneDialog(QDialog):
         self.log.setObjectName("finetuneLog")
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
-        self.report_view = QTextBrowser(self)
-        self.report_view.setObjectName("finetuneReport")
+        self.report_view = ReportView(self, "finetuneReport")
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.report_view, "Report")
@@ -190,7 +190,8 @@ class FinetuneDialog(QDialog):
         self._epochs = self.epochs.value()
         return self.ctl.start(ref, epochs=self.epochs.value(), margin=self.margin.value(),
                               promote=self.promote.isChecked(),
-                              extra_args=self.advanced.extra_args())
+                              extra_args=self.advanced.extra_args(),
+                              val_minimum=self.advanced.val_minimum())
 
     def _clear_run(self) -> None:
         self.plot.clear()
@@ -289,13 +290,23 @@ class FinetuneDialog(QDialog):
     @staticmethod
     def _gate_text(ev: dict) -> str:
         active, cand = ev.get("active") or {}, ev.get("candidate") or {}
+        if ev.get("gated") is False:
+            return f"<b style='color:#f0883e'>Not gated</b>: {_esc(str(ev.get('reason', '')))}"
         ok = bool(ev.get("passed"))
         colour = "#3fb950" if ok else "#f0883e"
         verdict = "passed" if ok else "not passed"
-        return (f"<b style='color:{colour}'>Gate {verdict}</b>: {ev.get('metric', 'metric')} on the "
+        text = (f"<b style='color:{colour}'>Gate {verdict}</b>: {ev.get('metric', 'metric')} on the "
                 f"frozen validation set — candidate {cand.get('version', '')} "
                 f"<b>{_f(cand.get('value'))}</b> vs active {active.get('version', '')} "
                 f"<b>{_f(active.get('value'))}</b> (margin {ev.get('margin')})")
+        diff = (ev.get("ci") or {}).get("difference")
+        if diff:
+            text += f"; change 95% CI [{diff[0]:+.4f}, {diff[1]:+.4f}]"
+        falls = ev.get("class_falls") or []
+        if falls:
+            text += "; falls more than the margin: " + ", ".join(
+                f"{_esc(str(f['class']))} {f['change']:+.4f}" for f in falls)
+        return text
 
     def _on_finished(self, outcome: str, payload) -> None:
         self._on_state("idle")
@@ -325,18 +336,13 @@ class FinetuneDialog(QDialog):
         path = Path(report)
         self.report_path = path
         self.report_button.setEnabled(path.is_file())
-        if not path.is_file():
-            return
-        text = path.read_text(encoding="utf-8", errors="replace")
-        png = path.with_name("report.png")
-        if png.is_file() and "report.png" not in text:
-            text += "\n\n![per-class comparison](report.png)\n"
-        self.report_view.setSearchPaths([str(path.parent)])
-        self.report_view.setMarkdown(text)
+        if path.is_file():
+            self.report_view.show_report(path)
 
     def open_report(self) -> None:
+        """Show the new version's report in the Report tab."""
         if self.report_path is not None and self.report_path.is_file():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path)))
+            self.tabs.setCurrentWidget(self.report_view)
 
 
 def _isnum(v) -> bool:

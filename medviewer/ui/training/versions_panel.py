@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-from PySide6.QtCore import QUrl, Qt, Signal
-from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
                                QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from medviewer.services.models import ModelCatalog, metric_text
 
 from .common import row_table, window_dialog
+from .report_view import ReportDialog
 
 COLUMNS = ("", "Version", "Parent", "Metric (split)", "Where", "Created")
 
@@ -50,6 +51,7 @@ class VersionsPanel(QWidget):
         self.active: Optional[str] = None
         self.busy = False
         self.last_message = ""
+        self.report_dialog: Optional[ReportDialog] = None
 
         self.model_combo = QComboBox(self)
         self.model_combo.setObjectName("versionsModel")
@@ -69,7 +71,8 @@ class VersionsPanel(QWidget):
         self.rollback_button.clicked.connect(self.rollback)
         self.report_button = QPushButton("Open report", self)
         self.report_button.setObjectName("openReportButton")
-        self.report_button.setToolTip("report.md of the selected version (active vs candidate per class)")
+        self.report_button.setToolTip("The gate report of the selected version (active vs candidate "
+                                      "per class, intervals, calibration), shown here")
         self.report_button.clicked.connect(self.open_report)
         refresh = QPushButton("Refresh", self)
         refresh.clicked.connect(lambda: self.refresh(self.model_name))
@@ -240,7 +243,11 @@ class VersionsPanel(QWidget):
         if not report.is_file():
             self._say(f"{card.ref} has no report (built-in versions have none)")
             return None
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(report)))
+        if self.report_dialog is not None:
+            self.report_dialog.close()
+        self.report_dialog = ReportDialog(report, f"Gate report — {card.ref}", self)
+        self.report_dialog.show()
+        self.report_dialog.raise_()
         return report
 
 

@@ -38,8 +38,10 @@ def _entry(unit, split, image, image_sha, image_hash, target, rid, meta=None) ->
                          predicted_by=None, target=target)
 
 
-def seg_workspace(ws: Path, train_slices, val_slices, model="ct-abdomen-organs") -> Path:
-    """Write a segmentation manifest (one train and one val entry) into ``ws``; its path."""
+def seg_workspace(ws: Path, train_slices, val_slices, model="ct-abdomen-organs",
+                  by_slab: bool = False) -> Path:
+    """Write a segmentation manifest (one train and one val entry; ``by_slab``: one entry per
+    slab of 8 slices, as the builder makes them) into ``ws``; its path."""
     from medviewer.ai.starters import ct_data
 
     ct, spacing = ct_data._canonical_nifti(REF_DIR / "example_ct.nii.gz")
@@ -51,11 +53,15 @@ def seg_workspace(ws: Path, train_slices, val_slices, model="ct-abdomen-organs")
     lab_sha = _write_nifti(ws / lab_rel, labels.astype(np.uint8), spacing)
     values = {name: i for i, name in enumerate(ct_data.LABELS) if i}
     entries = []
-    for split, zs in (("train", train_slices), ("val", val_slices)):
-        target = {"labels": lab_rel, "labels_sha256": lab_sha, "slices": list(zs),
-                  "label_values": values}
-        entries.append(_entry(split_unit(h, zs[0]), split, img_rel, img_sha, h, target,
-                              f"rec-{split}"))
+    for split, all_zs in (("train", train_slices), ("val", val_slices)):
+        groups: dict = {}
+        for z in all_zs:
+            groups.setdefault(split_unit(h, z) if by_slab else split_unit(h, all_zs[0]),
+                              []).append(int(z))
+        for unit, zs in groups.items():
+            target = {"labels": lab_rel, "labels_sha256": lab_sha, "slices": list(zs),
+                      "label_values": values}
+            entries.append(_entry(unit, split, img_rel, img_sha, h, target, f"rec-{split}"))
     man = Manifest(model=model, task="segmentation", labels=list(ct_data.LABELS),
                    entries=entries, root="../..")
     return man.save(ws / "training" / model / "manifest-test.json")
@@ -75,11 +81,17 @@ def shift_domain(images: np.ndarray) -> np.ndarray:
 
 def cls_workspace(ws: Path, n_train: int, n_val: int, seed: int = 0,
                   model="pneumonia-cxr") -> Path:
-    """A classification manifest of shifted PneumoniaMNIST train-split images."""
+    """A classification manifest of shifted PneumoniaMNIST train-split images (validation:
+both classes equally)."""
     with np.load(PNEUMONIA) as d:
         x, y = d["train_images"], d["train_labels"].reshape(-1)
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(x), n_train + n_val, replace=False)
+    # the validation images: both classes, half each (the gate needs every class judged)
+    rest = np.setdiff1d(np.arange(len(x)), idx[:n_train])
+    val = [rng.choice(rest[y[rest] == c], n_val // 2 + (c == 1) * (n_val % 2), replace=False)
+           for c in (0, 1)]
+    idx = np.concatenate([idx[:n_train], np.concatenate(val)])
     imgs = shift_domain(x[idx])
     names = ["normal", "pneumonia"]
     entries = []

@@ -59,6 +59,26 @@ def test_bad_inputs_exit_2(tmp_path, capsys, cls_manifest):
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*.json"))
 
 
+def test_a_one_unit_validation_set_is_refused_before_training(tmp_path, capsys):
+    """Real slices of example_ct, one validation slab: exit 2 with what is missing, nothing
+    trained or written; the minimum is the user's to lower."""
+    man = seg_workspace(tmp_path / "ws", [70, 71, 72], [74, 75, 76])
+    models = tmp_path / "models"
+    argv = ["--manifest", str(man), "--base", "ct-abdomen-organs:1.0.0", "--models-dir",
+            str(models), "--epochs", "1"]
+    ev = _bad(capsys, argv)
+    assert ev["kind"] == "validation_too_small"
+    assert ev["message"].startswith("not gated: validation set too small — 1 validation unit, "
+                                    "at least 5 needed (4 more)")
+    assert ev["validation"]["units"] == 1 and ev["validation"]["per_class"]["lung"] == 0
+    assert ev["validation"]["per_class"]["liver"] == 1  # counted from the real label file
+    assert not models.exists() or not any(models.rglob("*"))
+    assert main(argv + ["--min-val-units", "1", "--min-val-per-class", "0", "--no-promote"]) == 0
+    events = _events(capsys.readouterr().out)
+    gate = next(e for e in events if e["event"] == "gate")
+    assert gate["gated"] and gate["validation"]["units"] == 1 and events[-1]["event"] == "done"
+
+
 def test_finetune_cli_needs_a_workspace_or_a_manifest(capsys):
     from medviewer.cli.finetune import main as finetune
 
@@ -111,7 +131,8 @@ def test_sigterm_cancels_quickly_and_leaves_nothing(tmp_path):
         [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "medviewer.ai.training", "--manifest", str(man), "--base",
-         "ct-abdomen-organs", "--models-dir", str(models), "--epochs", "200"],
+         "ct-abdomen-organs", "--models-dir", str(models), "--epochs", "200",
+         "--min-val-units", "1", "--min-val-per-class", "0"],  # cancelling, not gating
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events = []
     try:

@@ -198,14 +198,18 @@ def test_classification_accept_reject_change_and_reasons(tmp_path):
 
 def test_real_scripted_seg_correction_builds_a_manifest(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from learn_fixtures import manifest_for, reference_labels, seg_case
+    from learn_fixtures import ABOVE_Z, manifest_for, reference_labels, seg_case
 
     from medviewer.ai.registry import ModelRegistry
+    from medviewer.core.val_check import check_validation_set, manifest_unit_classes
 
     with LabelStore(tmp_path) as store:
         case = seg_case(store, n_slices=20, seed=0)
-        assert len(case["slices"]) == 20 and max(case["slices"]) < 82  # never trained on
+        below = [z for z in case["slices"] if z < 82]  # never trained on by the starter
+        assert len(below) == 20 and sorted(set(case["slices"]) - set(below)) == ABOVE_Z
         m, reasons = manifest_for(store, case)
+        # the reader covered the frozen validation set up to the minimum
+        assert check_validation_set(manifest_unit_classes(m), case["labels"][1:])["ok"]
         assert reasons == []
         assert sorted(z for e in m.entries for z in e.target["slices"]) == case["slices"]
         assert sorted(z for e in m.val_entries() for z in e.target["slices"]) == \
@@ -220,4 +224,36 @@ def test_real_scripted_seg_correction_builds_a_manifest(tmp_path):
         assert any(ref[z].any() for z in case["val_slices"])
         assert any(ref[z].any() for z in case["train_slices"])
         assert not {e.unit for e in m.train_entries()} & {e.unit for e in m.val_entries()}
+        m.verify()
+
+
+def test_a_models_own_output_never_enters_the_manifest(tmp_path, ct):
+    """Accepting a prediction unchanged as 'final' gives nothing to train or validate on; a
+    'final' record with one slice fixed gives that slice only (not the 29 predicted ones); a
+    record the model itself tagged 'corrected' is not a person's; each target lists the
+    classes in its slices."""
+    vol, h, pred, fast = ct
+    aff = vol.geometry.affine_ras()
+    with LabelStore(tmp_path / "ws") as store:
+        store.add_image(vol, h)
+        p = store.add_labelmap(h, pred, aff, TABLE, "predicted", CT_V1)
+        accepted = store.add_labelmap(h, pred, aff, TABLE, "final", READER, parent_id=p.id)
+        m, reasons = build_manifest(store, "ct-abdomen-organs", "segmentation", SEG_LABELS, 2)
+        assert m.entries == []
+        assert len(reasons) == 1 and accepted.id[:8] in reasons[0]
+        assert "not ground truth" in reasons[0]
+        # the model writing a 'corrected' record of its own output is not a person confirming it
+        store.add_labelmap(h, fast, aff, TABLE, "corrected", CT_V2, parent_id=p.id)
+        m, _ = build_manifest(store, "ct-abdomen-organs", "segmentation", SEG_LABELS, 2)
+        assert m.entries == []
+        z = next(z for z in range(pred.shape[0]) if not np.array_equal(fast[z], pred[z]))
+        fixed = pred.copy()
+        fixed[z] = fast[z]
+        final = store.add_labelmap(h, fixed, aff, TABLE, "final", READER, parent_id=accepted.id)
+        m, reasons = build_manifest(store, "ct-abdomen-organs", "segmentation", SEG_LABELS, 2)
+        assert reasons == []
+        assert [(e.record_id, e.tag, e.target["slices"]) for e in m.entries] == [
+            (final.id, "final", [z])]
+        present = {SEG_LABELS[v] for v in np.unique(fast[z]) if v}
+        assert m.entries[0].target["classes"] == sorted(present) and present
         m.verify()
