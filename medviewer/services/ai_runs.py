@@ -299,7 +299,7 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     z0, z1 = (int(v) for v in res.z_range)
     ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)  # zero outside the slices run
     ent[z0:z1] = res.entropy
-    ctx.progress(0, 1, "Limiting the uncertainty to the body…")
+    ctx.progress(0, 2, "Limiting the uncertainty to the body…")
     mask_to_foreground(ent, volume.array, bool(volume.invert), (z0, z1))  # air is not uncertain
     score = float(uncertainty.case_score(ent[z0:z1], labels[z0:z1]))
     zmax = z0 + int(uncertainty.most_uncertain_slice(ent[z0:z1], axis=0))
@@ -307,7 +307,9 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     if method != "entropy" and res.variance is not None:
         var, scale = _variance_on_grid(np.asarray(res.variance), volume, (z0, z1))
         mask_to_foreground(var, volume.array, bool(volume.invert), (z0, z1))
+    ctx.progress(1, 2, "Checking the image against the training data…")
     ood = ood_of_volume(ctx, card, volume.array, spacing_zyx(volume), (z0, z1)).to_dict()
+    ctx.progress(2, 2, "Done")
     return SegmentationRun(card.ref, z, labels, names, ent, score, zmax, device,
                            table=label_table(names), variance=var, uncertainty_method=method,
                            z_range=(z0, z1), variance_scale=scale,

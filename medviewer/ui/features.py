@@ -141,6 +141,9 @@ class FeatureHost:
     status_bar: Any
     show_error: Callable[[str, str], None]
     show_notice: Callable[[str], None]
+    # confirm_leave(what, proceed) -> True: go ahead now; False: a question is open and
+    # proceed() runs once the user agreed (unsaved strokes are saved or discarded)
+    confirm_leave: Callable[[str, Callable[[], None]], bool] = lambda what, proceed: True
 
     @property
     def session(self):

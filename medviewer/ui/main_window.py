@@ -123,7 +123,8 @@ class MainWindow(QMainWindow):
                            settings=self.settings, views=self.tri.views, tri=self.tri,
                            events=self.events, actions=self.actions_by_name, menus={},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
-                           show_error=self.show_error, show_notice=self.show_notice)
+                           show_error=self.show_error, show_notice=self.show_notice,
+                           confirm_leave=self.confirm_leave)
         self.feature_host = host
         for cls in classes:
             feature = cls(host)
@@ -189,8 +190,14 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ opening
     def open_paths(self, paths: List[str]) -> None:
+        """Open files/folders (the first series becomes active), once unsaved strokes on the
+        active image are saved or discarded."""
         if not paths:
             return
+        if self.confirm_leave("opening other images", lambda: self._open_paths(paths)):
+            self._open_paths(paths)
+
+    def _open_paths(self, paths: List[str]) -> None:
         st.add_recent(self.settings, paths)
         st.set_last_folder(self.settings, paths[0])
         self._refresh_recent()

@@ -165,3 +165,22 @@ def test_discard_on_close_and_on_switching_series(qtbot, annot):
     assert not win.isVisible()
     assert pending(ctl.workspace, ctl.state.image_hash) == []
     assert [r.id for r in ctl.store.records(kind="labelmap")] == [saved.id]
+
+
+def test_opening_other_images_with_unsaved_strokes_asks_first(qtbot, annot):
+    import pydicom.data
+
+    win = annot
+    ctl, guard = win.annotation.ctl, win.annotation.unsaved
+    ct = win.session.active
+    _paint(win, 240, 240, 1)
+    path = pydicom.data.get_testdata_file("RG1_UNCI.dcm")
+    win.open_paths([path])  # File > Open, recent files, drag and drop all come here
+    assert guard.question is not None and win.session.active is ct  # nothing opened yet
+    guard.question.button(Button.Cancel).click()
+    assert win.session.active is ct and ctl.state.dirty
+    win.open_paths([path])
+    with qtbot.waitSignal(ctl.sig_saved, timeout=30000):
+        guard.question.button(Button.Save).click()
+    qtbot.waitUntil(lambda: win.session.active is not ct, timeout=60000)
+    assert win.session.active.shape[0] == 1  # the radiograph, after the strokes were stored

@@ -95,7 +95,11 @@ class ReviewFeature:
 
     def show_case(self, opened: OpenedCase) -> None:
         """Make the reopened case the active image (reusing it when it is open already) and
-        go to the prediction's slice."""
+        go to the prediction's slice, once unsaved strokes on the active image are dealt with."""
+        if self.host.confirm_leave("opening the next case", lambda: self._show_case(opened)):
+            self._show_case(opened)
+
+    def _show_case(self, opened: OpenedCase) -> None:
         session = self.host.session
         vol = self.labels.open_volume(opened.image_hash)
         if vol is None:
