@@ -154,7 +154,7 @@ def cls_probs(model, x: np.ndarray, device: str, batch: int = 256,
 
     from medviewer.ai.device import autocast
 
-    out, conf = [], []
+    out = []
     with torch.inference_mode():
         for a in range(0, len(x), batch):
             check()
