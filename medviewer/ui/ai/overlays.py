@@ -11,9 +11,11 @@ from typing import Dict, Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, Signal
+from PySide6.QtCore import QObject, Signal
 
 from medviewer.core.volume import Volume
+
+from ..slice_layer import SliceLayer
 
 COLORMAPS = ("inferno", "viridis", "turbo", "jet")
 THRESHOLD_PCT = 50  # default: heat below the median of the map's non-zero values is not drawn
@@ -79,20 +81,14 @@ class HeatMap:
         return cls(volume, data, kind, title, None)
 
 
-class HeatLayer:
+class HeatLayer(SliceLayer):
     """The heat ImageItem of one SliceView (follows its slice and the session)."""
 
     def __init__(self, view):
-        self.view = view
-        self.item = pg.ImageItem(axisOrder="row-major")
-        self.item.setObjectName(f"heatItem_{view.plane}")
-        self.item.setZValue(HEAT_Z)
-        self.item.setVisible(False)
-        view.vb.addItem(self.item, ignoreBounds=True)
+        super().__init__(view, "heatItem", HEAT_Z)
         view.heat = self
         self.heat: Optional[HeatMap] = None
         self.level = 0.0  # heat below this is not drawn
-        self._shown_key = None
 
     def set_heat(self, heat: Optional[HeatMap], lut: Optional[np.ndarray],
                  level: Optional[float] = None) -> None:
@@ -103,10 +99,6 @@ class HeatLayer:
             self.level = float(level)
         self._shown_key = None
         self.update()
-
-    def shown_image(self) -> Optional[np.ndarray]:
-        """The 2D heat currently drawn in this view (None when nothing is drawn)."""
-        return self.item.image if self.item.isVisible() else None
 
     def update(self) -> None:
         v, heat = self.view, self.heat
@@ -119,20 +111,11 @@ class HeatLayer:
             self._hide()
             return
         key = (id(heat), index)
-        if key == self._shown_key and self.item.isVisible():
+        if self._is_shown(key):
             return
         img = v.reslicer.extract(heat.data, v.plane, index).image.astype(np.float32)
-        lo = min(self.level, 0.999)  # the threshold maps to the LUT's transparent end, so the
-        self.item.setImage(img, autoLevels=False, levels=(lo, 1.0))  # heat fades in above it
-        cs, rs = v.current.col_spacing, v.current.row_spacing
-        self.item.setRect(QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs))
-        self.item.setVisible(True)
-        self._shown_key = key
-
-    def _hide(self) -> None:
-        self._shown_key = None
-        if self.item.isVisible():
-            self.item.setVisible(False)
+        # the threshold maps to the LUT's transparent end, so the heat fades in above it
+        self._show(img, key, (min(self.level, 0.999), 1.0))
 
 
 class HeatOverlays(QObject):

@@ -5,38 +5,29 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF
+from PySide6.QtCore import QObject
 
 from medviewer.core.labels import LabelTable, palette_color
 from medviewer.core.proposal import Proposal, proposal_rgba
 
+from ..slice_layer import SliceLayer
+
 PROPOSAL_Z = 5.5  # above the label overlay (5), below heat maps (6) and the crosshair (10)
 
 
-class ProposalLayer:
+class ProposalLayer(SliceLayer):
     """The proposal ImageItem of one SliceView (follows its slice)."""
 
     def __init__(self, view):
-        self.view = view
-        self.item = pg.ImageItem(axisOrder="row-major")
-        self.item.setObjectName(f"proposalItem_{view.plane}")
-        self.item.setZValue(PROPOSAL_Z)
-        self.item.setVisible(False)
-        view.vb.addItem(self.item, ignoreBounds=True)
+        super().__init__(view, "proposalItem", PROPOSAL_Z)
         view.proposal = self
         self.proposal: Optional[Proposal] = None
         self.lut: Optional[np.ndarray] = None
-        self._shown_key = None
 
     def set_proposal(self, proposal: Optional[Proposal], lut: Optional[np.ndarray]) -> None:
         self.proposal, self.lut = proposal, lut
         self._shown_key = None
         self.update()
-
-    def shown_image(self) -> Optional[np.ndarray]:
-        """The RGBA proposal slice drawn in this view (None when nothing is drawn)."""
-        return self.item.image if self.item.isVisible() else None
 
     def update(self) -> None:
         v, prop = self.view, self.proposal
@@ -46,20 +37,10 @@ class ProposalLayer:
             return
         index = v.current.index
         key = (id(prop), index)
-        if key == self._shown_key and self.item.isVisible():
+        if self._is_shown(key):
             return
         img = v.reslicer.extract(prop.labels, v.plane, index).image
-        self.item.setImage(proposal_rgba(np.ascontiguousarray(img), self.lut), autoLevels=False,
-                           levels=(0, 255))
-        cs, rs = v.current.col_spacing, v.current.row_spacing
-        self.item.setRect(QRectF(-0.5 * cs, -0.5 * rs, img.shape[1] * cs, img.shape[0] * rs))
-        self.item.setVisible(True)
-        self._shown_key = key
-
-    def _hide(self) -> None:
-        self._shown_key = None
-        if self.item.isVisible():
-            self.item.setVisible(False)
+        self._show(proposal_rgba(np.ascontiguousarray(img), self.lut), key, (0, 255))
 
 
 def proposal_lut(prop: Proposal) -> np.ndarray:
