@@ -153,9 +153,9 @@ class HistoryEntry:
 
 
 def ood_score(payload: dict) -> Optional[float]:
-    """The out-of-distribution score a record carries in ``payload['extra']`` or
-    ``payload['prediction']`` (a number under a key with 'ood' in it, or such a dict's
-    'score'), else None."""
+    """The out-of-distribution score a prediction record carries (``payload['extra']['ood']``
+    of a segmentation, ``payload['prediction']['ood']`` of a classification, as written by
+    :mod:`medviewer.services.ai_runs`: a dict with ``ood_score``), else None."""
     for part in (payload.get("extra"), payload.get("prediction")):
         if not isinstance(part, dict):
             continue
@@ -163,7 +163,7 @@ def ood_score(payload: dict) -> Optional[float]:
             if "ood" not in str(key).lower():
                 continue
             if isinstance(value, dict):
-                value = value.get("score")
+                value = value.get("ood_score", value.get("score"))
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
     return None

@@ -35,10 +35,14 @@ def test_app_and_cli_classify_a_radiograph_identically(qtbot, window, tmp_path):
     stored = ann.store.get(app_run.record.id)
     assert stored.payload["prediction"]["probabilities"] == pytest.approx(rec["probabilities"],
                                                                           abs=1e-6)
+    from medviewer.services.annotations import ood_score
+
+    assert rec["in_domain"] == stored.payload["prediction"]["ood"]["in_domain"]
+    assert ood_score(stored.payload) == pytest.approx(rec["ood_score"], abs=1e-6)
 
 
 def test_app_and_cli_segment_a_ct_slice_identically(qtbot, window, tmp_path, chest_ct_dir):
-    from medviewer.services.annotations import read_label_file
+    from medviewer.services.annotations import ood_score, read_label_file
 
     with qtbot.waitSignal(window.loader.sig_finished, timeout=120000):
         window.open_paths([str(chest_ct_dir)])
@@ -64,3 +68,5 @@ def test_app_and_cli_segment_a_ct_slice_identically(qtbot, window, tmp_path, che
     stored = ann.store.get(app_run.record.id)
     assert stored.payload["extra"]["case_uncertainty"] == pytest.approx(side["uncertainty"],
                                                                          abs=1e-6)
+    # the same out-of-distribution score, and the label history reads it from the record
+    assert ood_score(stored.payload) == pytest.approx(side["ood_score"], abs=1e-6)
