@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import List, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QVBoxLayout, QWidget)
 
 from medviewer.core.volume import Volume
 from medviewer.services.context import AppServices
 
 from . import settings as st
-from .features import (AREAS, AppEvents, Declared, FeatureHost, FeatureRegistry,
-                       run_leave_guards)
+from .features import AppEvents, FeatureHost, FeatureRegistry, run_leave_guards
 from .loader import LoadController, LoadProgress
-from .menus import add_window_actions, build_menus
+from .menus import build_declared, build_menus
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
 from .shortcuts import ShortcutsDialog
@@ -129,37 +128,10 @@ class MainWindow(QMainWindow):
         for cls in classes:
             feature = cls(host)
             self.features[feature.name] = feature
-        self._build_declared(registry.declared, host.menus)
+        build_declared(self, registry.declared, host.menus)
         self._leave_guards = list(registry.declared.leave_guards)
         for feature in self.features.values():
             feature.start()
-
-    def _build_declared(self, declared: Declared, menus: dict) -> None:
-        bar = self.menuBar()
-        for spec in sorted(declared.menus, key=lambda m: m.order):
-            menu = QMenu(spec.title, self)
-            menu.setObjectName(spec.object_name)
-            bar.insertMenu(self.help_menu.menuAction(), menu)
-            menus[spec.key] = menu
-        window_acts = []
-        for key, item, checkable in declared.actions:
-            target = menus[key] if key is not None else None
-            if item is None:
-                if target is not None:
-                    target.addSeparator()
-                continue
-            add_window_actions(self, target, self.actions_by_name, [item],
-                               checkable=(item[0],) if checkable else ())
-            window_acts.append(self.actions_by_name[item[0]])
-        self.addActions(window_acts)  # their shortcuts work wherever the focus is
-        for spec in declared.docks:
-            dock = self._dock(spec.title, spec.name, spec.widget, AREAS[spec.area])
-            if spec.tab_with is not None:
-                self.tabifyDockWidget(self.docks[spec.tab_with], dock)
-            if spec.hidden:
-                dock.hide()
-        for name in declared.raise_docks:
-            self.docks[name].raise_()
 
     def __getattr__(self, name: str):
         """A feature by its name (``win.ai``, ``win.annotation``, ``win.review``)."""

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from .features import AREAS
 from .shortcuts import KEYS
 from .tools import TOOLS
 
@@ -103,3 +104,34 @@ def build_menus(win) -> Dict[str, QAction]:
     m.addAction(_action(win, acts, "help_shortcuts", "&Keyboard shortcuts", win.show_shortcuts))
     m.addAction(_action(win, acts, "about", "&About MedViewer", win.show_about))
     return acts
+
+
+def build_declared(win, declared, menus: Dict[str, QMenu]) -> None:
+    """Build what the features declared (``features.Declared``) into the main window ``win``:
+    their menus before Help (``menus`` gets key -> QMenu), their window-wide actions, and
+    their docks (tabbed with the dock they name, hidden when asked, raised last)."""
+    bar = win.menuBar()
+    for spec in sorted(declared.menus, key=lambda m: m.order):
+        menu = QMenu(spec.title, win)
+        menu.setObjectName(spec.object_name)
+        bar.insertMenu(win.help_menu.menuAction(), menu)
+        menus[spec.key] = menu
+    window_acts = []
+    for key, item, checkable in declared.actions:
+        target = menus[key] if key is not None else None
+        if item is None:
+            if target is not None:
+                target.addSeparator()
+            continue
+        add_window_actions(win, target, win.actions_by_name, [item],
+                           checkable=(item[0],) if checkable else ())
+        window_acts.append(win.actions_by_name[item[0]])
+    win.addActions(window_acts)  # their shortcuts work wherever the focus is
+    for spec in declared.docks:
+        dock = win._dock(spec.title, spec.name, spec.widget, AREAS[spec.area])
+        if spec.tab_with is not None:
+            win.tabifyDockWidget(win.docks[spec.tab_with], dock)
+        if spec.hidden:
+            dock.hide()
+    for name in declared.raise_docks:
+        win.docks[name].raise_()
