@@ -116,7 +116,8 @@ def scenario(mode: str, quick: bool) -> int:
     assert ai.run_volume() is not None
     out["warm_run"] = probe.measure(lambda: ai.running)
     st = ann.state
-    assert st is not None and st.labelmap is not None and int(st.labelmap.labels.max()) > 0
+    # the result arrives as a proposal over the label map (nothing is overwritten)
+    assert st is not None and st.proposal is not None and int(st.proposal.labels.max()) > 0
     out["warm_vs_idle"] = round(out["warm_run"]["longest_stall_ms"] /
                                 max(out["idle"]["longest_stall_ms"], 1e-3), 2)
     out["goal_le_50ms"] = out["warm_run"]["longest_stall_ms"] <= 50.0

@@ -257,7 +257,7 @@ class SegmentationRun:
     device: str
     record: object = None  # the 'predicted' label-map Record (when a store was given)
     table: dict = field(default_factory=dict)
-    labelmap: object = None  # an editable LabelMap of a copy of ``labels`` (the app)
+    proposal: object = None  # the core Proposal of ``labels`` (the app), built off the GUI
     variance: Optional[np.ndarray] = None  # (z, y, x) float16 in [0, 1]: variance / its p99.5
     uncertainty_method: str = "entropy"
     z_range: tuple = (0, 0)  # the slices run
@@ -320,9 +320,8 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
 def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], store,
                 image_hash: str, method: str = "entropy", force: bool = False) -> SegmentationRun:
     """The app's run: :func:`segment_volume`, stored as a 'predicted' label-map record, with
-    an editable LabelMap built here (scanning a volume's labels would stall the GUI)."""
-    from medviewer.core.labelmap import LabelMap
-    from medviewer.core.labels import LabelTable
+    its Proposal built here (copying and counting a volume's labels would stall the GUI)."""
+    from medviewer.core.proposal import Proposal
     from medviewer.storage.store import Source
 
     run = segment_volume(ctx, card, volume, z, method, force)
@@ -341,8 +340,8 @@ def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], s
     run.record = store.add_labelmap(image_hash, run.labels, volume.geometry.affine_ras(),
                                     run.table, "predicted", Source("model", card.name, card.version),
                                     preprocessing=prep, extra=extra)
-    run.labelmap = LabelMap(volume.geometry, LabelTable.from_dict(run.table), run.labels.copy(),
-                            name=card.ref)
+    run.proposal = Proposal.make(run.labels, run.table, run.record.id, run.record.source.label(),
+                                 z)
     return run
 
 

@@ -56,13 +56,15 @@ class ProposalMixin:
 
     def propose(self, volume, labels, table: dict, record, z: Optional[int] = None) -> Optional[Proposal]:
         """A model's labels (stored as ``record``, tag 'predicted') become the proposal of
-        ``volume``'s image: drawn over its label map, which stays as it is."""
+        ``volume``'s image: drawn over its label map, which stays as it is. ``labels``: an
+        array, or a Proposal already made off the GUI thread (then ``table``/``z`` are its)."""
         st = next((s for s in self._states.values() if s.volume is volume), None)
         if st is None:
             return None
         if st.image_hash is not None and record.image_hash != st.image_hash:
             raise ValueError("the proposal belongs to another image")
-        prop = Proposal.make(labels, table, record.id, record.source.label(), z)
+        prop = labels if isinstance(labels, Proposal) else \
+            Proposal.make(labels, table, record.id, record.source.label(), z)
         st.proposal = None if prop.empty else prop
         if st is self.state:
             self.sig_proposal_changed.emit(st.proposal)
