@@ -4,6 +4,7 @@ a proposal slice is drawn (outline and hatching, unlike a person's fill). numpy 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -147,22 +148,30 @@ def accept_selection(current: np.ndarray, proposal: np.ndarray, mapping: Dict[in
     return flat[keep], new[keep], kept
 
 
+@lru_cache(maxsize=8)
+def _hatch(shape: tuple, period: int, width: int) -> np.ndarray:
+    """The diagonal hatch pattern of a slice shape (cached: the views keep their shapes)."""
+    rows = np.arange(shape[0])[:, None]
+    cols = np.arange(shape[1])[None, :]
+    hatch = ((rows + cols) % int(period)) < int(width)
+    hatch.flags.writeable = False
+    return hatch
+
+
 def proposal_rgba(img: np.ndarray, lut: np.ndarray, period: int = HATCH_PERIOD,
                   width: int = HATCH_WIDTH, hatch_alpha: int = HATCH_ALPHA) -> np.ndarray:
     """(h, w, 4) uint8 RGBA of a 2D proposal slice: each label's outline opaque in its colour
-    and its inside hatched with diagonal lines (a person's labels are filled)."""
+    and its inside hatched with diagonal lines (a person's labels are filled). Colours are
+    looked up only where something is drawn (this runs on the GUI thread per view)."""
     img = np.asarray(img)
     out = np.zeros(img.shape + (4,), dtype=np.uint8)
     if img.size == 0 or not img.any():
         return out
-    vals = np.minimum(img.astype(np.int64), len(lut) - 1)
-    colours = lut[vals]
-    edge = (label_boundaries(img) != 0) & (img != 0)
-    rows, cols = np.indices(img.shape)
-    hatch = ((rows + cols) % int(period)) < int(width)
-    inside = (img != 0) & hatch & ~edge
-    out[edge, :3] = colours[edge, :3]
-    out[edge, 3] = 255
-    out[inside, :3] = colours[inside, :3]
-    out[inside, 3] = int(hatch_alpha)
+    edge = label_boundaries(img) != 0  # labelled voxels on a boundary
+    inside = (img != 0) & _hatch(img.shape, int(period), int(width)) & ~edge
+    top = len(lut) - 1
+    for mask, alpha in ((edge, 255), (inside, int(hatch_alpha))):
+        vals = img[mask]
+        out[mask, :3] = lut[np.minimum(vals, top), :3]
+        out[mask, 3] = alpha
     return out
