@@ -5,6 +5,7 @@
 - ``predict``: ``medviewer predict --model NAME[:VERSION] PATH... --out OUT``
 - ``models``: ``medviewer models [list|import|versions|promote|rollback]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
+- ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
 
 Patient names and IDs are never printed."""
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "finetune": "finetune"}
+            "finetune": "finetune", "prompt": "prompt"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

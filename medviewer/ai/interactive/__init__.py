@@ -1,0 +1,2 @@
+"""Interactive (promptable) segmentation engines: clicks, boxes and scribbles to a mask.
+``classical`` needs no weights and no torch."""

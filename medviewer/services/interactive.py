@@ -1,0 +1,142 @@
+"""Interactive segmentation as a use case: pick an engine, turn millimetre prompts into voxel
+prompts, segment one slice (2D) or carry it through the volume (3D), and run the click
+protocol against a reference mask. Shared by the CLI and (later) the app."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from medviewer.core.click_sim import MAX_CLICKS, dice, next_click, noc
+from medviewer.core.prompts import Point, Prompts, box_from_mm, point_from_mm
+
+__all__ = ["ENGINES", "NoLearnedModel", "prompts_from_mm", "segment", "simulate",
+           "SimulationResult", "load_volume", "reference_mask"]
+
+ENGINES = ("classical", "learned")
+
+
+class NoLearnedModel(RuntimeError):
+    """No learned promptable model is available yet."""
+
+
+def _engine(name: str):
+    if name == "classical":
+        from medviewer.ai.interactive import classical
+
+        return classical
+    if name == "learned":
+        raise NoLearnedModel("no learned promptable model yet (use --engine classical)")
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+def load_volume(path, reporter=None):
+    """The one image volume at ``path`` (a NIfTI/NRRD/MHA file or a DICOM series)."""
+    from medviewer.services.cases import find_cases, load_case
+
+    cases, skipped = find_cases([str(path)], reporter)
+    series = [c for c in cases if c.entry is not None]
+    if len(series) != 1:
+        why = "; ".join(r for _, r in skipped) or f"{len(series)} image series found"
+        raise ValueError(f"{path}: expected one image volume ({why})")
+    return load_case(series[0], reporter)
+
+
+def reference_mask(path, geometry, label: Optional[int] = None) -> np.ndarray:
+    """A boolean reference mask from a label file on ``geometry`` (label > 0, or == label)."""
+    from medviewer.services.annotations import read_label_file
+
+    got = read_label_file(path, geometry)
+    if isinstance(got, Exception):
+        raise ValueError(f"{path}: {got}")
+    labels = np.asarray(got[0])
+    return labels > 0 if label is None else labels == int(label)
+
+
+def prompts_from_mm(geometry, points: Sequence[Tuple[Sequence[float], bool]] = (),
+                    boxes: Sequence[Tuple[Sequence[float], Sequence[float]]] = ()) -> Prompts:
+    """Voxel prompts from LPS-millimetre points ``(xyz, positive)`` and boxes (two corners)."""
+    out = Prompts()
+    for xyz, positive in points:
+        out = out.add(point_from_mm(geometry, xyz, positive))
+    for c0, c1 in boxes:
+        out = out.add(box_from_mm(geometry, c0, c1))
+    return out
+
+
+def _spacing_zyx(geometry) -> tuple:
+    sx, sy, sz = geometry.spacing
+    return (sz, sy, sx)
+
+
+def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "classical",
+            z: Optional[int] = None) -> np.ndarray:
+    """A boolean mask on the volume's grid: slice ``z`` (the first prompted slice by default),
+    carried through the neighbouring slices when ``three_d``."""
+    eng = _engine(engine)
+    if not len(prompts):
+        raise ValueError("give at least one prompt")
+    zs = prompts.slices()
+    z = zs[0] if z is None else int(z)
+    arr = np.asarray(volume.array)
+    spacing = _spacing_zyx(volume.geometry)
+    out = np.zeros(arr.shape[:3], bool)
+    out[z] = eng.segment_2d(arr[z], prompts, spacing[1:], z=z)
+    if three_d:
+        out = eng.propagate_3d(arr, out[z], z, prompts, spacing)
+    return out
+
+
+@dataclass
+class SimulationResult:
+    """Dice after each simulated click, with the clicks and per-click times."""
+
+    z: int
+    clicks: List[Point] = field(default_factory=list)
+    dices: List[float] = field(default_factory=list)
+    seconds: List[float] = field(default_factory=list)
+
+    def noc(self, target: float) -> int:
+        return noc(self.dices, target, max(len(self.dices), MAX_CLICKS))
+
+    def to_dict(self) -> dict:
+        return {"slice": self.z, "dice": [round(d, 4) for d in self.dices],
+                "clicks": [{"voxel_zyx": list(c.voxel), "positive": c.positive}
+                           for c in self.clicks],
+                "noc85": self.noc(0.85), "noc90": self.noc(0.90),
+                "seconds_per_click": round(float(np.mean(self.seconds)), 4)
+                if self.seconds else None}
+
+
+def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
+             z: Optional[int] = None, three_d: bool = False, engine: str = "classical",
+             stop_at: Optional[float] = None) -> SimulationResult:
+    """Run the click protocol against ``reference`` (boolean, the volume's grid): on slice
+    ``z`` (the one with the largest reference area by default), or in 3D. ``stop_at``: stop
+    early once the Dice reaches it."""
+    ref = np.asarray(reference, bool)
+    if ref.shape != tuple(volume.array.shape[:3]):
+        raise ValueError(f"reference {ref.shape} is not on the image grid {volume.array.shape}")
+    if not ref.any():
+        raise ValueError("the reference mask is empty")
+    if z is None:
+        z = int(np.argmax(ref.reshape(ref.shape[0], -1).sum(axis=1)))
+    spacing = _spacing_zyx(volume.geometry)
+    res = SimulationResult(z)
+    prompts, mask = Prompts(), np.zeros(ref.shape, bool)
+    for _ in range(int(max_clicks)):
+        click = next_click(mask[z], ref[z], spacing[1:])  # in 3D too: on the start slice
+        if click is None:
+            break
+        point = Point((z,) + click.index, click.positive)
+        prompts = prompts.add(point)
+        t0 = time.perf_counter()
+        mask = segment(volume, prompts, three_d=three_d, engine=engine, z=z)
+        res.seconds.append(time.perf_counter() - t0)
+        res.clicks.append(point)
+        res.dices.append(dice(mask, ref) if three_d else dice(mask[z], ref[z]))
+        if stop_at is not None and res.dices[-1] >= stop_at:
+            break
+    return res
