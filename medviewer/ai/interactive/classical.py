@@ -10,7 +10,7 @@ the positive pixels connected to a positive seed, holes filled unless a negative
 them. Positive seeds are always in the mask; the region a negative seed lands in is never."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
