@@ -150,7 +150,7 @@ def cmd_info(args, out=None) -> int:
 
 def cmd_convert(args, out=None) -> int:
     from medviewer.core.resample import resample_even
-    from medviewer.services.studies import nifti_suffix, write_error_types, write_nifti
+    from medviewer.services.studies import WriteError, nifti_suffix, write_nifti
 
     out = out or sys.stdout
     if not nifti_suffix(args.out):
@@ -190,7 +190,7 @@ def cmd_convert(args, out=None) -> int:
             return _fail(str(exc))
     try:
         path = write_nifti(vol, args.out)
-    except write_error_types() as exc:
+    except (WriteError, OSError) as exc:
         return _fail(f"cannot write {args.out}: {reason(exc)}")
     z, y, x = vol.shape
     print(f"wrote {path}: series [{index}] {vol.modality} {vol.description!r}, "

@@ -11,9 +11,10 @@ from typing import List, Sequence
 
 from medviewer.core.volume import Volume
 
-__all__ = ["Catalogue", "SeriesEntry", "scan", "load", "demo_paths", "read_tags"]
+__all__ = ["Catalogue", "SeriesEntry", "WriteError", "scan", "load", "demo_paths", "read_tags"]
 
 from medviewer.io.catalogue import Catalogue, SeriesEntry  # noqa: E402  (plain dataclasses)
+from medviewer.io.nifti_writer import WriteError  # noqa: E402  (numpy only)
 
 
 def scan(paths: Sequence[str], reporter=None) -> Catalogue:
@@ -57,10 +58,3 @@ def write_nifti(volume: Volume, path):
     from medviewer.io.nifti_writer import write_nifti as write
 
     return write(volume, path)
-
-
-def write_error_types() -> tuple:
-    """The exceptions :func:`write_nifti` raises for a volume it cannot write."""
-    from medviewer.io.nifti_writer import WriteError
-
-    return (WriteError, OSError)

@@ -53,3 +53,15 @@ def rendered_rgb(widget) -> np.ndarray:
     img = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGB32)
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
     return arr[:, :img.width(), 2::-1].astype(int)  # BGRA -> RGB
+
+
+def close_discarding(win) -> None:
+    """Close a window; unsaved strokes a test left behind are discarded (the question that
+    closing asks is answered 'Discard')."""
+    from PySide6.QtWidgets import QMessageBox
+
+    win.close()
+    feature = win.features.get("annotation")
+    question = None if feature is None else feature.unsaved.question
+    if question is not None:
+        question.button(QMessageBox.StandardButton.Discard).click()

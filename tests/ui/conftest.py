@@ -7,6 +7,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from annot_helpers import close_discarding
+
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume, WindowHint
 
@@ -80,18 +82,6 @@ def window(qtbot):
     yield win
     close_discarding(win)
     win.bridge.shutdown()
-
-
-def close_discarding(win) -> None:
-    """Close a window; unsaved strokes a test left behind are discarded (the question that
-    closing asks is answered 'Discard')."""
-    from PySide6.QtWidgets import QMessageBox
-
-    win.close()
-    feature = win.features.get("annotation")
-    question = None if feature is None else feature.unsaved.question
-    if question is not None:
-        question.button(QMessageBox.StandardButton.Discard).click()
 
 
 @pytest.fixture

@@ -144,7 +144,7 @@ def test_reject_leaves_the_map_identical_and_replace_or_parts_are_accepted(qtbot
 
 def test_a_new_start_shows_the_person_s_labels_and_the_prediction_only_as_a_proposal(
         qtbot, annot, seg_card, chest_volume):
-    from conftest import close_discarding
+    from annot_helpers import close_discarding
     from medviewer.ui.main_window import MainWindow
 
     win = annot

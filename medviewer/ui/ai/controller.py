@@ -307,8 +307,7 @@ class AiController(SaliencyControl, QObject):
     # ------------------------------------------------------------------ segmentation
     def _on_segmented(self, vol, run: SegmentationRun) -> None:
         self.last_seg, self.last_seg_volume = run, vol
-        self.annotation.propose(vol, run.proposal if run.proposal is not None else run.labels,
-                                run.table, run.record, run.z)
+        self.annotation.propose(vol, run.proposal, run.table, run.record, run.z)
         if run.variance is not None:  # the variance map is shown; entropy still scores
             self.heat.set_map(HeatMap(vol, run.variance, "uncertainty", run.uncertainty_method,
                                       run.z), show=self.want_uncertainty)

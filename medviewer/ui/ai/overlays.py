@@ -5,7 +5,7 @@ A map made for one axial slice (``slice_z``) is drawn only on that slice of the 
 slices are the stored images; a whole-volume map is drawn in all three planes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Dict, Optional
 
@@ -53,12 +53,14 @@ class HeatMap:
     kind: str  # "saliency" | "uncertainty"
     title: str = ""
     slice_z: Optional[int] = None
+    _levels: Dict[float, float] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)  # percentile -> level
 
     def level(self, percentile: float) -> float:
         """The ``percentile`` of the map's non-zero values (0 for 0): heat below it is hidden."""
         if percentile <= 0:
             return 0.0
-        cache = self.__dict__.setdefault("_levels", {})
+        cache = self._levels
         key = round(float(percentile), 1)
         if key not in cache:
             flat = self.data.reshape(-1)
