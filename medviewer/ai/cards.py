@@ -17,11 +17,13 @@ from typing import Any, Optional
 from medviewer.ai.architectures import ModelError, num_outputs, validate_params
 from medviewer.ai.domain import validate_domain, validate_limits, validate_ood
 
-__all__ = ["ModelCard", "ModelError", "CARD_FILE", "TASKS", "parse_version", "file_sha256",
+__all__ = ["ModelCard", "ModelError", "CARD_FILE", "TASKS", "AUTOMATIC_TASKS", "parse_version", "file_sha256",
            "validate_input_spec"]
 
 CARD_FILE = "model.json"
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "interactive")
+# tasks the automatic AI runs offer (an interactive model runs from the prompt tool only)
+AUTOMATIC_TASKS = ("classification", "segmentation")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -100,7 +102,7 @@ def validate_input_spec(task: str, spec: Any) -> dict:
         raise ModelError(f"input.channels must be a positive integer, got {channels!r}")
     out = dict(spec)
     out["intensity"] = _check_intensity(spec.get("intensity"))
-    if task == "classification":
+    if task in ("classification", "interactive"):
         out["size"] = _pos_numbers(spec.get("size"), dims, "size", integer=True)
     else:
         out["spacing"] = _pos_numbers(spec.get("spacing"), dims, "spacing")
@@ -194,7 +196,7 @@ class ModelCard:
             raise ModelError("labels must be a list of at least two non-empty names")
         if len(set(labels)) != len(labels):
             raise ModelError("labels must be unique")
-        if task == "segmentation" and labels[0] != "background":
+        if task in ("segmentation", "interactive") and labels[0] != "background":
             raise ModelError("segmentation labels must start with 'background' (index 0)")
         spec = validate_input_spec(task, data["input"])
         arch = data["architecture"]

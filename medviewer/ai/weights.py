@@ -38,7 +38,7 @@ def _dummy_input(card: ModelCard):
     import torch
 
     spec = card.input
-    shape = spec["size"] if card.task == "classification" else spec["patch"]
+    shape = spec["size"] if "size" in spec else spec["patch"]
     return torch.zeros((1, spec["channels"], *shape), dtype=torch.float32)
 
 

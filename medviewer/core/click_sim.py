@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["dice", "next_click", "noc", "Click", "MAX_CLICKS"]
+__all__ = ["dice", "next_click", "noc", "Click", "MAX_CLICKS", "run_protocol"]
 
 MAX_CLICKS = 20
 
@@ -79,3 +79,24 @@ def noc(dices: Sequence[float], target: float, max_clicks: int = MAX_CLICKS) -> 
         if d >= target:
             return k + 1
     return max_clicks
+
+
+def run_protocol(segment, reference: np.ndarray, spacing: Optional[Sequence[float]] = None,
+                 max_clicks: int = MAX_CLICKS, stop_at: Optional[float] = None):
+    """The click protocol on one 2D reference: ``segment(clicks, prev_mask) -> mask`` is called
+    after each click with every click so far (a list of :class:`Click`) and the previous mask
+    (None before the first). Returns (clicks, dices): the Dice after each click."""
+    ref = np.asarray(reference, bool)
+    mask, clicks, dices = np.zeros(ref.shape, bool), [], []
+    prev = None
+    for _ in range(int(max_clicks)):
+        click = next_click(mask, ref, spacing)
+        if click is None:
+            break
+        clicks.append(click)
+        mask = np.asarray(segment(list(clicks), prev), bool)
+        prev = mask
+        dices.append(dice(mask, ref))
+        if stop_at is not None and dices[-1] >= stop_at:
+            break
+    return clicks, dices

@@ -42,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--epochs", type=int, default=60)
     ct.add_argument("--lr", type=float, default=2e-3)
     ct.add_argument("--batch-size", type=int, default=4)
+    it = sub.add_parser("interactive", help="class-agnostic promptable model (clicks, boxes)")
+    it.add_argument("--out", required=True, type=Path)
+    it.add_argument("--name", default=None)
+    it.add_argument("--version", default=None)
+    it.add_argument("--parent-version", default=None)
+    it.add_argument("--seed", type=int, default=0)
+    it.add_argument("--steps", type=int, default=5000)
+    it.add_argument("--lr", type=float, default=2e-3)
+    it.add_argument("--batch-size", type=int, default=16)
+    it.add_argument("--metrics-only", action="store_true",
+                    help="recompute the held-out click metrics of an existing model folder")
     ref = sub.add_parser("ood-reference", help="OOD reference statistics of a starter model")
     ref.add_argument("--out", required=True, type=Path, help="the model's folder")
     return p
@@ -57,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = args.name or out.parent.name
     version = args.version or out.name
+    if args.command == "interactive":
+        from medviewer.ai.interactive.starter import run
+
+        return run(args, name, version)
     if (out / "model.json").exists():
         print(f"{out} already holds a model; a version is never overwritten", file=sys.stderr)
         return 1

@@ -1,0 +1,199 @@
+"""The learned interactive engine: the promptable 2D network (``interactive-promptable``) behind
+the same functions as the classical engine (``segment_2d``, ``slice_step``).
+
+One prompt update runs the network on a focus window (:mod:`.encoding`): with no previous
+result, first on a wide window centred on the clicks, then again zoomed on what it found; with
+a previous result, on a window around it and the prompts. When the object touches the window's
+edge the window grows and the network runs again. The prompts are then obeyed exactly: positive
+points are in the mask, the connected region a negative point lands in is removed, only regions
+holding a positive prompt (or inside a box) are kept."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encode,
+                                               fit_window, from_window, window_around)
+
+__all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
+           "predict_window", "unavailable_reason"]
+
+MODEL_NAME = "interactive-promptable"
+FIRST_SIDE_MM = 160.0
+_lock = threading.Lock()
+_state = {"model": None, "card": None, "error": None, "explicit": False}
+
+
+def _find_card():
+    from medviewer.ai.registry import ModelRegistry
+
+    reg = ModelRegistry()
+    return reg.get(MODEL_NAME)
+
+
+def set_model(model, card=None) -> None:
+    """Use ``model`` (a torch module in eval mode) as the engine's network (a fine-tuned
+    version, a test's model); ``None`` goes back to the registry's active version."""
+    with _lock:
+        _state.update(model=model, card=card, error=None, explicit=model is not None)
+
+
+def load():
+    """The network (loaded once, from the model registry's default version)."""
+    with _lock:
+        if _state["model"] is not None:
+            return _state["model"]
+        from medviewer.ai.weights import load_model
+
+        try:
+            card = _find_card()
+            model = load_model(card)
+        except Exception as exc:  # no weights shipped / unreadable: say why
+            _state["error"] = str(exc)
+            raise
+        model.eval()
+        _state.update(model=model, card=card, error=None)
+        return model
+
+
+def available() -> bool:
+    try:
+        load()
+        return True
+    except Exception:
+        return False
+
+
+def unavailable_reason() -> Optional[str]:
+    return None if available() else (_state["error"] or "no learned promptable model")
+
+
+def predict_window(image2d, prompts: SlicePrompts, spacing_yx, window: Window,
+                   prev_mask=None) -> np.ndarray:
+    """Foreground probability on the window grid."""
+    import torch
+
+    model = load()
+    x = encode(image2d, prompts, spacing_yx, window, prev_mask)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(x)[None])
+        prob = torch.softmax(logits.float(), dim=1)[0, 1].numpy()
+    return prob
+
+
+def _touches_edge(prob: np.ndarray) -> bool:
+    m = prob > 0.5
+    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+
+
+def _run(image2d, sp: SlicePrompts, spacing_yx, window: Window, prev, shape, extent):
+    for _ in range(3):
+        prob = predict_window(image2d, sp, spacing_yx, window, prev)
+        if not _touches_edge(prob) or window.side >= extent:
+            break
+        window = Window(window.cy, window.cx, min(window.side * 1.6, extent * 1.05))
+    return from_window(prob, window, shape, spacing_yx) > 0.5
+
+
+def segment_2d(image2d: np.ndarray, prompts, spacing: Sequence[float] = (1.0, 1.0),
+               z: Optional[int] = None, prev_mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """A boolean mask of one slice from the prompts on it (only slice ``z``'s when given) and
+    the previous mask being corrected, if any."""
+    image = np.asarray(image2d, np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"segment_2d needs a 2D image, got shape {image.shape}")
+    sp = SlicePrompts.from_prompts(prompts, z) if not isinstance(prompts, SlicePrompts) \
+        else prompts
+    shape = image.shape
+    sp = SlicePrompts(_clip(sp.positive, shape), _clip(sp.negative, shape), list(sp.boxes))
+    spacing_yx = tuple(float(s) for s in tuple(spacing)[-2:])
+    prev = None if prev_mask is None or not np.any(prev_mask) else np.asarray(prev_mask, bool)
+    if not sp.positive and not sp.boxes and prev is None:
+        return np.zeros(shape, bool)
+    extent = max(shape[0] * spacing_yx[0], shape[1] * spacing_yx[1])
+    if prev is None and not sp.boxes:
+        first = window_around(sp.positive, spacing_yx, min(FIRST_SIDE_MM, extent * 1.05))
+        coarse = _run(image, sp, spacing_yx, first, None, shape, extent)
+        if not coarse.any():
+            coarse = None
+        window = fit_window(coarse, sp.positive, spacing_yx, margin=1.5)
+        mask = _run(image, sp, spacing_yx, window, coarse, shape, extent)
+    else:
+        pts = list(sp.positive) + list(sp.negative) if prev is not None else list(sp.positive)
+        window = fit_window(prev, pts or [(shape[0] // 2, shape[1] // 2)], spacing_yx,
+                            margin=1.5, boxes=sp.boxes) if (pts or sp.boxes or prev is not None) \
+            else None
+        mask = _run(image, sp, spacing_yx, window, prev, shape, extent)
+    return obey(mask, sp, prev)
+
+
+def _clip(points, shape):
+    return [(int(np.clip(p[0], 0, shape[0] - 1)), int(np.clip(p[1], 0, shape[1] - 1)))
+            for p in points]
+
+
+def obey(mask: np.ndarray, sp: SlicePrompts, prev=None) -> np.ndarray:
+    """Make the mask obey the prompts: positives in, negatives' regions out, only regions
+    with a positive prompt, inside a box or overlapping the previous mask kept."""
+    mask = np.asarray(mask, bool).copy()
+    for y, x in sp.negative:
+        if mask[y, x]:
+            lab, _ = ndimage.label(mask)
+            region = lab == lab[y, x]
+            if not any(region[py, px] for py, px in sp.positive):
+                mask &= ~region
+            else:  # the region also holds a positive prompt: cut a disc around the negative
+                yy, xx = np.ogrid[:mask.shape[0], :mask.shape[1]]
+                r = max(2.0, 0.15 * np.sqrt(region.sum() / np.pi))
+                mask &= (yy - y) ** 2 + (xx - x) ** 2 > r * r
+    if sp.boxes:
+        inside = np.zeros(mask.shape, bool)
+        for y0, x0, y1, x1 in sp.boxes:
+            inside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+        mask &= inside
+    lab, n = ndimage.label(mask)
+    if n:
+        keep = {int(lab[y, x]) for y, x in sp.positive} - {0}
+        if sp.boxes:
+            keep |= set(np.unique(lab[lab > 0]).tolist())
+        if prev is not None:
+            keep |= set(np.unique(lab[prev & (lab > 0)]).tolist())
+        mask = np.isin(lab, sorted(keep))
+    for y, x in sp.positive:
+        mask[y, x] = True
+    for y, x in sp.negative:
+        mask[y, x] = False
+    return mask
+
+
+def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
+    """``step(k, prev_mask2d) -> mask2d``: slice k segmented from the neighbouring slice's mask
+    (the network's propagation mode) and any prompts on slice k."""
+    vol = np.asarray(volume)
+    spacing_yx = tuple(float(s) for s in tuple(spacing_zyx)[-2:])
+
+    def step(k: int, prev: np.ndarray) -> np.ndarray:
+        sp = SlicePrompts.from_prompts(prompts, k) if prompts is not None else SlicePrompts()
+        image = np.asarray(vol[k], np.float32)
+        shape = image.shape
+        extent = max(shape[0] * spacing_yx[0], shape[1] * spacing_yx[1])
+        window = fit_window(prev, list(sp.positive) or np.argwhere(prev)[:1], spacing_yx,
+                            margin=1.6, boxes=sp.boxes)
+        mask = _run(image, sp, spacing_yx, window, prev, shape, extent)
+        lab, n = ndimage.label(mask)
+        if n > 1:  # keep what continues the neighbouring slice's object
+            keep = set(np.unique(lab[prev & (lab > 0)]).tolist())
+            keep |= {int(lab[y, x]) for y, x in sp.positive} - {0}
+            mask = np.isin(lab, sorted(keep))
+        return obey(mask, sp, prev) if (sp.positive or sp.negative) else mask
+
+    return step
+
+
+def model_path() -> Optional[Path]:
+    card = _state.get("card")
+    return None if card is None else Path(card.folder)
