@@ -10,7 +10,8 @@ directions from the start slice and decides where to stop, the same way for ever
   is left as it is in ``existing``;
 - with ``existing`` (the previous 3D result, when re-propagating a correction): the new mask
   agrees with ``existing[k]`` (Dice >= ``agree``), so the slices beyond are left as they were
-  and a correction rewrites only the slices it changes.
+  and a correction rewrites only the slices it changes (one that leaves the start slice as it
+  was in ``existing`` rewrites nothing).
 
 Slices where the walk stopped keep their ``existing`` mask (empty without ``existing``).
 numpy only: no Qt, no torch."""
@@ -55,6 +56,8 @@ def propagate(shape_zyx: Sequence[int], start_mask2d: np.ndarray, z: int, step: 
         if existing.shape != shape:
             raise ValueError(f"existing mask {existing.shape} is not {shape}")
         out = existing.copy()
+        if np.array_equal(existing[z], start):  # nothing changed where the walk starts
+            return out
     else:
         out = np.zeros(shape, bool)
     out[z] = start

@@ -188,53 +188,74 @@ def segment_2d(image2d: np.ndarray, prompts, spacing: Sequence[float] = (1.0, 1.
         raise ValueError(f"prev_mask {prev.shape} is not the image's {shape}")
     mask = np.zeros(shape, bool)
     smooth = None
+    has_prev = prev is not None and bool(prev.any())
     if len(pos):
         smooth = _smooth(image)
-        mask = _segment(image, pos, neg, roi, spacing, windows, smooth)
-    if prev is not None and prev.any():
+        near = np.zeros(len(pos), bool)
+        if has_prev:  # a correction next to the mask adds within the band around it
+            band, ring = _band(prev, spacing)
+            near = band[pos[:, 0], pos[:, 1]]
+        if near.any():
+            broi = band if roi is None else roi & band
+            mask |= _segment(image, pos[near], np.concatenate([neg, ring]), broi, spacing,
+                             windows, smooth)
+        if not near.all():  # away from it (or without one): a new region, as without prev
+            mask |= _segment(image, pos[~near], neg, roi, spacing, windows, smooth)
+    if has_prev:
         kept = _take_back(image, prev, pos, neg, spacing, smooth)
         mask = (mask | kept) if roi is None else (mask | (kept & roi))
+        if len(neg):  # a negative seed's region stays out, whichever part claimed it
+            mask &= kept | ~prev
+            mask[neg[:, 0], neg[:, 1]] = False
         if len(pos):
             mask[pos[:, 0], pos[:, 1]] = True
     return mask
 
 
+def _band(mask, spacing_yx):
+    """Pixels within the propagation band (10 mm in 4-connected steps) of ``mask``, and the
+    (n, 2) pixels of the one-pixel ring just outside it."""
+    band_px = max(1, int(round(_BAND_MM / min(float(s) for s in tuple(spacing_yx)[-2:]))))
+    band = ndimage.distance_transform_cdt(~mask, metric="taxicab") <= band_px
+    return band, np.argwhere(ndimage.binary_dilation(band) & ~band)
+
+
 def _take_back(image, prev, pos, neg, spacing_yx, smooth=None) -> np.ndarray:
-    """``prev`` less the part of it each negative seed claims: inside ``prev`` (the graph is the
-    previous mask), the negative seeds compete with the positive seeds and with every pixel of
-    ``prev`` farther from the negative seeds than twice the deepest negative seed lies in it."""
+    """``prev`` less the part of it the negative seeds claim: inside ``prev`` (the graph is the
+    previous mask), the negative seeds compete with the positive seeds, with the pixels of
+    ``prev`` outside every negative seed's intensity window (another tissue than the one
+    clicked) and with those farther than twice the deepest negative seed lies in ``prev``."""
     if not len(neg):
         return prev.copy()
     in_prev = neg[prev[neg[:, 0], neg[:, 1]]]
     if not len(in_prev):
         return prev.copy()
-    syx = tuple(spacing_yx)[-2:]
+    syx = tuple(float(s) for s in tuple(spacing_yx)[-2:])
+    smooth = _smooth(image) if smooth is None else smooth
     depth = ndimage.distance_transform_edt(np.pad(prev, 1), sampling=syx)[1:-1, 1:-1]
     radius = max(2.0 * float(depth[in_prev[:, 0], in_prev[:, 1]].max()), 3.0 * max(syx))
     free = np.ones(prev.shape, bool)
     free[neg[:, 0], neg[:, 1]] = False
     far = ndimage.distance_transform_edt(free, sampling=syx) > radius
-    sources = np.argwhere(prev & far)
+    neg_windows = intensity_windows(smooth, [tuple(p) for p in in_prev])
+    other = ~(_in_windows(smooth, neg_windows) | _in_windows(image.astype(np.float32,
+                                                                           copy=False),
+                                                              neg_windows))
+    sources = np.argwhere(prev & (far | other))
     if len(pos):
         sources = np.concatenate([sources, pos[prev[pos[:, 0], pos[:, 1]]]])
-    if not len(sources):  # every pixel is near a negative seed: drop what they touch
+    if not len(sources):  # the whole mask is near and like the negative seeds: drop it
         labels, _ = ndimage.label(prev, structure=np.ones((3, 3), bool))
         hit = np.unique(labels[neg[:, 0], neg[:, 1]])
         return prev & ~np.isin(labels, hit[hit > 0])
-    smooth = _smooth(image) if smooth is None else smooth
-    sample = sources[:: max(len(sources) // 64, 1)]
-    windows = intensity_windows(smooth, [tuple(p) for p in sample])
-    tol = float(np.median([(hi - lo) / 2 for lo, hi in windows]))
+    tol = float(np.median([(hi - lo) / 2 for lo, hi in neg_windows]))
     allowed = prev.copy()
     allowed[neg[:, 0], neg[:, 1]] = True
     d_pos, d_neg = _geodesic(smooth, allowed, syx, max(tol, 1e-6), sources, neg)
     lost = np.zeros(prev.shape, bool)
     lost[allowed] = d_neg <= d_pos
     lost[neg[:, 0], neg[:, 1]] = True
-    kept = prev & ~lost
-    if len(pos):
-        kept[pos[:, 0], pos[:, 1]] &= prev[pos[:, 0], pos[:, 1]]
-    return kept
+    return prev & ~lost
 
 
 def _keep_seeded(mask: np.ndarray, seeds) -> np.ndarray:

@@ -82,6 +82,10 @@ def test_agreement_with_the_existing_result_stops_the_rewrite():
     others = np.ones(21, bool)
     others[10] = False
     assert out[others].tobytes() == existing[others].tobytes()
+    # an unchanged start slice rewrites nothing and asks the step nothing
+    step0 = Recorder(np.roll(truth, 5, axis=1))
+    same = propagate(truth.shape, existing[10], 10, step0, existing=existing)
+    assert step0.calls == [] and same.tobytes() == existing.tobytes()
     # a step that disagrees (shifts the object) rewrites until it agrees again
     shifted = np.roll(truth, 3, axis=2)
     out2 = propagate(truth.shape, shifted[10], 10, Recorder(shifted), existing=existing,
