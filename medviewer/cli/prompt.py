@@ -6,7 +6,9 @@
 (label 1) is written on the image's grid and geometry.
 ``medviewer prompt IMAGE --simulate REF.nii.gz [--label N] [--slice Z] [--max-clicks N] [--3d]
 --json``: the standard click protocol against a reference mask; prints the Dice after each
-click (and NoC@85/NoC@90) as JSON. Exit codes: 0 done, 1 failed, 2 usage errors and
+click (and NoC@85/NoC@90) as JSON. With ``--3d`` the protocol is 3D: the first click on the
+slice, propagated, then each click at the centre of the largest 3D error region, on whatever
+slice, correcting the 3D result there; the Dice is 3D. Exit codes: 0 done, 1 failed, 2 usage errors and
 ``--engine learned`` (no learned promptable model yet). Patient names and IDs are never
 printed."""
 from __future__ import annotations
@@ -55,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--box-mm", action="append", type=_box, default=[],
                     metavar="X0,Y0,X1,Y1,Z", help="a box on the slice at LPS z (mm)")
     pp.add_argument("--3d", dest="three_d", action="store_true",
-                    help="carry the slice's mask through the neighbouring slices")
+                    help="carry the slice's mask through the neighbouring slices (with "
+                         "--simulate: the 3D click protocol, clicks on any slice, 3D Dice)")
     pp.add_argument("--engine", default="classical", choices=("classical", "learned"))
     pp.add_argument("--out", metavar="MASK.nii.gz", help="where to write the mask")
     pp.add_argument("--simulate", metavar="REF", help="run the click protocol against REF")

@@ -1,6 +1,12 @@
 """Interactive segmentation as a use case: pick an engine, turn millimetre prompts into voxel
-prompts, segment one slice (2D) or carry it through the volume (3D), and run the click
-protocol against a reference mask. Shared by the CLI and (later) the app."""
+prompts, segment one slice (2D) or carry it through the volume (3D), correct a 3D result from a
+prompt on any slice, and run the click protocol against a reference mask (2D or 3D). Shared by
+the CLI and (later) the app.
+
+Every engine is a module with ``segment_2d(image2d, prompts, spacing_yx, z=None,
+prev_mask=None) -> bool mask`` and ``slice_step(volume, start_mask2d, z, prompts, spacing_zyx)
+-> step(k, prev_mask2d)``; the walk through the slices (and where it stops) is the engine-free
+:func:`medviewer.core.propagation.propagate`."""
 from __future__ import annotations
 
 import time
@@ -10,9 +16,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from medviewer.core.click_sim import MAX_CLICKS, dice, next_click, noc
+from medviewer.core.propagation import propagate
 from medviewer.core.prompts import Point, Prompts, box_from_mm, point_from_mm
 
-__all__ = ["ENGINES", "NoLearnedModel", "prompts_from_mm", "segment", "simulate",
+__all__ = ["ENGINES", "NoLearnedModel", "prompts_from_mm", "segment", "correct_3d", "simulate",
            "SimulationResult", "load_volume", "reference_mask"]
 
 ENGINES = ("classical", "learned")
@@ -85,8 +92,31 @@ def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "clas
     out = np.zeros(arr.shape[:3], bool)
     out[z] = eng.segment_2d(arr[z], prompts, spacing[1:], z=z)
     if three_d:
-        out = eng.propagate_3d(arr, out[z], z, prompts, spacing)
+        step = eng.slice_step(arr, out[z], z, prompts, spacing)
+        out = propagate(out.shape, out[z], z, step)
     return out
+
+
+def correct_3d(volume, mask3d: np.ndarray, prompts: Prompts, k: int,
+               engine: str = "classical") -> np.ndarray:
+    """``mask3d`` (a 3D result) corrected by the prompts on slice ``k``: slice ``k`` is
+    re-segmented from every prompt on it with ``mask3d[k]`` as its previous mask, then carried
+    outward again, rewriting only the slices that change (the walk stops where it agrees with
+    ``mask3d``) and never a slice that carries prompts of its own (an anchor)."""
+    eng = _engine(engine)
+    arr = np.asarray(volume.array)
+    mask3d = np.asarray(mask3d, bool)
+    if mask3d.shape != tuple(arr.shape[:3]):
+        raise ValueError(f"mask {mask3d.shape} is not on the image grid {arr.shape[:3]}")
+    k = int(k)
+    if not 0 <= k < mask3d.shape[0]:
+        raise ValueError(f"slice {k} is outside 0..{mask3d.shape[0] - 1}")
+    spacing = _spacing_zyx(volume.geometry)
+    start = np.asarray(eng.segment_2d(arr[k], prompts, spacing[1:], z=k, prev_mask=mask3d[k]),
+                       bool)
+    step = eng.slice_step(arr, start, k, prompts, spacing)
+    anchors = [s for s in prompts.slices() if s != k]
+    return propagate(mask3d.shape, start, k, step, existing=mask3d, anchors=anchors)
 
 
 @dataclass
@@ -115,7 +145,11 @@ def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
              stop_at: Optional[float] = None) -> SimulationResult:
     """Run the click protocol against ``reference`` (boolean, the volume's grid): on slice
     ``z`` (the one with the largest reference area by default), or in 3D. ``stop_at``: stop
-    early once the Dice reaches it."""
+    early once the Dice reaches it.
+
+    3D: the first click goes to slice ``z`` (as in 2D) and its mask is propagated; every next
+    click goes to the centre of the largest 3D error region (in mm), on whatever slice that is,
+    and corrects the 3D result there (:func:`correct_3d`). Dice is then the 3D Dice."""
     ref = np.asarray(reference, bool)
     if ref.shape != tuple(volume.array.shape[:3]):
         raise ValueError(f"reference {ref.shape} is not on the image grid {volume.array.shape}")
@@ -126,14 +160,21 @@ def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
     spacing = _spacing_zyx(volume.geometry)
     res = SimulationResult(z)
     prompts, mask = Prompts(), np.zeros(ref.shape, bool)
-    for _ in range(int(max_clicks)):
-        click = next_click(mask[z], ref[z], spacing[1:])  # in 3D too: on the start slice
-        if click is None:
+    for n in range(int(max_clicks)):
+        if three_d and n:
+            click = next_click(mask, ref, spacing)
+            point = None if click is None else Point(click.index, click.positive)
+        else:
+            click = next_click(mask[z], ref[z], spacing[1:])
+            point = None if click is None else Point((z,) + click.index, click.positive)
+        if point is None:
             break
-        point = Point((z,) + click.index, click.positive)
         prompts = prompts.add(point)
         t0 = time.perf_counter()
-        mask = segment(volume, prompts, three_d=three_d, engine=engine, z=z)
+        if three_d and n:
+            mask = correct_3d(volume, mask, prompts, point.voxel[0], engine)
+        else:
+            mask = segment(volume, prompts, three_d=three_d, engine=engine, z=z)
         res.seconds.append(time.perf_counter() - t0)
         res.clicks.append(point)
         res.dices.append(dice(mask, ref) if three_d else dice(mask[z], ref[z]))

@@ -54,6 +54,19 @@ def test_prompt_simulate_prints_dice_per_click(shared_data, capsys):
     assert all(0.0 <= d <= 1.0 for d in got["dice"])
 
 
+def test_prompt_simulate_3d_clicks_on_other_slices(shared_data, capsys):
+    ct, seg = shared_data / TOTALSEG / "example_ct_sm.nii.gz", shared_data / TOTALSEG / "example_seg.nii.gz"
+    capsys.readouterr()
+    assert main(["prompt", str(ct), "--simulate", str(seg), "--label", "5", "--3d",
+                 "--max-clicks", "6", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert len(got["dice"]) == 6 == len(got["clicks"])
+    zs = {c["voxel_zyx"][0] for c in got["clicks"]}
+    assert got["clicks"][0]["voxel_zyx"][0] == got["slice"] and len(zs) >= 3
+    # 3D Dice of the liver (measured 0.644 after one click, 0.823 after six)
+    assert 0.5 < got["dice"][0] < 0.75 and max(got["dice"]) >= 0.78
+
+
 def test_prompt_learned_engine_and_usage(tmp_path, shared_data, capsys):
     ct = shared_data / TOTALSEG / "example_ct_sm.nii.gz"
     assert main(["prompt", str(ct), "--point-mm", "0,0,0", "--engine", "learned",
