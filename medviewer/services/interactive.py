@@ -19,7 +19,8 @@ from medviewer.core.click_sim import MAX_CLICKS, dice, next_click, noc
 from medviewer.core.propagation import propagate
 from medviewer.core.prompts import Point, Prompts, box_from_mm, point_from_mm
 
-__all__ = ["ENGINES", "NoLearnedModel", "prompts_from_mm", "segment", "correct_3d", "simulate",
+__all__ = ["ENGINES", "NoLearnedModel", "available_engines", "default_engine",
+           "use_model_version", "prompts_from_mm", "segment", "correct_3d", "simulate",
            "SimulationResult", "load_volume", "reference_mask"]
 
 ENGINES = ("classical", "learned")
@@ -30,13 +31,42 @@ class NoLearnedModel(RuntimeError):
 
 
 def _engine(name: str):
+    if name == "auto":
+        name = default_engine()
     if name == "classical":
         from medviewer.ai.interactive import classical
 
         return classical
     if name == "learned":
-        raise NoLearnedModel("no learned promptable model yet (use --engine classical)")
-    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+        from medviewer.ai.interactive import learned
+
+        reason = learned.unavailable_reason()
+        if reason is not None:
+            raise NoLearnedModel(f"the learned promptable model cannot be used: {reason} "
+                                 f"(use the classical engine)")
+        return learned
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)} or auto")
+
+
+def available_engines() -> dict:
+    """``{engine: None if usable else the reason it is not}`` (the learned engine needs its
+    weights; the classical one always works)."""
+    from medviewer.ai.interactive import learned
+
+    return {"classical": None, "learned": learned.unavailable_reason()}
+
+
+def default_engine() -> str:
+    """The learned engine where its model is there, else the classical one."""
+    return "learned" if available_engines()["learned"] is None else "classical"
+
+
+def use_model_version(ref: Optional[str]) -> str:
+    """Make the learned engine use model version ``ref`` ("name:version"; None: the active
+    version) from now on; returns the ref in use."""
+    from medviewer.ai.interactive import learned
+
+    return learned.use_version(ref)
 
 
 def load_volume(path, reporter=None):

@@ -10,7 +10,6 @@ holding a positive prompt (or inside a box) are kept."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encod
                                                fit_window, from_window, window_around)
 
 __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
-           "predict_window", "unavailable_reason"]
+           "predict_window", "unavailable_reason", "use_version", "current_ref"]
 
 MODEL_NAME = "interactive-promptable"
 FIRST_SIDE_MM = 160.0
@@ -28,11 +27,32 @@ _lock = threading.Lock()
 _state = {"model": None, "card": None, "error": None, "explicit": False}
 
 
-def _find_card():
+def _find_card(ref: Optional[str] = None):
+    """The card of ``ref`` ("name:version"), else the active version of the model."""
     from medviewer.ai.registry import ModelRegistry
+    from medviewer.ai.versions import active_version
 
     reg = ModelRegistry()
-    return reg.get(MODEL_NAME)
+    if ref:
+        return reg.get(ref)
+    version = active_version(reg, MODEL_NAME)
+    return reg.get(f"{MODEL_NAME}:{version}" if version else MODEL_NAME)
+
+
+def use_version(ref: Optional[str] = None) -> str:
+    """Load model version ``ref`` (None: the active one) for every later prompt; its ref."""
+    from medviewer.ai.weights import load_model
+
+    card = _find_card(ref)
+    model = load_model(card).eval()
+    with _lock:
+        _state.update(model=model, card=card, error=None, explicit=ref is not None)
+    return card.ref
+
+
+def current_ref() -> Optional[str]:
+    card = _state.get("card")
+    return None if card is None else card.ref
 
 
 def set_model(model, card=None) -> None:
@@ -193,7 +213,3 @@ def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
 
     return step
 
-
-def model_path() -> Optional[Path]:
-    card = _state.get("card")
-    return None if card is None else Path(card.folder)
