@@ -2,15 +2,16 @@
 :mod:`medviewer.services.interactive` (the app's own code path).
 
 ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] ... [--box-mm X0,Y0,X1,Y1,Z] [--3d]
-[--engine classical|learned] --out MASK.nii.gz``: points and boxes in patient LPS mm; the mask
+[--engine auto|learned|classical] --out MASK.nii.gz``: points and boxes in patient LPS mm; the mask
 (label 1) is written on the image's grid and geometry.
 ``medviewer prompt IMAGE --simulate REF.nii.gz [--label N] [--slice Z] [--max-clicks N] [--3d]
 --json``: the standard click protocol against a reference mask; prints the Dice after each
 click (and NoC@85/NoC@90) as JSON. With ``--3d`` the protocol is 3D: the first click on the
 slice, propagated, then each click at the centre of the largest 3D error region, on whatever
-slice, correcting the 3D result there; the Dice is 3D. Exit codes: 0 done, 1 failed, 2 usage errors and
-``--engine learned`` (no learned promptable model yet). Patient names and IDs are never
-printed."""
+slice, correcting the 3D result there; the Dice is 3D. ``--engine auto`` (the default) uses
+the learned promptable model where it is installed, else the classical engine. Exit codes:
+0 done, 1 failed, 2 usage errors and ``--engine learned`` without its model. Patient names and
+IDs are never printed."""
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--3d", dest="three_d", action="store_true",
                     help="carry the slice's mask through the neighbouring slices (with "
                          "--simulate: the 3D click protocol, clicks on any slice, 3D Dice)")
-    pp.add_argument("--engine", default="classical", choices=("classical", "learned"))
+    pp.add_argument("--engine", default="auto", choices=("auto", "classical", "learned"),
+                    help="auto (default): the learned model where it is installed, else the "
+                         "classical engine")
     pp.add_argument("--out", metavar="MASK.nii.gz", help="where to write the mask")
     pp.add_argument("--simulate", metavar="REF", help="run the click protocol against REF")
     pp.add_argument("--label", type=int, help="with --simulate: the reference label value "
@@ -79,7 +82,7 @@ def _run(args) -> int:
             "(or --simulate REF)")
         return 2
     try:
-        svc._engine(args.engine)
+        args.engine = svc.resolve_engine(args.engine)
     except svc.NoLearnedModel as exc:
         err(f"medviewer prompt: {exc}")
         return 2
@@ -89,7 +92,7 @@ def _run(args) -> int:
             ref = svc.reference_mask(args.simulate, vol.geometry, args.label)
             res = svc.simulate(vol, ref, args.max_clicks, z=args.slice, three_d=args.three_d,
                                engine=args.engine)
-            out = res.to_dict()
+            out = dict(res.to_dict(), engine=args.engine)
             if args.json:
                 print(json.dumps(out))
             else:
@@ -103,8 +106,8 @@ def _run(args) -> int:
 
         write_label_file(mask.astype("uint8"), vol.geometry, args.out,
                          {1: "object"})
-        err(f"{int(mask.sum())} voxels on {int(mask.any(axis=(1, 2)).sum())} slice(s) "
-            f"-> {args.out}")
+        err(f"{args.engine} engine: {int(mask.sum())} voxels on "
+            f"{int(mask.any(axis=(1, 2)).sum())} slice(s) -> {args.out}")
         return 0
     except ValueError as exc:
         err(f"medviewer prompt: {exc}")

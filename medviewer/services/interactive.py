@@ -20,6 +20,7 @@ from medviewer.core.propagation import propagate
 from medviewer.core.prompts import Point, Prompts, box_from_mm, point_from_mm
 
 __all__ = ["ENGINES", "NoLearnedModel", "available_engines", "default_engine",
+           "resolve_engine",
            "use_model_version", "prompts_from_mm", "segment", "correct_3d", "simulate",
            "SimulationResult", "load_volume", "reference_mask"]
 
@@ -54,6 +55,14 @@ def available_engines() -> dict:
     from medviewer.ai.interactive import learned
 
     return {"classical": None, "learned": learned.unavailable_reason()}
+
+
+def resolve_engine(name: str) -> str:
+    """The engine ``name`` stands for ("auto" -> the default); NoLearnedModel when "learned"
+    cannot be used, ValueError for an unknown name."""
+    name = default_engine() if name == "auto" else name
+    _engine(name)
+    return name
 
 
 def default_engine() -> str:
@@ -109,9 +118,10 @@ def _spacing_zyx(geometry) -> tuple:
 
 
 def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "classical",
-            z: Optional[int] = None) -> np.ndarray:
+            z: Optional[int] = None, prev_mask: Optional[np.ndarray] = None) -> np.ndarray:
     """A boolean mask on the volume's grid: slice ``z`` (the first prompted slice by default),
-    carried through the neighbouring slices when ``three_d``."""
+    carried through the neighbouring slices when ``three_d``. ``prev_mask``: the slice's
+    current result (2D, slice ``z``) that the prompts correct, if any."""
     eng = _engine(engine)
     if not len(prompts):
         raise ValueError("give at least one prompt")
@@ -120,7 +130,8 @@ def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "clas
     arr = np.asarray(volume.array)
     spacing = _spacing_zyx(volume.geometry)
     out = np.zeros(arr.shape[:3], bool)
-    out[z] = eng.segment_2d(arr[z], prompts, spacing[1:], z=z)
+    kw = {} if prev_mask is None or not np.any(prev_mask) else {"prev_mask": prev_mask}
+    out[z] = eng.segment_2d(arr[z], prompts, spacing[1:], z=z, **kw)
     if three_d:
         step = eng.slice_step(arr, out[z], z, prompts, spacing)
         out = propagate(out.shape, out[z], z, step)
@@ -204,7 +215,8 @@ def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
         if three_d and n:
             mask = correct_3d(volume, mask, prompts, point.voxel[0], engine)
         else:
-            mask = segment(volume, prompts, three_d=three_d, engine=engine, z=z)
+            mask = segment(volume, prompts, three_d=three_d, engine=engine, z=z,
+                           prev_mask=None if three_d else mask[z])
         res.seconds.append(time.perf_counter() - t0)
         res.clicks.append(point)
         res.dices.append(dice(mask, ref) if three_d else dice(mask[z], ref[z]))

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encode,
+from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, from_window, window_around)
 
 __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",

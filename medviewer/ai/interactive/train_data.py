@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 from scipy import ndimage
 
-from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encode,
+from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, to_window, window_around)
 
 __all__ = ["DATA", "HELD_OUT_CLASSES", "HELD_OUT_CASES", "Case", "load_training_cases",
