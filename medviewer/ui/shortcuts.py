@@ -46,6 +46,15 @@ KEYS = {
     "proposal_accept_slice": "Ctrl+Alt+Return",
     "proposal_reject": "Ctrl+Shift+Backspace",
     "labels_history": "Ctrl+H",
+    # only while the Prompt tool is active
+    "prompt_positive": "A",
+    "prompt_negative": "S",
+    "prompt_box": "X",
+    "prompt_scribble": "C",
+    "prompt_3d": "G",
+    "prompt_accept": "Return",
+    "prompt_reject": "Esc",
+    "prompt_clear": "Shift+Backspace",
 }
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
 
@@ -59,6 +68,8 @@ MOUSE = [
     ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step)"),
     ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
     ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
+    ("Prompt: left click / Shift+left click / right click", "Positive / flipped / negative click"),
+    ("Prompt: left drag", "A scribble (click and scribble modes) or a box (box mode)"),
 ]
 
 
@@ -82,6 +93,15 @@ def shortcut_rows() -> list:
              (KEYS["proposal_accept_label"], "Accept the proposal's label under the cursor"),
              (KEYS["proposal_accept_slice"], "Accept the proposal on this slice (view used last)"),
              (KEYS["proposal_reject"], "Reject the AI proposal (the label map is unchanged)"),
+             (KEYS["prompt_positive"], "Prompt tool: positive clicks (the object is here)"),
+             (KEYS["prompt_negative"], "Prompt tool: negative clicks (not the object)"),
+             (KEYS["prompt_box"], "Prompt tool: box (drag around the object)"),
+             (KEYS["prompt_scribble"], "Prompt tool: scribble (drag; Shift: negative)"),
+             (KEYS["prompt_3d"], "Prompt tool: propagate the result through the neighbouring slices"),
+             (f"{KEYS['prompt_accept']} / Enter", "Prompt tool: accept the result into the active label (one undo step)"),
+             (KEYS["prompt_reject"], "Prompt tool: reject the result and clear the prompts"),
+             (KEYS["undo"], "Prompt tool: undo the last prompt (while prompts are given)"),
+             (KEYS["prompt_clear"], "Prompt tool: clear the prompts"),
              ("Alt+1 … Alt+9", "Toggle case label 1 … 9 (Case labels panel)"),
              (KEYS["ai_run_slice"], "AI: run the selected model on the current slice (a 2D image: the image)"),
              (KEYS["ai_run_volume"], "AI: run the selected model on the whole volume"),

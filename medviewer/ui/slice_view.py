@@ -3,7 +3,8 @@
 Mouse and keys (documented in ui/shortcuts.py):
 - left click / left drag: move the cursor (all views follow the Session); in a tool mode the
   left button measures instead (distance, ROI) or changes window/level (W/L mode); in a
-  paint mode (brush, eraser, flood fill, polygon) it goes to the view's annotation PaintTool
+  paint mode (brush, eraser, flood fill, polygon) it goes to the view's annotation PaintTool,
+  in the Prompt tool to its PromptTool (right click: a negative prompt)
 - right drag: window/level (horizontal = width, vertical = centre)
 - middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
 - wheel, PageUp/PageDown, Up/Down: previous / next slice
@@ -48,6 +49,7 @@ class SliceViewBox(pg.ViewBox):
     sig_wheel = Signal(int)  # slice steps
     sig_left = Signal(str, QPointF)  # phase ("click", "press", "drag", "release"), view point
     sig_wl_drag = Signal(float, float)  # screen dx, dy
+    sig_right = Signal(QPointF)  # a right click (no drag), view point
 
     def __init__(self):
         super().__init__(enableMenu=False, invertY=True, lockAspect=True)
@@ -70,6 +72,9 @@ class SliceViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.sig_left.emit("double" if ev.double() else "click", self.mapSceneToView(ev.scenePos()))
+        elif ev.button() == Qt.MouseButton.RightButton and not ev.double():
+            ev.accept()
+            self.sig_right.emit(self.mapSceneToView(ev.scenePos()))
         else:
             ev.ignore()
 
@@ -124,6 +129,7 @@ class SliceView(pg.GraphicsView):
             self.vb.addItem(line, ignoreBounds=True)
         self.overlay = MeasureOverlay(self)
         self.paint = None  # the annotation PaintTool of this view (set by the annotation UI)
+        self.prompt = None  # the annotation PromptTool of this view (interactive segmentation)
         self.heat = None  # the AI heat-map layer of this view (ui/ai/overlays.HeatLayer)
         self._labels = {}
         for key in ("top", "bottom", "left", "right", "title", "readout"):
@@ -292,6 +298,8 @@ class SliceView(pg.GraphicsView):
             self.overlay.handle(self.tool, phase, p)
         elif self.tool in PAINT_TOOLS and self.paint is not None:
             self.paint.handle(self.tool, phase, p)
+        elif self.tool == "prompt" and self.prompt is not None:
+            self.prompt.handle(phase, p)
 
     def reset_view(self) -> None:
         if self.current is not None:

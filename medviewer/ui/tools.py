@@ -25,6 +25,10 @@ TOOLS = {
     "eraser": ("Eraser", "E", "Erase labels (radius in mm; locked labels are kept)"),
     "flood": ("Flood fill", "F", "Click: fill the connected region within the intensity range"),
     "polygon": ("Polygon / lasso", "P", "Click points or drag a lasso; double-click or Enter fills"),
+    "prompt": ("Prompt (interactive AI)", "I",
+               "Click inside the object (A: + click, S: − click, Shift flips, right click −), "
+               "X: drag a box, C: drag a scribble; G: 3D; Enter accepts, Esc rejects, "
+               "Ctrl+Z undoes the last prompt"),
 }
 PAINT_TOOLS = ("brush", "eraser", "flood", "polygon")  # handled by the annotation PaintTool
 _COLOUR = QColor("#40ff60")

@@ -76,6 +76,16 @@ class ProposalMixin:
                                   "(the label map is unchanged until you accept)")
         return st.proposal
 
+    def show_proposal(self, volume, proposal: Optional[Proposal]) -> None:
+        """Show a proposal made here, not stored (interactive prompts: ``record_id`` ''), over
+        ``volume``'s label map; None takes it away."""
+        st = next((s for s in self._states.values() if s.volume is volume), None)
+        if st is None:
+            return
+        st.proposal = proposal
+        if st is self.state:
+            self.sig_proposal_changed.emit(proposal)
+
     def reject_proposal(self) -> bool:
         """Drop the proposal; the label map is untouched (the 'predicted' record stays)."""
         st = self.state
@@ -122,9 +132,10 @@ class ProposalMixin:
         if edit is not None:
             st.undo.push(edit)
             self._record(st, edit, stroke=False)
-            if st.base_record_id != prop.record_id:
+            if prop.record_id and st.base_record_id != prop.record_id:
                 st.merged = st.base_record_id
-            st.base_record_id = prop.record_id
+            if prop.record_id:  # a stored 'predicted' record: the next save is its child
+                st.base_record_id = prop.record_id
             self._push_step(st, edit, before)
         self._set_snapshot(st, self._snapshot(st))
         self.sig_undo_changed.emit()

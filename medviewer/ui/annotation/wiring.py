@@ -21,6 +21,7 @@ from .label_panel import LabelPanel
 from .paint_panel import PaintPanel
 from .paint_tool import PaintOptions, PaintTool
 from .proposal_layer import ProposalOverlays
+from .prompt_wiring import PromptUI
 from .proposal_panel import ProposalPanel
 from .unsaved import UnsavedGuard
 
@@ -50,11 +51,13 @@ class AnnotationFeature:
         self.label_panel = LabelPanel(self.ctl, win)
         self.paint_panel = PaintPanel(self.options, self.ctl, host.session, win)
         self.paint_panel.interpolate.clicked.connect(self.fill_between_slices)
+        self.prompt = PromptUI(host, self.ctl, self.proposal_panel)
         seg = QWidget(win)
         seg.setObjectName("segmentationPanel")
         lay = QVBoxLayout(seg)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.proposal_panel)
+        lay.addWidget(self.prompt.panel)
         lay.addWidget(self.label_panel, 1)
         lay.addWidget(self.paint_panel)
         self.case_panel = CasePanel(self.ctl, host.session, win)
@@ -97,7 +100,9 @@ class AnnotationFeature:
         self.ctl.sig_undo_changed.connect(self._update_actions)
         self.ctl.sig_labelmap_changed.connect(lambda lm: self._update_actions())
         self.ctl.sig_proposal_changed.connect(lambda p: self._update_actions())
+        self.prompt.pc.sig_prompts_changed.connect(self._update_actions)
         self._update_actions()
+        self.prompt.start()
 
     # ------------------------------------------------------------------ menu
     def _declare_menu(self) -> None:
@@ -117,7 +122,7 @@ class AnnotationFeature:
             ("labels_save", "&Save labels", self.save, "Save as a 'corrected' record (with effort)"),
             ("labels_final", "&Mark final", lambda: ctl.save("final"), "Save as a 'final' record"),
             None,
-            ("undo", "&Undo", ctl.undo, "Undo the last label edit"),
+            ("undo", "&Undo", self.undo, "Undo the last label edit (the last prompt in the Prompt tool)"),
             ("redo", "&Redo", ctl.redo, "Redo"),
             ("radius_down", "Brush radius smaller", lambda: self.options.step_radius(-1), ""),
             ("radius_up", "Brush radius larger", lambda: self.options.step_radius(+1), ""),
@@ -153,7 +158,8 @@ class AnnotationFeature:
         for name in ("proposal_accept", "proposal_accept_label", "proposal_accept_slice",
                      "proposal_reject"):
             acts[name].setEnabled(ctl.proposal is not None)
-        acts["undo"].setEnabled(stack is not None and stack.can_undo)
+        prompting = self.prompt.active and bool(self.prompt.pc.entries)  # Ctrl+Z: last prompt
+        acts["undo"].setEnabled(prompting or (stack is not None and stack.can_undo))
         acts["redo"].setEnabled(stack is not None and stack.can_redo)
 
     # ------------------------------------------------------------------ reactions
@@ -184,6 +190,8 @@ class AnnotationFeature:
             if name != "polygon":
                 tool.cancel()
             tool.hover(name, None)
+        self.prompt.on_tool_changed(name)
+        self._update_actions()
 
     def _on_proposal(self, prop) -> None:
         if prop is not None:
@@ -203,7 +211,13 @@ class AnnotationFeature:
                                  else "Nothing to save")
         return jobs
 
+    def undo(self):
+        """Ctrl+Z: the last prompt while prompting, else the last label edit."""
+        return None if self.prompt.undo() else self.ctl.undo()
+
     def accept_all(self):
+        if self.prompt.pc.owns_proposal():  # a prompt result: its record is kept too
+            return self.prompt.prompt_accept()
         return self.ctl.accept_proposal(replace=self.proposal_panel.replace.isChecked())
 
     def accept_label(self):
@@ -225,6 +239,8 @@ class AnnotationFeature:
                                         replace=self.proposal_panel.replace.isChecked())
 
     def reject(self):
+        if self.prompt.pc.owns_proposal():
+            return self.prompt.prompt_reject()
         return self.ctl.reject_proposal()
 
     def show_history(self) -> None:

@@ -1,0 +1,225 @@
+"""One object being segmented from prompts, Qt-free: the prompt history (points, boxes,
+scribbles in voxel ``(z, y, x)`` indices of the volume, each given on one plane), which
+engines are available, and the segmentation of a frozen snapshot of the history on any plane
+(run on a worker by the app; the CLI can use it as is).
+
+The engines segment 2D on axial slices (array axis 0). A prompt given on a coronal or sagittal
+plane is run on the volume with its axes permuted so that the plane's fixed axis comes first;
+the mask is permuted back onto the volume's grid."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from medviewer.core.prompts import Box, Point, Prompts, Scribble
+
+from . import interactive
+
+__all__ = ["EngineInfo", "available_engines", "PromptEntry", "PromptSession", "Snapshot",
+           "run_snapshot", "PLANE_OF_AXIS"]
+
+PLANE_OF_AXIS = {0: "axial", 1: "coronal", 2: "sagittal"}
+KINDS = ("point", "box", "scribble")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    available: bool
+    reason: str = ""  # why not, when unavailable
+
+
+def available_engines() -> List[EngineInfo]:
+    """Every engine :func:`interactive.segment` knows, and whether it can run here."""
+    out = []
+    for name in interactive.ENGINES:
+        try:
+            interactive._engine(name)
+        except Exception as exc:  # NoLearnedModel, a missing dependency
+            out.append(EngineInfo(name, False, str(exc)))
+        else:
+            out.append(EngineInfo(name, True))
+    return out
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    """One prompt: ``kind`` point/box/scribble; ``voxels`` (z, y, x) indices (one for a point,
+    the two corners for a box, the stroke for a scribble); ``axis`` the array axis fixed by
+    the plane it was given on (0 axial, 1 coronal, 2 sagittal)."""
+
+    kind: str
+    voxels: Tuple[Tuple[int, int, int], ...]
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown prompt kind {self.kind!r}")
+        vox = tuple(tuple(int(c) for c in v) for v in self.voxels)
+        if not vox or any(len(v) != 3 for v in vox):
+            raise ValueError("a prompt needs (z, y, x) voxels")
+        object.__setattr__(self, "voxels", vox)
+
+    @property
+    def slice_index(self) -> int:
+        return self.voxels[0][self.axis]
+
+    def label(self) -> str:
+        sign = "+" if self.positive else "−"
+        where = f"{PLANE_OF_AXIS[self.axis]} {self.slice_index + 1}"
+        if self.kind == "point":
+            z, y, x = self.voxels[0]
+            return f"{sign} click at (x {x}, y {y}, z {z}) — {where}"
+        if self.kind == "box":
+            return f"box on {where}"
+        return f"{sign} scribble, {len(self.voxels)} voxels — {where}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "positive": self.positive, "plane": PLANE_OF_AXIS[self.axis],
+                "voxels_zyx": [list(v) for v in self.voxels]}
+
+
+def _perm(axis: int) -> Tuple[int, int, int]:
+    """The axis order that puts ``axis`` first (the others keep their order)."""
+    return (axis,) + tuple(a for a in range(3) if a != axis)
+
+
+def to_prompts(entries: Sequence[PromptEntry], axis: int) -> Prompts:
+    """Core prompts in the frame of the permuted volume (``axis`` first)."""
+    p = _perm(axis)
+    out = Prompts()
+    for e in entries:
+        vox = [tuple(v[i] for i in p) for v in e.voxels]
+        if e.kind == "point":
+            out = out.add(Point(vox[0], e.positive))
+        elif e.kind == "box":
+            (k, a0, b0), (_, a1, b1) = vox[0], vox[-1]
+            out = out.add(Box(k, a0, b0, a1, b1))
+        else:
+            out = out.add(Scribble(tuple(vox), e.positive))
+    return out
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one engine run needs (immutable: handed to a worker)."""
+
+    entries: Tuple[PromptEntry, ...]
+    engine: str
+    axis: int
+    index: int  # the slice (along ``axis``) the object was started on
+    three_d: bool
+    generation: int
+
+
+def _permuted_volume(volume, axis: int):
+    if axis == 0:
+        return volume
+    p = _perm(axis)
+    sx, sy, sz = volume.geometry.spacing
+    zyx = (sz, sy, sx)
+    pz = tuple(zyx[i] for i in p)
+    arr = np.transpose(np.asarray(volume.array), p)
+    return SimpleNamespace(array=arr, geometry=SimpleNamespace(spacing=(pz[2], pz[1], pz[0])))
+
+
+def run_snapshot(volume, snap: Snapshot, previous: Optional[np.ndarray] = None) -> np.ndarray:
+    """The boolean mask (the volume's grid) of ``snap``'s prompts: 2D on the start slice, or
+    carried through the neighbouring slices when ``snap.three_d`` (then prompts on other
+    slices correct it). ``previous``: the last 3D mask, for an engine that corrects it."""
+    if not snap.entries:
+        return np.zeros(np.asarray(volume.array).shape[:3], bool)
+    vol = _permuted_volume(volume, snap.axis)
+    prompts = to_prompts(snap.entries, snap.axis)
+    # when services.interactive.correct_3d lands, a 3D correction becomes:
+    # mask = interactive.correct_3d(vol, np.transpose(previous, _perm(snap.axis)), prompts,
+    #                               snap.index, snap.engine)
+    mask = interactive.segment(vol, prompts, three_d=snap.three_d, engine=snap.engine,
+                               z=snap.index)
+    if snap.axis:
+        mask = np.transpose(mask, np.argsort(_perm(snap.axis)))
+    return np.ascontiguousarray(mask)
+
+
+class PromptSession:
+    """The prompts of one object: added, undone, removed, cleared; the plane and slice of the
+    first prompt fix the frame (later prompts on other planes are refused); a prompt on
+    another slice of that plane makes the result 3D (it corrects the propagation)."""
+
+    def __init__(self, engine: str = "classical"):
+        self.engine = engine
+        self.entries: List[PromptEntry] = []
+        self.three_d = False
+        self.generation = 0
+        self.axis: Optional[int] = None
+        self.index: Optional[int] = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _changed(self) -> None:
+        self.generation += 1
+        if not self.entries:
+            self.axis = self.index = None
+            self.three_d = False
+
+    def check(self, entry: PromptEntry) -> str:
+        """'' if ``entry`` can be added, else why not."""
+        if self.axis is not None and entry.axis != self.axis:
+            return (f"This object's prompts are on the {PLANE_OF_AXIS[self.axis]} plane: "
+                    "accept or clear them to prompt on another plane")
+        return ""
+
+    def add(self, entry: PromptEntry) -> None:
+        why = self.check(entry)
+        if why:
+            raise ValueError(why)
+        if self.axis is None:
+            self.axis, self.index = entry.axis, entry.slice_index
+        elif entry.slice_index != self.index:
+            self.three_d = True
+        self.entries.append(entry)
+        self._changed()
+
+    def undo(self) -> Optional[PromptEntry]:
+        if not self.entries:
+            return None
+        entry = self.entries.pop()
+        self._changed()
+        return entry
+
+    def remove(self, i: int) -> PromptEntry:
+        entry = self.entries.pop(int(i))
+        if self.entries and entry.slice_index == self.index and \
+                all(e.slice_index != self.index for e in self.entries):
+            self.index = self.entries[0].slice_index  # the start slice's prompts are gone
+        self._changed()
+        return entry
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self._changed()
+
+    def set_three_d(self, on: bool = True) -> None:
+        if bool(on) != self.three_d and self.entries:
+            self.three_d = bool(on)
+            self._changed()
+
+    def set_engine(self, name: str) -> None:
+        if name != self.engine:
+            self.engine = name
+            self._changed()
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(tuple(self.entries), self.engine, self.axis or 0, self.index or 0,
+                        self.three_d, self.generation)
+
+    def record(self) -> dict:
+        """What produced the result, to store with it: engine, plane, slice, 3D, prompts."""
+        return {"engine": self.engine, "plane": PLANE_OF_AXIS.get(self.axis or 0),
+                "slice": self.index, "three_d": self.three_d,
+                "prompts": [e.to_dict() for e in self.entries]}
