@@ -8,6 +8,7 @@ plane is run on the volume with its axes permuted so that the plane's fixed axis
 the mask is permuted back onto the volume's grid."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import List, Optional, Sequence, Tuple
@@ -19,7 +20,7 @@ from medviewer.core.prompts import Box, Point, Prompts, Scribble
 from . import interactive
 
 __all__ = ["EngineInfo", "available_engines", "PromptEntry", "PromptSession", "Snapshot",
-           "run_snapshot", "PLANE_OF_AXIS"]
+           "run_snapshot", "PLANE_OF_AXIS", "ResultCache"]
 
 PLANE_OF_AXIS = {0: "axial", 1: "coronal", 2: "sagittal"}
 KINDS = ("point", "box", "scribble")
@@ -127,22 +128,87 @@ def _permuted_volume(volume, axis: int):
     return SimpleNamespace(array=arr, geometry=SimpleNamespace(spacing=(pz[2], pz[1], pz[0])))
 
 
-def run_snapshot(volume, snap: Snapshot, previous: Optional[np.ndarray] = None) -> np.ndarray:
-    """The boolean mask (the volume's grid) of ``snap``'s prompts: 2D on the start slice, or
-    carried through the neighbouring slices when ``snap.three_d`` (then prompts on other
-    slices correct it). ``previous``: the last 3D mask, for an engine that corrects it."""
+class ResultCache:
+    """Results of prompt prefixes (packed bits), so that undo restores the earlier result at
+    once and each new prompt corrects the previous result instead of starting over."""
+
+    def __init__(self, limit: int = 24):
+        self.limit = int(limit)
+        self._items: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+    def get(self, key) -> Optional[np.ndarray]:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        bits, shape = item
+        return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+    def put(self, key, mask: np.ndarray) -> None:
+        self._items[key] = (np.packbits(np.asarray(mask, bool).ravel()), mask.shape)
+        self._items.move_to_end(key)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def _step(vol, prompts: Prompts, entry: "PromptEntry", snap: Snapshot, prev, prev_is_3d: bool,
+          axis_perm) -> Tuple[np.ndarray, bool]:
+    """One prompt more: 2D on the start slice with the previous result to correct, or, in 3D,
+    the propagation of the start slice's result, then corrections on the prompted slice."""
+    k = tuple(entry.voxels[0][i] for i in axis_perm)[0]
+    if not snap.three_d:
+        prev2d = None if prev is None else prev[snap.index]
+        return interactive.segment(vol, prompts, z=snap.index, engine=snap.engine,
+                                   prev_mask=prev2d), False
+    if prev is None or not prev_is_3d:  # carry the start slice's result through first
+        prev2d = None if prev is None else prev[snap.index]
+        prev = interactive.segment(vol, prompts, z=snap.index, three_d=True,
+                                   engine=snap.engine, prev_mask=prev2d)
+        if k == snap.index:
+            return prev, True
+    return interactive.correct_3d(vol, prev, prompts, k, snap.engine), True
+
+
+def run_snapshot(volume, snap: Snapshot, cache: Optional[ResultCache] = None) -> np.ndarray:
+    """The boolean mask (the volume's grid) of ``snap``'s prompts, one prompt after the other:
+    each corrects the result of those before it (2D on the start slice; in 3D, the start
+    slice's result carried through the neighbouring slices, then each prompt on another slice
+    correcting it there). ``cache`` keeps the result of every prefix of the prompts: undo and
+    a repeated run cost nothing, a new prompt costs one engine run."""
+    shape = np.asarray(volume.array).shape[:3]
     if not snap.entries:
-        return np.zeros(np.asarray(volume.array).shape[:3], bool)
+        return np.zeros(shape, bool)
+    cache = cache if cache is not None else ResultCache()
     vol = _permuted_volume(volume, snap.axis)
-    prompts = to_prompts(snap.entries, snap.axis)
-    # when services.interactive.correct_3d lands, a 3D correction becomes:
-    # mask = interactive.correct_3d(vol, np.transpose(previous, _perm(snap.axis)), prompts,
-    #                               snap.index, snap.engine)
-    mask = interactive.segment(vol, prompts, three_d=snap.three_d, engine=snap.engine,
-                               z=snap.index)
+    perm = _perm(snap.axis)
+    head = (snap.engine, snap.axis, snap.index, snap.three_d)
+    start, prev = 0, None
+    for n in range(len(snap.entries), 0, -1):  # the longest prefix already done
+        got = cache.get(head + (snap.entries[:n],))
+        if got is not None:
+            start, prev = n, got
+            break
+    prev_is_3d = snap.three_d and prev is not None and _is_3d(prev, snap.index)
+    if start == len(snap.entries) and snap.three_d and not prev_is_3d:
+        start -= 1  # 3D was switched on after the last prompt: carry its result through
+        prev = cache.get(head + (snap.entries[:start],)) if start else None
+    for n in range(start, len(snap.entries)):
+        prompts = to_prompts(snap.entries[: n + 1], snap.axis)
+        prev, prev_is_3d = _step(vol, prompts, snap.entries[n], snap, prev, prev_is_3d, perm)
+        cache.put(head + (snap.entries[: n + 1],), prev)
+    mask = prev
     if snap.axis:
-        mask = np.transpose(mask, np.argsort(_perm(snap.axis)))
+        mask = np.transpose(mask, np.argsort(perm))
     return np.ascontiguousarray(mask)
+
+
+def _is_3d(mask: np.ndarray, index: int) -> bool:
+    rows = mask.reshape(mask.shape[0], -1).any(axis=1)
+    rows[index] = False
+    return bool(rows.any())
 
 
 class PromptSession:
@@ -150,13 +216,14 @@ class PromptSession:
     first prompt fix the frame (later prompts on other planes are refused); a prompt on
     another slice of that plane makes the result 3D (it corrects the propagation)."""
 
-    def __init__(self, engine: str = "classical"):
-        self.engine = engine
+    def __init__(self, engine: Optional[str] = None):
+        self.engine = engine or interactive.default_engine()
         self.entries: List[PromptEntry] = []
         self.three_d = False
         self.generation = 0
         self.axis: Optional[int] = None
         self.index: Optional[int] = None
+        self.cache = ResultCache()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -202,6 +269,7 @@ class PromptSession:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.cache.clear()
         self._changed()
 
     def set_three_d(self, on: bool = True) -> None:

@@ -5,14 +5,15 @@ numpy/scipy only, shared by training and inference so both see exactly the same 
 Channels of the network input (``CHANNELS``):
 
 0. the image, robustly scaled within the window (0.5th..99.5th percentile to 0..1);
-1. the image relative to the object: ``tanh((I - m) / s)`` with ``m`` the median intensity at
-   the positive prompts and ``s`` a fixed fraction of the window's intensity range, so that
-   "the same as what I clicked" reads the same on CT, MR, radiographs and ultrasound;
-2. positive guidance: a Gaussian of the distance to the nearest positive click/scribble point;
-3. negative guidance: the same for negative prompts;
-4. the previous mask (the result being corrected, or the neighbouring slice's mask when
+1. and 2. the image relative to the object: ``tanh((I - m) / s)`` with ``m`` the median
+   intensity at the positive prompts and ``s`` a fine (3 %) and a coarse (12 %) fraction of the
+   window's intensity range, so that "the same as what I clicked" reads the same on CT, MR,
+   radiographs and ultrasound, and soft-tissue contrast survives a window holding air and bone;
+3. positive guidance: a Gaussian of the distance to the nearest positive click/scribble point;
+4. negative guidance: the same for negative prompts;
+5. the previous mask (the result being corrected, or the neighbouring slice's mask when
    propagating), 0 when there is none;
-5. the boxes, 1 inside.
+6. the boxes, 1 inside.
 
 A window is ``(cy, cx, side)`` in millimetres of the slice (row, column from the slice's
 origin pixel centre): the network always sees ``side`` mm square on ``GRID`` pixels, whatever
@@ -25,13 +26,13 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["GRID", "CHANNELS", "SIGMA_PX", "Window", "SlicePrompts", "encode", "to_window",
+__all__ = ["GRID", "CHANNELS", "SIGMA_PX", "Window", "add_guidance", "SlicePrompts", "encode", "to_window",
            "from_window", "window_around", "fit_window"]
 
 GRID = 128
-CHANNELS = ("image", "image_rel_prompt", "positive", "negative", "previous", "box")
+CHANNELS = ("image", "rel_fine", "rel_coarse", "positive", "negative", "previous", "box")
 SIGMA_PX = 3.0  # guidance Gaussian width on the window grid
-_REL_SCALE = 0.08  # s = this fraction of the window's robust intensity range
+_REL_SCALES = (0.03, 0.12)  # s = these fractions of the window's robust intensity range
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,17 @@ def from_window(values: np.ndarray, window: Window, shape, spacing_yx) -> np.nda
 
 def _guidance(points_grid, sigma: float = SIGMA_PX) -> np.ndarray:
     out = np.zeros((GRID, GRID), np.float32)
-    if not len(points_grid):
-        return out
-    g = np.arange(GRID, dtype=np.float32)
     for gy, gx in points_grid:
-        if -3 * sigma <= gy <= GRID + 3 * sigma and -3 * sigma <= gx <= GRID + 3 * sigma:
-            d2 = (g[:, None] - gy) ** 2 + (g[None, :] - gx) ** 2
-            np.maximum(out, np.exp(-d2 / (2 * sigma * sigma)), out=out)
+        add_guidance(out, gy, gx, sigma)
     return out
+
+
+def add_guidance(channel: np.ndarray, gy: float, gx: float, sigma: float = SIGMA_PX) -> None:
+    """Add one click at grid (gy, gx) to a guidance channel, in place."""
+    if -3 * sigma <= gy <= GRID + 3 * sigma and -3 * sigma <= gx <= GRID + 3 * sigma:
+        g = np.arange(GRID, dtype=np.float32)
+        d2 = (g[:, None] - gy) ** 2 + (g[None, :] - gx) ** 2
+        np.maximum(channel, np.exp(-d2 / (2 * sigma * sigma)), out=channel)
 
 
 def _thin(points, limit: int = 64):
@@ -139,16 +143,18 @@ def encode(image2d: np.ndarray, prompts: SlicePrompts, spacing_yx, window: Windo
         gy1, gx1 = window.to_grid((y1 + 0.5, x1 + 0.5), spacing_yx)
         box[max(int(round(gy0)), 0):max(int(round(gy1)), 0),
             max(int(round(gx0)), 0):max(int(round(gx1)), 0)] = 1.0
+    prev = CHANNELS.index("previous")
     if prev_mask is not None and np.any(prev_mask):
-        x[4] = to_window(np.asarray(prev_mask, np.float32), window, spacing_yx,
-                         outside=0.0) > 0.5
+        x[prev] = to_window(np.asarray(prev_mask, np.float32), window, spacing_yx,
+                            outside=0.0) > 0.5
     else:
-        x[4] = 0.0
-    ref = _reference_value(img, pos, box, x[4])
-    x[1] = np.tanh((img - ref) / (_REL_SCALE * span))
-    x[2] = _guidance(pos)
-    x[3] = _guidance(neg)
-    x[5] = box
+        x[prev] = 0.0
+    ref = _reference_value(img, pos, box, x[prev])
+    for i, scale in enumerate(_REL_SCALES, start=1):
+        x[i] = np.tanh((img - ref) / (scale * span))
+    x[CHANNELS.index("positive")] = _guidance(pos)
+    x[CHANNELS.index("negative")] = _guidance(neg)
+    x[CHANNELS.index("box")] = box
     return x
 
 

@@ -10,6 +10,7 @@ holding a positive prompt (or inside a box) are kept."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -80,16 +81,28 @@ def load():
         return model
 
 
-def available() -> bool:
-    try:
-        load()
-        return True
-    except Exception:
-        return False
-
-
 def unavailable_reason() -> Optional[str]:
-    return None if available() else (_state["error"] or "no learned promptable model")
+    """None when the engine can run, else why not. Cheap (reads the model card, checks its
+    weights file is there; no torch import): the network loads on first use, on a worker."""
+    if _state["model"] is not None:
+        return None
+    try:
+        card = _find_card()
+    except Exception as exc:
+        return str(exc)
+    weights = Path(card.folder or ".") / str(card.weights.get("file", "weights.safetensors"))
+    if not weights.is_file():
+        return f"{card.ref}: its weights file {weights.name} is missing"
+    import importlib.util
+
+    missing = [m for m in ("torch", "monai") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"the learned engine needs {' and '.join(missing)}, not installed here"
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
 
 
 def predict_window(image2d, prompts: SlicePrompts, spacing_yx, window: Window,

@@ -10,6 +10,7 @@ simulated prompts (first clicks, corrections of imperfect masks, boxes, scribble
 neighbouring slice's mask for propagation) with DiceCE loss."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,11 +19,11 @@ import numpy as np
 
 from medviewer.ai.interactive.encoding import CHANNELS, GRID
 
-__all__ = ["ARCH", "PARAMS", "build_model", "train", "card_dict"]
+__all__ = ["ARCH", "PARAMS", "build_model", "train", "card_dict", "iterate_clicks"]
 
 ARCH = "monai_unet"
 PARAMS = {"spatial_dims": 2, "in_channels": len(CHANNELS), "out_channels": 2,
-          "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2], "num_res_units": 2,
+          "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2], "num_res_units": 1,
           "norm": "instance", "dropout": 0.0}
 
 
@@ -33,8 +34,8 @@ def build_model():
 
 
 def train(out: Path, seed: int = 0, steps: int = 6000, batch_size: int = 16, lr: float = 2e-3,
-          init_weights: Optional[Path] = None, checkpoint_every: int = 500,
-          log: Callable[[str], None] = print) -> dict:
+          init_weights: Optional[Path] = None, checkpoint_every: int = 250,
+          log: Callable[..., None] = print) -> dict:
     """Train and write weights + card into ``out``; returns the card dict."""
     import torch
     from monai.losses import DiceCELoss
@@ -60,17 +61,20 @@ def train(out: Path, seed: int = 0, steps: int = 6000, batch_size: int = 16, lr:
     model.train()
     for step in range(1, steps + 1):
         x, y = sampler.batch(batch_size)
+        if step > steps // 10 and sampler.rng.random() < 0.5:
+            x = iterate_clicks(model, x, y, sampler.rng)
         logits = model(torch.from_numpy(x))
         loss = loss_fn(logits, torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         if step % 100 == 0 or step == steps:
             history.append({"step": step, "train_loss": round(float(np.mean(running)), 5)})
             log(f"step {step}/{steps} loss {np.mean(running):.4f} "
                 f"({time.time() - t0:.0f} s)")
+            sys.stdout.flush()
             running = []
         if checkpoint_every and step % checkpoint_every == 0:
             save_weights(model, out / "checkpoint.safetensors")
@@ -81,6 +85,35 @@ def train(out: Path, seed: int = 0, steps: int = 6000, batch_size: int = 16, lr:
             "n_structures": sum(len(c.structures) for c in cases),
             "n_entries": len(sampler.index.entries), "cases": [c.name for c in cases],
             "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+def iterate_clicks(model, x: np.ndarray, y: np.ndarray, rng, max_rounds: int = 3):
+    """Iterative training (the network corrects its own results): on half of the batch, run
+    the network, put the next click at the centre of its largest error (on the window grid),
+    make its result the previous mask, 1 to ``max_rounds`` times."""
+    import torch
+
+    from medviewer.ai.interactive.encoding import CHANNELS, add_guidance
+    from medviewer.core.click_sim import next_click
+
+    x = x.copy()
+    idx = np.flatnonzero(rng.random(len(x)) < 0.5)
+    if not len(idx):
+        return x
+    pos_c, neg_c, prev_c = (CHANNELS.index(n) for n in ("positive", "negative", "previous"))
+    was = model.training
+    model.eval()
+    for _ in range(int(rng.integers(1, max_rounds + 1))):
+        with torch.no_grad():
+            prob = torch.softmax(model(torch.from_numpy(x[idx])), dim=1)[:, 1].numpy()
+        for j, i in enumerate(idx):
+            pred, ref = prob[j] > 0.5, y[i, 0] > 0.5
+            click = next_click(pred, ref)
+            x[i, prev_c] = pred
+            if click is not None:
+                add_guidance(x[i, pos_c if click.positive else neg_c], *click.index)
+    model.train(was)
+    return x
 
 
 def card_dict(name: str, version: str, parent: Optional[str], result: dict, command: str,
@@ -118,9 +151,12 @@ def card_dict(name: str, version: str, parent: Optional[str], result: dict, comm
             "batch_size": result["batch_size"], "lr": result["lr"],
             "optimizer": "AdamW (weight decay 1e-4), one-cycle LR", "loss": "MONAI DiceCELoss",
             "prompts": "simulated: first clicks (interior, centre-biased), corrections of a "
-                       "corrupted mask with clicks at the largest error regions, boxes with "
+                       "corrupted mask (grown, shrunk, shifted, cut, blob, a disc around the "
+                       "click) with clicks at the largest error regions, boxes with "
                        "jitter, scribbles, the neighbouring slice's mask (propagation), "
-                       "negative clicks near the object",
+                       "negative clicks near the object; iterative training: on half the "
+                       "batches, half the samples get 1-3 rounds of the network's own result "
+                       "as the previous mask plus a click at its largest error",
             "augmentation": "window scale 1.2-6x the object and shift, gamma, inversion, blur, "
                             "speckle, noise, 90-degree turns and flips; axial, coronal and "
                             "sagittal slices",

@@ -227,11 +227,18 @@ def _error_clicks(prev: np.ndarray, target: np.ndarray, spacing, n: int, rng):
     return pos, neg
 
 
-def _corrupt(target: np.ndarray, spacing, rng) -> np.ndarray:
-    """A plausible imperfect result to correct: grown, shrunk, shifted, cut or with a blob."""
+def _corrupt(target: np.ndarray, spacing, rng, click=None) -> np.ndarray:
+    """A plausible imperfect result to correct: grown, shrunk, shifted, cut, with a blob, or
+    only a disc around the first click (what a first guess on a large object looks like)."""
     m = target.copy()
     px = max(1, int(round(rng.uniform(1.0, 6.0) / min(spacing))))
-    kind = rng.integers(5)
+    kind = rng.integers(7)
+    if kind >= 5 and click is not None:
+        yy, xx = np.ogrid[:m.shape[0], :m.shape[1]]
+        radius = np.sqrt(target.sum() / np.pi) * rng.uniform(0.2, 0.9)
+        disc = (yy - click[0]) ** 2 + (xx - click[1]) ** 2 <= radius * radius
+        return disc & target if kind == 5 else disc
+    kind = min(kind, 4)
     if kind == 0:
         m = ndimage.binary_dilation(m, iterations=px)
     elif kind == 1:
@@ -292,7 +299,7 @@ class Sampler:
             for _ in range(int(rng.choice([0, 0, 1, 2]))):
                 pos.append(_interior_point(target, sp, rng, 1.0))
         if mode == "correct":
-            prev = _corrupt(target, sp, rng)
+            prev = _corrupt(target, sp, rng, pos[0])
             p2, n2 = _error_clicks(prev, target, sp, int(rng.integers(1, 4)), rng)
             pos += p2
             neg += n2

@@ -152,7 +152,7 @@ class PromptController(QObject):
         lab = lm.table.get(value) if lm is not None else None
         table = {"labels": [lab.to_dict() if lab is not None else
                             {"value": value, "name": f"Label {value}"}]}
-        previous = self.mask if snap.three_d else None
+        previous = self.session.cache
         what = "Propagating in 3D…" if snap.three_d else "Segmenting from the prompts…"
         self._job = self.ctl.submit(lambda rep: _make_proposal(vol, snap, value, table, previous),
                                     "prompt", lambda res: self._done(snap, res), what,

@@ -60,7 +60,7 @@ def test_encoding_puts_each_prompt_in_its_channel(liver):
     boxc = x[CHANNELS.index("box")] > 0.5
     assert boxc[grid_ref].mean() > 0.97 and boxc.mean() < 0.8
     # the image relative to the clicked value: the liver reads near 0, air far below
-    rel = x[CHANNELS.index("image_rel_prompt")]
+    rel = x[CHANNELS.index("rel_coarse")]
     assert abs(float(np.median(rel[grid_ref]))) < 0.3
 
 
