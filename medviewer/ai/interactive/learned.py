@@ -9,8 +9,9 @@ points are in the mask, the connected region a negative point lands in is remove
 holding a positive prompt (or inside a box) are kept."""
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -19,7 +20,7 @@ from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encod
                                                fit_window, from_window, window_around)
 
 __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
-           "predict_window", "unavailable_reason", "use_version", "current_ref"]
+           "predict_window", "unavailable_reason", "use_version", "current_ref", "using_model"]
 
 MODEL_NAME = "interactive-promptable"
 FIRST_SIDE_MM = 160.0
@@ -60,6 +61,21 @@ def set_model(model, card=None) -> None:
     version, a test's model); ``None`` goes back to the registry's active version."""
     with _lock:
         _state.update(model=model, card=card, error=None, explicit=model is not None)
+
+
+@contextlib.contextmanager
+def using_model(model, card=None) -> Iterator[None]:
+    """Use ``model`` for the prompts inside the block, then go back to what was loaded (a
+    fine-tune measuring parent and candidate in the app's or the CLI's process)."""
+    with _lock:
+        saved = dict(_state)
+        _state.update(model=model, card=card, error=None, explicit=True)
+    try:
+        yield
+    finally:
+        with _lock:
+            _state.clear()
+            _state.update(saved)
 
 
 def load():
