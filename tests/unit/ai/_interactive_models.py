@@ -73,3 +73,19 @@ def store_ct_records(store, slices, value=5, plane="axial"):
                "prompts": {"points": [pt], "boxes": [], "scribbles": []}}
         ids.append(store_prompt_record(store, None, rec, m, volume=vol))
     return ids
+
+
+def body_masks() -> np.ndarray:
+    """The patient's body on every CT slice (tissue above -300 HU, opened, holes filled)."""
+    from scipy import ndimage
+
+    img = read_zyx(CT)
+    return np.stack([ndimage.binary_fill_holes(ndimage.binary_opening(s > -300, iterations=2))
+                     for s in img])
+
+
+def body_cases():
+    from medviewer.ai.interactive.train_data import Case
+
+    return [Case("ct_sm_body", read_zyx(CT).astype(np.float32), (3.0, 3.0, 3.0),
+                 {"body": body_masks()})]
