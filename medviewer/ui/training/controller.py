@@ -145,7 +145,9 @@ class FinetuneController(QObject):
             self._finish("failed", "the manifest builder returned no manifest file")
             return
         if n_train == 0 or n_val == 0:
-            self._finish("rejected", f"nothing to train on: {n_train} training and {n_val} "
+            prompt_set = self.validation is not None and "val_records" in self.validation
+            self._finish("rejected", self.validation["message"] if prompt_set else
+                         f"nothing to train on: {n_train} training and {n_val} "
                          f"validation entries (correct more cases of this model first)")
             return
         if self.validation is not None and not self.validation["ok"]:
