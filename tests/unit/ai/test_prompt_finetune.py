@@ -160,3 +160,47 @@ def test_gate_refuses_a_candidate_trained_on_wrong_masks(tmp_path):
     cat = ModelCatalog(user_dir=models)
     assert cat.get(NAME).version == "1.0.0"  # the parent stays active
     assert cat.get(f"{NAME}:{events[-1]['version']}").training["gate"]["passed"] is False
+
+
+def test_replay_mixes_both_samplers_in_each_batch():
+    from medviewer.ai.interactive.train_data import MixedSampler, Sampler
+
+    from _interactive_models import ct_cases
+
+    records, replay = Sampler(ct_cases((5,)), seed=0), Sampler(body_cases(), seed=1)
+    drawn = {"records": 0, "replay": 0}
+
+    def counting(sampler, key):
+        real = sampler.sample
+
+        def sample():
+            drawn[key] += 1
+            return real()
+        sampler.sample = sample
+
+    counting(records, "records")
+    counting(replay, "replay")
+    x, y = MixedSampler(records, replay, 0.5, seed=0).batch(40)
+    assert x.shape == (40, 6, 128, 128) and y.shape == (40, 1, 128, 128)
+    assert drawn["records"] + drawn["replay"] == 40
+    assert 10 <= drawn["replay"] <= 30  # about half from the replayed data
+    drawn.update(records=0, replay=0)
+    MixedSampler(records, replay, 0.0, seed=0).batch(8)
+    assert drawn == {"records": 8, "replay": 0}
+    with pytest.raises(ValueError, match="replay fraction"):
+        MixedSampler(records, replay, 1.0)
+
+
+def test_using_model_measures_another_network_and_restores_the_loaded_one(models):
+    from medviewer.ai.interactive import learned
+    from medviewer.ai.interactive.train import build_model
+
+    card = ModelCatalog(user_dir=models).get(NAME)
+    a, b = build_model().eval(), build_model().eval()
+    learned.set_model(a, card)
+    try:
+        with learned.using_model(b):
+            assert learned.load() is b
+        assert learned.load() is a and learned.current_ref() == card.ref
+    finally:
+        learned.set_model(None)
