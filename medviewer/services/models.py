@@ -122,15 +122,20 @@ class ModelCatalog:
 
     def promote(self, name: str, version: str, reason: str = "") -> str:
         from medviewer.ai.versions import promote
+        from medviewer.services.interactive import active_version_changed
 
         promote(self.registry, name, version, reason=reason)
+        active_version_changed(name)
         return version
 
     def rollback(self, name: str, version: Optional[str] = None, reason: str = "") -> str:
         """Back to ``version`` (default: the previously active one); returns the version."""
         from medviewer.ai.versions import rollback
+        from medviewer.services.interactive import active_version_changed
 
-        return rollback(self.registry, name, version, reason=reason)
+        version = rollback(self.registry, name, version, reason=reason)
+        active_version_changed(name)
+        return version
 
 
 def metric_text(card) -> str:

@@ -20,7 +20,8 @@ from medviewer.ai.interactive.encoding import (GRID, SlicePrompts, Window, encod
                                                fit_window, from_window, window_around)
 
 __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
-           "predict_window", "unavailable_reason", "use_version", "current_ref", "using_model"]
+           "predict_window", "unavailable_reason", "use_version", "current_ref", "using_model",
+           "forget_implicit"]
 
 MODEL_NAME = "interactive-promptable"
 FIRST_SIDE_MM = 160.0
@@ -61,6 +62,18 @@ def set_model(model, card=None) -> None:
     version, a test's model); ``None`` goes back to the registry's active version."""
     with _lock:
         _state.update(model=model, card=card, error=None, explicit=model is not None)
+
+
+def forget_implicit() -> bool:
+    """Drop a network loaded implicitly (the active version at the time), so the next prompt
+    loads the model's active version again; one chosen with :func:`use_version` or
+    :func:`set_model` stays. True when one was dropped."""
+    with _lock:
+        if _state["explicit"]:
+            return False
+        dropped = _state["model"] is not None
+        _state.update(model=None, card=None, error=None)
+        return dropped
 
 
 @contextlib.contextmanager

@@ -223,6 +223,11 @@ class FinetuneController(QObject):
     def _finish(self, outcome: str, payload) -> None:
         self._job = None
         self.outcome = outcome
+        if outcome == "done" and isinstance(payload, dict) and payload.get("promoted") \
+                and self.base_ref:
+            from medviewer.services.interactive import active_version_changed
+
+            active_version_changed(self.base_ref)  # the Prompt tool picks up the new version
         if outcome in ("failed", "rejected"):
             self.error = str(payload)
             self._log(("Failed: " if outcome == "failed" else "Not started: ") + str(payload))

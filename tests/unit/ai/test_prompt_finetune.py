@@ -204,3 +204,23 @@ def test_using_model_measures_another_network_and_restores_the_loaded_one(models
         assert learned.load() is a and learned.current_ref() == card.ref
     finally:
         learned.set_model(None)
+
+
+def test_promoting_a_version_makes_the_prompt_engine_load_the_active_one(models, monkeypatch):
+    from medviewer.ai.interactive import learned
+    from medviewer.ai.interactive.train import build_model
+
+    monkeypatch.setenv("MEDVIEWER_MODELS", str(models))
+    learned.set_model(None)
+    try:
+        first = learned.load()  # loaded on its own: the active version
+        assert learned.current_ref() == f"{NAME}:1.0.0"
+        ModelCatalog(user_dir=models).promote(NAME, "1.0.0", reason="test")
+        second = learned.load()
+        assert second is not first  # re-read from the model folder after the change
+        chosen = build_model().eval()
+        learned.set_model(chosen)  # a version picked explicitly stays picked
+        ModelCatalog(user_dir=models).promote(NAME, "1.0.0", reason="test")
+        assert learned.load() is chosen
+    finally:
+        learned.set_model(None)
