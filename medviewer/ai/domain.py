@@ -23,6 +23,8 @@ __all__ = ["ImageFacts", "DomainFit", "check_domain", "validate_domain", "valida
            "IMAGE_TYPES"]
 
 IMAGE_TYPES = ("volume", "projection")
+# a model for any kind of 2D image (the promptable model): the image type is not checked
+ANY_IMAGE_TYPE = "any"
 # DICOM modalities of one-image projection radiographs (and their 2D relatives)
 PROJECTION_MODALITIES = ("CR", "DX", "RG", "MG", "RF", "XA", "PX", "IO")
 # modalities whose images are slices of a volume, even when only one slice is at hand
@@ -91,6 +93,8 @@ def check_domain(card, facts: ImageFacts) -> DomainFit:
     mods = [m.upper() for m in dom.get("modalities", [])]
     kind = facts.image_type
     want_kind = dom.get("image_type")
+    if want_kind == ANY_IMAGE_TYPE:
+        want_kind = None
     mod = facts.modality.upper()
     if mods and mod and mod not in mods:
         return DomainFit(False, f"trained on {'/'.join(mods)} {_kind_text(want_kind or kind)}; "
@@ -145,8 +149,9 @@ def validate_domain(value: Any) -> dict:
     if not isinstance(mods, list) or not all(isinstance(m, str) and m.strip() for m in mods):
         raise ModelError("domain.modalities must be a list of DICOM modality codes")
     out["modalities"] = [m.strip().upper() for m in mods]
-    if value.get("image_type") not in IMAGE_TYPES:
-        raise ModelError(f"domain.image_type must be one of {list(IMAGE_TYPES)}, "
+    if value.get("image_type") not in IMAGE_TYPES + (ANY_IMAGE_TYPE,):
+        raise ModelError(f"domain.image_type must be one of "
+                         f"{list(IMAGE_TYPES + (ANY_IMAGE_TYPE,))}, "
                          f"got {value.get('image_type')!r}")
     dims = value.get("dims", 2)
     if dims not in (2, 3) or isinstance(dims, bool):

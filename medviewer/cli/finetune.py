@@ -5,7 +5,11 @@ Same parser and main as ``python -m medviewer.ai.training`` plus ``--workspace W
 model are turned into a manifest (skipped records
 are listed on stderr without patient data; the same builder as the app's Fine-tune dialog,
 :func:`medviewer.services.finetune.build_training_set`) and the run uses it; with ``--manifest`` it runs
-on that file as is. JSON-lines progress on stdout; exit codes as the training entry point
+on that file as is. For the promptable model (``--model interactive-promptable``) the training
+set is the workspace's prompt records (accepted Prompt-tool results), the run trains
+``--steps`` steps and the gate is the mean number of clicks to Dice 0.85 on the frozen
+validation records (lower is better; a ``gate:`` line on stderr says the result). JSON-lines
+progress on stdout; exit codes as the training entry point
 (0 done, 1 crash, 2 bad input, 130 cancelled). A frozen validation set below the minimum
 (``--min-val-units``, ``--min-val-per-class``) is refused by the trainer before any training
 (exit 2, an ``error`` event of kind "validation_too_small" saying what is missing, the same
@@ -73,9 +77,14 @@ def _print_manifest(ns) -> int:
     from medviewer.services.finetune import validation_check
     from medviewer.services.models import ModelCatalog
 
+    from medviewer.core.prompt_set import PromptSet, is_prompt_set
+
     path = ns.manifest
-    m = Manifest.load(path)
     card = ModelCatalog(user_dir=ns.models_dir).get(ns.base)
+    if is_prompt_set(path):  # the promptable model: its prompt records
+        m = PromptSet.load(path)
+    else:
+        m = Manifest.load(path)
     check = validation_check(m, card, ns.min_val_units, ns.min_val_per_class)
     line = {"event": "manifest", "path": str(path), "sha256": m.sha256, "model": m.model,
             "train_entries": len(m.train_entries()), "val_entries": len(m.val_entries())}

@@ -166,8 +166,11 @@ def cmd_predict(args) -> int:
     from medviewer.services.models import ModelCatalog, ModelError
 
     lane = ModelLane(args.device, strict=True, threads=os.cpu_count() or 1)  # no GUI to spare
+    from medviewer.services.models import require_automatic
+
     try:
         card = ModelCatalog().get(args.model)
+        require_automatic(card)
         device = lane.device()
     except (ModelError, RuntimeError, ValueError) as exc:
         err(f"error: {exc}")

@@ -54,7 +54,11 @@ class ModelLane:
         return self._device_for[1]
 
     def model(self, card, device: Optional[str] = None):
-        """The card's model on ``device`` (default: the lane's), cached until another is used."""
+        """The card's model on ``device`` (default: the lane's), cached until another is used.
+        ModelError for a model that does not run automatically (the promptable one)."""
+        from medviewer.services.models import require_automatic
+
+        require_automatic(card)
         if self._cache is None:
             from medviewer.ai.model_cache import ModelCache
 

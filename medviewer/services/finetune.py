@@ -24,8 +24,17 @@ __all__ = ["TRAINER_MODULE", "build_training_set", "validation_check", "trainer_
 
 def build_training_set(store, card, val_fraction: Optional[float] = None) -> Tuple[object, List[str]]:
     """(Manifest written into the workspace, skipped reasons without patient data) of the
-    corrected and final records of ``card``'s model; the frozen validation split is kept."""
+    corrected and final records of ``card``'s model; the frozen validation split is kept.
+    For the promptable model (task "interactive") the training set is its prompt records: a
+    :class:`~medviewer.core.prompt_set.PromptSet` (same ``path``, ``train_entries()``,
+    ``val_entries()``), see :mod:`medviewer.services.prompt_finetune`."""
     from medviewer.storage.manifest_build import build_manifest
+
+    if card.task == "interactive":
+        from medviewer.services.prompt_finetune import build_prompt_training_set
+
+        return build_prompt_training_set(store, card, 0.2 if val_fraction is None
+                                         else val_fraction)
 
     kw = {} if val_fraction is None else {"val_fraction": val_fraction}
     return build_manifest(store, card.name, card.task, list(card.labels),
@@ -36,7 +45,12 @@ def validation_check(manifest, card, min_units: int = DEFAULT_MIN_UNITS,
                      min_per_class: int = DEFAULT_MIN_PER_CLASS) -> Optional[dict]:
     """Is the manifest's frozen validation set big enough to gate ``card``'s model
     (:func:`medviewer.core.val_check.check_validation_set`)? None when the manifest does not
-    record its classes (the trainer then counts them from the label files)."""
+    record its classes (the trainer then counts them from the label files). A prompt set is
+    checked for at least one training and one frozen validation record."""
+    if card.task == "interactive":
+        from medviewer.services.prompt_finetune import prompt_validation_check
+
+        return prompt_validation_check(manifest)
     units = manifest_unit_classes(manifest)
     if units is None:
         return None

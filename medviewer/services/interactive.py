@@ -78,6 +78,16 @@ def use_model_version(ref: Optional[str]) -> str:
     return learned.use_version(ref)
 
 
+def active_version_changed(name: str) -> bool:
+    """Model ``name``'s active version moved (promoted, rolled back, or a fine-tune promoted
+    it in its child process): when it is the promptable model, the learned engine lets go of
+    the version it loaded on its own, so the next prompt uses the new active one (a version
+    chosen with :func:`use_model_version` stays). True when a loaded network was dropped."""
+    from medviewer.ai.interactive import learned
+
+    return str(name).split(":", 1)[0] == learned.MODEL_NAME and learned.forget_implicit()
+
+
 def load_volume(path, reporter=None):
     """The one image volume at ``path`` (a NIfTI/NRRD/MHA file or a DICOM series)."""
     from medviewer.services.cases import find_cases, load_case

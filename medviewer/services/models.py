@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional
 
-__all__ = ["ModelCatalog", "metric_text", "ModelError"]
+__all__ = ["ModelCatalog", "metric_text", "ModelError", "require_automatic", "is_automatic"]
 
 from medviewer.ai.architectures import ModelError  # noqa: E402  (no torch at import)
 
@@ -43,6 +43,11 @@ class ModelCatalog:
 
     def list(self) -> list:
         return self.registry.list()
+
+    def automatic(self) -> list:
+        """The models the automatic AI runs offer (classification, segmentation): not the
+        promptable model (task "interactive"), which runs from the Prompt tool only."""
+        return [c for c in self.list() if is_automatic(c)]
 
     def get(self, ref: str):
         """The card of ``name`` (its active version) or ``name:version``; ModelError if none."""
@@ -117,15 +122,20 @@ class ModelCatalog:
 
     def promote(self, name: str, version: str, reason: str = "") -> str:
         from medviewer.ai.versions import promote
+        from medviewer.services.interactive import active_version_changed
 
         promote(self.registry, name, version, reason=reason)
+        active_version_changed(name)
         return version
 
     def rollback(self, name: str, version: Optional[str] = None, reason: str = "") -> str:
         """Back to ``version`` (default: the previously active one); returns the version."""
         from medviewer.ai.versions import rollback
+        from medviewer.services.interactive import active_version_changed
 
-        return rollback(self.registry, name, version, reason=reason)
+        version = rollback(self.registry, name, version, reason=reason)
+        active_version_changed(name)
+        return version
 
 
 def metric_text(card) -> str:
@@ -140,3 +150,18 @@ def metric_text(card) -> str:
     text = f"{metric} {value:.3f}" + (f" ({split})" if split else "")
     base = parent_on_same_val(card)
     return text + (f"; parent {base:.3f}" if base is not None else "")
+
+
+def is_automatic(card) -> bool:
+    """Whether ``card``'s model runs on its own on an image (not from prompts)."""
+    from medviewer.ai.cards import AUTOMATIC_TASKS
+
+    return getattr(card, "task", None) in AUTOMATIC_TASKS
+
+
+def require_automatic(card) -> None:
+    """ModelError unless ``card``'s model can run automatically (``predict``, the AI panel)."""
+    if not is_automatic(card):
+        raise ModelError(f"{card.ref} is an interactive (promptable) model: it segments what "
+                         "you point at, from clicks, boxes or scribbles; use the Prompt tool "
+                         "or `medviewer prompt --engine learned`, not an automatic run")

@@ -11,7 +11,9 @@ Layout of a workspace folder::
     images/<hash>.nii.gz one snapshot per image (table ``images``, see store_images.py)
 
 Schema 2 adds the ``images`` and ``splits`` tables (frozen train/val splits, see
-store_splits.py); opening a schema-1 database upgrades it in place by creating them.
+store_splits.py); schema 3 adds ``prompt_records`` (accepted interactive results with their
+prompts, see store_prompts.py). Opening an older database upgrades it in place by creating the
+missing tables.
 
 Records carry only an image hash, never patient names or IDs.
 """
@@ -33,12 +35,13 @@ import medviewer
 from medviewer.core.atomic import fsync_dir, is_temp_name
 from medviewer.storage.label_files import read_label_nifti, write_label_nifti
 from medviewer.storage.store_images import IMAGES_DIR, IMAGES_SCHEMA, ImagesMixin
+from medviewer.storage.store_prompts import PROMPTS_SCHEMA, PromptsMixin
 from medviewer.storage.store_splits import SPLITS_SCHEMA, SplitsMixin
 
 DB_NAME = "labels.db"
 ARRAYS_DIR = "arrays"
 JOURNAL_DIR = "journal"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KINDS = ("labelmap", "case")
 TAGS = ("predicted", "corrected", "final")
 SOURCE_KINDS = ("person", "model")
@@ -159,7 +162,7 @@ def _dumps(obj, what: str) -> str:
         raise StoreError(f"{what} must be plain JSON data: {exc}") from None
 
 
-class LabelStore(ImagesMixin, SplitsMixin):
+class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
     """A workspace folder holding the SQLite index and the label array files."""
 
     def __init__(self, workspace_dir):
@@ -185,8 +188,8 @@ class LabelStore(ImagesMixin, SplitsMixin):
                 self._db.close()
                 self._db = None
                 raise StoreError(f"label database schema {version} is newer than this app")
-            self._db.executescript(_SCHEMA + IMAGES_SCHEMA + SPLITS_SCHEMA)
-            if version < SCHEMA_VERSION:  # new db, or a schema-1 db upgraded in place
+            self._db.executescript(_SCHEMA + IMAGES_SCHEMA + SPLITS_SCHEMA + PROMPTS_SCHEMA)
+            if version < SCHEMA_VERSION:  # new db, or an older db upgraded in place
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ lifecycle

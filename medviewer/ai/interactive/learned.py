@@ -9,9 +9,10 @@ points are in the mask, the connected region a negative point lands in is remove
 holding a positive prompt (or inside a box) are kept."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -20,7 +21,8 @@ from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, from_window, window_around)
 
 __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
-           "predict_window", "unavailable_reason", "use_version", "current_ref"]
+           "predict_window", "unavailable_reason", "use_version", "current_ref", "using_model",
+           "forget_implicit"]
 
 MODEL_NAME = "interactive-promptable"
 FIRST_SIDE_MM = 160.0
@@ -61,6 +63,33 @@ def set_model(model, card=None) -> None:
     version, a test's model); ``None`` goes back to the registry's active version."""
     with _lock:
         _state.update(model=model, card=card, error=None, explicit=model is not None)
+
+
+def forget_implicit() -> bool:
+    """Drop a network loaded implicitly (the active version at the time), so the next prompt
+    loads the model's active version again; one chosen with :func:`use_version` or
+    :func:`set_model` stays. True when one was dropped."""
+    with _lock:
+        if _state["explicit"]:
+            return False
+        dropped = _state["model"] is not None
+        _state.update(model=None, card=None, error=None)
+        return dropped
+
+
+@contextlib.contextmanager
+def using_model(model, card=None) -> Iterator[None]:
+    """Use ``model`` for the prompts inside the block, then go back to what was loaded (a
+    fine-tune measuring parent and candidate in the app's or the CLI's process)."""
+    with _lock:
+        saved = dict(_state)
+        _state.update(model=model, card=card, error=None, explicit=True)
+    try:
+        yield
+    finally:
+        with _lock:
+            _state.clear()
+            _state.update(saved)
 
 
 def load():

@@ -97,5 +97,6 @@ def run(args, name: str, version: str) -> int:
         metrics = {"error": str(exc)}
     card = card_dict(name, version, args.parent_version, result, command_line(), metrics)
     write_model_folder(out, model, card, readme_text(card))
+    (out / "checkpoint.safetensors").unlink(missing_ok=True)  # kept until the folder is whole
     print(json.dumps({k: metrics.get(k) for k in ("learned", "classical", "vs_classical")}))
     return 0

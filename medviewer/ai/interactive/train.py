@@ -13,11 +13,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
 from medviewer.ai.interactive.encoding import CHANNELS, GRID
+from medviewer.ai.interactive.train_data import Case
 
 __all__ = ["ARCH", "PARAMS", "build_model", "train", "card_dict", "iterate_clicks"]
 
@@ -33,31 +34,48 @@ def build_model():
     return build(ARCH, PARAMS)
 
 
-def train(out: Path, seed: int = 0, steps: int = 6000, batch_size: int = 16, lr: float = 2e-3,
-          init_weights: Optional[Path] = None, checkpoint_every: int = 250,
-          log: Callable[..., None] = print) -> dict:
-    """Train and write weights + card into ``out``; returns the card dict."""
+def train(out: Optional[Path], seed: int = 0, steps: int = 6000, batch_size: int = 16,
+          lr: float = 2e-3, init_weights: Optional[Path] = None, checkpoint_every: int = 250,
+          log: Callable[[str], None] = print, cases: Optional[List[Case]] = None,
+          replay: Optional[List[Case]] = None, replay_fraction: float = 0.5,
+          on_step: Optional[Callable[[int, int, float], None]] = None,
+          threads: Optional[int] = None) -> dict:
+    """Train; returns a dict with the ``model`` (eval mode), its loss history and what it saw.
+
+    ``cases``: the training cases (default: every training case in ``../shared/data``,
+    :func:`~.train_data.load_training_cases`). ``replay``: more cases (e.g. that built-in data
+    when fine-tuning on prompt records) drawn for ``replay_fraction`` of each batch's samples,
+    so a fine-tune does not forget what the model knew. ``init_weights``: a safetensors file
+    to start from (the version being fine-tuned). ``out``: a folder for periodic checkpoints
+    (None: none). ``on_step(step, steps, loss)`` is called after every step (raise there to
+    stop). ``threads``: torch CPU threads (default: every core)."""
     import torch
     from monai.losses import DiceCELoss
 
-    from medviewer.ai.interactive.train_data import Sampler, load_training_cases
+    from medviewer.ai.interactive.train_data import MixedSampler, Sampler, load_training_cases
     from medviewer.ai.starters.common import seed_everything
     from medviewer.ai.weights import read_state_dict, save_weights
 
-    seed_everything(seed)
+    seed_everything(seed, threads)
     t0 = time.time()
-    cases = load_training_cases(log=log)
+    if cases is None:
+        cases = load_training_cases(log=log)
     sampler = Sampler(cases, seed=seed)
+    if replay:
+        sampler = MixedSampler(sampler, Sampler(replay, seed=seed + 1), replay_fraction,
+                               seed=seed)
     model = build_model()
     if init_weights is not None:
         model.load_state_dict(read_state_dict(Path(init_weights)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.1)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                 pct_start=0.1) if steps >= 20
+             else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))  # too short to cycle
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     history, running = [], []
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
     model.train()
     for step in range(1, steps + 1):
         x, y = sampler.batch(batch_size)
@@ -70,20 +88,22 @@ def train(out: Path, seed: int = 0, steps: int = 6000, batch_size: int = 16, lr:
         opt.step()
         sched.step()
         running.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, steps, running[-1])
         if step % 100 == 0 or step == steps:
             history.append({"step": step, "train_loss": round(float(np.mean(running)), 5)})
             log(f"step {step}/{steps} loss {np.mean(running):.4f} "
                 f"({time.time() - t0:.0f} s)")
             sys.stdout.flush()
             running = []
-        if checkpoint_every and step % checkpoint_every == 0:
+        if out is not None and checkpoint_every and step % checkpoint_every == 0:
             save_weights(model, out / "checkpoint.safetensors")
     model.eval()
     wall = time.time() - t0
-    (out / "checkpoint.safetensors").unlink(missing_ok=True)
     return {"model": model, "history": history, "wall_time_s": round(wall, 1),
             "n_structures": sum(len(c.structures) for c in cases),
-            "n_entries": len(sampler.index.entries), "cases": [c.name for c in cases],
+            "n_entries": len(getattr(sampler, "index", sampler).entries),
+            "cases": [c.name for c in cases], "replay_cases": [c.name for c in replay or []],
             "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
 
 

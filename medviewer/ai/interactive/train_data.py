@@ -23,7 +23,8 @@ from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, to_window, window_around)
 
 __all__ = ["DATA", "HELD_OUT_CLASSES", "HELD_OUT_CASES", "Case", "load_training_cases",
-           "SliceIndex", "Sampler", "case_files", "data_hashes"]
+           "SliceIndex", "Sampler", "MixedSampler", "case_files", "data_hashes",
+           "training_data_available"]
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TS = DATA / "totalseg" / "tests" / "reference_files"
@@ -144,6 +145,16 @@ def load_training_cases(log=print) -> List[Case]:
         log(f"{name}: {case.image.shape} {len(case.structures)} structures")
         out.append(case)
     return out
+
+
+def training_data_available() -> bool:
+    """Whether every training case's files are there (a fine-tune can replay them)."""
+    for name, spec in case_files().items():
+        if name in HELD_OUT_CASES:
+            continue
+        if not all(Path(p).exists() for p in [spec["image"]] + [q for q, _ in spec["labels"]]):
+            return False
+    return True
 
 
 def data_hashes() -> Dict[str, str]:
@@ -366,4 +377,21 @@ class Sampler:
 
     def batch(self, n: int):
         xs, ys = zip(*(self.sample() for _ in range(n)))
+        return np.stack(xs), np.stack(ys)[:, None]
+
+
+class MixedSampler:
+    """Batches from two samplers: each sample from ``other`` with probability ``fraction``
+    (a fine-tune's new cases mixed with a replay of the original training data)."""
+
+    def __init__(self, main: Sampler, other: Sampler, fraction: float, seed: int = 0):
+        if not 0.0 <= float(fraction) < 1.0:
+            raise ValueError(f"the replay fraction must be in [0, 1), got {fraction}")
+        self.main, self.other, self.fraction = main, other, float(fraction)
+        self.rng = np.random.default_rng(seed + 7919)
+        self.entries = main.index.entries + other.index.entries
+
+    def batch(self, n: int):
+        xs, ys = zip(*((self.other if self.rng.random() < self.fraction else self.main).sample()
+                       for _ in range(n)))
         return np.stack(xs), np.stack(ys)[:, None]

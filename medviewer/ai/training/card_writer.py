@@ -26,7 +26,11 @@ def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
     ev = {k: v for k, v in ev.items() if k not in ("rows", "units", "unit_classes")}
     out = {"split": "frozen validation set of the training manifest",
            "manifest_sha256": manifest_sha, "frozen_val": ev, "n": ev.get("n", 0)}
-    if task == "segmentation":
+    if task == "interactive":
+        out.update(split="frozen validation prompt records (click protocol)",
+                   mean_noc85=ev.get("value"), mean_noc90=ev.get("mean_noc90"),
+                   mean_dice_1=ev.get("mean_dice_1"))
+    elif task == "segmentation":
         out.update(mean_dice=ev.get("value"), dice=dict(ev.get("per_class", {})))
     else:
         out.update(accuracy=ev.get("value"), auc=ev.get("auc"),
@@ -34,13 +38,14 @@ def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
     return out
 
 
-def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: dict) -> dict:
+def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: dict,
+                        source: str = "corrected labels") -> dict:
     d = base.to_dict()
     if d.get("ood"):
         d["ood"] = inherited_ood(d["ood"])
     d.update(version=version, parent_version=base.version, metrics=metrics, training=training,
              description=(f"{base.description.split(' Fine-tuned from ')[0]} Fine-tuned "
-                          f"from {base.ref} on corrected labels.").strip(),
+                          f"from {base.ref} on {source}.").strip(),
              weights={"file": "weights.safetensors", "sha256": "0" * 64})
     return d
 
@@ -92,13 +97,13 @@ validation samples), {t['epochs_run']} epoch(s) (best epoch {t['best_epoch']}), 
 
 
 def write_candidate(folder: Path, model, base: ModelCard, version: str, metrics: dict,
-                    training: dict) -> ModelCard:
+                    training: dict, source: str = "corrected labels") -> ModelCard:
     """Weights + model.json + README.md into ``folder``; returns the validated card."""
     from medviewer.ai.weights import save_weights
 
     folder = Path(folder)
     sha = save_weights(model, folder / "weights.safetensors")
-    card = candidate_card_dict(base, version, metrics, training)
+    card = candidate_card_dict(base, version, metrics, training, source)
     card["weights"]["sha256"] = sha
     ModelCard.from_dict(card, folder)  # validate before writing
     atomic_write_text(folder / "model.json", json.dumps(card, indent=2) + "\n")

@@ -9,8 +9,10 @@ from medviewer.core.val_check import DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS
 __all__ = ["build_parser", "config_of", "TASK_DEFAULTS"]
 
 # defaults that depend on the task (None on the command line: take these)
-TASK_DEFAULTS = {"segmentation": {"lr": 5e-4, "batch_size": 4},
-                 "classification": {"lr": 3e-4, "batch_size": 16}}
+TASK_DEFAULTS = {"segmentation": {"lr": 5e-4, "batch_size": 4, "margin": 0.01},
+                 "classification": {"lr": 3e-4, "batch_size": 16, "margin": 0.01},
+                 # the promptable model: margin in clicks (mean NoC@85, lower is better)
+                 "interactive": {"lr": 2e-4, "batch_size": 8, "margin": 0.5, "steps": 60}}
 
 
 def _positive_int(text: str) -> int:
@@ -64,9 +66,10 @@ def build_parser(prog: str = "python -m medviewer.ai.training",
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=_positive_int, default=5,
                    help="stop after this many validations without improvement")
-    p.add_argument("--margin", type=_non_negative, default=0.01,
+    p.add_argument("--margin", type=_non_negative, default=None,
                    help="gate: promote unless the main metric is worse than the active "
-                        "version's by more than this")
+                        "version's by more than this (default 0.01; the promptable model: "
+                        "0.5 clicks of mean NoC@85)")
     p.add_argument("--min-val-units", type=_positive_int, default=DEFAULT_MIN_UNITS,
                    help="gate only with at least this many frozen validation units "
                         f"(default {DEFAULT_MIN_UNITS}); fewer: refused, nothing trained")
@@ -79,6 +82,18 @@ def build_parser(prog: str = "python -m medviewer.ai.training",
     p.add_argument("--val-every", type=_positive_int, default=1,
                    help="validate every N epochs (and after the last)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    g = p.add_argument_group("promptable model (task interactive: trains on prompt records)")
+    g.add_argument("--steps", type=_positive_int, default=None,
+                   help="training steps (default 60; --epochs is not used)")
+    g.add_argument("--replay", choices=("auto", "none"), default="auto",
+                   help="auto: mix in the built-in training data from ../shared/data when it "
+                        "is there, so the model keeps what it knew; none: prompt records only")
+    g.add_argument("--replay-fraction", type=float, default=0.5,
+                   help="share of each batch drawn from the replayed data (default 0.5)")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: every core; 1 on a shared machine)")
+    g.add_argument("--max-clicks", type=_positive_int, default=20,
+                   help="click protocol: most clicks per validation record (default 20)")
     return p
 
 

@@ -10,7 +10,9 @@ The candidate passes when all of these hold:
 - the validation set is big enough (:func:`medviewer.core.val_check.check_validation_set` on
   the evaluations' ``unit_classes``); otherwise the gate is not run at all (``gated`` False,
   reason "not gated: validation set too small …") and nothing is promoted;
-- ``candidate.value >= active.value - margin`` (the headline metric);
+- ``candidate.value >= active.value - margin`` (the headline metric); for a metric where lower
+  is better (an evaluation with ``"lower_is_better": True``, e.g. the promptable model's mean
+  number of clicks to Dice 0.85) ``candidate.value <= active.value + margin``;
 - no class falls by more than the margin (``class_falls`` lists those that do).
 
 It also reports, without gating on them, paired bootstrap 95 % intervals over validation units
@@ -56,11 +58,16 @@ def _side(ev: dict, what: str) -> dict:
     return out
 
 
-def _class_falls(active: dict, cand: dict, margin: float) -> list:
+def _worse(c: float, a: float, margin: float, lower: bool) -> bool:
+    """Is ``c`` worse than ``a`` by more than ``margin``?"""
+    return c > a + margin + _EPS if lower else c < a - margin - _EPS
+
+
+def _class_falls(active: dict, cand: dict, margin: float, lower: bool = False) -> list:
     falls = []
     for name, a in active["per_class"].items():
         c = cand["per_class"].get(name)
-        if a is not None and c is not None and c < a - margin - _EPS:
+        if a is not None and c is not None and _worse(c, a, margin, lower):
             falls.append({"class": name, "active": a, "candidate": c, "change": round(c - a, 6)})
     return falls
 
@@ -87,8 +94,11 @@ def gate(active_eval: dict, candidate_eval: dict, margin: float,
         raise ValueError(f"gate: cannot compare {metric_c} (candidate) with {metric_a} (active)")
     active, cand = _side(active_eval, "active"), _side(candidate_eval, "candidate")
     metric = metric_c or metric_a or "metric"
+    lower = bool(active_eval.get("lower_is_better") or candidate_eval.get("lower_is_better"))
     out = {"metric": metric, "margin": m, "active": active, "candidate": cand,
            "validation": None, "ci": None, "class_falls": [], "gated": True}
+    if lower:
+        out["lower_is_better"] = True
     unit_classes = candidate_eval.get("unit_classes")
     if isinstance(unit_classes, dict):
         check = check_validation_set(unit_classes, list(cand["per_class"] or active["per_class"]),
@@ -98,16 +108,17 @@ def gate(active_eval: dict, candidate_eval: dict, margin: float,
             return dict(out, gated=False, passed=False, reason=check["message"])
     out["ci"] = _bootstrap(active_eval, candidate_eval)
     a, c = active["value"], cand["value"]
-    falls = out["class_falls"] = _class_falls(active, cand, m)
+    falls = out["class_falls"] = _class_falls(active, cand, m, lower)
     if c is None:
         passed, reason = False, f"the candidate has no {metric} on the validation set"
     elif a is None:
         passed, reason = True, (f"the active version has no {metric} on the validation set; "
                                 f"the candidate's is {c:.4f}")
     else:
-        passed = c >= a - m - _EPS
+        passed = not _worse(c, a, m, lower)
         verb = "passes" if passed else "fails"
-        reason = (f"candidate {metric} {c:.4f} vs active {a:.4f} (margin {m:g}): {verb}"
+        reason = (f"candidate {metric} {c:.4f} vs active {a:.4f} (margin {m:g}"
+                  f"{', lower is better' if lower else ''}): {verb}"
                   f" ({'+' if c >= a else ''}{c - a:.4f})")
     if falls:
         passed = False

@@ -61,17 +61,30 @@ def _command(args) -> str:
     return " ".join(parts + (["--no-augment"] if args.no_augment else []))
 
 
-def _load_inputs(args):
-    """(registry, base card, manifest, train entries, val entries); BadInput when unusable."""
+def _load_base(args):
+    """(registry, verified base card); the task's default margin filled in; BadInput."""
     from medviewer.ai.cards import ModelError
     from medviewer.ai.registry import ModelRegistry
-    from medviewer.ai.training.data import DataError, check_manifest_fits
-    from medviewer.core.manifest import Manifest
+    from medviewer.ai.training.cli_args import TASK_DEFAULTS
 
     try:
         registry = ModelRegistry(user_dir=args.models_dir)
         base = registry.get(args.base)
         base.verify()
+    except ModelError as exc:
+        raise BadInput(str(exc)) from None
+    if getattr(args, "margin", None) is None:
+        args.margin = float(TASK_DEFAULTS.get(base.task, {}).get("margin", 0.01))
+    return registry, base
+
+
+def _load_inputs(args, registry, base):
+    """(registry, base card, manifest, train entries, val entries); BadInput when unusable."""
+    from medviewer.ai.cards import ModelError
+    from medviewer.ai.training.data import DataError, check_manifest_fits
+    from medviewer.core.manifest import Manifest
+
+    try:
         if not args.manifest:
             raise BadInput("no training manifest given (--manifest)")
         path = Path(args.manifest)
@@ -155,7 +168,12 @@ def run(args, stream=None) -> int:
 def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -> int:
     from medviewer.ai.device import DeviceError, choose_device
 
-    registry, base, manifest, train_entries, val_entries = _load_inputs(args)
+    registry, base = _load_base(args)
+    if base.task == "interactive":  # the promptable model trains on prompt records
+        from medviewer.ai.interactive.finetune import run_prompt_finetune
+
+        return run_prompt_finetune(args, registry, base, switch, emitter, state, t0)
+    registry, base, manifest, train_entries, val_entries = _load_inputs(args, registry, base)
     try:
         device = choose_device(args.device, strict=True)
     except DeviceError as exc:

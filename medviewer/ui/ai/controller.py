@@ -77,7 +77,7 @@ class AiController(SaliencyControl, QObject):
     def refresh_models(self, select: Optional[str] = None) -> List:
         catalog = self.catalog.reload()
         try:
-            self.cards = catalog.list()
+            self.cards = catalog.automatic()  # not the promptable model (Prompt tool only)
         except Exception as exc:  # a broken user folder must not stop the app
             self.cards = []
             self.sig_error.emit("Could not list the models", f"{type(exc).__name__}: {exc}")
@@ -132,7 +132,11 @@ class AiController(SaliencyControl, QObject):
             return catalog.import_folder(path)
 
         def done(card):
-            self.sig_status.emit(f"Imported {card.ref}")
+            from medviewer.services.models import is_automatic
+
+            self.sig_status.emit(f"Imported {card.ref}" + (
+                "" if is_automatic(card) else
+                f" ({card.task}: it runs from the Prompt tool, not from this panel)"))
             self.refresh_models(select=card.ref)
 
         return self._submit(work, "ai-import", done, "Could not import the model")

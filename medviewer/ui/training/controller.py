@@ -145,7 +145,9 @@ class FinetuneController(QObject):
             self._finish("failed", "the manifest builder returned no manifest file")
             return
         if n_train == 0 or n_val == 0:
-            self._finish("rejected", f"nothing to train on: {n_train} training and {n_val} "
+            prompt_set = self.validation is not None and "val_records" in self.validation
+            self._finish("rejected", self.validation["message"] if prompt_set else
+                         f"nothing to train on: {n_train} training and {n_val} "
                          f"validation entries (correct more cases of this model first)")
             return
         if self.validation is not None and not self.validation["ok"]:
@@ -221,6 +223,11 @@ class FinetuneController(QObject):
     def _finish(self, outcome: str, payload) -> None:
         self._job = None
         self.outcome = outcome
+        if outcome == "done" and isinstance(payload, dict) and payload.get("promoted") \
+                and self.base_ref:
+            from medviewer.services.interactive import active_version_changed
+
+            active_version_changed(self.base_ref)  # the Prompt tool picks up the new version
         if outcome in ("failed", "rejected"):
             self.error = str(payload)
             self._log(("Failed: " if outcome == "failed" else "Not started: ") + str(payload))

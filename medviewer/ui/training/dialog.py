@@ -19,6 +19,7 @@ from .advanced import AdvancedOptions
 from .common import window_dialog
 from .controller import BUILDING, RUNNING, FinetuneController
 from .plot import TrainingPlot
+from .prompt_mode import PromptMode, metric_label
 from .report_view import ReportView
 
 
@@ -34,6 +35,7 @@ class FinetuneDialog(QDialog):
         self.report_path: Optional[Path] = None
         self._epochs = 0
         self._build_ui()
+        self.prompt_mode = PromptMode(self)
         self.refresh_models(model)
         controller.sig_event.connect(self._on_event)
         controller.sig_log.connect(self._append_log)
@@ -78,8 +80,14 @@ class FinetuneDialog(QDialog):
         nums.addWidget(QLabel("Gate margin:", self))
         nums.addWidget(self.margin)
         nums.addStretch(1)
-        form.addRow("Epochs:", nums)
+        self.epochs_label = QLabel("Epochs:", self)
+        form.addRow(self.epochs_label, nums)
         form.addRow("", self.promote)
+        self.task_info = QLabel("", self)
+        self.task_info.setObjectName("finetuneTaskInfo")
+        self.task_info.setWordWrap(True)
+        self.task_info.setVisible(False)
+        form.addRow(self.task_info)
         self.advanced = AdvancedOptions(self)
         form.addRow(self.advanced)
 
@@ -161,6 +169,7 @@ class FinetuneDialog(QDialog):
         """Versions of ``name``, newest first; the active version (or ``ref``'s) selected."""
         self.version_combo.clear()
         if not name or self.registry is None:
+            self._apply_task(None)
             return
         cards = [c for c in self.registry.list() if c.name == name]
         try:
@@ -173,6 +182,11 @@ class FinetuneDialog(QDialog):
             self.version_combo.addItem(text, card.version)
         idx = self.version_combo.findData(want)
         self.version_combo.setCurrentIndex(max(0, idx))
+        self._apply_task(cards[-1].task if cards else None)
+
+    def _apply_task(self, task: Optional[str]) -> None:
+        if hasattr(self, "prompt_mode"):
+            self.prompt_mode.apply(task)
 
     def base_ref(self) -> Optional[str]:
         name, version = self.model_combo.currentText(), self.version_combo.currentData()
@@ -187,10 +201,10 @@ class FinetuneDialog(QDialog):
         if ref is None or self.ctl.running:
             return False
         self._clear_run()
-        self._epochs = self.epochs.value()
-        return self.ctl.start(ref, epochs=self.epochs.value(), margin=self.margin.value(),
-                              promote=self.promote.isChecked(),
-                              extra_args=self.advanced.extra_args(),
+        epochs, extra = self.prompt_mode.run_args(self.advanced.extra_args())
+        self._epochs = epochs
+        return self.ctl.start(ref, epochs=epochs, margin=self.margin.value(),
+                              promote=self.promote.isChecked(), extra_args=extra,
                               val_minimum=self.advanced.val_minimum())
 
     def _clear_run(self) -> None:
@@ -250,7 +264,7 @@ class FinetuneDialog(QDialog):
                                f"epoch {epoch}/{epochs}  step {step}/{steps}  loss {_f(ev.get('loss'))}")
         elif kind == "epoch":
             epoch = int(ev.get("epoch", 0))
-            metric = str(ev.get("metric", "metric"))
+            metric = metric_label(ev.get("metric", "metric"))
             self.plot.set_metric_name(metric)
             self.plot.add_epoch(epoch, ev.get("train_loss"), ev.get("val_metric"), bool(ev.get("best")))
             self._set_progress(epoch / max(1, self._epochs),
@@ -259,7 +273,7 @@ class FinetuneDialog(QDialog):
                     f"{_f(ev.get('val_metric'))}{'  (best)' if ev.get('best') else ''}")
         elif kind == "baseline":  # the base version on the frozen val set, before training
             if _isnum(ev.get("value")):
-                self.plot.set_metric_name(str(ev.get("metric", "metric")))
+                self.plot.set_metric_name(metric_label(ev.get("metric", "metric")))
                 self.plot.set_baseline(float(ev["value"]), f"base {ev.get('version', '')}")
             line = f"baseline: base {ev.get('version')} val {ev.get('metric')} {_f(ev.get('value'))}"
         elif kind == "gate":
@@ -267,7 +281,7 @@ class FinetuneDialog(QDialog):
             if _isnum(active.get("value")):
                 self.plot.set_baseline(float(active["value"]), f"active {active.get('version', '')}")
             self.result.setText(self._gate_text(ev))
-            line = (f"gate: {ev.get('metric')} candidate {_f(cand.get('value'))} vs active "
+            line = (f"gate: {metric_label(ev.get('metric'))} candidate {_f(cand.get('value'))} vs active "
                     f"{_f(active.get('value'))} (margin {ev.get('margin')}) -> "
                     f"{'passed' if ev.get('passed') else 'not passed'}")
         elif kind == "done":
@@ -295,7 +309,8 @@ class FinetuneDialog(QDialog):
         ok = bool(ev.get("passed"))
         colour = "#3fb950" if ok else "#f0883e"
         verdict = "passed" if ok else "not passed"
-        text = (f"<b style='color:{colour}'>Gate {verdict}</b>: {ev.get('metric', 'metric')} on the "
+        text = (f"<b style='color:{colour}'>Gate {verdict}</b>: "
+                f"{_esc(metric_label(ev.get('metric', 'metric')))} on the "
                 f"frozen validation set — candidate {cand.get('version', '')} "
                 f"<b>{_f(cand.get('value'))}</b> vs active {active.get('version', '')} "
                 f"<b>{_f(active.get('value'))}</b> (margin {ev.get('margin')})")

@@ -140,10 +140,10 @@ def test_schema_1_database_is_upgraded_in_place(tmp_path, ct):
                                     parent_id="r1")
         assert rec.parent_id == "r1"
     con = sqlite3.connect(tmp_path / "labels.db")
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"records", "images", "splits"} <= tables
-    con.execute("PRAGMA user_version = 3")
+    assert {"records", "images", "splits", "prompt_records"} <= tables
+    con.execute("PRAGMA user_version = 4")
     con.commit()
     con.close()
     with pytest.raises(StoreError, match="newer"):

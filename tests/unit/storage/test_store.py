@@ -32,7 +32,7 @@ def test_wal_mode_and_schema_persist(tmp_path):
     store.close()
     con = sqlite3.connect(tmp_path / "ws" / "labels.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
     con.close()
     assert (tmp_path / "ws" / "arrays").is_dir() and (tmp_path / "ws" / "journal").is_dir()
 
