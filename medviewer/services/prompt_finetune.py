@@ -13,7 +13,7 @@ protocol on the validation records and gates on mean NoC@85 (lower is better).""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 

@@ -117,7 +117,18 @@ class Snapshot:
     generation: int
 
 
+def _grey(volume):
+    """The volume as grey levels: colour images (ultrasound, photos; (z, y, x, 3)) by their
+    luminance (ITU-R BT.601), so that prompts work on them too."""
+    arr = np.asarray(volume.array)
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        lum = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return SimpleNamespace(array=lum, geometry=volume.geometry)
+    return volume
+
+
 def _permuted_volume(volume, axis: int):
+    volume = _grey(volume)
     if axis == 0:
         return volume
     p = _perm(axis)
@@ -178,7 +189,7 @@ def run_snapshot(volume, snap: Snapshot, cache: Optional[ResultCache] = None) ->
     slice's result carried through the neighbouring slices, then each prompt on another slice
     correcting it there). ``cache`` keeps the result of every prefix of the prompts: undo and
     a repeated run cost nothing, a new prompt costs one engine run."""
-    shape = np.asarray(volume.array).shape[:3]
+    shape = tuple(np.asarray(volume.array).shape[:3])
     if not snap.entries:
         return np.zeros(shape, bool)
     cache = cache if cache is not None else ResultCache()
@@ -285,6 +296,15 @@ class PromptSession:
     def snapshot(self) -> Snapshot:
         return Snapshot(tuple(self.entries), self.engine, self.axis or 0, self.index or 0,
                         self.three_d, self.generation)
+
+    def stored_prompts(self) -> dict:
+        """The prompts as the label store keeps them (:mod:`medviewer.services.prompt_records`),
+        in the frame of the object's plane: (slice, row, column) of the permuted volume."""
+        p = to_prompts(self.entries, self.axis or 0)
+        return {"points": [list(pt.voxel) + [pt.positive] for pt in p.points],
+                "boxes": [[b.z, b.y0, b.x0, b.y1, b.x1] for b in p.boxes],
+                "scribbles": [{"voxels": [list(v) for v in sc.voxels],
+                               "positive": sc.positive} for sc in p.scribbles]}
 
     def record(self) -> dict:
         """What produced the result, to store with it: engine, plane, slice, 3D, prompts."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from medviewer.services.prompt_records import list_prompt_records, load_prompt_mask
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCursor
 
@@ -96,6 +98,11 @@ def test_accept_merges_in_one_undo_step_and_keeps_the_record(annot):
     assert rec["prompts"] == [{"kind": "point", "positive": True, "plane": "axial",
                                "voxels_zyx": [list(LUNG)]}]
     assert rec["voxels"] == int(mask.sum()) and rec["image_hash"] == ctl.state.image_hash
+    # kept in the label store, with its prompts, for fine-tuning the promptable model
+    assert run_until(lambda: "record_id" in rec, 60000)
+    stored = list_prompt_records(ctl.store, rec["image_hash"])
+    assert [r.id for r in stored] == [rec["record_id"]]
+    assert np.array_equal(load_prompt_mask(ctl.store, rec["record_id"]), mask[LUNG[0]])
     ctl.undo()  # one step takes it all out
     assert not lm.labels.any()
 

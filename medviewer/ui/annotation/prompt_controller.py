@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from medviewer.core.proposal import Proposal
+from medviewer.services.prompt_records import store_prompt_record
 from medviewer.services.prompt_session import (PromptEntry, PromptSession, available_engines,
                                                 run_snapshot)
 
@@ -85,9 +86,6 @@ class PromptController(QObject):
     def add(self, entry: PromptEntry) -> bool:
         vol = self.ctl.volume
         if vol is None:
-            return False
-        if vol.is_rgb:
-            self.ctl.sig_message.emit("Prompts need a grey-level image")
             return False
         shape = vol.array.shape[:3]
         if any(not 0 <= c < n for v in entry.voxels for c, n in zip(v, shape)):
@@ -215,15 +213,37 @@ class PromptController(QObject):
         record = self.session.record()
         record["label"] = int(self.ctl.active_label)
         record["voxels"] = int(self.mask.sum()) if self.mask is not None else 0
+        stored = dict(record, prompts=self.session.stored_prompts())
+        mask, vol = self.mask, self._volume or self.ctl.volume
         edit = self.ctl.accept_proposal(replace=replace)
         if edit is not None:
             st = self.ctl.state
             record["image_hash"] = st.image_hash if st is not None else None
             self.records.append(record)
+            self._store_record(record, stored, mask, vol)
         self.session.clear()
         self.proposal = self.mask = None
         self.sig_prompts_changed.emit()
         return edit
+
+    def _store_record(self, record: dict, stored: dict, mask, vol) -> None:
+        """Keep the accepted result with its prompts in the label store (on the worker): the
+        fine-tune of the promptable model learns from these records."""
+        store = getattr(self.ctl, "store", None)
+        if store is None or mask is None or vol is None:
+            return
+
+        def work(rep):
+            return store_prompt_record(store, record["image_hash"], stored, mask, volume=vol)
+
+        def done(rid):
+            record["record_id"] = rid
+            self.ctl.sig_message.emit("Prompt result stored for fine-tuning the promptable "
+                                      "model")
+
+        self.ctl.submit(work, "prompt-record", done, "Storing the prompt result…",
+                        on_error=lambda msg: self.ctl.sig_error.emit(
+                            "The prompt result could not be stored", msg))
 
     def reject(self) -> bool:
         ours = self.owns_proposal()

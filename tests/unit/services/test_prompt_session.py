@@ -74,3 +74,23 @@ def test_a_coronal_prompt_comes_back_on_the_volume_grid(ct):
     assert m.shape == liver.shape and m[zx[0], y, zx[1]]
     assert m.sum() == m[:, y, :].sum()  # only on that coronal plane
     assert dice(m[:, y, :], liver[:, y, :]) > 0.5
+
+
+def test_prompts_on_a_colour_ultrasound_use_its_grey_levels():
+    import data_store  # pydicom-data: real ultrasound frames
+    from pathlib import Path
+
+    path = Path(data_store.__file__).parent / "data" / "US1_UNCR.dcm"
+    vol = load_volume(path)
+    assert vol.is_rgb and vol.array.shape == (1, 480, 640, 3)
+    grey = vol.array[0].astype(float) @ [0.299, 0.587, 0.114]
+    s = PromptSession("classical")
+    # a click on the brightest structure of the frame (away from the text overlay at the top)
+    region = grey[120:400, 120:520]
+    y, x = np.unravel_index(int(np.argmax(ndimage.uniform_filter(region, 9))), region.shape)
+    click = (0, int(y) + 120, int(x) + 120)
+    s.add(PromptEntry("point", (click,), True))
+    m = run_snapshot(vol, s.snapshot(), s.cache)
+    assert m.shape == (1, 480, 640) and m[click]
+    assert 50 < m.sum() < 0.5 * grey.size
+    assert grey[m[0]].mean() > np.median(grey)  # it took bright tissue, not the background
