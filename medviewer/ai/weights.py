@@ -63,6 +63,9 @@ def check_output_size(card: ModelCard, model) -> None:
 
 def load_model(card: ModelCard, device: str = "cpu", verify: bool = True):
     """Build the card's network, load its weights (hash-checked) -> eval-mode module on device."""
+    from medviewer.ai.preload import import_libraries
+
+    import_libraries()  # never two threads importing MONAI at once
     if verify:
         card.verify()
     model = build(card.architecture["name"], card.architecture["params"])

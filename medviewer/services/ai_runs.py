@@ -42,6 +42,7 @@ class ModelLane:
         self._cache = None
 
     def device(self) -> str:
+        preload_ai_libraries()  # one thread at a time imports torch/MONAI (the preload, a job)
         from medviewer.ai.device import choose_device, configure_threads, device_label
 
         pref = self.preference

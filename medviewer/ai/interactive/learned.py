@@ -25,7 +25,9 @@ __all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_
            "forget_implicit"]
 
 MODEL_NAME = "interactive-promptable"
-FIRST_SIDE_MM = 160.0
+FIRST_SIDE_MM = 160.0  # the first click's window (then zoomed on what it found)
+ZOOM_MARGIN = 3.5  # the window around the previous result and the prompts, times its size
+# (tuned on training structures: 1.5, 2.5, 3.5 -> mean NoC@85 8.1, 7.3, 6.2)
 _lock = threading.Lock()
 _state = {"model": None, "card": None, "error": None, "explicit": False}
 
@@ -137,9 +139,9 @@ def available() -> bool:
 def predict_window(image2d, prompts: SlicePrompts, spacing_yx, window: Window,
                    prev_mask=None) -> np.ndarray:
     """Foreground probability on the window grid."""
+    model = load()  # first: it imports torch/MONAI under the one import lock
     import torch
 
-    model = load()
     x = encode(image2d, prompts, spacing_yx, window, prev_mask)
     with torch.inference_mode():
         logits = model(torch.from_numpy(x)[None])
@@ -182,13 +184,12 @@ def segment_2d(image2d: np.ndarray, prompts, spacing: Sequence[float] = (1.0, 1.
         coarse = _run(image, sp, spacing_yx, first, None, shape, extent)
         if not coarse.any():
             coarse = None
-        window = fit_window(coarse, sp.positive, spacing_yx, margin=1.5)
+        window = fit_window(coarse, sp.positive, spacing_yx, margin=ZOOM_MARGIN)
         mask = _run(image, sp, spacing_yx, window, coarse, shape, extent)
     else:
         pts = list(sp.positive) + list(sp.negative) if prev is not None else list(sp.positive)
         window = fit_window(prev, pts or [(shape[0] // 2, shape[1] // 2)], spacing_yx,
-                            margin=1.5, boxes=sp.boxes) if (pts or sp.boxes or prev is not None) \
-            else None
+                            margin=ZOOM_MARGIN, boxes=sp.boxes)
         mask = _run(image, sp, spacing_yx, window, prev, shape, extent)
     return obey(mask, sp, prev)
 
@@ -244,7 +245,7 @@ def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
         shape = image.shape
         extent = max(shape[0] * spacing_yx[0], shape[1] * spacing_yx[1])
         window = fit_window(prev, list(sp.positive) or np.argwhere(prev)[:1], spacing_yx,
-                            margin=1.6, boxes=sp.boxes)
+                            margin=ZOOM_MARGIN, boxes=sp.boxes)
         mask = _run(image, sp, spacing_yx, window, prev, shape, extent)
         lab, n = ndimage.label(mask)
         if n > 1:  # keep what continues the neighbouring slice's object

@@ -13,7 +13,7 @@ class ProposalPanel(QGroupBox):
     controller's ``sig_proposal_changed``; hidden while there is no proposal."""
 
     def __init__(self, controller, commands, session, parent=None):
-        super().__init__("AI proposal (not yet in the labels)", parent)
+        super().__init__("Proposal (AI model or prompts; not yet in the labels)", parent)
         self.setObjectName("proposalPanel")
         self.ctl, self.session = controller, session
         self.info = QLabel("", self)
