@@ -152,7 +152,7 @@ def run_prompt_finetune(args, registry, base, switch, emitter, state, t0: float)
     from medviewer.ai.training.cli_args import TASK_DEFAULTS
     from medviewer.ai.training.gate import gate
     from medviewer.ai.training.report import write_report
-    from medviewer.ai.training.run import BadInput
+    from medviewer.ai.training.run import BadInput, commit_and_promote
     from medviewer.ai.weights import load_model
 
     pset = _load_set(args)
@@ -236,16 +236,7 @@ def run_prompt_finetune(args, registry, base, switch, emitter, state, t0: float)
                            metrics_block("interactive", cand, pset.sha256), training,
                            source="accepted prompt records")
     report = write_report(staging, gate_dict, active, card)
-    switch.check()
-    with switch.critical():
-        folder = versions.commit_version(staging, registry, name, version)
-        state["staging"] = None
-        promoted = bool(gate_dict.get("passed")) and not args.no_promote
-        if promoted:
-            versions.promote(registry, name, version,
-                             reason=f"fine-tuned from {base.ref} on prompt records; gate "
-                                    f"passed ({METRIC})")
-    emitter.emit("done", version=version, folder=str(folder), promoted=promoted,
-                 report=str(Path(folder) / Path(report).name),
-                 wall_s=round(time.monotonic() - t0, 2))
+    commit_and_promote(registry, name, version, gate_dict, args.no_promote,
+                       f"fine-tuned from {base.ref} on prompt records; gate passed ({METRIC})",
+                       report, switch, emitter, state, t0)
     return EXIT_OK

@@ -233,6 +233,23 @@ def obey(mask: np.ndarray, sp: SlicePrompts, prev=None) -> np.ndarray:
     return mask
 
 
+BAND_MM = 10.0
+
+
+def _band(mask: np.ndarray, spacing_yx) -> np.ndarray:
+    """Pixels within BAND_MM of the mask (computed on the mask's bounding box plus the band)."""
+    ys, xs = np.nonzero(mask)
+    out = np.zeros(mask.shape, bool)
+    if not len(ys):
+        return out
+    py, px = (int(np.ceil(BAND_MM / s)) + 1 for s in spacing_yx)
+    y0, y1 = max(ys.min() - py, 0), min(ys.max() + py + 1, mask.shape[0])
+    x0, x1 = max(xs.min() - px, 0), min(xs.max() + px + 1, mask.shape[1])
+    dist = ndimage.distance_transform_edt(~mask[y0:y1, x0:x1], sampling=spacing_yx)
+    out[y0:y1, x0:x1] = dist <= BAND_MM
+    return out
+
+
 def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
     """``step(k, prev_mask2d) -> mask2d``: slice k segmented from the neighbouring slice's mask
     (the network's propagation mode) and any prompts on slice k."""
@@ -247,6 +264,8 @@ def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
         window = fit_window(prev, list(sp.positive) or np.argwhere(prev)[:1], spacing_yx,
                             margin=ZOOM_MARGIN, boxes=sp.boxes)
         mask = _run(image, sp, spacing_yx, window, prev, shape, extent)
+        if not sp.positive:  # the object moves less than BAND_MM from one slice to the next
+            mask &= _band(prev, spacing_yx)
         lab, n = ndimage.label(mask)
         if n > 1:  # keep what continues the neighbouring slice's object
             keep = set(np.unique(lab[prev & (lab > 0)]).tolist())

@@ -251,19 +251,31 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     card = write_candidate(staging, model.cpu(), base, version,
                            metrics_block(base.task, cand_eval, manifest.sha256), training)
     report = write_report(staging, gate_dict, active_card, card)
+    commit_and_promote(registry, name, version, gate_dict, args.no_promote,
+                       f"fine-tuned from {base.ref}; gate passed", report, switch, emitter,
+                       state, t0)
+    ctx.barrier()
+    return EXIT_OK
+
+
+def commit_and_promote(registry, name: str, version: str, gate_dict: dict, no_promote: bool,
+                       reason: str, report, switch, emitter, state: dict, t0: float) -> bool:
+    """Make the staged candidate a version (one rename, never cancelled half-way), promote it
+    when the gate passed (unless ``no_promote``) and emit ``done``; True if promoted."""
+    from medviewer.ai import versions
+
+    staging = state["staging"]
     switch.check()
     with switch.critical():
         folder = versions.commit_version(staging, registry, name, version)
         state["staging"] = None
-        promoted = bool(gate_dict.get("passed")) and not args.no_promote
+        promoted = bool(gate_dict.get("passed")) and not no_promote
         if promoted:
-            versions.promote(registry, name, version,
-                             reason=f"fine-tuned from {base.ref}; gate passed")
+            versions.promote(registry, name, version, reason=reason)
     emitter.emit("done", version=version, folder=str(folder), promoted=promoted,
                  report=str(Path(folder) / Path(report).name),
                  wall_s=round(time.monotonic() - t0, 2))
-    ctx.barrier()
-    return EXIT_OK
+    return promoted
 
 
 def _active_eval(registry, base, baseline: dict, val_data, device: str, switch):
