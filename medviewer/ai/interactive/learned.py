@@ -203,16 +203,17 @@ def obey(mask: np.ndarray, sp: SlicePrompts, prev=None) -> np.ndarray:
     """Make the mask obey the prompts: positives in, negatives' regions out, only regions
     with a positive prompt, inside a box or overlapping the previous mask kept."""
     mask = np.asarray(mask, bool).copy()
+    split = None
     for y, x in sp.negative:
         if mask[y, x]:
             lab, _ = ndimage.label(mask)
             region = lab == lab[y, x]
             if not any(region[py, px] for py, px in sp.positive):
                 mask &= ~region
-            else:  # the region also holds a positive prompt: cut a disc around the negative
-                yy, xx = np.ogrid[:mask.shape[0], :mask.shape[1]]
-                r = max(2.0, 0.15 * np.sqrt(region.sum() / np.pi))
-                mask &= (yy - y) ** 2 + (xx - x) ** 2 > r * r
+            else:  # the region also holds a positive prompt: it goes to the nearer prompt
+                if split is None:
+                    split = _nearer_negative(mask.shape, sp.positive, sp.negative)
+                mask &= ~(region & split)
     if sp.boxes:
         inside = np.zeros(mask.shape, bool)
         for y0, x0, y1, x1 in sp.boxes:
@@ -233,7 +234,8 @@ def obey(mask: np.ndarray, sp: SlicePrompts, prev=None) -> np.ndarray:
     return mask
 
 
-BAND_MM = 10.0
+BAND_MM = 10.0  # the object moves less than this from one slice to the next
+MAX_GROWTH = 3.0  # propagation stops where the object exceeds this times its start area
 
 
 def _band(mask: np.ndarray, spacing_yx) -> np.ndarray:
@@ -250,11 +252,25 @@ def _band(mask: np.ndarray, spacing_yx) -> np.ndarray:
     return out
 
 
+def _nearer_negative(shape, positive, negative) -> np.ndarray:
+    """Pixels nearer to a negative prompt than to any positive one."""
+    def dist(points):
+        seeds = np.ones(shape, bool)
+        for y, x in points:
+            seeds[y, x] = False
+        return ndimage.distance_transform_edt(seeds)
+
+    return dist(negative) < dist(positive)
+
+
 def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
     """``step(k, prev_mask2d) -> mask2d``: slice k segmented from the neighbouring slice's mask
     (the network's propagation mode) and any prompts on slice k."""
     vol = np.asarray(volume)
     spacing_yx = tuple(float(s) for s in tuple(spacing_zyx)[-2:])
+    start = np.asarray(start_mask2d, bool)
+    ref_value, tolerance = _intensity_band(np.asarray(vol[z], np.float32), start)
+    start_area = max(int(start.sum()), 1)
 
     def step(k: int, prev: np.ndarray) -> np.ndarray:
         sp = SlicePrompts.from_prompts(prompts, k) if prompts is not None else SlicePrompts()
@@ -271,7 +287,24 @@ def slice_step(volume: np.ndarray, start_mask2d, z: int, prompts, spacing_zyx):
             keep = set(np.unique(lab[prev & (lab > 0)]).tolist())
             keep |= {int(lab[y, x]) for y, x in sp.positive} - {0}
             mask = np.isin(lab, sorted(keep))
-        return obey(mask, sp, prev) if (sp.positive or sp.negative) else mask
+        if sp.positive or sp.negative:
+            return obey(mask, sp, prev)
+        if mask.any() and (abs(float(np.median(image[mask])) - ref_value) > tolerance
+                           or mask.sum() > MAX_GROWTH * start_area):
+            return np.zeros_like(mask)  # it has run into other tissue: the object ended
+        return mask
 
     return step
+
+
+def _intensity_band(image: np.ndarray, mask: np.ndarray) -> tuple:
+    """The start slice object's median intensity and how far a propagated slice's median may
+    drift from it: 3 robust spreads of the object, at least 10 % of the slice's range."""
+    if not mask.any():
+        return 0.0, np.inf
+    vals = image[mask]
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) * 1.4826
+    lo, hi = np.percentile(image, (1, 99))
+    return med, max(3.0 * mad, 0.1 * float(hi - lo))
 

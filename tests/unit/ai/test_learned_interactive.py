@@ -61,9 +61,12 @@ def test_obey_removes_the_negative_region_and_keeps_positive_ones():
     mask[25:35, 25:35] = True
     got = learned.obey(mask, SlicePrompts([(10, 10)], [(30, 30)]))
     assert got[5:15, 5:15].all() and not got[25:35, 25:35].any()
-    # a negative click inside the positive region cuts around itself, keeps the positive pixel
-    got = learned.obey(mask, SlicePrompts([(6, 6)], [(12, 12)]))
-    assert got[6, 6] and not got[12, 12] and got[5:15, 5:15].sum() < 100
+    # a negative click inside the positive region takes the part nearer to it than to the
+    # positive click (here the half of a bar beyond the midpoint), keeps the rest
+    bar = np.zeros((20, 60), bool)
+    bar[5:15, 5:55] = True
+    got = learned.obey(bar, SlicePrompts([(10, 10)], [(10, 50)]))
+    assert got[10, 10] and got[5:15, 5:29].all() and not got[:, 31:].any()
 
 
 def test_a_box_alone_segments_what_is_in_it(ct):
