@@ -7,7 +7,7 @@ import numpy as np
 import pydicom.data
 import pytest
 
-from medviewer.ai.cards import ModelCard, ModelError
+from medviewer.ai.cards import AUTOMATIC_TASKS, ModelCard, ModelError
 from medviewer.ai.domain import ImageFacts, check_domain
 from medviewer.ai.registry import ModelRegistry
 from medviewer.io.load import open_first
@@ -41,6 +41,10 @@ def brain_mr(shared_data):
 def test_every_builtin_model_declares_its_domain_limits_and_ood_reference(cards):
     assert {CT_MODEL, CXR_MODEL, "pneumonia-cxr-smallcnn"} <= set(cards)
     for card in cards.values():
+        if card.task not in AUTOMATIC_TASKS:  # the promptable model: any 2D image, no OOD
+            assert card.domain["image_type"] == "any" and card.limits
+            card.verify()
+            continue
         assert card.domain["modalities"] and card.domain["image_type"] in ("volume", "projection")
         assert card.limits and card.ood["threshold"] >= 1.0
         card.verify()  # the weights and the OOD reference file match their hashes
