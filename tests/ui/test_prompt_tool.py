@@ -213,8 +213,17 @@ def test_the_learned_engine_is_the_default_and_segments_the_heart(annot):
     assert pc.session.engine == "learned"  # the default where its model is installed
     heart = (15, 210, 290)  # the heart of the demo chest CT (a class never trained on)
     vol = win.session.active
+    from medviewer.services.interactive import resolve_engine, use_model_version
+
+    assert resolve_engine("auto") == "learned"
+    use_model_version(None)  # the app preloads torch at start-up; here before the probe
+    probe = StallProbe()
+    probe.start()
     _click(win, "axial", heart)
     mask = _result(pc)
+    probe.stop()
+    print(f"\nlearned prompt: {probe.ticks} ticks, longest GUI gap {1000 * probe.longest:.0f} ms")
+    assert probe.ticks >= 3 and probe.longest < 1.0  # the goal is 50 ms; see the report
     z = heart[0]
     assert mask[heart] and mask.sum() == mask[z].sum()
     area_mm2 = mask[z].sum() * 0.898 ** 2
