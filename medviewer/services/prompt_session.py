@@ -193,6 +193,10 @@ def run_snapshot(volume, snap: Snapshot, cache: Optional[ResultCache] = None) ->
     if not snap.entries:
         return np.zeros(shape, bool)
     cache = cache if cache is not None else ResultCache()
+    if snap.engine == "learned":  # the app's worker: torch leaves a core to the GUI thread
+        from medviewer.ai.device import configure_threads
+
+        configure_threads(None)
     vol = _permuted_volume(volume, snap.axis)
     perm = _perm(snap.axis)
     head = (snap.engine, snap.axis, snap.index, snap.three_d)
