@@ -35,15 +35,8 @@ class EngineInfo:
 
 def available_engines() -> List[EngineInfo]:
     """Every engine :func:`interactive.segment` knows, and whether it can run here."""
-    out = []
-    for name in interactive.ENGINES:
-        try:
-            interactive._engine(name)
-        except Exception as exc:  # NoLearnedModel, a missing dependency
-            out.append(EngineInfo(name, False, str(exc)))
-        else:
-            out.append(EngineInfo(name, True))
-    return out
+    return [EngineInfo(name, why is None, why or "")
+            for name, why in interactive.available_engines().items()]
 
 
 @dataclass(frozen=True)

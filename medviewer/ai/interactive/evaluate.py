@@ -54,14 +54,9 @@ def evaluation_set(quick: bool = False) -> List[dict]:
 def engine_fn(engine) -> Callable:
     """``fn(image2d, spacing, clicks, prev) -> mask`` for an engine module with segment_2d."""
 
-    import inspect
-
-    takes_prev = "prev_mask" in inspect.signature(engine.segment_2d).parameters
-
     def fn(image, spacing, clicks, prev):
         prompts = Prompts(points=tuple(Point((0,) + c.index, c.positive) for c in clicks))
-        kw = {"prev_mask": prev} if takes_prev and prev is not None else {}
-        return engine.segment_2d(image, prompts, spacing, z=0, **kw)
+        return engine.segment_2d(image, prompts, spacing, z=0, prev_mask=prev)
 
     return fn
 

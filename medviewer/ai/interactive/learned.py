@@ -20,7 +20,7 @@ from scipy import ndimage
 from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, from_window, window_around)
 
-__all__ = ["MODEL_NAME", "available", "load", "set_model", "segment_2d", "slice_step",
+__all__ = ["MODEL_NAME", "load", "set_model", "segment_2d", "slice_step",
            "predict_window", "unavailable_reason", "use_version", "current_ref", "using_model",
            "forget_implicit"]
 
@@ -131,9 +131,6 @@ def unavailable_reason() -> Optional[str]:
         return f"the learned engine needs {' and '.join(missing)}, not installed here"
     return None
 
-
-def available() -> bool:
-    return unavailable_reason() is None
 
 
 def predict_window(image2d, prompts: SlicePrompts, spacing_yx, window: Window,
