@@ -212,6 +212,9 @@ class ResampleInfo:
     bounds: Optional[tuple]  # intensity (lo, hi) -> (0, 1); None: values unchanged
     channels: int = 1
     warnings: list = field(default_factory=list)
+    # 2.5D models: the input channels are the volume at these offsets from each slice, in
+    # slices (the card's ``context_mm`` divided by the slice spacing); () for one-slice input
+    context: tuple = ()
 
     def to_dict(self) -> dict:
         """Plain values, e.g. for the 'preprocessing' field of a stored prediction."""
@@ -221,6 +224,7 @@ class ResampleInfo:
                 "model_spacing_zyx": [None if v is None else float(v)
                                       for v in self.model_spacing_zyx],
                 "intensity_bounds": None if self.bounds is None else [float(v) for v in self.bounds],
+                "context_slices": [round(float(v), 4) for v in self.context],
                 "warnings": list(self.warnings)}
 
 
@@ -265,8 +269,27 @@ def plan_resample(volume_array: np.ndarray, spacing_zyx: Sequence[float], card,
         if model_spacing[ax] is not None:
             new[ax] = max(1, int(round(shape[ax] * spacing[ax] / model_spacing[ax])))
     bounds = intensity_bounds(vol, spec.get("intensity"))
+    channels = int(spec.get("channels", 1))
+    context = _context_slices(spec, dims, channels, spacing[0])
     return ResampleInfo(dims, tuple(shape), tuple(new), tuple(spacing), tuple(model_spacing),
-                        bounds, int(spec.get("channels", 1)), warnings)
+                        bounds, channels, warnings, context)
+
+
+def _context_slices(spec: dict, dims: int, channels: int, step_z: float) -> tuple:
+    """The card's ``context_mm`` (one offset in mm per input channel, along the volume's z
+    axis, e.g. ``[-3, 0, 3]``) as offsets in slices; () when the card has none."""
+    offsets = spec.get("context_mm")
+    if offsets is None:
+        return ()
+    if dims != 2:
+        raise ValueError("input.context_mm is for 2D (slice by slice) models only")
+    offsets = [float(v) for v in offsets]
+    if len(offsets) != channels or not all(np.isfinite(offsets)):
+        raise ValueError(f"input.context_mm needs one finite offset per input channel "
+                         f"({channels}), got {offsets}")
+    if not np.isfinite(step_z) or step_z <= 0:
+        raise ValueError(f"a 2.5D model needs a positive slice spacing, got {step_z}")
+    return tuple(v / step_z for v in offsets)
 
 
 def _z_index(n_in: int, n_out: int, idx, linear: bool):
@@ -321,12 +344,37 @@ def to_model_tensor(volume_array: np.ndarray, info: ResampleInfo,
     if info.dims == 3 and z_range is not None:
         raise ValueError("z_range is for 2D (slice-by-slice) models only")
     a, b = z_range or (0, vol.shape[0])
+    if info.context:
+        return _context_tensor(vol, info, a, b)
     t = torch.from_numpy(np.ascontiguousarray(vol[a:b], dtype=np.float32))  # (z, y, x)
     if info.dims == 3 and info.model_shape[0] != t.shape[0]:
         t = _resize_z(t[None], info.model_shape[0], True)[0]
     t = _resize_xy(t[:, None], info.model_shape[1:], True)[:, 0]
     t = apply_intensity(t, info.bounds) if info.bounds is not None else t
     return t[None].expand(info.channels, *t.shape).contiguous()
+
+
+def _context_tensor(vol: np.ndarray, info: ResampleInfo, a: int, b: int):
+    """2.5D input ``(C, b - a, y', x')``: channel k of slice z is the volume at z +
+    ``info.context[k]`` slices, linearly interpolated along z (clamped to the first and last
+    slice). Only the source slices these positions touch are read and resampled in-plane."""
+    import torch
+
+    nz = vol.shape[0]
+    lo = max(0, int(np.floor(a + min(info.context))))
+    hi = min(nz, int(np.ceil(b - 1 + max(info.context))) + 1)
+    block = torch.from_numpy(np.ascontiguousarray(vol[lo:hi], dtype=np.float32))
+    block = _resize_xy(block[:, None], info.model_shape[1:], True)[:, 0]  # (n, y', x')
+    z = torch.arange(a, b, dtype=torch.float64)
+    chans = []
+    for off in info.context:
+        pos = (z + off).clamp(0, nz - 1) - lo
+        j0 = pos.floor().long().clamp(0, block.shape[0] - 1)
+        j1 = (j0 + 1).clamp(max=block.shape[0] - 1)
+        w = (pos - j0.double()).float().view(-1, 1, 1)
+        chans.append(block.index_select(0, j0) * (1 - w) + block.index_select(0, j1) * w)
+    t = torch.stack(chans)
+    return apply_intensity(t, info.bounds) if info.bounds is not None else t
 
 
 def to_model_grid(volume_array: np.ndarray, info: ResampleInfo,

@@ -5,6 +5,7 @@ Examples (from the repository root, CPU):
     python -m medviewer.ai.starters pneumonia --arch small_cnn --out models/pneumonia-cxr-smallcnn/1.0.0 --seed 0
     python -m medviewer.ai.starters pneumonia --arch monai_resnet18 --out models/pneumonia-cxr/1.0.0 --seed 0
     python -m medviewer.ai.starters ct-organs --out models/ct-abdomen-organs/1.0.0 --seed 0
+    python -m medviewer.ai.starters ct-trunk --out models/ct-trunk-organs/1.0.0 --seed 0 --steps 4000
     python -m medviewer.ai.starters ood-reference --out models/ct-abdomen-organs/1.0.0
 
 Training ends with the OOD reference of the new model; ``ood-reference`` (re)computes it for an
@@ -42,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--epochs", type=int, default=60)
     ct.add_argument("--lr", type=float, default=2e-3)
     ct.add_argument("--batch-size", type=int, default=4)
+    tr = sub.add_parser("ct-trunk", help="2.5D CT segmentation of chest and abdomen (trunk)")
+    tr.add_argument("--out", required=True, type=Path)
+    tr.add_argument("--name", default=None)
+    tr.add_argument("--version", default=None)
+    tr.add_argument("--parent-version", default=None)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--steps", type=int, default=4000)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--batch-size", type=int, default=8)
     it = sub.add_parser("interactive", help="class-agnostic promptable model (clicks, boxes)")
     it.add_argument("--out", required=True, type=Path)
     it.add_argument("--name", default=None)
@@ -81,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         train(args.arch, out, seed=args.seed, epochs=args.epochs, lr=args.lr,
               batch_size=args.batch_size, augment=not args.no_augment, version=version,
               name=name, parent_version=args.parent_version)
+    elif args.command == "ct-trunk":
+        from medviewer.ai.starters.trunk_ct import train
+
+        train(out, seed=args.seed, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+              version=version, name=name, parent_version=args.parent_version)
+        from medviewer.ai.starters.ood_reference import write_reference
+
+        write_reference(out)
     else:
         from medviewer.ai.starters.ct_organs import train
 

@@ -59,9 +59,36 @@ def _ct_sets(model, card) -> tuple:
     return cat[0], cat[1], data
 
 
+def _trunk_sets(model, card) -> tuple:
+    from medviewer.ai.starters import trunk_data
+
+    train, held = ([], []), ([], [])
+    for case in trunk_data.load_cases():
+        for target, z in ((train, case.split(False)), (held, case.split(True))):
+            h, f = ood.sample_stats(model, card, ood.volume_inputs(
+                card, case.ct, case.spacing_zyx, [int(v) for v in z]))
+            target[0].append(h)
+            target[1].append(f)
+    cat = [(np.concatenate(h), np.concatenate(f)) for h, f in (train, held)]
+    slabs = ", ".join(f"{k} z {a}..{b - 1}" for k, (a, b) in trunk_data.HOLDOUT.items())
+    data = {"reference": "the training slices of the three trunk CT cases (A, B, C)",
+            "calibration": f"the held-out slabs ({slabs})"}
+    return cat[0], cat[1], data
+
+
+def _starter(card) -> str:
+    """Which starter trainer made this card: 'ct-trunk', 'ct-organs' or 'pneumonia'."""
+    training = card.get("training", {}) if isinstance(card, dict) else card.training
+    task = card.get("task") if isinstance(card, dict) else card.task
+    if training.get("starter") == "ct-trunk":
+        return "ct-trunk"
+    return "ct-organs" if task == "segmentation" else "pneumonia"
+
+
 def reference_stats(model, card) -> tuple:
     """(tensors for the safetensors file, the card's ``ood`` block without the file entry)."""
-    sets = _ct_sets if card.task == "segmentation" else _pneumonia_sets
+    sets = {"ct-trunk": _trunk_sets, "ct-organs": _ct_sets,
+            "pneumonia": _pneumonia_sets}[_starter(card)]
     (h_tr, f_tr), (h_ca, f_ca), data = sets(model, card)
     hist_ref = h_tr.mean(0)
     mean, precision, shrink = ood.ledoit_wolf(f_tr)
@@ -96,7 +123,10 @@ def _layer_name(card) -> str:
 
 def card_texts(card_dict: dict) -> dict:
     """The starter's description, domain and limits for ``card_dict`` (by task)."""
-    if card_dict["task"] == "segmentation":
+    kind = _starter(card_dict)
+    if kind == "ct-trunk":
+        from medviewer.ai.starters import trunk_card as texts
+    elif kind == "ct-organs":
         from medviewer.ai.starters import ct_card as texts
     else:
         from medviewer.ai.starters import pneumonia_card as texts
@@ -105,7 +135,10 @@ def card_texts(card_dict: dict) -> dict:
 
 
 def _readme(card_dict: dict) -> str:
-    if card_dict["task"] == "segmentation":
+    kind = _starter(card_dict)
+    if kind == "ct-trunk":
+        from medviewer.ai.starters.trunk_card import readme_text
+    elif kind == "ct-organs":
         from medviewer.ai.starters.ct_card import readme_text
     else:
         from medviewer.ai.starters.pneumonia_card import readme_text

@@ -227,7 +227,10 @@ class AiPanel(QWidget):
         items = [self.models.takeItem(0) for _ in range(self.models.count())]
         rank = {ref: k for k, ref in enumerate(cards)}  # the catalogue's order within each group
         refs = [it.data(Qt.ItemDataRole.UserRole) for it in items]
+        # fitting models first; among them those without cautions (e.g. a body region that
+        # differs from the series' BodyPartExamined) before those with
         order = sorted(range(len(items)), key=lambda i: (not self._fits(fits, refs[i]),
+                                                          bool(self._notes(fits, refs[i])),
                                                           rank.get(refs[i], i)))
         for i in order:
             self.models.addItem(items[i])
@@ -252,6 +255,11 @@ class AiPanel(QWidget):
     def _current_seg(self):
         """The last segmentation run when it was on the active image, else None."""
         return self.ctl.last_seg if self.ctl.last_seg_volume is self.ctl.session.active else None
+
+    @staticmethod
+    def _notes(fits: dict, ref) -> tuple:
+        fit = fits.get(ref)
+        return tuple(getattr(fit, "notes", ()) or ())
 
     @staticmethod
     def _fits(fits: dict, ref) -> bool:
