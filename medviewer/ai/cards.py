@@ -130,6 +130,7 @@ class ModelCard:
     domain: dict = field(default_factory=dict)  # what images it was trained on (ai.domain)
     ood: dict = field(default_factory=dict)  # reference statistics for the OOD score
     limits: list = field(default_factory=list)  # where it fails, in plain sentences
+    superseded_by: Optional[str] = None  # the model name a user should use instead
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -239,6 +240,9 @@ class ModelCard:
         for key in ("metrics", "training"):
             if not isinstance(data.get(key, {}), dict):
                 raise ModelError(f"{key} must be an object")
+        successor = data.get("superseded_by")
+        if successor is not None and (not isinstance(successor, str) or not successor.strip()):
+            raise ModelError(f"superseded_by must be a model name, got {successor!r}")
         return cls(name=name, version=version, task=task, labels=list(labels), input=spec,
                    architecture={"name": arch["name"], "params": params},
                    weights={"file": wfile, "sha256": sha}, metrics=dict(data.get("metrics", {})),
@@ -247,7 +251,7 @@ class ModelCard:
                    description=str(data.get("description", "")),
                    folder=Path(folder) if folder is not None else None,
                    domain=validate_domain(data.get("domain")), ood=validate_ood(data.get("ood")),
-                   limits=validate_limits(data.get("limits")))
+                   limits=validate_limits(data.get("limits")), superseded_by=successor)
 
     @classmethod
     def load(cls, folder) -> "ModelCard":
@@ -271,7 +275,8 @@ class ModelCard:
                 "parent_version": self.parent_version, "license": self.license,
                 **({"domain": self.domain} if self.domain else {}),
                 **({"limits": list(self.limits)} if self.limits else {}),
-                **({"ood": self.ood} if self.ood else {})}
+                **({"ood": self.ood} if self.ood else {}),
+                **({"superseded_by": self.superseded_by} if self.superseded_by else {})}
 
     def verify(self) -> None:
         """Check the weights file exists and matches its sha256; ModelError otherwise."""

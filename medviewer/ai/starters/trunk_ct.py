@@ -101,9 +101,8 @@ class Sampler:
         px = cx + (ca * uu - sa * vv) / sx
         py = cy + (sa * uu + ca * vv) / sy
         grid = torch.stack([(px + 0.5) / w_ * 2 - 1, (py + 0.5) / h * 2 - 1], -1)[None].float()
-        # outside the scan: mirrored image (a crop's edge must not look like the body's edge)
-        # and labels ignored; a whole-body scan's outside is air either way
-        x = F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection",
+        # outside the scan: air, as inference pads a slice, and labels ignored there
+        x = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False)[0] - 1024.0
         y = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros",
                           align_corners=False)[0, 0].round().long()
@@ -291,8 +290,8 @@ def _card_dict(name, version, parent, seed, steps, lr, batch_size, history, wall
             "data_sha256": td.data_hashes(),
             "label_map": {n: list(ids) for n, ids in td.STRUCTURES},
             "partial_labels": "label-0 voxels may be an unlabelled class: A near the lung "
-                              "bases: heart; B: lungs; C: lungs, vertebrae (and liver, "
-                              "stomach, spleen below the heart). C's aerated lung (by rule: "
+                              "bases: heart; C: lungs, vertebrae (and liver, "
+                              "stomach, spleen below the heart). B's and C's aerated lung (by rule: "
                               "air < -400 HU, vessels closed, pieces >= 4 cm^2 per slice, "
                               "from 10 slices above the heart's base) is labelled 'left or "
                               "right lung'",
@@ -300,7 +299,7 @@ def _card_dict(name, version, parent, seed, steps, lr, batch_size, history, wall
             "crop": CROP, "selection": "last step (no model selection)",
             "optimizer": "AdamW (weight decay 1e-4), one-cycle LR", "lr": lr,
             "loss": "marginal cross-entropy + Dice over fully labelled classes",
-            "outside_scan": "image mirrored, labels ignored",
+            "outside_scan": "air (as inference pads), labels ignored",
             "augmentation": "context distance 2-4 mm, rotation +-12 deg, scale 0.75-1.35, "
                             "contrast removal (p 0.5), HU scale 0.92-1.08 and shift +-30, "
                             "blur (p 0.3), noise 5-40 HU (p 0.5)",

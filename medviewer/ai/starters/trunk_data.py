@@ -141,8 +141,10 @@ def _case_b() -> Case:
     ct = _read_dicom_ct(REF_DIR / FILES["B"][0])
     if ct.shape != seg.shape:
         raise ValueError(f"case B: CT {ct.shape} and labels {seg.shape} differ")
-    unl = [[INDEX["lung_left"], INDEX["lung_right"]]] * seg.shape[0]  # lung bases not outlined
-    return Case("B", ct.astype(np.float32), map_labels(seg), sp, unl)
+    labels = map_labels(seg)
+    # the lung bases are not outlined in B: its aerated lung by rule, "left or right lung"
+    labels[(labels == 0) & aerated_lung(ct, sp)] = ANY_LUNG
+    return Case("B", ct.astype(np.float32), labels, sp, [[]] * seg.shape[0])
 
 
 def _case_c() -> Case:

@@ -105,8 +105,12 @@ class AiController(SaliencyControl, QObject):
         return ref in {c.ref for c in self.cards} and self.fit_of(ref).fits
 
     def default_ref(self) -> Optional[str]:
-        """The first model (its active version) that fits the active image; None if none."""
-        fitting = [c.ref for c in self.cards if self.fit_of(c.ref).fits]
+        """The first model (its active version) that fits the active image, models without
+        domain cautions and not superseded by a listed model first; None if none."""
+        names = {c.name for c in self.cards}
+        fitting = [c.ref for c in sorted(
+            (c for c in self.cards if self.fit_of(c.ref).fits),
+            key=lambda c: (bool(self.fit_of(c.ref).notes), c.superseded_by in names))]
         return next((r for r in fitting if r in self.active_refs), fitting[0] if fitting else None)
 
     def _update_fits(self) -> None:

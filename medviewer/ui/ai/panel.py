@@ -209,7 +209,9 @@ class AiPanel(QWidget):
             versions[card.name] = versions.get(card.name, 0) + 1
         for card in cards:  # the active one marked where a model has several versions
             active = versions[card.name] > 1 and card.ref in getattr(self.ctl, "active_refs", ())
-            item = QListWidgetItem(f"{card.ref} — {card.task}" + (" (active)" if active else ""))
+            item = QListWidgetItem(f"{card.ref} — {card.task}" + (" (active)" if active else "")
+                                   + (f" (superseded by {card.superseded_by})"
+                                      if card.superseded_by else ""))
             item.setData(Qt.ItemDataRole.UserRole, card.ref)
             item.setData(Qt.ItemDataRole.UserRole + 1, item.text())
             self.models.addItem(item)
@@ -228,10 +230,11 @@ class AiPanel(QWidget):
         rank = {ref: k for k, ref in enumerate(cards)}  # the catalogue's order within each group
         refs = [it.data(Qt.ItemDataRole.UserRole) for it in items]
         # fitting models first; among them those without cautions (e.g. a body region that
-        # differs from the series' BodyPartExamined) before those with
-        order = sorted(range(len(items)), key=lambda i: (not self._fits(fits, refs[i]),
-                                                          bool(self._notes(fits, refs[i])),
-                                                          rank.get(refs[i], i)))
+        # differs from the series' BodyPartExamined) before those with, then superseded ones
+        names = {c.name for c in cards.values()}
+        order = sorted(range(len(items)), key=lambda i: (
+            not self._fits(fits, refs[i]), bool(self._notes(fits, refs[i])),
+            getattr(cards.get(refs[i]), "superseded_by", None) in names, rank.get(refs[i], i)))
         for i in order:
             self.models.addItem(items[i])
         if current is not None:

@@ -58,6 +58,10 @@ def test_card_round_trip_and_ref(tmp_path):
     card.verify()  # hashes match
     again = ModelCard.from_dict(card.to_dict(), folder)
     assert again == card
+    assert card.superseded_by is None and "superseded_by" not in card.to_dict()
+    old = ModelCard.from_dict(dict(card.to_dict(), superseded_by="toy-cxr-2"), folder)
+    assert old.superseded_by == "toy-cxr-2"
+    assert ModelCard.from_dict(old.to_dict(), folder) == old
 
 
 def test_modified_weights_are_refused(tmp_path):
@@ -91,6 +95,7 @@ def test_modified_weights_are_refused(tmp_path):
     (lambda d: d.update(version="v1"), "version must look like 1.0.0"),
     (lambda d: d["weights"].update(file="../../etc/passwd.pt"), "plain file name"),
     (lambda d: d["input"].update(intensity={"type": "zscore"}), "intensity.type"),
+    (lambda d: d.update(superseded_by=["ct-trunk-organs"]), "superseded_by must be a model name"),
 ])
 def test_bad_cards_are_refused_with_a_clear_message(tmp_path, change, message):
     folder = _make_folder(tmp_path / "src")
