@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from medviewer.core.proposal import Proposal
+from medviewer.services.interactive import engine_spacing
 from medviewer.services.prompt_records import store_prompt_record
 from medviewer.services.prompt_session import (PromptEntry, PromptSession, available_engines,
                                                 run_snapshot)
@@ -176,10 +177,13 @@ class PromptController(QObject):
         mask, prop = res
         self._show(mask, prop)
         n = int(mask.sum())
+        vol = self._volume or self.ctl.volume
+        note = engine_spacing(vol).note if vol is not None else ""
         self.ctl.sig_message.emit(
-            f"Proposal from {len(snap.entries)} prompt{'s' if len(snap.entries) != 1 else ''}: "
-            f"{n} voxels{' in 3D' if snap.three_d else ''} (Enter accepts, Esc rejects)"
-            if n else "The prompts give an empty region: add a positive click inside the object")
+            (f"Proposal from {len(snap.entries)} prompt{'s' if len(snap.entries) != 1 else ''}"
+             f": {n} voxels{' in 3D' if snap.three_d else ''} (Enter accepts, Esc rejects)"
+             if n else "The prompts give an empty region: add a positive click inside the object")
+            + (f" — {note}" if note else ""))
 
     def _failed(self, message: str) -> None:
         self._ran = self.session.generation
