@@ -99,9 +99,14 @@ def _run(args) -> int:
                 for k, d in enumerate(out["dice"], 1):
                     print(f"click {k}: dice {d:.4f}")
                 print(f"NoC@85 {out['noc85']}  NoC@90 {out['noc90']}")
+                for note in out["warnings"]:
+                    err(f"medviewer prompt: warning: {note}")
             return 0
         prompts = svc.prompts_from_mm(vol.geometry, args.point_mm, args.box_mm)
         mask = svc.segment(vol, prompts, three_d=args.three_d, engine=args.engine)
+        note = svc.engine_spacing(vol).note
+        if note:
+            err(f"medviewer prompt: warning: {note}")
         from medviewer.services.annotations import write_label_file
 
         write_label_file(mask.astype("uint8"), vol.geometry, args.out,

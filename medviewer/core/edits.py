@@ -134,6 +134,7 @@ class StrokeRecorder:
                 vals = vals[changed]
         if idx.size:
             flat[idx] = vals
+            self.labelmap.written(cur, vals)
             self._idx.append(idx)
             self._old.append(cur)
         return idx
@@ -162,6 +163,7 @@ class StrokeRecorder:
         if self._idx:
             flat = self.labelmap.labels.reshape(-1)
             for idx, old in zip(reversed(self._idx), reversed(self._old)):
+                self.labelmap.written(flat[idx], old)
                 flat[idx] = old
         self._idx, self._old = [], []
         self._finished = True

@@ -24,7 +24,12 @@ class LabelMap:
     ``labels``, ``visible``, ``n_labels``, ``lut()``, plus ``opacity`` and ``outline``.
 
     ``edited`` is emitted with the effective Edit (old -> new as it happened) after every
-    ``apply`` (undo emits the reversed edit) and once per finished stroke."""
+    ``apply`` (undo emits the reversed edit) and once per finished stroke.
+
+    ``voxel_counts()`` counts the whole array once, then keeps the counts from the voxels each
+    edit changes; ``version`` goes up with every change. Write through ``apply``/
+    ``set_voxels``/a ``StrokeRecorder`` (or set ``labels``); after writing into the array
+    directly, call ``written()``."""
 
     def __init__(self, geometry: Geometry, table: Optional[LabelTable] = None,
                  array: Optional[np.ndarray] = None, name: str = "Segmentation"):
@@ -35,6 +40,8 @@ class LabelMap:
         self.visible = True
         self.outline = False
         self.edited = Signal("labelmap_edited")
+        self._counts: Optional[np.ndarray] = None  # voxels per value, once asked for
+        self.version = 0  # changes with every write (a plan made earlier is stale)
         if array is None:
             self._labels = np.zeros(geometry.shape, dtype=dtype_for(self.table.max_value))
         else:
@@ -56,6 +63,8 @@ class LabelMap:
         if not arr.flags.writeable:
             arr = arr.copy()
         self._labels = arr
+        self._counts = None
+        self.version += 1
 
     def _adopt(self, array: np.ndarray) -> np.ndarray:
         arr = np.asarray(array)
@@ -75,7 +84,8 @@ class LabelMap:
         if hi > MAX_LABEL_VALUE:
             raise ValueError(f"label values above {MAX_LABEL_VALUE} are not supported")
         if hi > 0:
-            present = np.flatnonzero(np.bincount(arr.ravel().astype(np.int64, copy=False)))
+            self._counts = count_values(arr)  # kept from here on (see voxel_counts)
+            present = np.flatnonzero(self._counts)
             missing = [int(v) for v in present if v and int(v) not in self.table]
             for v in missing:
                 self.table._insert(self._default_label(v))
@@ -109,7 +119,9 @@ class LabelMap:
     def ensure_capacity(self, value: int) -> None:
         """Widen the array (uint8 -> uint16) if ``value`` does not fit."""
         if value > np.iinfo(self.labels.dtype).max:
+            counts = self._counts  # widening keeps every value
             self.labels = self.labels.astype(dtype_for(int(value)))
+            self._counts = counts
 
     def _on_table_changed(self, *args) -> None:
         self.ensure_capacity(self.table.max_value)
@@ -117,7 +129,7 @@ class LabelMap:
     def cover(self, values) -> None:
         """Make sure the table has an entry for every non-zero value in ``values`` (so that
         every painted voxel has a name and a colour) and the array can hold them."""
-        vals = np.unique(np.asarray(values).ravel())
+        vals = distinct_values(values)
         missing = [int(v) for v in vals if v and int(v) not in self.table]
         if missing:
             for v in missing:
@@ -127,13 +139,15 @@ class LabelMap:
             self.ensure_capacity(int(vals[-1]))
 
     # ------------------------------------------------------------------ edits
-    def apply(self, edit: Edit, reverse: bool = False) -> Edit:
+    def apply(self, edit: Edit, reverse: bool = False, values=None) -> Edit:
         """Write an edit's new values (its old ones with ``reverse``); emits ``edited`` with
-        the effective edit and returns it."""
+        the effective edit and returns it. ``values``: the distinct values written, when
+        known (a large edit's are not looked up again)."""
         eff = edit.reversed() if reverse else edit
         if eff.new.size:
-            self.cover(eff.new)
+            self.cover(eff.new if values is None else values)
         self.labels.reshape(-1)[eff.indices] = eff.new
+        self.written(eff.old, eff.new)
         self.edited.emit(eff)
         return eff
 
@@ -160,6 +174,56 @@ class LabelMap:
         return edit
 
     def voxel_counts(self) -> dict:
-        """{value: number of voxels} for every non-zero value present."""
-        counts = np.bincount(self.labels.reshape(-1))
+        """{value: number of voxels} for every non-zero value present (the whole array is
+        counted the first time only; edits keep the counts)."""
+        if self._counts is None:
+            self._counts = count_values(self.labels)
+        counts = self._counts
         return {int(v): int(counts[v]) for v in np.flatnonzero(counts) if v}
+
+    def written(self, old=None, new=None) -> None:
+        """Voxels of values ``old`` became ``new`` (a scalar or one per voxel): keeps the
+        counts and the version, for whoever writes into ``labels`` (edits, strokes). Without
+        values (the array was written some other way) the counts are counted again."""
+        self.version += 1
+        if old is None:
+            self._counts = None
+        if self._counts is None:
+            return
+        old = np.asarray(old).ravel()
+        new = np.broadcast_to(np.asarray(new), old.shape).ravel()
+        if not old.size:
+            return
+        top = int(max(old.max(), new.max())) + 1
+        if top > len(self._counts):
+            self._counts = np.concatenate([self._counts, np.zeros(top - len(self._counts),
+                                                                  np.int64)])
+        n = len(self._counts)
+        self._counts -= np.bincount(old, minlength=n)
+        self._counts += np.bincount(new, minlength=n)
+
+
+_CHUNK = 1 << 20
+
+
+def count_values(labels: np.ndarray) -> np.ndarray:
+    """Voxels per value (index = value) of a non-negative integer array, counted in chunks
+    (a bincount of the whole array would first copy it to 8 bytes per voxel)."""
+    flat = np.asarray(labels).reshape(-1)
+    top = int(flat.max(initial=0)) + 1
+    counts = np.zeros(top, np.int64)
+    cast = not np.can_cast(flat.dtype, np.intp, "safe")  # e.g. whole numbers as floats
+    for i in range(0, flat.size, _CHUNK):
+        part = flat[i:i + _CHUNK]
+        counts += np.bincount(part.astype(np.intp) if cast else part, minlength=top)
+    return counts
+
+
+def distinct_values(values) -> np.ndarray:
+    """The sorted distinct values of an integer array (a bincount for non-negative ones, much
+    faster than ``np.unique`` on a large edit)."""
+    vals = np.asarray(values).ravel()
+    if vals.size < 4096 or not np.issubdtype(vals.dtype, np.integer) or vals.min() < 0 \
+            or vals.max() > MAX_LABEL_VALUE:
+        return np.unique(vals)
+    return np.flatnonzero(np.bincount(vals)).astype(vals.dtype)

@@ -258,3 +258,17 @@ def is_dicom_volume(volume) -> bool:
 
     paths = list(volume.source_paths or []) if volume is not None else []
     return bool(paths) and not any(is_volume_file(p) for p in paths[:1])
+
+
+def plan_proposal_accept(labels: np.ndarray, proposal, mapping: dict, value=None, axis=None,
+                         index=None, replace: bool = False, locked=None):
+    """The slow part of accepting a proposal, Qt-free and safe on a worker (it only reads
+    ``labels`` and the read-only proposal): (:class:`~medviewer.core.proposal.AcceptPlan`,
+    the plan's arrays compressed for the stroke journal). Only the proposal's bounding box is
+    looked at."""
+    from medviewer.core.proposal import plan_accept
+    from medviewer.storage.journal import encode_arrays
+
+    plan = plan_accept(labels, proposal.labels, mapping, value, axis, index, replace,
+                       proposal.box, locked)
+    return plan, encode_arrays(plan.indices, plan.old, plan.new)

@@ -20,7 +20,7 @@ from medviewer.core.propagation import propagate
 from medviewer.core.prompts import Point, Prompts, box_from_mm, point_from_mm
 
 __all__ = ["ENGINES", "NoLearnedModel", "available_engines", "default_engine",
-           "resolve_engine",
+           "resolve_engine", "engine_spacing", "EngineSpacing",
            "use_model_version", "prompts_from_mm", "segment", "correct_3d", "simulate",
            "SimulationResult", "load_volume", "reference_mask"]
 
@@ -122,9 +122,46 @@ def prompts_from_mm(geometry, points: Sequence[Tuple[Sequence[float], bool]] = (
     return out
 
 
-def _spacing_zyx(geometry) -> tuple:
-    sx, sy, sz = geometry.spacing
-    return (sz, sy, sx)
+# The field a projection radiograph covers when its pixel spacing is unknown: the longer side
+# of the usual detectors and cassettes (35x43 and 43x43 cm for chest and abdomen, 35x35 cm
+# and smaller for limbs; 24x30 cm for mammography and panoramic dental images; about 4 cm for
+# an intraoral sensor), so that millimetre sizes (the learned engine's 160 mm first window,
+# the classical engine's bands) are about right instead of reading each pixel as 1 mm.
+FIELD_MM = {"MG": 300.0, "PX": 300.0, "IO": 40.0}
+DEFAULT_FIELD_MM = 400.0
+
+
+@dataclass(frozen=True)
+class EngineSpacing:
+    """The (z, y, x) spacing in mm the engines work with, and ``note`` (one line, '' unless
+    the spacing was estimated) to show and return with the result."""
+
+    zyx: Tuple[float, float, float]
+    note: str = ""
+
+
+def engine_spacing(volume) -> EngineSpacing:
+    """The volume's own spacing; for a one-image projection radiograph whose reader found no
+    pixel spacing (``meta['spacing_unknown']``: 1 mm was assumed), the spacing at which the
+    image's longer side spans a typical detector field (:data:`FIELD_MM`). CT, MR and any
+    image with a pixel spacing keep theirs. The one place the prompt engines get a spacing."""
+    sx, sy, sz = (float(v) for v in volume.geometry.spacing)
+    meta = getattr(volume, "meta", None) or {}
+    if not meta.get("spacing_unknown"):
+        return EngineSpacing((sz, sy, sx))
+    from medviewer.ai.domain import ImageFacts
+
+    facts = ImageFacts.from_volume(volume)
+    if facts.image_type != "projection" or facts.n_slices != 1:
+        return EngineSpacing((sz, sy, sx))
+    field_mm = FIELD_MM.get(facts.modality, DEFAULT_FIELD_MM)
+    ps = field_mm / max(volume.array.shape[1:3])
+    return EngineSpacing((sz, ps, ps), f"pixel spacing unknown: prompts assume {ps:.2f} mm "
+                                      f"({field_mm:.0f} mm across the image)")
+
+
+def _spacing_zyx(volume) -> tuple:
+    return engine_spacing(volume).zyx
 
 
 def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "classical",
@@ -138,7 +175,7 @@ def segment(volume, prompts: Prompts, three_d: bool = False, engine: str = "clas
     zs = prompts.slices()
     z = zs[0] if z is None else int(z)
     arr = np.asarray(volume.array)
-    spacing = _spacing_zyx(volume.geometry)
+    spacing = _spacing_zyx(volume)
     out = np.zeros(arr.shape[:3], bool)
     kw = {} if prev_mask is None or not np.any(prev_mask) else {"prev_mask": prev_mask}
     out[z] = eng.segment_2d(arr[z], prompts, spacing[1:], z=z, **kw)
@@ -162,7 +199,7 @@ def correct_3d(volume, mask3d: np.ndarray, prompts: Prompts, k: int,
     k = int(k)
     if not 0 <= k < mask3d.shape[0]:
         raise ValueError(f"slice {k} is outside 0..{mask3d.shape[0] - 1}")
-    spacing = _spacing_zyx(volume.geometry)
+    spacing = _spacing_zyx(volume)
     start = np.asarray(eng.segment_2d(arr[k], prompts, spacing[1:], z=k, prev_mask=mask3d[k]),
                        bool)
     step = eng.slice_step(arr, start, k, prompts, spacing)
@@ -178,6 +215,7 @@ class SimulationResult:
     clicks: List[Point] = field(default_factory=list)
     dices: List[float] = field(default_factory=list)
     seconds: List[float] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     def noc(self, target: float) -> int:
         return noc(self.dices, target, max(len(self.dices), MAX_CLICKS))
@@ -188,7 +226,7 @@ class SimulationResult:
                            for c in self.clicks],
                 "noc85": self.noc(0.85), "noc90": self.noc(0.90),
                 "seconds_per_click": round(float(np.mean(self.seconds)), 4)
-                if self.seconds else None}
+                if self.seconds else None, "warnings": list(self.warnings)}
 
 
 def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
@@ -208,8 +246,9 @@ def simulate(volume, reference: np.ndarray, max_clicks: int = MAX_CLICKS,
         raise ValueError("the reference mask is empty")
     if z is None:
         z = int(np.argmax(ref.reshape(ref.shape[0], -1).sum(axis=1)))
-    spacing = _spacing_zyx(volume.geometry)
-    res = SimulationResult(z)
+    used = engine_spacing(volume)
+    spacing = used.zyx
+    res = SimulationResult(z, warnings=[used.note] if used.note else [])
     prompts, mask = Prompts(), np.zeros(ref.shape, bool)
     for n in range(int(max_clicks)):
         if three_d and n:

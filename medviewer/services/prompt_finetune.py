@@ -29,7 +29,11 @@ PROMPT_SETS_DIR = "training"
 
 
 def _plane_spacing(volume, plane: str) -> tuple:
-    sx, sy, sz = (float(s) for s in volume.geometry.spacing)
+    """The plane's (row, column) spacing as the prompt engines use it (a radiograph without
+    pixel spacing: the estimate of :func:`interactive.engine_spacing`)."""
+    from medviewer.services.interactive import engine_spacing
+
+    sz, sy, sx = engine_spacing(volume).zyx
     return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[plane]
 
 

@@ -121,14 +121,13 @@ def _grey(volume):
 
 
 def _permuted_volume(volume, axis: int):
+    """The grey volume with ``axis`` first, on the spacing the engines use
+    (:func:`interactive.engine_spacing`: a radiograph without pixel spacing gets an estimate)."""
+    zyx = interactive.engine_spacing(volume).zyx
     volume = _grey(volume)
-    if axis == 0:
-        return volume
     p = _perm(axis)
-    sx, sy, sz = volume.geometry.spacing
-    zyx = (sz, sy, sx)
     pz = tuple(zyx[i] for i in p)
-    arr = np.transpose(np.asarray(volume.array), p)
+    arr = np.transpose(np.asarray(volume.array), p) if axis else np.asarray(volume.array)
     return SimpleNamespace(array=arr, geometry=SimpleNamespace(spacing=(pz[2], pz[1], pz[0])))
 
 

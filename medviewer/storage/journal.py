@@ -66,19 +66,36 @@ def _lock(fd: int) -> bool:
         return False
 
 
-def _encode_stroke(indices, old, new, label, tool, effort: Effort) -> bytes:
+class EncodedArrays(NamedTuple):
+    """A stroke's arrays compressed for the journal (:func:`encode_arrays`)."""
+
+    n: int
+    dtypes: tuple  # of the index differences, the old and the new values
+    blobs: tuple
+
+
+def encode_arrays(indices, old, new) -> EncodedArrays:
+    """Compress a stroke's flat indices (as differences) and old and new values: the slow
+    part of journaling a large edit, which a worker can do before the edit is applied."""
     idx = np.asarray(indices, dtype=np.int64).ravel()
+    old, new = np.asarray(old).ravel(), np.asarray(new).ravel()
     diffs = np.diff(idx, prepend=np.int64(0))
     if diffs.size and diffs.min() >= 0 and diffs.max() < 2**32:
         diffs = diffs.astype(np.uint32)
-    blobs = [zlib.compress(np.ascontiguousarray(a).tobytes(), ZLEVEL)
-             for a in (diffs, old, new)]
+    blobs = tuple(zlib.compress(np.ascontiguousarray(a).tobytes(), ZLEVEL)
+                  for a in (diffs, old, new))
+    return EncodedArrays(int(idx.size), (str(diffs.dtype), str(old.dtype), str(new.dtype)),
+                         blobs)
+
+
+def _encode_stroke(indices, old, new, label, tool, effort: Effort,
+                   encoded: Optional[EncodedArrays] = None) -> bytes:
+    enc = encoded if encoded is not None else encode_arrays(indices, old, new)
     meta = {"label": int(label), "tool": str(tool), "effort": effort.to_dict(),
-            "n": int(idx.size), "idx_dtype": str(diffs.dtype),
-            "old_dtype": str(old.dtype), "new_dtype": str(new.dtype),
-            "sizes": [len(b) for b in blobs]}
+            "n": enc.n, "idx_dtype": enc.dtypes[0], "old_dtype": enc.dtypes[1],
+            "new_dtype": enc.dtypes[2], "sizes": [len(b) for b in enc.blobs]}
     mj = json.dumps(meta).encode()
-    return b"S" + _U32.pack(len(mj)) + mj + b"".join(blobs)
+    return b"S" + _U32.pack(len(mj)) + mj + b"".join(enc.blobs)
 
 
 def _decode_stroke(body: bytes) -> tuple[JournalEdit, Effort]:
@@ -295,29 +312,34 @@ class StrokeJournal:
         if self.closed:
             raise ValueError("the journal is closed")
 
-    def append(self, edit_indices, old, new, label: int, tool: str, effort_delta=None) -> None:
-        """Record one finished stroke; on return it is on disk (fsync'ed)."""
+    def append(self, edit_indices, old, new, label: int, tool: str, effort_delta=None,
+               encoded: Optional[EncodedArrays] = None) -> None:
+        """Record one finished stroke; on return it is on disk (fsync'ed). ``encoded``: the
+        same arrays already compressed (:func:`encode_arrays`, e.g. on a worker)."""
         idx = np.asarray(edit_indices, dtype=np.int64).ravel()
         old = np.asarray(old).ravel()
         new = np.asarray(new).ravel()
         if not (idx.size == old.size == new.size):
             raise ValueError("indices, old and new values must have the same length")
+        if encoded is not None and encoded.n != idx.size:
+            raise ValueError("the encoded arrays are not this stroke's")
         if idx.size and (idx.min() < 0 or idx.max() >= self._size):
             raise ValueError("stroke indices fall outside the label array")
         delta = as_effort(effort_delta)
-        body = _encode_stroke(idx, old, new, label, tool, delta)
+        body = _encode_stroke(idx, old, new, label, tool, delta, encoded)
         with self._lock:
             self._check_open()
             self._write(body)
             self.n_strokes += 1
             self.effort = self.effort + delta
 
-    def append_edit(self, edit, reverse: bool = False, effort_delta=None) -> None:
+    def append_edit(self, edit, reverse: bool = False, effort_delta=None,
+                    encoded: Optional[EncodedArrays] = None) -> None:
         """Record an object with indices/old/new/label/tool (e.g. core Edit); ``reverse``
-        journals its undo (old and new swapped)."""
+        journals its undo (old and new swapped); ``encoded``: see :meth:`append`."""
         old, new = (edit.new, edit.old) if reverse else (edit.old, edit.new)
         tool = f"undo:{edit.tool}" if reverse else edit.tool
-        self.append(edit.indices, old, new, edit.label, tool, effort_delta)
+        self.append(edit.indices, old, new, edit.label, tool, effort_delta, encoded)
 
     def append_table(self, table: dict) -> None:
         body = b"T" + json.dumps(table, allow_nan=False).encode()

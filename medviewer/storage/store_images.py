@@ -103,6 +103,8 @@ class ImagesMixin:
         meta = {"modality": str(volume.modality or ""), "invert": bool(volume.invert),
                 "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
                 "units": str(volume.units or ""), "geometry": volume.geometry.to_dict()}
+        if (volume.meta or {}).get("spacing_unknown"):
+            meta["spacing_unknown"] = True  # the reader assumed 1 mm (see io.dicom_reader)
         paths = [os.fspath(p) for p in (source_paths or ())]
         with self._lock:
             self._db.execute(
@@ -163,4 +165,5 @@ class ImagesMixin:
             geom = Geometry.from_affine_ras(affine, arr.shape[:3])
         return Volume(arr, geom, modality=info.get("modality", ""),
                       units=info.get("units", ""), invert=bool(info.get("invert", False)),
-                      description="image snapshot", source_paths=[str(path)])
+                      description="image snapshot", source_paths=[str(path)],
+                      meta={"spacing_unknown": True} if info.get("spacing_unknown") else {})

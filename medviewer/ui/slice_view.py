@@ -218,6 +218,8 @@ class SliceView(pg.GraphicsView):
                 a, b = np.searchsorted(idx, [k * stride, (k + 1) * stride])
                 if a == b:
                     return False
+            elif idx.size > np.prod(shape) // shape[fixed]:
+                pass  # more voxels than the slice has: redrawing costs less than looking
             elif not np.any((idx // stride) % shape[fixed] == k):
                 return False
         self._update_overlay()

@@ -50,10 +50,12 @@ def mono1_volume() -> Volume:
     ds = pydicom.dcmread(path)
     assert ds.PhotometricInterpretation == "MONOCHROME1"
     arr = ds.pixel_array[None].astype(np.float32)
-    ps = [float(v) if float(v) > 0 else 1.0 for v in ds.get("ImagerPixelSpacing", ds.get("PixelSpacing", [1, 1]))]
+    given = [float(v) for v in ds.get("ImagerPixelSpacing", ds.get("PixelSpacing", [0, 0]))]
+    ps = [v if v > 0 else 1.0 for v in given]
     geo = Geometry(shape=arr.shape, spacing=(ps[1], ps[0], 1.0))
+    unknown = {"spacing_unknown": True} if min(given) <= 0 else {}  # as the app's reader says
     return Volume(arr, geo, modality=str(ds.Modality), invert=True, source_paths=[path],
-                  window=WindowHint(float(arr.mean()), float(np.ptp(arr))))
+                  window=WindowHint(float(arr.mean()), float(np.ptp(arr))), meta=unknown)
 
 
 @pytest.fixture(scope="session", autouse=True)

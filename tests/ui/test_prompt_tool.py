@@ -201,9 +201,13 @@ def test_click_on_a_radiograph(qtbot, window, mono1_volume):
     pc = _tool(win)
     arr = mono1_volume.array[0]
     h, w = arr.shape
+    said = []
+    ctl.sig_message.connect(said.append)
     _click(win, "axial", (0, h // 2, w // 2))
     mask = _result(pc)
     assert mask[0, h // 2, w // 2] and 0 < mask.sum() < arr.size
+    # no pixel spacing in the file: the prompts ran on an estimate, and the status says so
+    assert any("pixel spacing unknown: prompts assume 0.20 mm" in m for m in said)
 
 
 def test_the_learned_engine_is_the_default_and_segments_the_heart(annot):

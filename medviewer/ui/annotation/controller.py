@@ -52,6 +52,7 @@ class AnnotState:
     proposal: object = None  # core.proposal.Proposal shown over the labels, or None
     steps: dict = field(default_factory=weakref.WeakKeyDictionary)  # Edit -> proposals.Step
     merged: Optional[str] = None  # the record an accepted proposal was merged into
+    accepting: bool = False  # an accept is being planned on a worker
 
 
 class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixin, QObject):
@@ -265,14 +266,17 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
             st.journal.close()
             st.journal = None
 
-    def _record(self, st: AnnotState, edit: Edit, reverse: bool = False, stroke: bool = True) -> None:
+    def _record(self, st: AnnotState, edit: Edit, reverse: bool = False, stroke: bool = True,
+                encoded=None) -> None:
         """Journal a change that already happened (stroke, undo, redo, fill, import); a
-        ``stroke`` counts as annotation effort, other changes (accepting, opening) as time."""
+        ``stroke`` counts as annotation effort, other changes (accepting, opening) as time.
+        ``encoded``: the edit's arrays already compressed for the journal (on a worker)."""
         if not reverse and stroke:
             st.effort.stroke(edit.voxels)
         else:
             st.effort.touch()
-        self._journal(st).append_edit(edit, reverse=reverse, effort_delta=st.effort.take().__dict__)
+        self._journal(st).append_edit(edit, reverse=reverse, effort_delta=st.effort.take().__dict__,
+                                      encoded=encoded)
         st.dirty = True
         st.edit_seq += 1
 

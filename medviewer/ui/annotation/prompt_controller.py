@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from medviewer.core.proposal import Proposal
+from medviewer.services.interactive import engine_spacing
 from medviewer.services.prompt_records import store_prompt_record
 from medviewer.services.prompt_session import (PromptEntry, PromptSession, available_engines,
                                                 run_snapshot)
@@ -176,10 +177,13 @@ class PromptController(QObject):
         mask, prop = res
         self._show(mask, prop)
         n = int(mask.sum())
+        vol = self._volume or self.ctl.volume
+        note = engine_spacing(vol).note if vol is not None else ""
         self.ctl.sig_message.emit(
-            f"Proposal from {len(snap.entries)} prompt{'s' if len(snap.entries) != 1 else ''}: "
-            f"{n} voxels{' in 3D' if snap.three_d else ''} (Enter accepts, Esc rejects)"
-            if n else "The prompts give an empty region: add a positive click inside the object")
+            (f"Proposal from {len(snap.entries)} prompt{'s' if len(snap.entries) != 1 else ''}"
+             f": {n} voxels{' in 3D' if snap.three_d else ''} (Enter accepts, Esc rejects)"
+             if n else "The prompts give an empty region: add a positive click inside the object")
+            + (f" — {note}" if note else ""))
 
     def _failed(self, message: str) -> None:
         self._ran = self.session.generation
@@ -202,29 +206,33 @@ class PromptController(QObject):
     def owns_proposal(self) -> bool:
         return self.proposal is not None and self.ctl.proposal is self.proposal
 
-    def accept(self, replace: bool = False):
-        """Merge the prompt result into the active label (one undo step); keep the record."""
+    def accept(self, replace: bool = False) -> bool:
+        """Merge the prompt result into the active label (one undo step; a large 3D result is
+        planned on a worker first) and keep its record. False when nothing was accepted."""
         if self.running:
             self.ctl.sig_message.emit("The segmentation is still running: accept when it shows")
-            return None
+            return False
         if not self.owns_proposal():
             self.ctl.sig_message.emit("No prompt result to accept")
-            return None
+            return False
         record = self.session.record()
         record["label"] = int(self.ctl.active_label)
-        record["voxels"] = int(self.mask.sum()) if self.mask is not None else 0
+        record["voxels"] = sum(self.proposal.counts.values())  # the mask's voxels, counted
         stored = dict(record, prompts=self.session.stored_prompts())
-        mask, vol = self.mask, self._volume or self.ctl.volume
-        edit = self.ctl.accept_proposal(replace=replace)
-        if edit is not None:
-            st = self.ctl.state
-            record["image_hash"] = st.image_hash if st is not None else None
-            self.records.append(record)
-            self._store_record(record, stored, mask, vol)
-        self.session.clear()
-        self.proposal = self.mask = None
-        self.sig_prompts_changed.emit()
-        return edit
+        mask, vol, st = self.mask, self._volume or self.ctl.volume, self.ctl.state
+
+        def accepted(edit):
+            if edit is not None:
+                record["image_hash"] = st.image_hash if st is not None else None
+                self.records.append(record)
+                self._store_record(record, stored, mask, vol)
+
+        started = self.ctl.accept_proposal_in_background(replace=replace, on_done=accepted)
+        if started:
+            self.session.clear()
+            self.proposal = self.mask = None
+            self.sig_prompts_changed.emit()
+        return started
 
     def _store_record(self, record: dict, stored: dict, mask, vol) -> None:
         """Keep the accepted result with its prompts in the label store (on the worker): the

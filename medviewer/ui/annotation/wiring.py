@@ -218,15 +218,16 @@ class AnnotationFeature:
     def accept_all(self):
         if self.prompt.pc.owns_proposal():  # a prompt result: its record is kept too
             return self.prompt.prompt_accept()
-        return self.ctl.accept_proposal(replace=self.proposal_panel.replace.isChecked())
+        return self.ctl.accept_proposal_in_background(
+            replace=self.proposal_panel.replace.isChecked())
 
     def accept_label(self):
         value = self.proposal_panel.chosen_label()
         if value is None:
             self.ctl.sig_message.emit("No proposal to accept")
             return None
-        return self.ctl.accept_proposal(value=int(value),
-                                        replace=self.proposal_panel.replace.isChecked())
+        return self.ctl.accept_proposal_in_background(
+            value=int(value), replace=self.proposal_panel.replace.isChecked())
 
     def accept_slice(self):
         """Accept the proposal on the slice shown in the view used last."""
@@ -235,8 +236,8 @@ class AnnotationFeature:
             return None
         axis = view.reslicer.fixed_axis(self.last_plane)
         index = int(self.host.session.cursor_zyx[axis])
-        return self.ctl.accept_proposal(axis=axis, index=index,
-                                        replace=self.proposal_panel.replace.isChecked())
+        return self.ctl.accept_proposal_in_background(
+            axis=axis, index=index, replace=self.proposal_panel.replace.isChecked())
 
     def reject(self):
         if self.prompt.pc.owns_proposal():

@@ -173,3 +173,48 @@ def test_painting_an_unknown_big_label_widens_and_names_it_and_undo_of_removal()
     assert lm.lut().shape == (301, 4) and lm.lut()[300, 3] > 0
     with pytest.raises(ValueError):
         lm.labels = np.zeros((1, 2, 3), np.uint8)
+
+
+def test_voxel_counts_follow_strokes_cancel_undo_redo_and_widening():
+    """The counts are counted once, then kept from each edit's voxels: always equal to a
+    recount of the array (real TotalSegmentator labels as the start)."""
+    import nibabel as nib
+
+    from _core_data import DATA
+
+    seg = nib.load(str(DATA / "totalseg" / "tests" / "reference_files" / "example_seg.nii.gz"))
+    arr = np.ascontiguousarray(np.asarray(seg.dataobj).astype(np.uint8).T)
+    g = Geometry(arr.shape, spacing=(1.5, 1.5, 1.5))
+    lm = LabelMap(g, array=arr)
+
+    def recount():
+        c = np.bincount(lm.labels.reshape(-1))
+        return {int(v): int(c[v]) for v in np.flatnonzero(c) if v}
+
+    assert lm.voxel_counts() == recount()
+    v0 = lm.version
+    z = arr.shape[0] // 2
+    centre = (z, arr.shape[1] // 2, arr.shape[2] // 2)
+    rec = StrokeRecorder(lm, 7, "brush")
+    rec.add(brush_indices(g, centre, 12.0, 0))
+    assert lm.voxel_counts() == recount() and lm.version > v0  # mid-stroke too
+    rec.cancel()
+    assert lm.voxel_counts() == recount() and np.array_equal(lm.labels, arr)
+    stack = UndoStack()
+    rec = StrokeRecorder(lm, 0, "eraser")
+    rec.add(brush_indices(g, centre, 15.0, 0))
+    stack.push(rec.finish())
+    assert lm.voxel_counts() == recount()
+    stack.push(lm.set_voxels(np.flatnonzero(arr.reshape(-1) == 2), 300, 300, "fill"))  # widens
+    assert lm.labels.dtype == np.uint16 and lm.voxel_counts() == recount()
+    assert lm.voxel_counts()[300] == int((arr == 2).sum())
+    stack.undo(lm)
+    assert lm.voxel_counts() == recount()
+    stack.undo(lm)
+    stack.redo(lm)
+    assert lm.voxel_counts() == recount()
+    lm.labels[0, 0, :5] = 9  # written directly: say so
+    lm.written()
+    assert lm.voxel_counts() == recount()
+    lm.labels = arr  # a new array: counted again
+    assert lm.voxel_counts() == recount()

@@ -8,7 +8,7 @@ import pytest
 
 from medviewer.core.label_compare import compare_labels
 from medviewer.core.labels import LabelTable
-from medviewer.core.proposal import (HATCH_ALPHA, Proposal, accept_selection, label_mapping,
+from medviewer.core.proposal import (HATCH_ALPHA, Proposal, label_mapping, plan_accept,
                                      proposal_rgba)
 
 from _core_data import DATA
@@ -37,7 +37,7 @@ def test_accept_keeps_painted_voxels_unless_replace(pair):
     # the person labelled only a few organs; the model proposes everything
     mine = np.where(np.isin(person, [1, 2, 5]), person, 0).astype(np.uint8)
     values = [int(v) for v in np.unique(model) if v]
-    idx, new, kept = accept_selection(mine, model, _mapping_same(values))
+    idx, _, new, kept, *_ = plan_accept(mine, model, _mapping_same(values))
     flat = mine.reshape(-1).copy()
     flat[idx] = new
     merged = flat.reshape(mine.shape)
@@ -49,7 +49,7 @@ def test_accept_keeps_painted_voxels_unless_replace(pair):
     assert kept == int(np.count_nonzero(painted & (model != 0)))
     assert np.all(idx[1:] > idx[:-1]) and np.all(mine.reshape(-1)[idx] != new)
     # replace: the proposal wins wherever it proposes something
-    idx, new, kept = accept_selection(mine, model, _mapping_same(values), replace=True)
+    idx, _, new, kept, *_ = plan_accept(mine, model, _mapping_same(values), replace=True)
     flat = mine.reshape(-1).copy()
     flat[idx] = new
     merged = flat.reshape(mine.shape)
@@ -62,13 +62,14 @@ def test_accept_one_label_or_one_slice_only(pair):
     person, model = pair
     empty = np.zeros_like(person)
     v = int(np.bincount(model.reshape(-1))[1:].argmax() + 1)  # the largest organ
-    idx, new, _ = accept_selection(empty, model, {v: 40})
+    idx, _, new, *_ = plan_accept(empty, model, {v: 40})
     assert set(np.unique(new).tolist()) == {40}
     assert np.array_equal(np.sort(idx), np.flatnonzero(model.reshape(-1) == v))
     z = int(np.argmax((model != 0).sum(axis=(1, 2))))
     values = [int(u) for u in np.unique(model) if u]
     for axis, index in ((0, z), (2, model.shape[2] // 2)):
-        idx, new, _ = accept_selection(empty, model, _mapping_same(values), axis=axis, index=index)
+        idx, _, new, *_ = plan_accept(empty, model, _mapping_same(values), axis=axis,
+                                       index=index)
         coords = np.unravel_index(idx, model.shape)
         assert np.all(coords[axis] == index)
         sl = [slice(None)] * 3
@@ -133,3 +134,37 @@ def test_compare_labels_dice_and_difference(pair):
     assert set(cmp.dice) == set(int(v) for v in np.union1d(np.unique(person), np.unique(model)) if v)
     same = compare_labels(person, person)
     assert same.identical and all(d == 1.0 for d in same.dice.values())
+
+
+def test_plan_in_the_bounding_box_is_the_plan_of_the_whole_volume(pair):
+    """Accepting looks only inside the proposal's box: the same voxels as a look at the whole
+    volume, for all of it, one label and one slice; locked labels are never changed."""
+    person, model = pair
+    liver = int(np.bincount(model.reshape(-1))[1:].argmax() + 1)
+    only = np.where(model == liver, model, 0).astype(np.uint8)  # a proposal of one organ
+    prop = Proposal.make(only, {"labels": [{"value": liver, "name": "liver"}]}, "r")
+    zs, ys, xs = np.nonzero(only)
+    assert prop.box == (slice(zs.min(), zs.max() + 1), slice(ys.min(), ys.max() + 1),
+                        slice(xs.min(), xs.max() + 1))
+    assert np.prod([s.stop - s.start for s in prop.box]) < only.size / 2
+    mine = np.where(np.isin(person, [liver, 2, 5]), person, 0).astype(np.uint8)
+    z = int(zs.mean())
+    for kw in ({}, {"replace": True}, {"value": liver}, {"axis": 0, "index": z},
+               {"axis": 2, "index": int(xs.mean())}, {"axis": 1, "index": 0}):
+        whole = plan_accept(mine, only, {liver: 9}, **kw)
+        boxed = plan_accept(mine, only, {liver: 9}, box=prop.box, **kw)
+        for a, b in zip(whole[:3], boxed[:3]):
+            assert np.array_equal(a, b)
+        assert whole[3:] == boxed[3:]
+        assert boxed.values == ((9,) if boxed.indices.size else ())
+    assert ys.min() > 0 and not plan_accept(mine, only, {liver: 9}, axis=1, index=0,
+                                            box=prop.box).indices.size  # outside the box
+    # replace over a locked label: its voxels stay, the plan says how many
+    locked = np.zeros(256, bool)
+    locked[liver] = True
+    plan = plan_accept(mine, only, {liver: 9}, replace=True, box=prop.box, locked=locked)
+    on_liver = (only != 0) & (mine == liver)
+    assert plan.locked == int(on_liver.sum()) > 0
+    assert not np.isin(plan.indices, np.flatnonzero(on_liver.reshape(-1))).any()
+    assert np.array_equal(plan.old, mine.reshape(-1)[plan.indices])
+    assert not plan.indices.flags.writeable

@@ -198,3 +198,27 @@ def test_detach_leaves_the_journal_for_recovery(tmp_path):
     assert len(found) == 1
     out = found[0].replay(np.zeros((4, 5, 6), np.uint8))
     assert out.reshape(-1)[[1, 2, 3]].tolist() == [1, 1, 1] and int(out.sum()) == 3
+
+
+def test_arrays_compressed_beforehand_journal_the_same_stroke(tmp_path):
+    """A large accept compresses its arrays on a worker (encode_arrays): the journal holds
+    the same record, byte for byte, as when append compresses them itself, and a mismatch is
+    refused."""
+    from medviewer.storage.journal import encode_arrays
+
+    labels = np.zeros(GRID, np.uint8)
+    idx, old, new, value, tool = make_stroke(labels, (50, 256.0, 256.0, 60.0, 3))
+    bodies = []
+    for pre in (False, True):
+        j = StrokeJournal.open(tmp_path / str(pre), "img", None, GRID, np.uint8, {})
+        start = j.path.stat().st_size
+        j.append(idx, old, new, value, tool, Effort(0, 0, 0),
+                 encoded=encode_arrays(idx, old, new) if pre else None)
+        bodies.append(j.path.read_bytes()[start:])
+        pj = read_journal(j.path)
+        assert np.array_equal(pj.edits[0].indices, idx) and np.array_equal(pj.edits[0].new, new)
+        with pytest.raises(ValueError):
+            j.append(idx[:-1], old[:-1], new[:-1], value, tool,
+                     encoded=encode_arrays(idx, old, new))
+        j.close()
+    assert bodies[0] == bodies[1] and len(bodies[0]) > 0
