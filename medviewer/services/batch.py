@@ -101,20 +101,20 @@ def bind_folder(out: Path, card, opts: BatchOptions) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BatchError(f"--out {out} is a file; a batch writes into a folder")
-    (out / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
     want = {"model": card.ref, "task": card.task, **opts.settings()}
     try:
         have = json.loads((out / CONFIG_FILE).read_text())
     except (OSError, ValueError):
         have = None
-    if have is not None and {k: have.get(k) for k in want} == want:
-        return
-    if have is not None and not opts.redo:
+    same = have is not None and {k: have.get(k) for k in want} == want
+    if have is not None and not same and not opts.redo:
         raise BatchError(f"{out} holds results of {have.get('model')} (slice "
                          f"{have.get('slice')}, force {have.get('force')}); this run asks for "
                          f"{card.ref} (slice {opts.slice}, force {opts.force}): give --redo to "
                          f"replace them, or another --out")
-    atomic_write_text(out / CONFIG_FILE, json.dumps({"format": 1, **want}, indent=2) + "\n")
+    (out / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
+    if not same:
+        atomic_write_text(out / CONFIG_FILE, json.dumps({"format": 1, **want}, indent=2) + "\n")
 
 
 def _now() -> str:
