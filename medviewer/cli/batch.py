@@ -74,6 +74,17 @@ def _setup(args, place):
 
 
 def cmd_batch(args) -> int:
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _batch(args)
+    except KeyboardInterrupt:
+        err("interrupted: rerun the same command to resume")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _batch(args) -> int:
     from medviewer.services.batch import BatchError, BatchRun, bind_folder, make_lane, placement
     from medviewer.services.batch_log import BatchLockError
     from medviewer.services.batch_studies import collect_studies
@@ -98,12 +109,14 @@ def cmd_batch(args) -> int:
         err("error: no images or volumes found in " + ", ".join(map(str, paths)))
         return 2
     if place.rank == 0:
-        extra = f"; {len(found.non_image)} files passed over (not images)" if found.non_image else ""
+        extra = f"; {len(found.non_image)} files passed over (not images)" if found.non_image \
+            else ""
         err(f"{len(found.studies)} studies{extra}; {card.ref} on {device}, "
             f"{place.world_size} process(es), run {opts.run_id}, writing to {opts.out}")
     count = [0]
 
     def on_record(study, rec):
+        tty.done()
         count[0] += 1
         err(f"{pre}[{count[0]}] {_study_line(rec)}")
 
@@ -111,26 +124,22 @@ def cmd_batch(args) -> int:
                    on_record=on_record,
                    on_model=lambda s, d: err(f"{pre}model {card.ref} loaded on {d} in {s:.1f} s"),
                    on_wait=lambda n: err(f"{pre}waiting for {n} studies other processes hold"))
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         tally = run.run()
     except KeyboardInterrupt:
         tty.done()
-        err(f"{pre}interrupted: rerun the same command to resume")
-        return 130
+        raise
     except (BatchLockError, ModelError) as exc:
         err(f"{pre}error: {exc}")
         return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if place.rank != 0:
         err(f"{pre}{tally.ran_here} studies run by this process")
         return 0
     err(f"{tally.ok} ok, {tally.refused} refused, {tally.failed} failed of {len(found.studies)} "
         f"studies ({tally.done_before} done before, {tally.ran_here} run by rank 0); "
         f"summary: {opts.out / 'summary.jsonl'}")
+    if tally.missing:
+        err(f"{tally.missing} studies not done: rerun to resume")
     if tally.failed or tally.missing:
-        if tally.missing:
-            err(f"{tally.missing} studies not done: rerun to resume")
         return 1
     return 0 if tally.ok else 3

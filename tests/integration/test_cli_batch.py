@@ -195,3 +195,30 @@ def test_two_torchrun_processes_do_every_study_exactly_once(shared_data, tmp_pat
     assert "[rank 1/2]" in proc.stderr and "24 ok, 0 refused, 0 failed" in proc.stderr
     outputs = [p for r in recs for p in r["outputs"]]
     assert len(set(outputs)) == 48 and all((out / p).is_file() for p in outputs)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_cleanly_and_it_resumes(archive, tmp_path):
+    xrays, _ = archive
+    (xrays / "broken.png").unlink()
+    for i in range(3, 12):  # more radiographs: the run is still going when it is stopped
+        (xrays / f"case{i}.png").write_bytes((xrays / "case0.png").read_bytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "medviewer.cli", "predict", "--batch", "--model",
+           "pneumonia-cxr", str(xrays), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "summary.jsonl").is_file() and _lines(out):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    done = len(_lines(out))
+    assert 1 <= done < 12
+    assert not [p for p in (out / "outputs").iterdir() if p.name.startswith(".")]
+    rerun = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0 and f"{done} done before" in rerun.stderr
+    assert len(_lines(out)) == 12
