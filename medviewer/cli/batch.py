@@ -129,7 +129,7 @@ def _batch(args) -> int:
     except KeyboardInterrupt:
         tty.done()
         raise
-    except (BatchLockError, ModelError) as exc:
+    except (BatchError, BatchLockError, ModelError) as exc:
         err(f"{pre}error: {exc}")
         return 2
     if place.rank != 0:
@@ -138,6 +138,9 @@ def _batch(args) -> int:
     err(f"{tally.ok} ok, {tally.refused} refused, {tally.failed} failed of {len(found.studies)} "
         f"studies ({tally.done_before} done before, {tally.ran_here} run by rank 0); "
         f"summary: {opts.out / 'summary.jsonl'}")
+    if tally.failed:
+        more = f" (+{tally.failed - 5} more)" if tally.failed > 5 else ""
+        err("failed: " + ", ".join(tally.failed_paths[:5]) + more + "; rerun to retry them")
     if tally.missing:
         err(f"{tally.missing} studies not done: rerun to resume")
     if tally.failed or tally.missing:

@@ -245,10 +245,17 @@ class BatchRun:
                     tmp.unlink(missing_ok=True)
 
     def _ensure_model(self) -> None:
+        """Load the model once, at the first study that needs it (a resumed run with nothing
+        left to do never loads it); BatchError when it cannot load: that stops the batch."""
         if not self.model_ready:
             t0 = time.perf_counter()
-            device = self.lane.device()
-            self.lane.model(self.card)
+            try:
+                device = self.lane.device()
+                self.lane.model(self.card)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                raise BatchError(f"cannot load {self.card.ref}: {_first_line(exc)}") from exc
             self.model_ready = True
             self.on_model(time.perf_counter() - t0, device)
 
@@ -259,13 +266,14 @@ class BatchRun:
                "task": card.task, "settings": self.opts.settings(), "in_domain": None,
                "ood_score": None, "forced": False, "timings": {}, "outputs": [],
                "run": self.run_id, "rank": self.place.rank}
+        if not study.error:
+            self._ensure_model()  # its time is reported once, not in the first study's
+            rec["device"] = self.lane.device()
         t0 = time.perf_counter()
         if study.error:
             rec["error"] = study.error
         else:
             try:
-                self._ensure_model()
-                rec["device"] = self.lane.device()
                 self._predict(study, rec)
             except DomainMismatch as exc:
                 rec.update(status="refused", error=f"outside the model's domain: {exc.fit.reason}")

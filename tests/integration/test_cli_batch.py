@@ -4,6 +4,7 @@ with every study done exactly once."""
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,26 @@ def test_batch_usage_errors(archive, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["predict", "--model", "pneumonia-cxr", str(ct), "--out", "-"]) == 2
     assert "give --batch" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_load_stops_the_batch(archive, tmp_path, user_models, capsys):
+    xrays, _ = archive
+    src = REPO / "models/pneumonia-cxr/1.0.0"
+    bad = user_models / "pneumonia-cxr/9.0.0"
+    bad.mkdir(parents=True)
+    for name in ("model.json", "weights.safetensors", "ood_reference.safetensors", "README.md"):
+        shutil.copy(src / name, bad / name)
+    card = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**card, "version": "9.0.0"}))
+    data = bytearray((bad / "weights.safetensors").read_bytes())
+    data[-1] ^= 0xFF  # weights that no longer match the card's hash
+    (bad / "weights.safetensors").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert main(["predict", "--batch", "--model", "pneumonia-cxr:9.0.0", str(xrays),
+                 "--out", str(out)]) == 2  # not one 'failed' line per study
+    err = capsys.readouterr().err
+    assert "cannot load pneumonia-cxr:9.0.0" in err and "sha256" in err
+    assert not (out / "summary.jsonl").exists()
 
 
 def _list(tmp_path: Path, paths) -> Path:
