@@ -8,10 +8,12 @@ Two workloads of real studies, each into a fresh output folder per launch:
 
 Each launch is timed from start to exit (imports, scan, model load and all studies: what a
 user waits for; Python's bytecode cache is on, in the benchmark cache, warmed by a first
-launch, as in an installed app), and the *steady* rate is taken from the summary's finish times (first study
-started to last finished). One process gets all the cores' threads (torch threads = cores);
-two processes get cores / 2 each (``threads_per_process``). The launches of the two settings
-alternate; ``ratio`` is two processes' best rate over one process's best (> 1: two processes
+launch, as in an installed app), and the *steady* rate is taken from the summary's finish
+times (first study started to last finished). One process gets all the cores' threads (torch threads = cores);
+two processes get cores / 2 each (``threads_per_process``); a third setting, one process with
+one thread (``--threads 1``), tells the gain of a second process from that of fewer threads
+(a process whose threads wait on each other suffers most when other work takes the cores).
+The launches of the settings alternate; ``ratio`` is two processes' best rate over one process's best (> 1: two processes
 are faster; the best of N is the least disturbed by other work on a shared machine), and the
 medians' ratio is printed beside it. ``--busy N`` keeps N extra processes
 spinning on the CPU during the runs (the "other core loaded" case); ``load_avg_1m`` says how
@@ -62,9 +64,10 @@ def _write_list(path: Path, paths) -> Path:
     return path
 
 
-def launch(model: str, lst: Path, out: Path, nproc: int, extra: list) -> dict:
+def launch(model: str, lst: Path, out: Path, nproc: int, extra: list,
+           threads: int | None = None) -> dict:
     cli = ["-m", "medviewer.cli", "predict", "--model", model, "--list", str(lst),
-           "--out", str(out), *extra]
+           "--out", str(out), *extra] + (["--threads", str(threads)] if threads else [])
     if nproc == 1:
         cmd = [sys.executable, *cli]
     else:
@@ -97,24 +100,31 @@ def _spin() -> None:  # pragma: no cover - a CPU hog for the loaded case
         pass
 
 
+SETTINGS = {"p1": (1, None), "p2": (2, None), "p1_1thread": (1, 1)}  # processes, threads
+
+
 def measure(name: str, model: str, lst: Path, root: Path, repeats: int, extra: list) -> dict:
-    runs = {1: [], 2: []}
+    runs = {k: [] for k in SETTINGS}
     for r in range(repeats):
-        for nproc in (1, 2) if r % 2 == 0 else (2, 1):  # alternate which goes first
-            runs[nproc].append(launch(model, lst, root / f"{name}-{nproc}-{r}", nproc, extra))
+        order = list(SETTINGS) if r % 2 == 0 else list(reversed(SETTINGS))  # alternate
+        for key in order:
+            nproc, threads = SETTINGS[key]
+            runs[key].append(launch(model, lst, root / f"{name}-{key}-{r}", nproc, extra,
+                                    threads))
     res = {}
-    for nproc, rs in runs.items():
-        res[f"p{nproc}"] = {
+    for key, rs in runs.items():
+        res[key] = {
             "best_per_hour": round(max(x["per_hour"] for x in rs)),
             "median_per_hour": round(statistics.median(x["per_hour"] for x in rs)),
             "steady_per_hour": round(statistics.median(x["steady_per_hour"] for x in rs)),
             "wall_s": [round(x["wall_s"], 1) for x in rs], "studies": rs[0]["studies"],
             "ok": rs[0]["ok"], "by_rank": [x["by_rank"] for x in rs],
             "once_each": all(x["once_each"] for x in rs)}
-    p1, p2 = res["p1"], res["p2"]
+    p1, p2, p11 = res["p1"], res["p2"], res["p1_1thread"]
     res["ratio_2_over_1"] = round(p2["best_per_hour"] / p1["best_per_hour"], 3)
     res["median_ratio_2_over_1"] = round(p2["median_per_hour"] / p1["median_per_hour"], 3)
     res["steady_ratio_2_over_1"] = round(p2["steady_per_hour"] / p1["steady_per_hour"], 3)
+    res["ratio_2_over_1_1thread"] = round(p2["best_per_hour"] / p11["best_per_hour"], 3)
     return res
 
 

@@ -2,7 +2,7 @@
 resumable and shared by any number of processes (see :mod:`medviewer.services.batch`).
 
 ``medviewer predict --batch --model NAME[:VERSION] [PATH...] [--list FILE] --out DIR
-[--slice N] [--force] [--redo] [--skip-failed] [--run-id ID] [--device D]``; the same under
+[--slice N] [--force] [--redo] [--skip-failed] [--run-id ID] [--threads N] [--device D]``; the same under
 ``torchrun --nproc_per_node=N`` (and across nodes) splits the studies between the processes.
 Progress goes to stderr, one line per study. Exit codes (rank 0; other ranks exit 0 once their
 share is done):
@@ -64,6 +64,9 @@ def _setup(args, place):
     if not paths:
         err("error: give PATHs or --list FILE")
         return 2
+    if args.threads is not None and args.threads < 1:
+        err(f"error: --threads {args.threads}: give 1 or more")
+        return 2
     if place.world_size > 1 and not args.run_id and \
             os.environ.get("TORCHELASTIC_RUN_ID", "none") == "none" and place.rank == 0:
         err("warning: no shared run id (torchrun --rdzv-id, or --run-id): a study that fails "
@@ -100,7 +103,7 @@ def _batch(args) -> int:
     try:
         bind_folder(opts.out, card, opts)
         found = collect_studies(paths, reporter(tty), tty.done)
-        lane = make_lane(args.device, place)
+        lane = make_lane(args.device, place, args.threads)
         device = lane.device()
     except (BatchError, OSError, RuntimeError, ValueError) as exc:
         err(f"error: {exc}")

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--run-id", default="", metavar="ID",
                    help="one id shared by all processes of this run (default: torchrun's "
                         "rendezvous id)")
+    b.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads per process (default: the cores / the processes on "
+                        "this machine)")
     return p
 
 
@@ -94,8 +97,8 @@ def cmd_predict(args) -> int:
         from .batch import cmd_batch
 
         return cmd_batch(args)
-    if args.redo or args.skip_failed or args.run_id:
-        err("error: --redo, --skip-failed and --run-id go with --batch")
+    if args.redo or args.skip_failed or args.run_id or args.threads:
+        err("error: --redo, --skip-failed, --run-id and --threads go with --batch")
         return 2
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         err("error: under torchrun give --batch (each process would run every case)")

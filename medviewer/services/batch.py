@@ -83,16 +83,18 @@ def default_run_id(environ=None) -> str:
     return rid if rid and rid != "none" else uuid.uuid4().hex[:12]
 
 
-def make_lane(device: str, place: Placement):
-    """The model lane of a batch process: its share of the CPU cores, and under torchrun its
-    own GPU (local rank modulo the GPUs) when it runs on CUDA."""
+def make_lane(device: str, place: Placement, threads: Optional[int] = None):
+    """The model lane of a batch process: ``threads`` CPU threads (default: its share of the
+    cores, cores / processes on this machine), and under torchrun its own GPU (local rank
+    modulo the GPUs) when it runs on CUDA."""
     from medviewer.ai.training.ddp import threads_per_process, use_local_gpu
 
     from .ai_runs import ModelLane
 
     if place.local_world_size > 1 and device in ("auto", "cuda"):
         use_local_gpu(place.local_rank)
-    return ModelLane(device, strict=True, threads=threads_per_process(place.local_world_size))
+    return ModelLane(device, strict=True,
+                     threads=threads or threads_per_process(place.local_world_size))
 
 
 def bind_folder(out: Path, card, opts: BatchOptions) -> None:
