@@ -2,7 +2,8 @@
 :mod:`medviewer.services` (the same code paths as the app).
 
 - ``info``: ``medviewer info PATH... [--json]``, ``medviewer convert PATH OUT.nii.gz``
-- ``predict``: ``medviewer predict --model NAME[:VERSION] PATH... --out OUT``
+- ``predict``: ``medviewer predict --model NAME[:VERSION] PATH... --out OUT`` (``--batch``: a
+  resumable, multi-process run over an archive into one folder)
 - ``models``: ``medviewer models [list|import|versions|promote|rollback]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``

@@ -14,6 +14,9 @@ domain (e.g. a radiograph given to a CT model) is refused with a one-line reason
 Exit code: 0 when at least one case succeeded; 2 when none did and a case was refused as
 outside the model's domain (and for usage errors); 1 otherwise. Patient names and IDs are
 never printed.
+
+With ``--batch`` (or ``--list FILE``) OUT is a folder that a whole archive is predicted into,
+resumably and by any number of torchrun processes: see :mod:`medviewer.cli.batch`.
 """
 from __future__ import annotations
 
@@ -24,8 +27,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from medviewer.services.cases import (find_cases, is_labelmap_file, load_case, read_image,
-                                      seg_targets)
+from medviewer.services.cases import find_cases, is_labelmap_file, seg_targets
 
 from .progress import TtyProgress, err, reason, reporter
 
@@ -39,129 +41,71 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run a registry model on every case found in PATH.")
     pp.add_argument("--model", required=True, metavar="NAME[:VERSION]",
                     help="model name (its active version) or name:version, see 'medviewer models'")
-    pp.add_argument("paths", nargs="+", metavar="PATH",
+    pp.add_argument("paths", nargs="*", metavar="PATH",
                     help="DICOM series/file, NIfTI/NRRD volume, PNG/JPEG image, or a folder")
     pp.add_argument("--out", required=True, metavar="OUT",
                     help="classification: JSON-lines file ('-' for stdout); segmentation: "
-                         "label map .nii.gz for one case, or a folder")
+                         "label map .nii.gz for one case, or a folder; --batch: a folder")
     pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pp.add_argument("--slice", type=int, metavar="N",
                     help="only slice N (0-based along z) of each volume")
     pp.add_argument("--force", action="store_true",
                     help="run the model even on images outside its declared domain (the "
                          "output is marked 'forced')")
+    b = pp.add_argument_group("batch over an archive (resumable; splits the studies between "
+                              "torchrun processes)")
+    b.add_argument("--batch", action="store_true",
+                   help="write per-study outputs, summary.jsonl and the resume state into the "
+                        "--out folder; studies already done there are skipped")
+    b.add_argument("--list", metavar="FILE",
+                   help="a file of study paths, one per line (implies --batch)")
+    b.add_argument("--redo", action="store_true", help="run every study again")
+    b.add_argument("--skip-failed", action="store_true",
+                   help="do not retry studies that failed in an earlier run")
+    b.add_argument("--run-id", default="", metavar="ID",
+                   help="one id shared by all processes of this run (default: torchrun's "
+                        "rendezvous id)")
+    b.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads per process (default: the cores / the processes on "
+                        "this machine)")
     return p
 
 
-def _context(lane, tty: TtyProgress):
-    from medviewer.services.ai_runs import InferenceContext
-
-    return InferenceContext(lane, reporter(tty))
-
-
 def _classify_case(case, card, lane, args, tty) -> dict:
-    from medviewer.services.ai_runs import classify_image, volume_window
-    from medviewer.services.model_fit import ImageFacts
+    from medviewer.services.case_predict import classify_case
 
-    invert, window, z = False, None, 0
-    if case.image_path is not None:
-        image = read_image(case.image_path)
-        facts = ImageFacts.from_image_file(image)
-    else:
-        try:
-            vol = load_case(case, reporter(tty))
-        finally:
-            tty.done()
-        nz = vol.shape[0]
-        facts = ImageFacts.from_volume(vol)
-        _check_fit(card, facts, args.force)
-        if nz > 1 and args.slice is None:
-            raise ValueError(f"a volume of {nz} slices; {card.ref} classifies 2D images "
-                             f"(give --slice N to classify one slice)")
-        z = 0 if args.slice is None else args.slice
-        if not 0 <= z < nz:
-            raise ValueError(f"--slice {z} is outside 0..{nz - 1}")
-        image, invert, window = vol.array[z], bool(vol.invert), volume_window(vol)
-    try:
-        run = classify_image(_context(lane, tty), card, image, z, invert=invert, window=window,
-                             facts=facts, force=args.force)
-    finally:
-        tty.done()
-    return {"case": case.name, **run.to_dict()}
-
-
-def _check_fit(card, facts, force: bool) -> None:
-    """DomainMismatch before anything slow when the case is outside the model's domain."""
-    from medviewer.services.model_fit import check_domain, require_fit
-
-    require_fit(card, check_domain(card, facts), force)
-
-
-def _even_volume(vol, notes: list):
-    if not vol.geometry.is_uneven:
-        return vol
-    from medviewer.core.resample import resample_even
-
-    vol = resample_even(vol)
-    notes.append(f"uneven slice spacing: the volume was resampled to even "
-                 f"{vol.geometry.spacing[2]:g} mm slices first (a NIfTI label map cannot "
-                 f"store uneven spacing); the label map is on that grid")
-    return vol
+    pred = classify_case(case, card, lane, z=args.slice, force=args.force,
+                         reporter=reporter(tty), done=tty.done)
+    return {"case": case.name, **pred.run.to_dict()}
 
 
 def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
-    from medviewer.core.atomic import atomic_write_text
-    from medviewer.services.ai_runs import segment_volume
-    from medviewer.services.annotations import write_label_file
+    from medviewer.services.case_predict import segment_case, write_segmentation
 
-    from medviewer.services.model_fit import ImageFacts
-
-    if case.image_path is not None:
-        _check_fit(card, ImageFacts.from_image_file(read_image(case.image_path)), args.force)
-        raise ValueError(f"{card.ref} segments volumes with known voxel spacing; "
-                         f"{case.image_path.suffix} images have none")
-    notes: list = []
-    try:
-        vol = load_case(case, reporter(tty))
-    finally:
-        tty.done()
-    _check_fit(card, ImageFacts.from_volume(vol), args.force)
-    vol = _even_volume(vol, notes)
-    if vol.is_rgb:
-        raise ValueError("a colour image; the segmentation model expects grey CT/MR data")
-    if args.slice is not None and not 0 <= args.slice < vol.shape[0]:
-        raise ValueError(f"--slice {args.slice} is outside 0..{vol.shape[0] - 1}")
-    try:
-        run = segment_volume(_context(lane, tty), card, vol, args.slice, force=args.force)
-    finally:
-        tty.done()
-    z0, z1 = run.z_range
-    table = {"labels": [{"value": i, "name": n} for i, n in enumerate(run.label_names) if i > 0]}
-    write_label_file(run.labels, vol.geometry, out_path, table)
-    sidecar = {"case": case.name, "model": run.ref, "labels": [
-        {"value": i, "name": n} for i, n in enumerate(run.label_names)],
-        "slices": [z0, z1], "uncertainty": run.uncertainty, "warnings": notes + run.warnings,
-        "preprocessing": run.preprocessing, "in_domain": run.ood.get("in_domain"),
-        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced}
-    if run.forced:
-        sidecar["domain_mismatch"] = run.domain_reason
-    atomic_write_text(_sidecar_path(out_path), json.dumps(sidecar, indent=2) + "\n")
+    pred = segment_case(case, card, lane, z=args.slice, force=args.force,
+                        reporter=reporter(tty), done=tty.done)
+    sidecar = write_segmentation(pred, out_path, case.name)
+    run = pred.run
     return {"case": case.name, "out": str(out_path), "labels": {
         n: int((run.labels == i).sum()) for i, n in enumerate(run.label_names) if i > 0},
         "ood_info": {"in_domain": sidecar["in_domain"], "ood_score": sidecar["ood_score"],
                      "forced": run.forced}}
 
 
-def _sidecar_path(out_path: Path) -> Path:
-    name = out_path.name
-    for suf in (".nii.gz", ".nii", ".nrrd"):
-        if name.lower().endswith(suf):
-            name = name[: -len(suf)]
-            break
-    return out_path.with_name(name + ".labels.json")
-
-
 def cmd_predict(args) -> int:
+    if args.batch or args.list:
+        from .batch import cmd_batch
+
+        return cmd_batch(args)
+    if args.redo or args.skip_failed or args.run_id or args.threads:
+        err("error: --redo, --skip-failed, --run-id and --threads go with --batch")
+        return 2
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        err("error: under torchrun give --batch (each process would run every case)")
+        return 2
+    if not args.paths:
+        err("error: give at least one PATH")
+        return 2
     from medviewer.services.ai_runs import ModelLane
     from medviewer.services.models import ModelCatalog, ModelError
 

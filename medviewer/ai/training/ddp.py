@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["DistContext", "setup", "threads_per_process"]
+__all__ = ["DistContext", "DistEnv", "dist_env", "setup", "threads_per_process", "use_local_gpu"]
 
 
 def threads_per_process(local_world_size: int) -> int:
@@ -19,6 +19,34 @@ def threads_per_process(local_world_size: int) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, cores // max(1, local_world_size))
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in a torchrun launch (one process: rank 0 of 1)."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+
+def dist_env(environ=None) -> DistEnv:
+    """torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` (no torch)."""
+    env = os.environ if environ is None else environ
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    return DistEnv(int(env.get("RANK", "0") or 0), world, int(env.get("LOCAL_RANK", "0") or 0),
+                   int(env.get("LOCAL_WORLD_SIZE", str(world)) or world))
+
+
+def use_local_gpu(local_rank: int) -> bool:
+    """Make ``cuda`` mean this process's GPU (local rank modulo the GPUs seen) when CUDA is
+    available; False without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    torch.cuda.set_device(local_rank % max(1, torch.cuda.device_count()))
+    return True
 
 
 @dataclass
@@ -90,11 +118,9 @@ def setup(device: str) -> DistContext:
     (already resolved); each process gets its share of CPU threads."""
     import torch
 
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    rank = int(os.environ.get("RANK", "0") or 0)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)) or world)
-    torch.set_num_threads(threads_per_process(local_world))
+    env = dist_env()
+    world, rank, local_rank = env.world_size, env.rank, env.local_rank
+    torch.set_num_threads(threads_per_process(env.local_world_size))
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
