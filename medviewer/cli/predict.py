@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -47,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pp.add_argument("--slice", type=int, metavar="N",
                     help="only slice N (0-based along z) of each volume")
+    pp.add_argument("--fp32", action="store_true",
+                    help="full precision everywhere (default: bf16 on CPUs with native bf16 for "
+                         "models whose labels were checked to agree with fp32; mixed "
+                         "precision on GPUs)")
     pp.add_argument("--force", action="store_true",
                     help="run the model even on images outside its declared domain (the "
                          "output is marked 'forced')")
@@ -132,7 +135,8 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
     if args.slice is not None and not 0 <= args.slice < vol.shape[0]:
         raise ValueError(f"--slice {args.slice} is outside 0..{vol.shape[0] - 1}")
     try:
-        run = segment_volume(_context(lane, tty), card, vol, args.slice, force=args.force)
+        run = segment_volume(_context(lane, tty), card, vol, args.slice, force=args.force,
+                             keep_entropy=False)  # only the case score: streamed
     finally:
         tty.done()
     z0, z1 = run.z_range
@@ -142,14 +146,26 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
         {"value": i, "name": n} for i, n in enumerate(run.label_names)],
         "slices": [z0, z1], "uncertainty": run.uncertainty, "warnings": notes + run.warnings,
         "preprocessing": run.preprocessing, "in_domain": run.ood.get("in_domain"),
-        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced}
+        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced,
+        "precision": run.precision}
     if run.forced:
         sidecar["domain_mismatch"] = run.domain_reason
     atomic_write_text(_sidecar_path(out_path), json.dumps(sidecar, indent=2) + "\n")
+    counts = _label_counts(run.labels, len(run.label_names))
     return {"case": case.name, "out": str(out_path), "labels": {
-        n: int((run.labels == i).sum()) for i, n in enumerate(run.label_names) if i > 0},
+        n: counts[i] for i, n in enumerate(run.label_names) if i > 0},
         "ood_info": {"in_domain": sidecar["in_domain"], "ood_score": sidecar["ood_score"],
                      "forced": run.forced}}
+
+
+def _label_counts(labels, n: int) -> list:
+    """Voxels per label value 0..n-1, slice by slice (no whole-volume temporaries)."""
+    import numpy as np
+
+    counts = np.zeros(max(n, 256), np.int64)
+    for sl in labels:
+        counts += np.bincount(sl.reshape(-1), minlength=counts.size)[:counts.size]
+    return [int(c) for c in counts[:n]]
 
 
 def _sidecar_path(out_path: Path) -> Path:
@@ -165,7 +181,10 @@ def cmd_predict(args) -> int:
     from medviewer.services.ai_runs import ModelLane
     from medviewer.services.models import ModelCatalog, ModelError
 
-    lane = ModelLane(args.device, strict=True, threads=os.cpu_count() or 1)  # no GUI to spare
+    from medviewer.ai.device import cpu_cores
+
+    lane = ModelLane(args.device, strict=True, threads=cpu_cores(),  # no GUI to spare a core
+                     precision="fp32" if args.fp32 else "auto")
     from medviewer.services.models import require_automatic
 
     try:
