@@ -254,6 +254,53 @@ def _single_window(x, roi, predict):
     return predict(padded)[..., :h, :w]
 
 
+WINDOWS_PER_CALL = 16  # sliding windows stacked into one forward pass (at most)
+
+
+def _window_starts(n: int, r: int, overlap: float) -> list:
+    """Window starts along one axis of ``n`` pixels (``n >= r``): every ``r * (1 - overlap)``,
+    the last one moved back to end at the edge (MONAI's dense patch slices)."""
+    if n == r:
+        return [0]
+    step = max(1, int(r * (1 - overlap)))
+    starts, s = [], 0
+    while s + r < n:
+        starts.append(s)
+        s += step
+    return starts + [n - r]
+
+
+def sliding_window_2d(x, roi: tuple, predict, overlap: float = 0.25):
+    """Windows of ``roi`` over ``x`` (B, C, h, w) with ``overlap``, their outputs averaged
+    (constant weights) -> (B, K, h, w). The same result as MONAI's ``sliding_window_inference``
+    with ``mode="constant"`` (sides smaller than the window are padded evenly on both sides),
+    without importing MONAI; the windows of all B slices go through the network together."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    ph, pw = max(0, roi[0] - h), max(0, roi[1] - w)
+    if ph or pw:
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    H, W = x.shape[-2:]
+    spots = [(y, z) for y in _window_starts(H, roi[0], overlap)
+             for z in _window_starts(W, roi[1], overlap)]
+    jobs = [(b, y, z) for b in range(x.shape[0]) for y, z in spots]
+    out = count = None
+    for i in range(0, len(jobs), WINDOWS_PER_CALL):
+        part = jobs[i:i + WINDOWS_PER_CALL]
+        p = predict(torch.stack([x[b, :, y:y + roi[0], z:z + roi[1]] for b, y, z in part]))
+        if out is None:
+            out = torch.zeros((x.shape[0], p.shape[1], H, W), dtype=p.dtype, device=p.device)
+        for (b, y, z), pj in zip(part, p):
+            out[b, :, y:y + roi[0], z:z + roi[1]] += pj
+    count = torch.zeros((H, W), dtype=out.dtype, device=out.device)
+    for y, z in spots:
+        count[y:y + roi[0], z:z + roi[1]] += 1
+    out /= count
+    return out[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
+
+
 def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
                 check, batch_size, divisor: int = 16):
     import torch
@@ -280,10 +327,7 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
                 if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
                     p = _single_window(x, roi, predict)
                 else:
-                    from monai.inferers import sliding_window_inference
-
-                    p = sliding_window_inference(x, roi, max(1, b - a), predict, overlap=float(
-                        spec.get("overlap", 0.25)), mode="constant")
+                    p = sliding_window_2d(x, roi, predict, float(spec.get("overlap", 0.25)))
             p = p.float().transpose(0, 1)  # (K, B, y', x'), on the device
             out.check_channels(p.shape[0])
             if behind is None:
@@ -345,9 +389,12 @@ class _OneBehind:
 def _segment_3d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
                 check, batch_size, divisor: int = 16):
     import torch
-    from monai.inferers import sliding_window_inference
 
+    from .preload import import_monai
     from .preprocess import _z_index
+
+    import_monai()  # one thread at a time (it imports all of MONAI)
+    from monai.inferers import sliding_window_inference
 
     z0, z1 = zr
     roi = _roi(spec, info.model_shape, 3, divisor)

@@ -181,7 +181,7 @@ def cmd_predict(args) -> int:
     from medviewer.services.ai_runs import ModelLane
     from medviewer.services.models import ModelCatalog, ModelError
 
-    from medviewer.ai.device import cpu_cores
+    from medviewer.services.ai_runs import cpu_cores
 
     lane = ModelLane(args.device, strict=True, threads=cpu_cores(),  # no GUI to spare a core
                      precision="fp32" if args.fp32 else "auto")

@@ -406,6 +406,13 @@ def preload_ai_libraries() -> None:
     import_libraries()
 
 
+def cpu_cores() -> int:
+    """Every core this process may use: the command line's torch threads (no GUI to spare)."""
+    from medviewer.ai.device import cpu_cores as cores
+
+    return cores()
+
+
 def device_label(device: str) -> str:
     """What the UI shows for a device, e.g. ``"CPU (1 thread)"`` (torch only for CUDA)."""
     from medviewer.ai.device import device_label as label
