@@ -332,9 +332,8 @@ def _resize_xy(t, size: tuple, linear: bool):
 
 def to_model_tensor(volume_array: np.ndarray, info: ResampleInfo,
                     z_range: Optional[tuple] = None):
-    """torch float32 ``(C, z, y', x')`` on the model grid (2D models: slices ``z_range``)."""
-    import torch
-
+    """torch float32 ``(C, z, y', x')`` on the model grid (2D models: slices ``z_range``);
+    ``volume_array`` may also be a torch tensor (on a GPU: inference moves the volume once)."""
     vol = _gray_volume(volume_array, [])
     if info.dims == 3 and z_range is not None:
         raise ValueError("z_range is for 2D (slice-by-slice) models only")

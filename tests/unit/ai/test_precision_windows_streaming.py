@@ -15,15 +15,7 @@ from medviewer.ai.inference import segment
 from medviewer.ai.registry import ModelRegistry, load_model
 from medviewer.ai.uncertainty import StreamingScore, case_score, most_uncertain_slice
 from medviewer.core.foreground import mask_to_foreground
-from medviewer.io.load import open_first
 from medviewer.jobs import drive
-
-
-@pytest.fixture(scope="module")
-def ct(chest_ct_dir):
-    vol = open_first([chest_ct_dir])
-    sx, sy, sz = vol.geometry.spacing
-    return vol, (sz, sy, sx)
 
 
 @pytest.fixture(scope="module")
