@@ -362,7 +362,7 @@ def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], s
     prep = {"model": card.ref, "input": dict(card.input), "device": run.device,
             "slice": None if z is None else int(z),
             "spacing_zyx": list(spacing_zyx(volume)), "uncertainty_method": method,
-            **_forced_note(run)}
+            "precision": run.precision, **_forced_note(run)}
     if method == "mc_dropout":
         prep["n_samples"] = VARIANCE_SAMPLES
     score = run.uncertainty
