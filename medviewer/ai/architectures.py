@@ -5,7 +5,8 @@ and gives plain parameters (numbers, booleans, short strings from a fixed choice
 integers). Nothing in a card is ever evaluated or used as a class path: the name picks one of the
 factories below and every parameter is checked against that factory's schema first.
 
-Importing this module does not import torch: :func:`validate_params` and :func:`num_outputs`
+``monai_unet`` is built by :mod:`medviewer.ai.unet` (the same network and parameter names as
+MONAI's UNet, without importing MONAI). Importing this module does not import torch: :func:`validate_params` and :func:`num_outputs`
 are pure Python (the card parser uses them); :func:`build` imports torch/MONAI when called.
 
 Which networks contain dropout (usable for MC-dropout): ``small_cnn`` (always),
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["ARCHITECTURES", "ModelError", "build", "validate_params", "num_outputs",
+__all__ = ["ARCHITECTURES", "TORCH_ONLY", "ModelError", "build", "validate_params", "num_outputs",
            "has_dropout"]
 
 
@@ -115,6 +116,7 @@ _SCHEMAS: dict[str, dict[str, tuple[_Spec, Any]]] = {
 }
 
 ARCHITECTURES: list[str] = sorted(_SCHEMAS)
+TORCH_ONLY = frozenset({"small_cnn", "monai_unet"})  # built without importing MONAI
 
 _OUTPUT_KEY = {"small_cnn": "num_classes", "monai_resnet18": "num_classes",
                "monai_densenet121": "num_classes", "monai_unet": "out_channels",
@@ -200,11 +202,11 @@ def _monai_densenet121(p: dict):
 
 
 def _monai_unet(p: dict):
-    from monai.networks.nets import UNet
+    from medviewer.ai.unet import UNet  # MONAI's UNet, built without importing MONAI
 
     return UNet(spatial_dims=p["spatial_dims"], in_channels=p["in_channels"],
                 out_channels=p["out_channels"], channels=p["channels"], strides=p["strides"],
-                num_res_units=p["num_res_units"], norm=p["norm"].upper(), dropout=p["dropout"])
+                num_res_units=p["num_res_units"], norm=p["norm"], dropout=p["dropout"])
 
 
 def _monai_basicunet(p: dict):

@@ -11,7 +11,7 @@ import logging
 import os
 
 __all__ = ["DeviceError", "PREFERENCES", "choose_device", "device_label", "autocast",
-           "configure_threads", "worker_threads", "tune_allocator"]
+           "configure_threads", "cpu_cores", "worker_threads", "tune_allocator"]
 
 log = logging.getLogger(__name__)
 PREFERENCES = ("auto", "cpu", "cuda", "mps")
@@ -61,13 +61,20 @@ def choose_device(preference: str = "auto", strict: bool = False) -> str:
     return "cpu"
 
 
-def worker_threads() -> int:
-    """CPU threads for torch in the inference worker: all cores but one (at least one)."""
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; the CPU count elsewhere)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_threads() -> int:
+    """CPU threads for torch in work started from the app (AI jobs, fine-tunes): all cores
+    but one, which stays with the GUI (at least one). The command line takes every core
+    (:func:`cpu_cores`): on 2 cores two threads that must share one core with the GUI run
+    several times slower than one thread on a core of its own."""
+    return max(1, cpu_cores() - 1)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -122,17 +129,26 @@ def device_label(device: str) -> str:
         return f"CUDA: {torch.cuda.get_device_name(index)}"
     if dev.startswith("mps"):
         return "Apple MPS (Metal)"
-    n = worker_threads()
+    import sys
+
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else worker_threads()
     return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
-def autocast(device: str):
-    """Mixed precision on GPUs (bf16 when supported, else fp16); a no-op on the CPU."""
+def autocast(device: str, precision: str | None = None):
+    """Mixed precision for a forward pass. ``precision`` None: the GPU default (bf16 when
+    supported, else fp16; fp16 on MPS) and fp32 on the CPU; "fp32": none; "bf16"/"fp16": that
+    dtype (on the CPU only bf16, chosen per model by :func:`medviewer.ai.precision.choose`)."""
     dev = str(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
     if dev.startswith("cuda"):
         import torch
 
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if precision is None:
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
     if dev.startswith("mps"):
         import torch
@@ -141,4 +157,8 @@ def autocast(device: str):
             return torch.autocast(device_type="mps", dtype=torch.float16)
         except (RuntimeError, ValueError):  # older torch without MPS autocast
             return contextlib.nullcontext()
+    if precision == "bf16":
+        import torch
+
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -104,8 +104,10 @@ def _ref(card) -> str:
 
 # ---------------------------------------------------------------------------- classification
 def classify(model, card, image2d: np.ndarray, device: str = "cpu", invert: bool = False,
-             window: Optional[tuple] = None, cancel=None):
-    """Generator -> :class:`ClassResult` for one 2D image (any size; see preprocess)."""
+             window: Optional[tuple] = None, cancel=None, precision: Optional[str] = None):
+    """Generator -> :class:`ClassResult` for one 2D image (any size; see preprocess).
+    ``precision``: "fp32", "bf16" or "fp16" autocast (None: :func:`device.autocast`'s default;
+    :func:`medviewer.ai.precision.choose` decides per model and machine)."""
     import torch
 
     check = _check_fn(cancel)
@@ -115,7 +117,7 @@ def classify(model, card, image2d: np.ndarray, device: str = "cpu", invert: bool
     x, info = prepare_image_2d_info(image2d, card, invert=invert, window=window)
     check()
     t = torch.from_numpy(x)[None].to(device)
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         logits = model(t)
     probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy().astype(np.float64)
     if probs.shape[0] != len(labels):
@@ -132,25 +134,45 @@ def _round_up(n: int, m: int = 16) -> int:
     return int(-(-int(n) // m) * m)
 
 
-def _roi(spec: dict, model_shape: tuple, dims: int) -> tuple:
+def _divisor(card) -> int:
+    """What a window's sides must be a multiple of: the product of a U-Net's strides (16
+    for other networks)."""
+    params = (card_value(card, "architecture", {}) or {}).get("params", {}) or {}
+    strides = params.get("strides")
+    if isinstance(strides, (list, tuple)) and strides:
+        return int(np.prod([int(v) for v in strides]))
+    return 16
+
+
+def _roi(spec: dict, model_shape: tuple, dims: int, divisor: int = 16) -> tuple:
+    """The window: the card's ``patch``; for a 2D model whose card allows whole-slice windows
+    up to ``max_patch`` (a fully convolutional network validated at that size), one window of
+    the slice rounded up to ``divisor`` when the slice is larger than the patch but fits."""
     patch = spec.get("patch")
     if patch:
         patch = [int(v) for v in patch]
         if len(patch) != dims:
             raise ValueError(f"the card's patch has {len(patch)} values; a {dims}D model needs {dims}")
+        most = spec.get("max_patch")
+        if dims == 2 and most:
+            need = [_round_up(n, divisor) for n in model_shape[1:]]
+            if (all(n <= int(m) for n, m in zip(need, most))
+                    and any(n > p for n, p in zip(need, patch))):
+                return tuple(max(n, p) for n, p in zip(need, patch))
         return tuple(patch)
-    return tuple(_round_up(n) for n in model_shape[3 - dims:])
+    return tuple(_round_up(n, divisor) for n in model_shape[3 - dims:])
 
 
 def _predictor(model, device: str, check: Callable, counter: list,
-               variance: Optional[str] = None, n_samples: int = 8):
+               variance: Optional[str] = None, n_samples: int = 8,
+               precision: Optional[str] = None):
     """Window -> softmax probabilities (plus one variance channel in an uncertainty mode)."""
     import torch
 
     from .uncertainty import dropout_enabled
 
     def forward(x):
-        with autocast(device):
+        with autocast(device, precision):
             return torch.softmax(model(x).float(), dim=1)
 
     def run(x):
@@ -175,7 +197,8 @@ def _predictor(model, device: str, check: Callable, counter: list,
 def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "cpu",
             slice_index: Optional[int] = None, want_probs: bool = False, cancel=None,
             slice_offsets=None, batch_size: Optional[int] = None,
-            variance: Optional[str] = None, n_samples: int = 8, want_entropy: bool = True):
+            variance: Optional[str] = None, n_samples: int = 8, want_entropy: bool = True,
+            precision: Optional[str] = None, entropy_sink: Optional[Callable] = None):
     """Generator -> :class:`SegResult` on the volume grid.
 
     2D models run slice by slice in batches (all slices, or only ``slice_index``); 3D models
@@ -183,7 +206,12 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     ``variance="mc_dropout"`` (``n_samples`` passes with dropout on) or ``"tta"`` (flips) also
     returns a variance map (mean over classes of the probability variance).
     ``want_entropy``: the normalised softmax entropy (computed on the model grid for 2D
-    models, then resampled); ``want_probs``: every class probability on the volume grid."""
+    models, then resampled); ``want_probs``: every class probability on the volume grid.
+    ``entropy_sink(a, entropy, labels)``: called in slice order with each batch's entropy
+    ``(B, y, x)`` float16 (writable: a view of ``SegResult.entropy`` when ``want_entropy``,
+    else a temporary) and its labels, e.g. to score uncertainty without keeping the volume.
+    ``precision``: autocast as in :func:`classify`. On CUDA the volume is moved to the GPU
+    once; each batch's labels and maps come back, computed on the GPU."""
     if variance not in (None, "mc_dropout", "tta"):
         raise ValueError(f"variance must be None, 'mc_dropout' or 'tta', got {variance!r}")
     check = _check_fn(cancel)
@@ -205,12 +233,13 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     plane = (z1 - z0,) + tuple(vol.shape[1:3])
     out = SegOutputs(out_labels, empty_array((len(labels),) + plane, np.float16) if want_probs
                      else None, empty_array(plane, np.float16) if variance else None, z0,
-                     len(labels), empty_array(plane, np.float16) if want_entropy else None)
+                     len(labels), empty_array(plane, np.float16) if want_entropy else None,
+                     entropy_sink)
     runner = _segment_2d if info.dims == 2 else _segment_3d
     counter = [0]
-    predict = _predictor(model, device, check, counter, variance, n_samples)
+    predict = _predictor(model, device, check, counter, variance, n_samples, precision)
     yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
-                      batch_size)
+                      batch_size, _divisor(card))
     if spec.get("postprocess") and z1 - z0 > 1:  # 3D clean-up needs more than one slice
         from .postprocess import clean_labels
 
@@ -230,13 +259,59 @@ def _single_window(x, roi, predict):
     return predict(padded)[..., :h, :w]
 
 
-def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
-                check, batch_size):
+WINDOWS_PER_CALL = 16  # sliding windows stacked into one forward pass (at most)
+
+
+def _window_starts(n: int, r: int, overlap: float) -> list:
+    """Window starts along one axis of ``n`` pixels (``n >= r``): every ``r * (1 - overlap)``,
+    the last one moved back to end at the edge (MONAI's dense patch slices)."""
+    if n == r:
+        return [0]
+    step = max(1, int(r * (1 - overlap)))
+    starts, s = [], 0
+    while s + r < n:
+        starts.append(s)
+        s += step
+    return starts + [n - r]
+
+
+def sliding_window_2d(x, roi: tuple, predict, overlap: float = 0.25):
+    """Windows of ``roi`` over ``x`` (B, C, h, w) with ``overlap``, their outputs averaged
+    (constant weights) -> (B, K, h, w). The same result as MONAI's ``sliding_window_inference``
+    with ``mode="constant"`` (sides smaller than the window are padded evenly on both sides),
+    without importing MONAI; the windows of all B slices go through the network together."""
     import torch
-    from monai.inferers import sliding_window_inference
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    ph, pw = max(0, roi[0] - h), max(0, roi[1] - w)
+    if ph or pw:
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    H, W = x.shape[-2:]
+    spots = [(y, z) for y in _window_starts(H, roi[0], overlap)
+             for z in _window_starts(W, roi[1], overlap)]
+    jobs = [(b, y, z) for b in range(x.shape[0]) for y, z in spots]
+    out = count = None
+    for i in range(0, len(jobs), WINDOWS_PER_CALL):
+        part = jobs[i:i + WINDOWS_PER_CALL]
+        p = predict(torch.stack([x[b, :, y:y + roi[0], z:z + roi[1]] for b, y, z in part]))
+        if out is None:
+            out = torch.zeros((x.shape[0], p.shape[1], H, W), dtype=p.dtype, device=p.device)
+        for (b, y, z), pj in zip(part, p):
+            out[b, :, y:y + roi[0], z:z + roi[1]] += pj
+    count = torch.zeros((H, W), dtype=out.dtype, device=out.device)
+    for y, z in spots:
+        count[y:y + roi[0], z:z + roi[1]] += 1
+    out /= count
+    return out[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
+
+
+def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
+                check, batch_size, divisor: int = 16):
+    import torch
 
     z0, z1 = zr
-    roi = _roi(spec, info.model_shape, 2)
+    roi = _roi(spec, info.model_shape, 2, divisor)
     on_cpu = str(device).startswith("cpu")
     adaptive = batch_size is None and on_cpu  # CPU: batches of ~BATCH_SECONDS each
     bs = 1 if adaptive else (batch_size or default_batch_size(device, int(np.prod(roi))))
@@ -244,20 +319,21 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     yield Step(0, total, "Segmenting")
     behind = _OneBehind() if total > 1 else None
     size = tuple(info.original_shape[1:])
+    src = vol if on_cpu else _to_device(vol, (z0, z1), device)  # a GPU gets the volume once
     a = z0
     try:
         while a < z1:
             b = min(z1, a + bs)
             check()
             t0 = time.perf_counter()
-            x = to_model_tensor(vol, info, (a, b)).transpose(0, 1).to(device)  # (B, C, y', x')
+            x = to_model_tensor(src, info, (a - src.z0, b - src.z0) if not on_cpu else (a, b))
+            x = x.transpose(0, 1)  # (B, C, y', x')
             with torch.inference_mode():
                 if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
                     p = _single_window(x, roi, predict)
                 else:
-                    p = sliding_window_inference(x, roi, max(1, b - a), predict, overlap=float(
-                        spec.get("overlap", 0.25)), mode="constant")
-            p = p.float().cpu().transpose(0, 1)  # (K, B, y', x')
+                    p = sliding_window_2d(x, roi, predict, float(spec.get("overlap", 0.25)))
+            p = p.float().transpose(0, 1)  # (K, B, y', x'), on the device
             out.check_channels(p.shape[0])
             if behind is None:
                 out.store_2d(p, size, a)
@@ -271,6 +347,21 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     finally:
         if behind is not None:
             behind.close()
+
+
+def _to_device(vol: np.ndarray, zr: tuple, device):
+    """Slices ``zr`` of the volume as one tensor on ``device`` (its ``z0`` attribute says
+    where it starts), moved in one copy from pinned memory."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(vol[zr[0]:zr[1]]))
+    try:
+        t = t.pin_memory()
+    except RuntimeError:  # no pinned memory (no CUDA context): a plain copy
+        pass
+    dev = t.to(device, non_blocking=True)
+    dev.z0 = zr[0]
+    return dev
 
 
 class _OneBehind:
@@ -301,14 +392,17 @@ class _OneBehind:
 
 
 def _segment_3d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
-                check, batch_size):
+                check, batch_size, divisor: int = 16):
     import torch
-    from monai.inferers import sliding_window_inference
 
+    from .preload import import_monai
     from .preprocess import _z_index
 
+    import_monai()  # one thread at a time (it imports all of MONAI)
+    from monai.inferers import sliding_window_inference
+
     z0, z1 = zr
-    roi = _roi(spec, info.model_shape, 3)
+    roi = _roi(spec, info.model_shape, 3, divisor)
     nzm = info.model_shape[0]
     margin = max(1, roi[0] // 2)
     # the model-grid slices the requested original slices need

@@ -107,11 +107,9 @@ def feature_module(model, arch_name: str):
     if arch_name == "monai_basicunet":
         return model.down_4
     if arch_name == "monai_unet":
-        from monai.networks.layers import SkipConnection
-
         node = model.model
         while True:  # down, SkipConnection(submodule), up: descend to the bottom block
-            skips = [m for m in node.children() if isinstance(m, SkipConnection)]
+            skips = [m for m in node.children() if type(m).__name__ == "SkipConnection"]
             if not skips:
                 return node
             node = skips[0].submodule

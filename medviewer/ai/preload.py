@@ -1,5 +1,8 @@
-"""Importing the AI libraries ahead of the first job (torch, MONAI's networks and inferers,
-and the inference module), so that one-off cost is paid while the app is idle.
+"""Importing the AI libraries ahead of the first job (torch and the inference module), so that
+one-off cost is paid while the app is idle. MONAI is not among them: the U-Net and the 2D
+sliding window are our own, and ``import monai`` alone costs ~2.5 s (it imports all of its
+submodules); the few paths that still use MONAI (3D sliding windows, other architectures,
+training) import it under :func:`import_monai`.
 
 Every path that needs them first calls :func:`import_libraries`: one lock makes the imports
 happen on one thread at a time. Two threads importing MONAI at once (the start-up preload and
@@ -14,7 +17,7 @@ _done = False
 
 
 def import_libraries() -> None:
-    """Import torch, MONAI and :mod:`medviewer.ai.inference` (ImportError if they are missing).
+    """Import torch and :mod:`medviewer.ai.inference` (ImportError if they are missing).
     Thread-safe; immediate once done."""
     global _done
     if _done:
@@ -22,9 +25,18 @@ def import_libraries() -> None:
     with _lock:
         if _done:
             return
-        import monai.inferers  # noqa: F401  (segmentation's sliding window)
-        import monai.networks.nets  # noqa: F401
         import torch  # noqa: F401
 
         from . import inference  # noqa: F401
         _done = True
+
+
+def import_monai() -> None:
+    """Import MONAI (all of it: its package does so) on one thread at a time."""
+    import sys
+
+    if "monai.networks.nets" in sys.modules and "monai.inferers" in sys.modules:
+        return
+    with _lock:
+        import monai.inferers  # noqa: F401
+        import monai.networks.nets  # noqa: F401

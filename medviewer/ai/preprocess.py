@@ -229,6 +229,8 @@ class ResampleInfo:
 
 
 def _gray_volume(volume_array: np.ndarray, warnings: list) -> np.ndarray:
+    if _is_tensor(volume_array) and volume_array.ndim == 3:  # already on a GPU (inference)
+        return volume_array
     a = np.asarray(volume_array)
     if a.ndim == 4 and a.shape[-1] in (3, 4):
         warnings.append("colour image converted to grey for the model")
@@ -236,6 +238,22 @@ def _gray_volume(volume_array: np.ndarray, warnings: list) -> np.ndarray:
     if a.ndim != 3:
         raise ValueError(f"expected a volume (z, y, x), got shape {a.shape}")
     return a
+
+
+def _is_tensor(a) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.is_tensor(a)
+
+
+def _float_slab(vol, a: int, b: int):
+    """Slices a..b of a numpy volume or a torch tensor (any device) as float32 torch."""
+    import torch
+
+    if torch.is_tensor(vol):
+        return vol[a:b].float()
+    return torch.from_numpy(np.ascontiguousarray(vol[a:b], dtype=np.float32))
 
 
 def plan_resample(volume_array: np.ndarray, spacing_zyx: Sequence[float], card,
@@ -337,16 +355,15 @@ def _resize_xy(t, size: tuple, linear: bool):
 
 def to_model_tensor(volume_array: np.ndarray, info: ResampleInfo,
                     z_range: Optional[tuple] = None):
-    """torch float32 ``(C, z, y', x')`` on the model grid (2D models: slices ``z_range``)."""
-    import torch
-
+    """torch float32 ``(C, z, y', x')`` on the model grid (2D models: slices ``z_range``);
+    ``volume_array`` may also be a torch tensor (on a GPU: inference moves the volume once)."""
     vol = _gray_volume(volume_array, [])
     if info.dims == 3 and z_range is not None:
         raise ValueError("z_range is for 2D (slice-by-slice) models only")
     a, b = z_range or (0, vol.shape[0])
     if info.context:
         return _context_tensor(vol, info, a, b)
-    t = torch.from_numpy(np.ascontiguousarray(vol[a:b], dtype=np.float32))  # (z, y, x)
+    t = _float_slab(vol, a, b)  # (z, y, x)
     if info.dims == 3 and info.model_shape[0] != t.shape[0]:
         t = _resize_z(t[None], info.model_shape[0], True)[0]
     t = _resize_xy(t[:, None], info.model_shape[1:], True)[:, 0]

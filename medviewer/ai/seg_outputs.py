@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -36,15 +36,15 @@ def normalised_entropy_t(p, eps: float = 1e-7):
 
 
 @lru_cache(maxsize=16)
-def _stencil(n_in: int, n_out: int):
+def _stencil(n_in: int, n_out: int, device: str = "cpu"):
     """Bilinear (align_corners=False) source stencil per output index: (top/left index,
-    the other index, weight of the other) as torch tensors."""
+    the other index, weight of the other) as torch tensors on ``device``."""
     import torch
 
     src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
-    return i0, i1, (src - i0).float()
+    return tuple(t.to(device) for t in (i0, i1, (src - i0).float()))
 
 
 def labels_up(p, size: tuple):
@@ -59,8 +59,8 @@ def labels_up(p, size: tuple):
     nxt = torch.cat([low[1:], low[-1:]], 0)
     same = (low == nxt) & (low == torch.cat([low[:, 1:], low[:, -1:]], 1))
     same &= low == torch.cat([nxt[:, 1:], nxt[:, -1:]], 1)
-    y0, y1, wy = _stencil(p.shape[-2], size[0])
-    x0, x1, wx = _stencil(p.shape[-1], size[1])
+    y0, y1, wy = _stencil(p.shape[-2], size[0], str(p.device))
+    x0, x1, wx = _stencil(p.shape[-1], size[1], str(p.device))
     packed = low | ((~same).to(torch.uint8) << 7)  # class + "stencil disagrees" bit: one gather
     up = packed.index_select(0, y0).index_select(1, x0)
     lab = up & 127
@@ -77,11 +77,31 @@ def labels_up(p, size: tuple):
     return lab
 
 
+class _Sink:
+    """Where one output of a batch of slices goes: straight into the numpy output on the CPU;
+    on a GPU into a device buffer that is copied back once per batch (:meth:`flush`)."""
+
+    def __init__(self, array: Optional[np.ndarray], device):
+        import torch
+
+        self.array = array
+        on_host = array is None or device.type == "cpu"
+        self.host = None if array is None else torch.from_numpy(array)
+        self.buf = self.host if on_host else torch.empty(self.host.shape,
+                                                         dtype=self.host.dtype, device=device)
+
+    def flush(self) -> None:
+        if self.host is not None and self.buf is not self.host:
+            self.host.copy_(self.buf)
+
+
 @dataclass
 class SegOutputs:
     """Output arrays of one segmentation job: ``labels`` (z, y, x) on the whole volume grid;
     ``entropy`` / ``variance`` (z1 - z0, y, x) float16 and ``probs`` (K, z1 - z0, y, x)
-    float16 for the slices run, each None unless asked for."""
+    float16 for the slices run, each None unless asked for. ``entropy_sink(a, entropy,
+    labels)`` hears each batch's entropy (B, y, x) float16 and labels in slice order (the
+    entropy is a temporary when ``entropy`` is None: the volume is never kept then)."""
 
     labels: np.ndarray
     probs: Optional[np.ndarray]
@@ -89,6 +109,7 @@ class SegOutputs:
     z0: int
     n_labels: int
     entropy: Optional[np.ndarray] = None
+    entropy_sink: Optional[Callable] = None
 
     @property
     def channels(self) -> int:
@@ -99,6 +120,19 @@ class SegOutputs:
             raise ValueError(f"the model gives {n - (self.channels - self.n_labels)} channels "
                              f"but its card lists {self.n_labels} labels")
 
+    def _entropy_view(self, a: int, b: int) -> Optional[np.ndarray]:
+        """Where slices a..b's entropy goes: the kept volume, or a batch temporary for the
+        sink, or nowhere."""
+        if self.entropy is not None:
+            return self.entropy[a - self.z0:b - self.z0]
+        if self.entropy_sink is not None:
+            return np.empty((b - a,) + self.labels.shape[1:], np.float16)
+        return None
+
+    def _hand_over(self, a: int, ent: Optional[np.ndarray]) -> None:
+        if self.entropy_sink is not None and ent is not None:
+            self.entropy_sink(a, ent, self.labels[a:a + ent.shape[0]])
+
     def store(self, probs_t, a: int, b: int) -> None:
         """Volume-grid channels (K [+1], b - a, y, x) -> labels and the asked-for maps."""
         import torch
@@ -107,40 +141,45 @@ class SegOutputs:
         torch.from_numpy(self.labels[a:b]).copy_(argmax0(probs_t[:k]))
         if self.probs is not None:  # one pass: cast while copying into the float16 output
             torch.from_numpy(self.probs[:, z]).copy_(probs_t[:k])
-        if self.entropy is not None:
-            torch.from_numpy(self.entropy[z]).copy_(normalised_entropy_t(probs_t[:k]))
+        ent = self._entropy_view(a, b)
+        if ent is not None:
+            torch.from_numpy(ent).copy_(normalised_entropy_t(probs_t[:k]))
         if self.variance is not None:
             torch.from_numpy(self.variance[z]).copy_(probs_t[k])
+        self._hand_over(a, ent)
 
     def store_2d(self, p, size: tuple, a: int) -> None:
         """Model-grid channels ``p`` (K [+1], B, y', x') of slices ``a..a+B`` -> the volume
-        grid ``size`` (y, x), slice by slice (each slice's work stays in cache)."""
-        import torch
-
+        grid ``size`` (y, x), slice by slice (each slice's work stays in cache). ``p`` may
+        live on a GPU: the work is done there and each output comes back once per batch."""
         from .preprocess import _resize_xy
 
-        k = self.n_labels
+        k, n = self.n_labels, p.shape[1]
+        zs = slice(a - self.z0, a - self.z0 + n)
         up = p.shape[-2] < size[0] and p.shape[-1] < size[1]  # pure bilinear upsampling
-        extra = []  # model-grid channels that come back by interpolation
-        if self.entropy is not None:
-            extra.append(("entropy", None))
-        if self.variance is not None:
-            extra.append(("variance", k))
-        for i in range(p.shape[1]):
+        ent = self._entropy_view(a, a + n)
+        labels = _Sink(self.labels[a:a + n], p.device)
+        probs = _Sink(None if self.probs is None else self.probs[:, zs], p.device)
+        extra = [(name, ch, _Sink(arr, p.device)) for name, ch, arr in (
+            ("entropy", None, ent), ("variance", k, None if self.variance is None
+                                     else self.variance[zs])) if arr is not None]
+        for i in range(n):
             src = p[:, i]
-            z = a + i - self.z0
-            full = None
             if self.probs is not None or not up:
                 full = _resize_xy(src[None], size, True)[0]
-                torch.from_numpy(self.labels[a + i]).copy_(argmax0(full[:k]))
+                labels.buf[i].copy_(argmax0(full[:k]))
                 if self.probs is not None:
-                    torch.from_numpy(self.probs[:, z]).copy_(full[:k])
+                    probs.buf[:, i].copy_(full[:k])
             else:
-                torch.from_numpy(self.labels[a + i]).copy_(labels_up(src[:k], size))
+                labels.buf[i].copy_(labels_up(src[:k], size))
             if not extra:
                 continue
-            maps = [normalised_entropy_t(src[:k]) if ch is None else src[ch] for _, ch in extra]
-            small = torch.stack(maps)[None]
-            back = _resize_xy(small, size, True)[0]
-            for (name, _), m in zip(extra, back):
-                torch.from_numpy(getattr(self, name)[z]).copy_(m)
+            import torch
+
+            maps = [normalised_entropy_t(src[:k]) if ch is None else src[ch] for _, ch, _ in extra]
+            back = _resize_xy(torch.stack(maps)[None], size, True)[0]
+            for (_, _, sink), m in zip(extra, back):
+                sink.buf[i].copy_(m)
+        for sink in [labels, probs] + [e[2] for e in extra]:
+            sink.flush()
+        self._hand_over(a, ent)

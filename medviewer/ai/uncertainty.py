@@ -179,3 +179,86 @@ def case_score(entropy_map: np.ndarray, labels: Optional[np.ndarray] = None,
         raise ValueError(f"labels {lab.shape} and entropy {e.shape} differ in shape")
     mask = _foreground_band(lab, border)
     return float(e[mask].mean())
+
+
+class StreamingScore:
+    """:func:`case_score` and :func:`most_uncertain_slice` (axis 0, no labels) of an entropy
+    volume fed batch by batch in slice order, keeping only the last ``border`` slices: the
+    foreground band of slice z (labels > 0 dilated by ``border`` voxels in 3D, 6-connected,
+    as :func:`_foreground_band`) needs the labels of z - border .. z + border.
+
+    ``add(a, entropy, labels)`` (the ``entropy_sink`` of ``inference.segment``): slices
+    ``a..a+B`` of the run ``z_range``; ``mask(z, entropy_slice)`` may zero the entropy
+    outside the body in place first (so a kept entropy volume is masked too). Sums are float64;
+    no float copy of the volume is made."""
+
+    def __init__(self, z_range: tuple, border: int = 2, mask=None):
+        self.z0, self.z1 = (int(v) for v in z_range)
+        self.border, self.mask = int(border), mask
+        n = self.z1 - self.z0
+        self.total = np.zeros(n)  # per slice: sum of entropy over the slice
+        self.band_sum, self.band_n = np.zeros(n), np.zeros(n, np.int64)
+        self.pixels = 0
+        self._pending: dict = {}  # z -> entropy slice (float16) waiting for later labels
+        self._fg: dict = {}  # z -> (fg, fg dilated by 1, ..., by border) in-plane
+        self._next = self.z0  # the next slice to add
+
+    def add(self, a: int, entropy: np.ndarray, labels: np.ndarray) -> None:
+        if a != self._next:
+            raise ValueError(f"slices must come in order: expected {self._next}, got {a}")
+        for i in range(entropy.shape[0]):
+            z = a + i
+            e = entropy[i]
+            if self.mask is not None:
+                self.mask(z, e)
+            self.pixels = e.size
+            self.total[z - self.z0] = float(e.sum(dtype=np.float64))
+            self._fg[z] = self._dilations(labels[i] > 0)
+            self._pending[z] = e.copy() if self.border else e
+            self._next = z + 1
+            self._settle(z - self.border)
+
+    def _dilations(self, fg: np.ndarray) -> list:
+        from scipy.ndimage import binary_dilation
+
+        out = [fg]
+        if fg.any():
+            for _ in range(self.border):
+                out.append(binary_dilation(out[-1]))
+        else:
+            out += [fg] * self.border
+        return out
+
+    def _settle(self, z: int) -> None:
+        """Score slice z (its band's labels are all known); forget what is no longer needed."""
+        if z < self.z0 or z not in self._pending:
+            return
+        band = None
+        for dz in range(-self.border, self.border + 1):
+            fgs = self._fg.get(z + dz)
+            if fgs is None:
+                continue
+            part = fgs[self.border - abs(dz)]
+            band = part.copy() if band is None else band | part
+        e = self._pending.pop(z)
+        k = z - self.z0
+        self.band_n[k] = int(np.count_nonzero(band))
+        if self.band_n[k]:
+            self.band_sum[k] = float(e[band].sum(dtype=np.float64))
+        self._fg.pop(z - self.border, None)
+
+    def finish(self) -> tuple:
+        """(case score, index of the most uncertain slice within the run) once every slice
+        of the run was added."""
+        if self._next != self.z1:
+            raise ValueError(f"slices {self._next}..{self.z1 - 1} were never added")
+        for z in range(self.z1 - self.border, self.z1):
+            self._settle(z)
+        n = self.z1 - self.z0
+        count = int(self.band_n.sum())
+        if count:
+            score = float(self.band_sum.sum() / count)
+        else:
+            score = float(self.total.sum() / max(1, self.pixels * n)) if n else 0.0
+        most = int(np.argmax(self.total)) if n else 0
+        return score, most

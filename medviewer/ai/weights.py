@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medviewer.ai.architectures import ModelError, build
+from medviewer.ai.architectures import TORCH_ONLY, ModelError, build
 from medviewer.ai.cards import ModelCard, file_sha256
 
 __all__ = ["load_model", "save_weights", "check_output_size", "read_state_dict"]
@@ -65,7 +65,11 @@ def load_model(card: ModelCard, device: str = "cpu", verify: bool = True):
     """Build the card's network, load its weights (hash-checked) -> eval-mode module on device."""
     from medviewer.ai.preload import import_libraries
 
-    import_libraries()  # never two threads importing MONAI at once
+    import_libraries()
+    if card.architecture["name"] not in TORCH_ONLY:
+        from medviewer.ai.preload import import_monai
+
+        import_monai()  # never two threads importing MONAI at once
     if verify:
         card.verify()
     model = build(card.architecture["name"], card.architecture["params"])

@@ -103,7 +103,8 @@ def _batch(args) -> int:
     try:
         bind_folder(opts.out, card, opts)
         found = collect_studies(paths, reporter(tty), tty.done)
-        lane = make_lane(args.device, place, args.threads)
+        lane = make_lane(args.device, place, args.threads,
+                         "fp32" if getattr(args, "fp32", False) else "auto")
         device = lane.device()
     except (BatchError, OSError, RuntimeError, ValueError) as exc:
         err(f"error: {exc}")

@@ -6,7 +6,9 @@ validates and copies a model folder into the user models folder (exit 1 with the
 refused). ``models versions NAME [--json]`` lists a model's versions (parent, validation metric,
 active marked ``*``) and the pointer history; ``models promote NAME VERSION`` and ``models
 rollback NAME [VERSION]`` move the active-version pointer (exit 1 with the reason when
-refused). ``predict --model NAME`` uses the active version.
+refused). ``predict --model NAME`` uses the active version. ``models check-precision
+NAME[:VERSION]`` compares the model's labels in bf16 and fp32 on real data and records the
+result beside its card (``precision.json``; bf16 is used on the CPU only where it passed).
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from .progress import err, reason
 
 __all__ = ["main", "build_parser"]
 
-MODEL_ACTIONS = ("list", "import", "versions", "promote", "rollback")
+MODEL_ACTIONS = ("list", "import", "versions", "promote", "rollback", "check-precision")
 _OPERANDS = {"list": (0, 0), "import": (1, 1), "versions": (1, 1), "promote": (2, 2),
-             "rollback": (1, 2)}
+             "rollback": (1, 2), "check-precision": (1, 1)}
 _USAGE = {"list": "models [list] [--json]", "import": "models import FOLDER",
           "versions": "models versions NAME [--json]", "promote": "models promote NAME VERSION",
-          "rollback": "models rollback NAME [VERSION]"}
+          "rollback": "models rollback NAME [VERSION]",
+          "check-precision": "models check-precision NAME[:VERSION] [--data PATH] [--no-write]"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--json", action="store_true", help="with 'list'/'versions': JSON")
     pm.add_argument("--reason", default="", help="with 'promote'/'rollback': noted in the "
                                                  "pointer's history")
+    pm.add_argument("--data", default=None, help="with 'check-precision': the real data to "
+                    "compare bf16 with fp32 on (default: the demo chest CT for segmentation, "
+                    "PneumoniaMNIST validation images for classification)")
+    pm.add_argument("--no-write", action="store_true", help="with 'check-precision': print "
+                    "the result only (default: write precision.json beside the model card)")
     return p
 
 
@@ -90,6 +98,25 @@ def _versions_command(catalog, args) -> int:
     return 0
 
 
+def _check_precision(catalog, args) -> int:
+    """bf16 vs fp32 labels of one model on real data; the record beside its card."""
+    from medviewer.services.models import ModelError
+    from medviewer.services.precision_check import check_precision
+
+    try:
+        card = catalog.get(args.operands[0])
+        result = check_precision(card, args.data, write=not args.no_write)
+    except (ModelError, OSError, ValueError) as exc:
+        err(f"error: {reason(exc)}")
+        return 1
+    print(json.dumps(result, indent=2))
+    verdict = "bf16 allowed" if result["bf16_ok"] else "fp32 only"
+    err(f"{card.ref}: labels agree on {100 * result['agreement']:.3f} % of "
+        f"{result['voxels']} voxels (need {100 * result['min_agreement']:.1f} %), bf16 "
+        f"{result['speedup']:.2f}x faster: {verdict}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from medviewer.services.models import ModelCatalog, ModelError
 
@@ -100,6 +127,8 @@ def cmd_models(args) -> int:
     catalog = ModelCatalog()
     if args.action in ("versions", "promote", "rollback"):
         return _versions_command(catalog, args)
+    if args.action == "check-precision":
+        return _check_precision(catalog, args)
     if args.action == "import":
         try:
             card = catalog.import_folder(args.operands[0])

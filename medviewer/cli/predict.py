@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pp.add_argument("--slice", type=int, metavar="N",
                     help="only slice N (0-based along z) of each volume")
+    pp.add_argument("--fp32", action="store_true",
+                    help="full precision everywhere (default: bf16 on CPUs with native bf16 for "
+                         "models whose labels were checked to agree with fp32; mixed "
+                         "precision on GPUs)")
     pp.add_argument("--force", action="store_true",
                     help="run the model even on images outside its declared domain (the "
                          "output is marked 'forced')")
@@ -86,10 +90,21 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
                         reporter=reporter(tty), done=tty.done)
     sidecar = write_segmentation(pred, out_path, case.name)
     run = pred.run
+    counts = _label_counts(run.labels, len(run.label_names))
     return {"case": case.name, "out": str(out_path), "labels": {
-        n: int((run.labels == i).sum()) for i, n in enumerate(run.label_names) if i > 0},
+        n: counts[i] for i, n in enumerate(run.label_names) if i > 0},
         "ood_info": {"in_domain": sidecar["in_domain"], "ood_score": sidecar["ood_score"],
                      "forced": run.forced}}
+
+
+def _label_counts(labels, n: int) -> list:
+    """Voxels per label value 0..n-1, slice by slice (no whole-volume temporaries)."""
+    import numpy as np
+
+    counts = np.zeros(max(n, 256), np.int64)
+    for sl in labels:
+        counts += np.bincount(sl.reshape(-1), minlength=counts.size)[:counts.size]
+    return [int(c) for c in counts[:n]]
 
 
 def cmd_predict(args) -> int:
@@ -109,7 +124,10 @@ def cmd_predict(args) -> int:
     from medviewer.services.ai_runs import ModelLane
     from medviewer.services.models import ModelCatalog, ModelError
 
-    lane = ModelLane(args.device, strict=True, threads=os.cpu_count() or 1)  # no GUI to spare
+    from medviewer.services.ai_runs import cpu_cores
+
+    lane = ModelLane(args.device, strict=True, threads=cpu_cores(),  # no GUI to spare a core
+                     precision="fp32" if args.fp32 else "auto")
     from medviewer.services.models import require_automatic
 
     try:

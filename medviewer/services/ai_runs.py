@@ -33,10 +33,11 @@ class ModelLane:
 
     def __init__(self, preference: str = "auto",
                  on_device: Optional[Callable[[str, str], None]] = None, strict: bool = False,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, precision: str = "auto"):
         self.preference = preference
         self.strict = strict  # an unusable forced device is an error (the CLI), not a fallback
         self.threads = threads  # CPU threads for torch (None: all cores but one, for a GUI)
+        self.precision_preference = precision  # "auto" (per model and machine) or "fp32"
         self._on_device = on_device
         self._device_for: Optional[tuple] = None  # (preference, device)
         self._cache = None
@@ -53,6 +54,13 @@ class ModelLane:
             if self._on_device is not None:
                 self._on_device(dev, device_label(dev))
         return self._device_for[1]
+
+    def precision(self, card, device: Optional[str] = None) -> str:
+        """The autocast of ``card``'s forward passes: "fp32", "bf16" or "fp16"
+        (:func:`medviewer.ai.precision.choose`)."""
+        from medviewer.ai.precision import choose
+
+        return choose(card, device or self.device(), self.precision_preference)
 
     def model(self, card, device: Optional[str] = None):
         """The card's model on ``device`` (default: the lane's), cached until another is used.
@@ -93,6 +101,9 @@ class InferenceContext:
 
     def model(self, card):
         return self.lane.model(card, self.device())
+
+    def precision(self, card) -> str:
+        return self.lane.precision(card, self.device())
 
     def drive(self, gen, message: str = ""):
         """Run an ai generator to its end with this job's progress and cancel."""
@@ -194,7 +205,8 @@ def classify_image(ctx: InferenceContext, card, image: np.ndarray, z: int = 0, *
     model = ctx.model(card)
     ctx.progress(1, 3, "Classifying…")
     res = ctx.drive(classify(model, card, image, device, invert=invert, window=window,
-                             cancel=ctx.cancel_token), "Classifying…")
+                             cancel=ctx.cancel_token, precision=ctx.precision(card)),
+                    "Classifying…")
     probs = {str(k): float(v) for k, v in dict(res.probs).items()}
     run = ClassificationRun(card.ref, int(z), probs, str(res.label), class_entropy(probs), device,
                             forced=forced, domain_reason=fit.reason)
@@ -256,7 +268,8 @@ class SegmentationRun:
     z: Optional[int]  # the slice that was segmented (None = the whole volume)
     labels: np.ndarray  # (z, y, x) uint8 on the volume grid
     label_names: list
-    entropy: Optional[np.ndarray]  # (z, y, x) float16 in [0, 1] (zero outside the run)
+    entropy: Optional[np.ndarray]  # (z, y, x) float16 in [0, 1] (zero outside the run; None
+    # when the run kept none)
     uncertainty: float  # case score over the slices run (nan without entropy)
     most_uncertain: Optional[int]
     device: str
@@ -272,6 +285,7 @@ class SegmentationRun:
     ood: dict = field(default_factory=dict)  # OodResult.to_dict() of the slices run
     forced: bool = False  # run on an image outside the model's declared domain
     domain_reason: str = ""
+    precision: str = "fp32"  # the forward pass's autocast: fp32, bf16 or fp16
 
 
 def label_table(label_names) -> dict:
@@ -279,10 +293,13 @@ def label_table(label_names) -> dict:
 
 
 def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int] = None,
-                   method: str = "entropy", force: bool = False) -> SegmentationRun:
+                   method: str = "entropy", force: bool = False,
+                   keep_entropy: bool = True) -> SegmentationRun:
     """Segment the volume (or only slice ``z``) with entropy, and with the MC-dropout / TTA
     variance when ``method`` asks for it; score how far the input lies from the training
-    data. DomainMismatch when the volume is outside the model's domain (unless ``force``)."""
+    data. DomainMismatch when the volume is outside the model's domain (unless ``force``).
+    The case score and the most uncertain slice are computed batch by batch as the entropy
+    arrives; ``keep_entropy=False`` (``medviewer predict``) keeps no entropy volume at all."""
     from medviewer.ai import uncertainty
     from medviewer.ai.inference import segment
 
@@ -295,23 +312,33 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     model = ctx.model(card)
     what = "slice" if z is not None else "volume"
     var_kw = {} if method == "entropy" else {"variance": method, "n_samples": VARIANCE_SAMPLES}
+    nz = int(volume.shape[0])
+    z0, z1 = (int(z), int(z) + 1) if z is not None else (0, nz)
+    invert = bool(volume.invert)
+
+    def body_only(k: int, ent_slice: np.ndarray) -> None:  # air is not uncertain
+        ent_slice[~foreground_slice(volume.array[k], invert)] = 0
+
+    scorer = uncertainty.StreamingScore((z0, z1), mask=body_only)
     res = ctx.drive(segment(model, card, volume.array, spacing_zyx(volume), device,
-                            slice_index=z, want_entropy=True, cancel=ctx.cancel_token, **var_kw),
+                            slice_index=z, want_entropy=keep_entropy, cancel=ctx.cancel_token,
+                            precision=ctx.precision(card), entropy_sink=scorer.add, **var_kw),
                     f"Segmenting the {what}…")
     ctx.check()
     labels = np.ascontiguousarray(res.labels, dtype=np.uint8)
     names = list(res.label_names or card.labels)
-    z0, z1 = (int(v) for v in res.z_range)
-    ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)  # zero outside the slices run
-    ent[z0:z1] = res.entropy
-    ctx.progress(0, 2, "Limiting the uncertainty to the body…")
-    mask_to_foreground(ent, volume.array, bool(volume.invert), (z0, z1))  # air is not uncertain
-    score = float(uncertainty.case_score(ent[z0:z1], labels[z0:z1]))
-    zmax = z0 + int(uncertainty.most_uncertain_slice(ent[z0:z1], axis=0))
+    score, most = scorer.finish()
+    zmax = z0 + most
+    ent = None
+    if keep_entropy:
+        ent = res.entropy
+        if (z0, z1) != (0, nz):  # zero outside the slices run
+            ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)
+            ent[z0:z1] = res.entropy
     var, scale = None, None
     if method != "entropy" and res.variance is not None:
         var, scale = _variance_on_grid(np.asarray(res.variance), volume, (z0, z1))
-        mask_to_foreground(var, volume.array, bool(volume.invert), (z0, z1))
+        mask_to_foreground(var, volume.array, invert, (z0, z1))
     ctx.progress(1, 2, "Checking the image against the training data…")
     ood = ood_of_volume(ctx, card, volume.array, spacing_zyx(volume), (z0, z1)).to_dict()
     ctx.progress(2, 2, "Done")
@@ -319,7 +346,8 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
                            table=label_table(names), variance=var, uncertainty_method=method,
                            z_range=(z0, z1), variance_scale=scale,
                            preprocessing=dict(res.preprocessing), warnings=list(res.warnings),
-                           ood=ood, forced=forced, domain_reason=fit.reason)
+                           ood=ood, forced=forced, domain_reason=fit.reason,
+                           precision=ctx.precision(card))
 
 
 def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], store,
@@ -334,7 +362,7 @@ def segment_job(ctx: InferenceContext, card, volume: Volume, z: Optional[int], s
     prep = {"model": card.ref, "input": dict(card.input), "device": run.device,
             "slice": None if z is None else int(z),
             "spacing_zyx": list(spacing_zyx(volume)), "uncertainty_method": method,
-            **_forced_note(run)}
+            "precision": run.precision, **_forced_note(run)}
     if method == "mc_dropout":
         prep["n_samples"] = VARIANCE_SAMPLES
     score = run.uncertainty
@@ -376,6 +404,13 @@ def preload_ai_libraries() -> None:
     from medviewer.ai.preload import import_libraries
 
     import_libraries()
+
+
+def cpu_cores() -> int:
+    """Every core this process may use: the command line's torch threads (no GUI to spare)."""
+    from medviewer.ai.device import cpu_cores as cores
+
+    return cores()
 
 
 def device_label(device: str) -> str:

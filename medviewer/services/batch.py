@@ -83,7 +83,8 @@ def default_run_id(environ=None) -> str:
     return rid if rid and rid != "none" else uuid.uuid4().hex[:12]
 
 
-def make_lane(device: str, place: Placement, threads: Optional[int] = None):
+def make_lane(device: str, place: Placement, threads: Optional[int] = None,
+              precision: str = "auto"):
     """The model lane of a batch process: ``threads`` CPU threads (default: its share of the
     cores, cores / processes on this machine), and under torchrun its own GPU (local rank
     modulo the GPUs) when it runs on CUDA."""
@@ -93,7 +94,7 @@ def make_lane(device: str, place: Placement, threads: Optional[int] = None):
 
     if place.local_world_size > 1 and device in ("auto", "cuda"):
         use_local_gpu(place.local_rank)
-    return ModelLane(device, strict=True,
+    return ModelLane(device, strict=True, precision=precision,
                      threads=threads or threads_per_process(place.local_world_size))
 
 

@@ -112,7 +112,8 @@ def segment_case(case: Case, card, lane, *, z: Optional[int] = None, force: bool
         raise ValueError(f"--slice {z} is outside 0..{vol.shape[0] - 1}")
     t1 = time.perf_counter()
     try:
-        run = segment_volume(_context(lane, reporter), card, vol, z, force=force)
+        run = segment_volume(_context(lane, reporter), card, vol, z, force=force,
+                             keep_entropy=False)  # only the case score: streamed
     finally:
         done()
     return CasePrediction(run, vol, notes,
@@ -137,7 +138,8 @@ def write_segmentation(pred: CasePrediction, out_path: Path, case_label: str) ->
         "slices": [z0, z1], "uncertainty": run.uncertainty,
         "warnings": pred.notes + run.warnings,
         "preprocessing": run.preprocessing, "in_domain": run.ood.get("in_domain"),
-        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced}
+        "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced,
+        "precision": run.precision}
     if run.forced:
         sidecar["domain_mismatch"] = run.domain_reason
     atomic_write_text(sidecar_path(out_path), json.dumps(sidecar, indent=2) + "\n")

@@ -19,6 +19,7 @@ TRAINER_MODULE = ["-m", "medviewer.ai.training"]
 EXIT_CANCELLED = 130
 
 __all__ = ["TRAINER_MODULE", "build_training_set", "validation_check", "trainer_args",
+           "app_threads",
            "TrainerOutput", "DEFAULT_MIN_UNITS", "DEFAULT_MIN_PER_CLASS"]
 
 
@@ -59,13 +60,25 @@ def validation_check(manifest, card, min_units: int = DEFAULT_MIN_UNITS,
 
 
 def trainer_args(base_ref: str, epochs: int, margin: float, models_dir, promote: bool = True,
-                 extra: Optional[List[str]] = None) -> List[str]:
-    """The trainer's arguments after ``--manifest M`` (see ``medviewer finetune -h``)."""
+                 extra: Optional[List[str]] = None, threads: Optional[int] = None) -> List[str]:
+    """The trainer's arguments after ``--manifest M`` (see ``medviewer finetune -h``);
+    ``threads``: its torch CPU threads (``--threads``, unless ``extra`` sets them; None: the
+    trainer takes every core, as from the command line)."""
     args = ["--base", base_ref, "--epochs", str(int(epochs)), "--margin", f"{float(margin):g}",
             "--models-dir", str(models_dir)]
     if not promote:
         args.append("--no-promote")
-    return args + list(extra or [])
+    extra = list(extra or [])
+    if threads is not None and "--threads" not in extra:
+        args += ["--threads", str(max(1, int(threads)))]
+    return args + extra
+
+
+def app_threads() -> int:
+    """CPU threads for a fine-tune started from the app: all cores but one (the GUI's)."""
+    from medviewer.ai.device import worker_threads
+
+    return worker_threads()
 
 
 class TrainerOutput:

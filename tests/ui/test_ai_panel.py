@@ -57,6 +57,18 @@ def test_device_preference_is_saved(window):
     assert window.ai.ctl.worker.device_preference == "cpu"
 
 
+def test_full_precision_setting_reaches_the_ai_lane(qtbot, window):
+    panel, lane = window.ai.panel, window.ai.ctl.worker.lane
+    assert lane.precision_preference == "auto" and not panel.fp32_check.isChecked()
+    qtbot.mouseClick(panel.fp32_check, Qt.MouseButton.LeftButton)
+    assert lane.precision_preference == "fp32"
+    assert window.settings.value("ai/fp32") == "true"
+    card = next(c for c in window.ai.ctl.cards if c.name == CLS_MODEL)
+    assert lane.precision(card, "cpu") == "fp32"
+    qtbot.mouseClick(panel.fp32_check, Qt.MouseButton.LeftButton)
+    assert lane.precision_preference == "auto"
+
+
 def test_classify_accept_stores_final_child(qtbot, window):
     vol, truth = pneumonia_volume(3)
     st = open_ready(qtbot, window, vol)

@@ -91,7 +91,8 @@ def build_parser(prog: str = "python -m medviewer.ai.training",
     g.add_argument("--replay-fraction", type=float, default=0.5,
                    help="share of each batch drawn from the replayed data (default 0.5)")
     g.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch CPU threads (default: every core; 1 on a shared machine)")
+                   help="torch CPU threads per node, every model (default: every core; the "
+                        "app passes all cores but one, so that the GUI keeps a core)")
     g.add_argument("--max-clicks", type=_positive_int, default=20,
                    help="click protocol: most clicks per validation record (default 20)")
     return p

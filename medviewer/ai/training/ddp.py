@@ -13,12 +13,14 @@ from dataclasses import dataclass
 __all__ = ["DistContext", "DistEnv", "dist_env", "setup", "threads_per_process", "use_local_gpu"]
 
 
-def threads_per_process(local_world_size: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, local_world_size))
+def threads_per_process(local_world_size: int, threads: int | None = None) -> int:
+    """torch CPU threads of one training process: ``threads`` (``--threads``; the app passes
+    all cores but one, so the GUI keeps a core) shared by the node's processes, else every
+    core the process may use shared by them."""
+    from medviewer.ai.device import cpu_cores
+
+    total = cpu_cores() if threads is None else int(threads)
+    return max(1, total // max(1, local_world_size))
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,15 @@ class DistContext:
         return self.device if self.backend == "nccl" else "cpu"
 
 
-def setup(device: str) -> DistContext:
+def setup(device: str, threads: int | None = None) -> DistContext:
     """Join torchrun's process group when ``WORLD_SIZE`` > 1; ``device`` is "cpu" or "cuda"
-    (already resolved); each process gets its share of CPU threads."""
+    (already resolved); each process gets its share of CPU threads (of ``threads``, default
+    every core)."""
     import torch
 
     env = dist_env()
     world, rank, local_rank = env.world_size, env.rank, env.local_rank
-    torch.set_num_threads(threads_per_process(env.local_world_size))
+    torch.set_num_threads(threads_per_process(env.local_world_size, threads))
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"

@@ -185,7 +185,7 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
 
     from medviewer.ai import versions
 
-    ctx = state["ctx"] = ddp.setup(device)
+    ctx = state["ctx"] = ddp.setup(device, getattr(args, "threads", None))
     cfg_dict = config_of(args, base.task)
     cfg = loop.TrainConfig(epochs=args.epochs, lr=float(cfg_dict["lr"]),
                            batch_size=int(cfg_dict["batch_size"]), seed=args.seed,
@@ -197,7 +197,10 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     if ctx.is_main:
         versions.clean_staging(registry, name)  # left by runs that crashed hard (power, kill -9)
         state["staging"] = versions.staging_dir(registry, name)
+    import torch
+
     emitter.emit("start", base=base.ref, candidate=f"{name}:{version}", device=ctx.device,
+                 threads=torch.get_num_threads(),
                  world_size=ctx.world_size, train=_samples(base.task, train_entries),
                  val=_samples(base.task, val_entries), train_entries=len(train_entries),
                  val_entries=len(val_entries), manifest_sha256=manifest.sha256,

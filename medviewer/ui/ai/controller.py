@@ -48,6 +48,8 @@ class AiController(SaliencyControl, QObject):
         self.workspace, self.catalog, self.bridge = workspace, catalog, bridge
         self.worker = AiWorker(self)
         self.worker.set_device_preference(ai_settings.device_preference(settings))
+        self.worker.set_precision_preference(
+            "fp32" if ai_settings.force_fp32(settings) else "auto")
         self.worker.sig_device.connect(lambda dev, label: self._set_device_label(label))
         self.worker.sig_busy_changed.connect(self.sig_running)
         self.worker.sig_progress.connect(lambda name, p: self.sig_progress.emit(p.message, p.done, p.total))
@@ -150,6 +152,11 @@ class AiController(SaliencyControl, QObject):
         ai_settings.set_device_preference(self.settings, pref)
         self.worker.set_device_preference(pref)
         self._set_device_label(self.initial_device_label(pref))
+
+    def set_force_fp32(self, on: bool) -> None:
+        """Full precision for every model from the next job on (saved in the settings)."""
+        ai_settings.set_force_fp32(self.settings, bool(on))
+        self.worker.set_precision_preference("fp32" if on else "auto")
 
     def initial_device_label(self, pref: Optional[str] = None) -> str:
         """The device label before torch is loaded (exact for the CPU)."""

@@ -53,6 +53,12 @@ class AiPanel(QWidget):
         self._apply_availability()
         pref = ai_settings.device_preference(controller.settings)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(pref)))
+        self.fp32_check = QCheckBox("fp32", self)
+        self.fp32_check.setObjectName("aiForceFp32")
+        self.fp32_check.setToolTip("Full precision: never bf16/fp16 (by default bf16 runs on "
+                                   "CPUs with native bf16 for models checked to give the same "
+                                   "labels, and mixed precision on GPUs)")
+        self.fp32_check.setChecked(ai_settings.force_fp32(controller.settings))
 
         self.run_slice_button = QPushButton("Run on slice", self)
         self.run_slice_button.setObjectName("aiRunSlice")
@@ -117,6 +123,7 @@ class AiPanel(QWidget):
         self.models.customContextMenuRequested.connect(self._on_list_menu)
         self.device_combo.currentIndexChanged.connect(
             lambda i: controller.set_device_preference(self.device_combo.itemData(i)))
+        self.fp32_check.toggled.connect(controller.set_force_fp32)
         self.run_slice_button.clicked.connect(controller.run_slice)
         self.run_volume_button.clicked.connect(controller.run_volume)
         self.cancel_button.clicked.connect(controller.cancel)
@@ -157,6 +164,7 @@ class AiPanel(QWidget):
         dev.addWidget(QLabel("Device:", self))
         dev.addWidget(self.device_label, 1)
         dev.addWidget(self.device_combo)
+        dev.addWidget(self.fp32_check)
         lay.addLayout(dev)
         run = QHBoxLayout()
         for b in (self.run_slice_button, self.run_volume_button, self.cancel_button):

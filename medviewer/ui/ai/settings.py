@@ -23,6 +23,18 @@ def set_device_preference(settings, pref: str) -> None:
     settings.setValue(KEY_DEVICE, pref)
 
 
+KEY_FP32 = "ai/fp32"
+
+
+def force_fp32(settings) -> bool:
+    """The user's "full precision" setting: no bf16/fp16 autocast for any model."""
+    return str(settings.value(KEY_FP32, "false")).lower() in ("true", "1")
+
+
+def set_force_fp32(settings, on: bool) -> None:
+    settings.setValue(KEY_FP32, "true" if on else "false")
+
+
 def available_devices() -> Dict[str, bool]:
     """{choice: usable}. Exact when torch is already imported; otherwise a cheap guess from
     the driver files (corrected after the first AI job has loaded torch)."""

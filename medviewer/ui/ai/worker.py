@@ -97,6 +97,10 @@ class AiWorker(QObject):
         """'auto' | 'cpu' | 'cuda' | 'mps'; applies from the next job (the model moves then)."""
         self.lane.preference = pref
 
+    def set_precision_preference(self, pref: str) -> None:
+        """'auto' (bf16/fp16 where checked per model and machine) | 'fp32'; next job on."""
+        self.lane.precision_preference = pref
+
     def shutdown(self) -> None:
         self.cancel()
         self.bridge.shutdown()

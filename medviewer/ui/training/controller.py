@@ -20,8 +20,8 @@ from typing import Callable, List, Optional
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from medviewer.services.finetune import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
-                                         TRAINER_MODULE, TrainerOutput, build_training_set,
-                                         trainer_args, validation_check)
+                                         TRAINER_MODULE, TrainerOutput, app_threads,
+                                         build_training_set, trainer_args, validation_check)
 
 from ..qt_jobs import QtJobBridge
 
@@ -110,7 +110,7 @@ class FinetuneController(QObject):
             return False
         self.base_ref = card.ref
         args = trainer_args(card.ref, epochs, margin, models_dir or catalog.user_dir, promote,
-                            extra_args)
+                            extra_args, threads=app_threads())  # the GUI keeps a core
         self._log(f"Building the training manifest for {card.name} from the label store…")
 
         def work(reporter):

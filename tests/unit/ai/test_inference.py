@@ -16,7 +16,6 @@ from medviewer.ai.inference import Cancelled, ModelCache, Step, classify, segmen
 from medviewer.jobs import drive
 from medviewer.ai.registry import ModelRegistry, load_model
 from medviewer.ai.uncertainty import entropy
-from medviewer.io.load import open_first
 from medviewer.jobs.progress import CancelToken, Cancelled as JobCancelled, Reporter
 
 LABELS = ["background", "soft tissue", "bone"]
@@ -36,13 +35,6 @@ def seg_card(dims, spacing, patch, name="tiny-seg"):
 def tiny_net(card, seed=0):
     torch.manual_seed(seed)
     return build(card.architecture["name"], card.architecture["params"]).eval()
-
-
-@pytest.fixture(scope="module")
-def ct(chest_ct_dir):
-    vol = open_first([chest_ct_dir])
-    sx, sy, sz = vol.geometry.spacing
-    return vol, (sz, sy, sx)
 
 
 @pytest.fixture(scope="module")
