@@ -196,12 +196,16 @@ def heldout_dice(model, card, cases, log=print) -> dict:
     on the whole case volume (2.5D context and post-processing included); the mean over the
     cases that label the structure in their slab."""
     from medviewer.ai.inference import segment
-    from medviewer.jobs import drive
 
     per: dict = {name: [] for name in td.LABELS[1:]}
     detail = {}
     for case in cases:
-        res = drive(segment(model, card, case.ct, case.spacing_zyx, want_entropy=False))
+        gen = segment(model, card, case.ct, case.spacing_zyx, want_entropy=False)
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            res = stop.value
         z = case.split(held_out=True)
         pred, ref = res.labels[z], case.labels[z]
         detail[case.name] = {}
