@@ -77,7 +77,7 @@ def read_image_nifti(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ImagesMixin:
-    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``)."""
+    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``, ``_wrote``)."""
 
     root: Path
 
@@ -100,6 +100,7 @@ class ImagesMixin:
         rel = f"{IMAGES_DIR}/{h}.nii.gz"
         arr = np.asarray(volume.array)
         write_image_nifti(self.root / rel, arr, volume.geometry.affine_ras())
+        self._wrote(self.root / rel)
         meta = {"modality": str(volume.modality or ""), "invert": bool(volume.invert),
                 "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
                 "units": str(volume.units or ""), "geometry": volume.geometry.to_dict()}

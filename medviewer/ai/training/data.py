@@ -29,7 +29,8 @@ class DataError(ValueError):
 
 
 def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
-    """(array (z, y, x) as stored, spacing_zyx in mm) of a store NIfTI file."""
+    """(array (z, y, x) as stored — (z, y, x, 3) for a colour snapshot, e.g. an ultrasound
+    frame or an RGB PNG —, spacing_zyx in mm) of a store NIfTI file."""
     import nibabel as nib
 
     try:
@@ -39,11 +40,13 @@ def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
         raise DataError(f"cannot read {Path(path).name}: {exc}") from None
     if data.ndim == 2:
         data = data[:, :, None]
-    if data.ndim != 3:
+    colour = data.ndim == 4 and data.shape[-1] in (3, 4)
+    if data.ndim != 3 and not colour:
         raise DataError(f"{Path(path).name}: expected a 3D image, got shape {data.shape}")
     aff = np.asarray(img.affine, dtype=float)
     sx, sy, sz = (float(np.linalg.norm(aff[:3, i])) or 1.0 for i in range(3))
-    return np.ascontiguousarray(data.T), (sz, sy, sx)
+    arr = data.transpose(2, 1, 0, 3) if colour else data.T
+    return np.ascontiguousarray(arr), (sz, sy, sx)
 
 
 def label_lut(label_values: dict, labels: Sequence[str], max_value: int) -> np.ndarray:
@@ -115,7 +118,7 @@ def seg_train_items(manifest, entries, card, check: Callable[[], None] = lambda:
     for entry in entries:
         check()
         vol, spacing = _volume(manifest, entry, cache)
-        labels = _labels(manifest, entry, card, vol.shape)
+        labels = _labels(manifest, entry, card, vol.shape[:3])
         info = plan_resample(vol, spacing, card)
         for z in _slices(entry, vol.shape[0]):
             img = to_model_tensor(vol, info, (z, z + 1))[:, 0]  # (C, y', x')
@@ -147,7 +150,7 @@ def seg_eval_cases(manifest, entries, card, check: Callable[[], None] = lambda: 
         zs = _slices(entry, vol.shape[0])
         if not zs:
             continue
-        labels = _labels(manifest, entry, card, vol.shape)
+        labels = _labels(manifest, entry, card, vol.shape[:3])
         info = plan_resample(vol, spacing, card)
         x = torch.cat([to_model_tensor(vol, info, (z, z + 1)) for z in zs], dim=1)
         out.append(SegEvalCase(entry.record_id, x.transpose(0, 1).contiguous(),
