@@ -215,16 +215,16 @@ def card_for_new_model(opts: NewModelOptions, registry) -> tuple[dict, Optional[
     if not is_model_name(opts.name):
         raise ModelError(f"model name {opts.name!r}: use 1-64 lower-case letters, digits, '.', "
                          f"'_' or '-', starting with a letter or digit (it names a folder)")
-    if opts.task not in NEW_TASKS:
-        raise ModelError(f"task must be one of {list(NEW_TASKS)}, got {opts.task!r}")
-    if opts.family is not None and opts.family not in FAMILIES:
-        raise ModelError(f"architecture must be one of {sorted(FAMILIES)}, got {opts.family!r}")
-    labels = _check_labels(opts.task, opts.labels)
     existing = [c for c in registry.list() if c.name == opts.name]
     folders = [root / opts.name for root in (registry.user_dir, registry.builtin_dir)]
     if existing or any(f.exists() for f in folders):
         raise ModelError(f"a model named {opts.name!r} exists already; choose another name (or "
                          f"fine-tune that one: medviewer finetune --base {opts.name})")
+    if opts.task not in NEW_TASKS:
+        raise ModelError(f"task must be one of {list(NEW_TASKS)}, got {opts.task!r}")
+    if opts.family is not None and opts.family not in FAMILIES:
+        raise ModelError(f"architecture must be one of {sorted(FAMILIES)}, got {opts.family!r}")
+    labels = _check_labels(opts.task, opts.labels)
     base = _base_card(registry, opts.base, opts.task)
     spec, channels, size = _input_spec(opts, base)
     arch = _architecture(opts, base, len(labels), channels, size)

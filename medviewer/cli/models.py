@@ -104,7 +104,8 @@ def _versions_table(catalog, name: str, as_json: bool) -> int:
         return 0
     print(f"{'':2}{'version':<10} {'parent':<10} {'val metric':<34} source")
     for r in rows:
-        metric = (f"{r['metric']} {r['value']:.4f} ({r['split']})" if r["metric"] else "—")
+        metric = (f"{r['metric']} {r['value']:.4f} ({r['split']})" if r["metric"] else
+                  "untrained (models new)" if r.get("untrained") else "—")
         base = r["parent_on_same_val"]
         same = f"   parent on the same set: {base:.4f}" if base is not None else ""
         print(f"{'*' if r['active'] else ' ':2}{r['version']:<10} {r['parent'] or '—':<10} "

@@ -104,6 +104,9 @@ class ImagesMixin:
         meta = {"modality": str(volume.modality or ""), "invert": bool(volume.invert),
                 "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
                 "units": str(volume.units or ""), "geometry": volume.geometry.to_dict()}
+        window = getattr(volume, "window", None)
+        if window is not None:  # the series' own window: a classifier's input goes through it
+            meta["window"] = [float(window.center), float(window.width)]
         paths = [os.fspath(p) for p in (source_paths or ())]
         with self._lock:
             self._db.execute(
@@ -125,7 +128,8 @@ class ImagesMixin:
         return path if path.is_file() else None
 
     def image_info(self, image_hash: str) -> Optional[dict]:
-        """meta (modality, invert, shape, dtype, units, geometry) + source_paths + file
+        """meta (modality, invert, shape, dtype, units, geometry, window when the series has
+        one) + source_paths + file
         (relative to the workspace) + path (absolute) + created_at; None when unknown."""
         row = self._image_row(image_hash)
         if row is None:

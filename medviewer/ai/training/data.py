@@ -5,7 +5,8 @@ files the store's label arrays. Segmentation (2D models): every listed axial sli
 sample on the model grid (:func:`preprocess.plan_resample` on the whole volume, then
 :func:`preprocess.to_model_tensor` for the slice; labels resampled nearest). For evaluation the
 slices stay on the original grid (:class:`SegEvalCase`). Classification: the entry's slice
-through :func:`preprocess.prepare_image_2d` (MONOCHROME1 inverted as recorded in image_meta).
+through :func:`preprocess.prepare_image_2d` (MONOCHROME1 inverted and windowed through the
+series' own window as recorded in image_meta, as the app and ``predict`` classify a slice).
 A label name of the manifest maps to the model's label index; file values not listed and
 names the model lacks are background.
 """
@@ -173,8 +174,11 @@ def cls_arrays(manifest, entries, card, check: Callable[[], None] = lambda: None
         z = int(target.get("slice", 0) or 0)
         if not 0 <= z < vol.shape[0]:
             raise DataError(f"entry {entry.record_id}: slice {z} is outside the image")
-        invert = bool((entry.image_meta or {}).get("invert", False))
-        xs.append(prepare_image_2d(vol[z], card, invert=invert))
+        meta = entry.image_meta or {}
+        invert = bool(meta.get("invert", False))
+        window = meta.get("window")  # the series' own window, as inference windows it
+        window = tuple(float(v) for v in window) if window else None
+        xs.append(prepare_image_2d(vol[z], card, invert=invert, window=window))
         ys.append(card.labels.index(cls))
     if not xs:
         spec = card.input

@@ -98,16 +98,12 @@ class NewModelDialog(QDialog):
 
     def _layout(self) -> None:
         form = QFormLayout()
-        form.addRow("Name", self.name)
-        form.addRow("Task", self.task)
-        form.addRow("Labels", self.labels)
-        form.addRow("Initialise from", self.base)
-        form.addRow("Input size (px)", self.size)
-        form.addRow("Channels", self.channels)
-        form.addRow("Pixel spacing", self.spacing)
-        form.addRow("Modality", self.modality)
-        form.addRow("Image type", self.image_type)
-        form.addRow("Body region", self.region)
+        for text, widget in (("Name", self.name), ("Task", self.task), ("Labels", self.labels),
+                             ("Initialise from", self.base), ("Input size (px)", self.size),
+                             ("Channels", self.channels), ("Pixel spacing", self.spacing),
+                             ("Modality", self.modality), ("Image type", self.image_type),
+                             ("Body region", self.region)):
+            form.addRow(text, widget)
         lay = QVBoxLayout(self)
         intro = QLabel("A model for your own task. It starts <b>untrained</b>: import labels "
                        "(<code>medviewer labels import</code>) or confirm cases, then train it "
@@ -163,8 +159,8 @@ class NewModelDialog(QDialog):
         self._show(f"Will make <b>{card['name']}:{card['version']}</b> (untrained): "
                    f"{card['architecture']['name']}, input {size[0]}×{size[1]} px, "
                    f"{spec['channels']} channel(s); labels {', '.join(card['labels'])}; "
-                   f"for {'/'.join(dom['modalities']) or 'any modality'} "
-                   f"({dom['image_type']}).", ok=True)
+                   f"for {'/'.join(dom['modalities']) or 'any modality (not checked)'} "
+                   f"images, image type {dom['image_type']}.", ok=True)
         return card
 
     def _show(self, text: str, ok: bool) -> None:

@@ -221,3 +221,32 @@ def test_a_cancel_while_storing_rolls_everything_back(store, tmp_path):
     assert sum(m.startswith("Storing") for m in seen) == 3  # all three stored, then undone
     _nothing_stored(store)
     assert import_labels(store, csv).added == 3  # the store works on after the rollback
+
+
+def test_a_dicom_slice_trains_through_its_series_window_as_it_is_classified(store, tmp_path):
+    """The app and ``predict`` classify a DICOM slice through the series' own window; the
+    snapshot keeps that window and the trainer uses it too (not the percentiles)."""
+    import data_store
+
+    from medviewer.ai.cards import ModelCard
+    from medviewer.ai.preprocess import prepare_image_2d
+    from medviewer.ai.training.data import cls_arrays
+    from medviewer.services.ai_runs import volume_window
+    from medviewer.services.label_import import _read_volume
+
+    mr = Path(data_store.__file__).parent / "data" / "MR-SIEMENS-DICOM-WithOverlays.dcm"
+    import_labels(store, _csv(tmp_path, f"{mr},liver\n{FEMUR},femur\n"))
+    manifest, _ = build_manifest(store, "mixed", "classification", ["femur", "liver"], 2,
+                                 out_dir=tmp_path / "m")
+    entry = next(e for e in manifest.entries if e.target["class"] == "liver")
+    assert entry.image_meta["window"] == [450.0, 790.0] and entry.image_meta["modality"] == "MR"
+    assert "window" not in next(e for e in manifest.entries
+                                if e.target["class"] == "femur").image_meta
+    base = ModelCard.load(REPO / "models" / "pneumonia-cxr" / "1.0.0")
+    card = ModelCard.from_dict(dict(base.to_dict(), labels=["femur", "liver"]), base.folder)
+    x, _ = cls_arrays(manifest, [entry], card)
+    vol = _read_volume(mr)
+    assert volume_window(vol) == (450.0, 790.0)
+    windowed = prepare_image_2d(vol.array[0], card, window=volume_window(vol))
+    assert np.allclose(x[0], windowed)
+    assert not np.allclose(x[0], prepare_image_2d(vol.array[0], card))
