@@ -111,6 +111,8 @@ def _base_card(registry, ref: Optional[str], task: str) -> Optional[ModelCard]:
     if not ref:
         return None
     card = registry.get(ref)
+    if card.untrained:
+        raise ModelError(f"--from {card.ref}: it is untrained itself; there is nothing to copy")
     if card.task != task:
         raise ModelError(f"--from {card.ref}: it is a {card.task} model; a {task} model starts "
                          f"only from a {task} base (its network must do the same kind of work)")

@@ -30,8 +30,9 @@ image, image_path, file or filename), and then columns are found by name.
   label maps (segmentation):      image_path,labelmap_path
       image: a volume file, DICOM file or DICOM series folder; label map: NIfTI/NRRD/MHA on
       the image's grid (--resample: nearest-neighbour onto it otherwise). Label names: from
-      the file (NRRD segments), else --labels (values 1, 2, ... in order), else the model's
-      labels (--model: value i is the model's label i).
+      --labels (values 1, 2, ... in order, or VALUE=NAME pairs: other values are background),
+      else the file (NRRD segments), else the model's labels (--model: value i is the model's
+      label i). A value without a name is an error.
 
 Every row becomes (part of) a 'final' record by a person, marked "imported from FILE" with
 its line numbers. Nothing is stored unless every row is good. Importing the same file again
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--kind", choices=("auto", "case", "labelmap"), default="auto",
                     help="case labels or label maps (default: from the header or the files)")
     pl.add_argument("--labels", metavar="NAME1,NAME2,...",
-                    help="label maps: the names of values 1, 2, ...")
+                    help="label maps: the names of values 1, 2, ..., or VALUE=NAME pairs "
+                         "(e.g. 5=liver,1=spleen: every other value is background)")
     pl.add_argument("--resample", action="store_true",
                     help="label maps on another grid than their image: resample them onto it "
                          "(nearest neighbour) instead of refusing them")

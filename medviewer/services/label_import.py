@@ -18,8 +18,10 @@ header row is optional: it is recognised by its first cell (``path``, ``image``,
 - label maps (segmentation): ``image_path,labelmap_path``: the image a volume file, DICOM file
   or DICOM series folder (a plain image file has no pixel spacing), the label map a
   NIfTI/NRRD/MHA file on the image's grid (``resample``: nearest-neighbour onto it otherwise).
-  Label names come from the file (NRRD segment names), else ``label_names`` (values 1, 2, ...
-  in that order), else the model's labels (value i is the model's label i).
+  Label names come from ``label_names`` (values 1, 2, ... in that order, or ``VALUE=NAME``
+  pairs: then every other value is background, e.g. two organs of a 50-class map), else the
+  file (NRRD segment names), else the model's labels (value i is the model's label i). A value
+  present in a label map without a name is an error otherwise.
 
 Paths are relative to the CSV file's folder unless absolute. ``kind`` "auto" reads label maps
 when the header names a label-map column, or without a header when every row's second cell
@@ -47,7 +49,7 @@ from medviewer.core.volume import Volume
 
 from .cases import IMAGE_SUFFIXES, find_cases, load_case, read_image
 
-__all__ = ["LabelImportError", "ImportResult", "import_labels", "KINDS"]
+__all__ = ["LabelImportError", "ImportResult", "import_labels", "parse_label_names", "KINDS"]
 
 KINDS = ("auto", "case", "labelmap")
 _HEADER_FIRST = ("path", "image", "image_path", "file", "filename", "image_file")
@@ -281,14 +283,39 @@ def _same_case(rec, series: dict, slices: dict) -> bool:
 
 
 # ---------------------------------------------------------------------------- label maps
-def _names(table, label_names: Optional[list], model_labels: Optional[list]) -> dict:
+def parse_label_names(items) -> tuple:
+    """``["liver", "spleen"]`` -> ({1: "liver", 2: "spleen"}, False); ``["5=liver",
+    "1=spleen"]`` -> ({5: "liver", 1: "spleen"}, True: only these values are labels, any other
+    value of a label map counts as background). ValueError for a mix or a bad value."""
+    items = [str(x).strip() for x in items or () if str(x).strip()]
+    pairs = [x.partition("=") for x in items]
+    explicit = [p for p in pairs if p[1]]
+    if not explicit:
+        return {i + 1: n for i, n in enumerate(items)}, False
+    if len(explicit) != len(pairs):
+        raise ValueError("label names: give either NAME1,NAME2,... (values 1, 2, ...) or "
+                         "VALUE=NAME pairs, not both")
+    out = {}
+    for value, _, name in pairs:
+        try:
+            v = int(value)
+        except ValueError:
+            raise ValueError(f"label names: {value!r} in {value}={name} is not a whole "
+                             f"number") from None
+        if v <= 0 or not name.strip():
+            raise ValueError(f"label names: {value}={name}: values start at 1 and need a name")
+        out[v] = name.strip()
+    return out, True
+
+
+def _names(table, label_names: Optional[dict], model_labels: Optional[list]) -> dict:
     from medviewer.io.labels_io_tables import table_entries
 
+    if label_names:  # what the person said wins over the file
+        return dict(label_names)
     named = {int(v): e["name"] for v, e in table_entries(table).items()} if table else {}
     if named:
         return named
-    if label_names:
-        return {i + 1: n for i, n in enumerate(label_names)}
     if model_labels:
         return {i: n for i, n in enumerate(model_labels) if i > 0}
     return {}
@@ -312,10 +339,12 @@ def _read_labelmap(row: _Row, volume: Volume, resample: bool, label_names, model
     except Exception as exc:
         raise _RowError(f"line {row.line}: {row.labelmap.name}: {exc}") from None
     notes.extend(f"line {row.line}: {w}" for w in warnings if "resampled" in w)
-    names = _names(table, label_names, model_labels)
+    names = _names(table, label_names[0] if label_names else None, model_labels)
     present = sorted(int(v) for v in np.unique(labels) if v != 0)
     unnamed = [v for v in present if v not in names]
-    if unnamed:
+    if label_names and label_names[1]:
+        present = [v for v in present if v in names]  # VALUE=NAME: the rest is background
+    elif unnamed:
         raise _RowError(f"line {row.line}: label value(s) {', '.join(map(str, unnamed))} have no "
                         f"name (give --labels NAME1,NAME2,... or --model NAME)")
     if model_labels:
@@ -397,7 +426,10 @@ def import_labels(store, csv_path, kind: str = "auto", model_labels: Optional[Se
     source = Source("person", (annotator or "").strip() or annotator_name())
     kind, rows, errors = _parse(path, kind)
     model_labels = list(model_labels) if model_labels else None
-    label_names = [str(x).strip() for x in label_names or () if str(x).strip()] or None
+    try:
+        label_names = parse_label_names(label_names) if label_names else None
+    except ValueError as exc:
+        raise LabelImportError([str(exc)], path) from None
     total = 2 * len(rows)
     groups, row_errors, notes = _check(rows, kind, model_labels, label_names, resample,
                                        reporter, total)

@@ -19,7 +19,7 @@ import mr_planes  # noqa: E402
 
 from medviewer.cli import main as cli  # noqa: E402
 
-pytestmark = pytest.mark.slow  # a real training run (about 20 s on 2 idle cores)
+pytestmark = pytest.mark.slow  # a real training run: 10 epochs on 53 images
 
 NAME = "mr-planes"
 
@@ -67,8 +67,8 @@ def test_a_new_three_class_task_from_models_new_to_predict(shared_data, user_mod
     assert (again["added"], again["unchanged"]) == (0, len(rows))
 
     # 3. the first fine-tune: version 1.0.0, gated against the majority class, promoted
-    assert cli(["finetune", "--workspace", str(ws), "--base", NAME, "--epochs", "6",
-                "--patience", "6", "--lr", "1e-3", "--seed", "0", "--device", "cpu"]) == 0
+    assert cli(["finetune", "--workspace", str(ws), "--base", NAME, "--epochs", "10",
+                "--patience", "10", "--lr", "1e-3", "--seed", "0", "--device", "cpu"]) == 0
     events = _json_lines(capsys.readouterr().out)
     start = next(e for e in events if e["event"] == "start")
     assert start["base"] == f"{NAME}:0.0.0" and start["candidate"] == f"{NAME}:1.0.0"

@@ -250,3 +250,32 @@ def test_a_dicom_slice_trains_through_its_series_window_as_it_is_classified(stor
     windowed = prepare_image_2d(vol.array[0], card, window=volume_window(vol))
     assert np.allclose(x[0], windowed)
     assert not np.allclose(x[0], prepare_image_2d(vol.array[0], card))
+
+
+def test_value_name_pairs_pick_two_organs_of_a_many_class_label_map(store, tmp_path):
+    """TotalSegmentator's MR example has 50 classes; ``VALUE=NAME`` pairs name the two a
+    model is for, and every other value is background for it."""
+    from medviewer.ai.training.data import label_lut
+
+    ts = DATA / "totalseg" / "tests" / "reference_files"
+    csv = _csv(tmp_path, f"{ts / 'example_mr_sm.nii.gz'},{ts / 'example_seg_mr.nii.gz'}\n")
+    with pytest.raises(LabelImportError, match="have no name"):
+        import_labels(store, csv, label_names=["spleen", "kidney_right"])  # 2 of 50 values
+    with pytest.raises(LabelImportError, match="not both"):
+        import_labels(store, csv, label_names=["5=liver", "spleen"])
+    res = import_labels(store, csv, label_names=["5=liver", "1=spleen"],
+                        model_labels=["background", "liver", "spleen"])
+    assert res.added == 1
+    (rec,) = store.records(kind="labelmap")
+    assert rec.payload["table"] == {"labels": [{"value": 1, "name": "spleen"},
+                                               {"value": 5, "name": "liver"}]}
+    manifest, _ = build_manifest(store, "mr-organs", "segmentation",
+                                 ["background", "liver", "spleen"], 2, out_dir=tmp_path / "m")
+    (entry, *more) = manifest.entries
+    assert entry.target["label_values"] == {"liver": 5, "spleen": 1}
+    raw = store.load_labels(rec)
+    lut = label_lut(entry.target["label_values"], ["background", "liver", "spleen"],
+                    int(raw.max()))
+    mapped = lut[raw]
+    assert set(np.unique(mapped).tolist()) == {0, 1, 2}
+    assert np.array_equal(mapped == 1, raw == 5) and np.array_equal(mapped == 2, raw == 1)
