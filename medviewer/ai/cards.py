@@ -18,7 +18,7 @@ from medviewer.ai.architectures import ModelError, num_outputs, validate_params
 from medviewer.ai.domain import validate_domain, validate_limits, validate_ood
 
 __all__ = ["ModelCard", "ModelError", "CARD_FILE", "TASKS", "AUTOMATIC_TASKS", "parse_version", "file_sha256",
-           "validate_input_spec"]
+           "validate_input_spec", "UNTRAINED_VERSION", "is_model_name"]
 
 CARD_FILE = "model.json"
 TASKS = ("classification", "segmentation", "interactive")
@@ -28,6 +28,15 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+# the version ``medviewer models new`` gives a new model's untrained weights (its card says
+# ``training.untrained``); the first fine-tuned version is 1.0.0
+UNTRAINED_VERSION = "0.0.0"
+
+
+def is_model_name(name) -> bool:
+    """Whether ``name`` may name a model (and its folder): lower-case letters, digits, '.',
+    '_' or '-', starting with a letter or digit, at most 64 characters."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name))
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -155,13 +164,20 @@ class ModelCard:
             return None
         return self.folder / feats["file"]
 
+    @property
+    def untrained(self) -> bool:
+        """True for a new model's first version (``models new``): initialised, never trained.
+        It is listed and fine-tuned from, never run on images nor promoted."""
+        return bool((self.training or {}).get("untrained"))
+
     def summary(self) -> str:
         """One line for lists and tooltips: task, labels and the headline metrics."""
         keys = ("accuracy", "auc", "sensitivity", "specificity", "mean_dice")
         shown = {k: self.metrics[k] for k in keys if isinstance(self.metrics.get(k), (int, float))
                  and not isinstance(self.metrics.get(k), bool)}
         ms = ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
-        return f"{self.ref} ({self.task}; {len(self.labels)} labels){'; ' + ms if ms else ''}"
+        state = "; untrained" if self.untrained else ""
+        return f"{self.ref} ({self.task}; {len(self.labels)} labels{state}){'; ' + ms if ms else ''}"
 
     # -- parsing ---------------------------------------------------------------------------
     @classmethod
@@ -183,7 +199,7 @@ class ModelCard:
             if key not in data:
                 raise ModelError(f"missing field {key!r}")
         name = data["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not is_model_name(name):
             raise ModelError(f"name must be lower-case letters, digits, '.', '_' or '-', "
                              f"got {name!r}")
         version = data["version"]

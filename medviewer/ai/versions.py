@@ -2,10 +2,12 @@
 
 Layout: ``<user_dir>/<name>/<version>/`` (never overwritten) and the pointer file
 ``<user_dir>/<name>/active.json`` = ``{"version": "1.1.0", "history": [{"version", "at",
-"action": "promote"|"rollback", "reason", "previous"}]}`` (written atomically; ``previous`` is
-the version that was active before the action, ``null`` when none was known). The pointer may
-name a built-in version too. Without a pointer the active version is the highest built-in one,
-else the highest (see :meth:`ModelRegistry.get`). A new version is assembled in a hidden
+"action": "promote"|"rollback"|"create", "reason", "previous"}]}`` (written atomically;
+``previous`` is the version that was active before the action, ``null`` when none was known;
+"create": a new model's untrained version, see :func:`point_at_new_model`). The pointer may
+name a built-in version too. An untrained version is never promoted nor rolled back to.
+Without a pointer the active version is the highest built-in one, else the highest (see
+:meth:`ModelRegistry.get`). A new version is assembled in a hidden
 ``<user_dir>/<name>/.staging-<uuid>/`` folder (the registry ignores hidden folders) and appears
 under its version name with one ``os.rename`` (:func:`commit_version`), so a cancelled or crashed
 run never leaves a half-written version behind. No torch import.
@@ -28,7 +30,7 @@ from medviewer.ai.cards import ModelCard, parse_version
 from medviewer.core.atomic import atomic_write_text, fsync_dir
 
 __all__ = ["POINTER_FILE", "STAGING_PREFIX", "read_pointer", "active_version", "active_refs",
-           "promote",
+           "promote", "point_at_new_model", "untrained_error",
            "rollback", "history", "next_version", "staging_dir", "commit_version",
            "clean_staging"]
 
@@ -126,9 +128,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def untrained_error(card) -> ModelError:
+    """The error for using an untrained version (``models new``) as if it were a model."""
+    return ModelError(f"{card.ref} is untrained (made by 'medviewer models new'): it has never "
+                      f"seen a labelled image. Train it first: medviewer finetune --workspace "
+                      f"WORKSPACE --base {card.name} (its first version, 1.0.0, becomes active "
+                      f"when it beats the trivial baseline on the frozen validation set)")
+
+
 def _checked_card(registry, name: str, version: str) -> ModelCard:
     parse_version(version)
     card = registry.get(f"{name}:{version}")
+    if card.untrained:
+        raise untrained_error(card)
     card.verify()  # never point at weights that do not match their card
     return card
 
@@ -149,9 +161,20 @@ def _current(registry, name: str) -> Optional[str]:
     return active_version(registry, name) or _default_version(cards, registry)
 
 
+def point_at_new_model(registry, name: str, version: str, reason: str = "") -> None:
+    """The pointer of a model ``models new`` just made: its untrained version is active (there
+    is no other), so the model's name refers to it (runs refuse it as untrained) until a
+    fine-tuned version passes the gate. ModelError when the model has a pointer already."""
+    with _locked(_model_dir(registry, name)):
+        if read_pointer(registry.user_dir, name):
+            raise ModelError(f"{name} has an active version already")
+        _set_active(registry, name, version, "create", reason, None)
+
+
 def promote(registry, name: str, version: str, reason: str = "") -> None:
-    """Make ``name:version`` the active version (it must exist and its weights must match their
-    hash; ModelError otherwise). Promoting the version that is already active changes nothing."""
+    """Make ``name:version`` the active version (it must exist, be trained and its weights must
+    match their hash; ModelError otherwise). Promoting the version that is already active
+    changes nothing."""
     _model_dir(registry, name)
     _checked_card(registry, name, version)
     with _locked(_model_dir(registry, name)):
@@ -203,8 +226,11 @@ def _existing_versions(registry, name: str) -> list[tuple[int, int, int]]:
 
 def next_version(registry, name: str, base_version: str) -> str:
     """The version for a model fine-tuned from ``base_version``: a minor bump past every
-    existing version of ``name`` (1.0.0 -> 1.1.0 -> 1.2.0; with a 2.0.0 present -> 2.1.0)."""
+    existing version of ``name`` (1.0.0 -> 1.1.0 -> 1.2.0; with a 2.0.0 present -> 2.1.0). The
+    first version trained from a new model's 0.0.0 (``models new``) is 1.0.0."""
     top = max([parse_version(base_version)] + _existing_versions(registry, name))
+    if parse_version(base_version) == (0, 0, 0) and top[0] == 0:
+        return "1.0.0"
     return f"{top[0]}.{top[1] + 1}.0"
 
 

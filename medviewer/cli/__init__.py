@@ -4,7 +4,8 @@
 - ``info``: ``medviewer info PATH... [--json]``, ``medviewer convert PATH OUT.nii.gz``
 - ``predict``: ``medviewer predict --model NAME[:VERSION] PATH... --out OUT`` (``--batch``: a
   resumable, multi-process run over an archive into one folder)
-- ``models``: ``medviewer models [list|import|versions|promote|rollback]``
+- ``models``: ``medviewer models [list|import|new|versions|promote|rollback|check-precision]``
+- ``labels``: ``medviewer labels import WORKSPACE FILE.csv [--model NAME]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
 
@@ -16,7 +17,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "finetune": "finetune", "prompt": "prompt"}
+            "labels": "labels", "finetune": "finetune", "prompt": "prompt"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

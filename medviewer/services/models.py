@@ -1,15 +1,23 @@
 """The model catalogue shared by the app and ``medviewer models``: which models and versions
 there are (built in and user), which version is active, their headline metrics, importing a
-model folder, promoting and rolling back. Wraps :mod:`medviewer.ai.registry` and
-:mod:`medviewer.ai.versions` (neither imports torch at module level)."""
+model folder, making a new model for a person's own task (:mod:`medviewer.ai.new_model`),
+promoting and rolling back. Wraps :mod:`medviewer.ai.registry` and :mod:`medviewer.ai.versions`
+(neither imports torch at module level).
+
+A new model's first version is untrained: it is listed (and fine-tuned from) but never
+offered for automatic runs, and :func:`require_automatic` refuses it with the command that
+trains it."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, List, Optional
 
-__all__ = ["ModelCatalog", "metric_text", "ModelError", "require_automatic", "is_automatic"]
+__all__ = ["ModelCatalog", "metric_text", "ModelError", "require_automatic", "is_automatic",
+           "NewModelOptions", "parse_labels", "FAMILIES", "DEFAULT_SIZE"]
 
 from medviewer.ai.architectures import ModelError  # noqa: E402  (no torch at import)
+from medviewer.ai.new_model import (DEFAULT_SIZE, FAMILIES, NewModelOptions,  # noqa: E402
+                                    parse_labels)  # (no torch at import)
 
 
 class ModelCatalog:
@@ -46,7 +54,8 @@ class ModelCatalog:
 
     def automatic(self) -> list:
         """The models the automatic AI runs offer (classification, segmentation): not the
-        promptable model (task "interactive"), which runs from the Prompt tool only."""
+        promptable model (task "interactive"), which runs from the Prompt tool only, and no
+        untrained version of a new model."""
         return [c for c in self.list() if is_automatic(c)]
 
     def get(self, ref: str):
@@ -100,6 +109,7 @@ class ModelCatalog:
                          "split": vm[2] if vm else None,
                          "parent_on_same_val": parent_on_same_val(c),
                          "source": "built-in" if self.is_builtin(c) else "user",
+                         "untrained": c.untrained,
                          "report": str(report) if report is not None and report.is_file() else None})
         return rows
 
@@ -110,7 +120,8 @@ class ModelCatalog:
         return {"name": card.name, "version": card.version, "ref": card.ref, "task": card.task,
                 "labels": list(card.labels), "metrics": shown,
                 "architecture": card.architecture["name"], "folder": str(card.folder),
-                "source": "built-in" if self.is_builtin(card) else "user"}
+                "source": "built-in" if self.is_builtin(card) else "user",
+                "untrained": card.untrained}
 
     # ------------------------------------------------------------------ changing
     def import_folder(self, path):
@@ -119,6 +130,23 @@ class ModelCatalog:
         card = self.registry.import_folder(path)
         self.reload()
         return card
+
+    def check_new(self, options: NewModelOptions) -> dict:
+        """The card a new model would get (no torch); ModelError names a bad option."""
+        from medviewer.ai.new_model import card_for_new_model
+
+        return card_for_new_model(options, self.registry)[0]
+
+    def create(self, options: NewModelOptions) -> tuple:
+        """Make a new model's untrained first version in the user folder (see
+        :mod:`medviewer.ai.new_model`; builds the network: torch); (its card, the report of the
+        weight tensors copied from the base / skipped). ModelError says why not."""
+        from medviewer.ai.new_model import create_model
+
+        try:
+            return create_model(self.registry, options)
+        finally:
+            self.reload()
 
     def promote(self, name: str, version: str, reason: str = "") -> str:
         from medviewer.ai.versions import promote
@@ -153,14 +181,21 @@ def metric_text(card) -> str:
 
 
 def is_automatic(card) -> bool:
-    """Whether ``card``'s model runs on its own on an image (not from prompts)."""
+    """Whether ``card``'s model runs on its own on an image (not from prompts) and was
+    trained (a new model's untrained version is not)."""
     from medviewer.ai.cards import AUTOMATIC_TASKS
 
-    return getattr(card, "task", None) in AUTOMATIC_TASKS
+    return (getattr(card, "task", None) in AUTOMATIC_TASKS
+            and not getattr(card, "untrained", False))
 
 
 def require_automatic(card) -> None:
-    """ModelError unless ``card``'s model can run automatically (``predict``, the AI panel)."""
+    """ModelError unless ``card``'s model can run automatically (``predict``, the AI panel):
+    not the promptable model, not an untrained version."""
+    if getattr(card, "untrained", False):
+        from medviewer.ai.versions import untrained_error
+
+        raise untrained_error(card)
     if not is_automatic(card):
         raise ModelError(f"{card.ref} is an interactive (promptable) model: it segments what "
                          "you point at, from clicks, boxes or scribbles; use the Prompt tool "

@@ -180,7 +180,7 @@ def build_manifest(store: LabelStore, model: str, task: str, labels: list, dims:
             continue
         common = dict(image=info["file"], image_sha256=sha(info["file"]), image_hash=h,
                       image_meta={k: info.get(k) for k in ("modality", "invert", "shape",
-                                                           "dtype")},
+                                                           "dtype", "window") if k in info},
                       tag=rec.tag, record_id=rec.id, parent_record_id=rec.parent_id,
                       predicted_by=predicted_by)
         if task == "classification":

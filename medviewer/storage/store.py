@@ -19,6 +19,7 @@ Records carry only an image hash, never patient names or IDs.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -174,6 +175,7 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
             d.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
         self._lock = threading.RLock()
+        self._tx_files: Optional[list] = None  # files written inside transaction()
         self._db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -204,6 +206,33 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Everything stored inside happens together or not at all: one SQLite transaction
+        (other threads wait on the store's lock meanwhile). On an exception it is rolled back
+        and the label arrays and image snapshots written inside are removed again."""
+        with self._lock:
+            if self._tx_files is not None:
+                raise StoreError("a store transaction is already open")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._tx_files = []
+            try:
+                yield self
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                for path in self._tx_files:
+                    Path(path).unlink(missing_ok=True)
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._tx_files = None
+
+    def _wrote(self, path: Path) -> None:
+        """Note a file written for a row that a rolled-back transaction must take back."""
+        if self._tx_files is not None:
+            self._tx_files.append(path)
 
     @property
     def journal_mode(self) -> str:
@@ -255,6 +284,7 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
         rid = uuid.uuid4().hex
         rel = f"{ARRAYS_DIR}/{rid}.nii.gz"
         write_label_nifti(self.root / rel, arr, affine_ras)  # file first, durably
+        self._wrote(self.root / rel)
         rec = Record(rid, "labelmap", tag, source, utc_now_iso(), medviewer.__version__,
                      image_hash, parent_id, rel, payload, as_effort(effort), preprocessing)
         return self._insert(rec)

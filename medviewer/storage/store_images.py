@@ -77,7 +77,7 @@ def read_image_nifti(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ImagesMixin:
-    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``)."""
+    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``, ``_wrote``)."""
 
     root: Path
 
@@ -100,11 +100,15 @@ class ImagesMixin:
         rel = f"{IMAGES_DIR}/{h}.nii.gz"
         arr = np.asarray(volume.array)
         write_image_nifti(self.root / rel, arr, volume.geometry.affine_ras())
+        self._wrote(self.root / rel)
         meta = {"modality": str(volume.modality or ""), "invert": bool(volume.invert),
                 "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
                 "units": str(volume.units or ""), "geometry": volume.geometry.to_dict()}
         if (volume.meta or {}).get("spacing_unknown"):
             meta["spacing_unknown"] = True  # the reader assumed 1 mm (see io.dicom_reader)
+        window = getattr(volume, "window", None)
+        if window is not None:  # the series' own window: a classifier's input goes through it
+            meta["window"] = [float(window.center), float(window.width)]
         paths = [os.fspath(p) for p in (source_paths or ())]
         with self._lock:
             self._db.execute(
@@ -126,7 +130,8 @@ class ImagesMixin:
         return path if path.is_file() else None
 
     def image_info(self, image_hash: str) -> Optional[dict]:
-        """meta (modality, invert, shape, dtype, units, geometry) + source_paths + file
+        """meta (modality, invert, shape, dtype, units, geometry, window when the series has
+        one) + source_paths + file
         (relative to the workspace) + path (absolute) + created_at; None when unknown."""
         row = self._image_row(image_hash)
         if row is None:

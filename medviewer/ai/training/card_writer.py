@@ -43,9 +43,11 @@ def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: 
     d = base.to_dict()
     if d.get("ood"):
         d["ood"] = inherited_ood(d["ood"])
+    stem = base.description.split(" Fine-tuned from ")[0].split(" Trained from ")[0]
+    how = (f"Trained from {base.ref} (untrained, made by 'models new') on labels people "
+           f"confirmed" if base.untrained else f"Fine-tuned from {base.ref} on {source}")
     d.update(version=version, parent_version=base.version, metrics=metrics, training=training,
-             description=(f"{base.description.split(' Fine-tuned from ')[0]} Fine-tuned "
-                          f"from {base.ref} on {source}.").strip(),
+             description=f"{stem} {how}.".strip(),
              weights={"file": "weights.safetensors", "sha256": "0" * 64})
     return d
 
@@ -66,13 +68,14 @@ def _readme(card: dict, base: ModelCard) -> str:
     rows = "\n".join(f"| {k} | {'n/a' if v is None else f'{v:.4f}'} |"
                      for k, v in m["frozen_val"].get("per_class", {}).items())
     value = m["frozen_val"].get("value")
-    return f"""# {card['name']} {card['version']} (fine-tuned from {base.ref})
+    verb = "trained from untrained" if base.untrained else "fine-tuned from"
+    return f"""# {card['name']} {card['version']} ({verb} {base.ref})
 
 {card['description']}
 
-**Not for clinical use.** This version was fine-tuned by MedViewer from corrections stored in
-a label workspace; it inherits every limitation of its parent ({base.ref}) and was checked
-only on the frozen validation cases of its training manifest.
+**Not for clinical use.** This version was {"trained" if base.untrained else "fine-tuned"} by
+MedViewer from labels stored in a label workspace; it inherits every limitation of its parent
+({base.ref}) and was checked only on the frozen validation cases of its training manifest.
 
 ## Where it fails (inherited from {base.ref})
 {chr(10).join(f"- {x}" for x in card.get("limits", [])) or "- See the parent's card."}

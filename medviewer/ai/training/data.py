@@ -5,7 +5,8 @@ files the store's label arrays. Segmentation (2D models): every listed axial sli
 sample on the model grid (:func:`preprocess.plan_resample` on the whole volume, then
 :func:`preprocess.to_model_tensor` for the slice; labels resampled nearest). For evaluation the
 slices stay on the original grid (:class:`SegEvalCase`). Classification: the entry's slice
-through :func:`preprocess.prepare_image_2d` (MONOCHROME1 inverted as recorded in image_meta).
+through :func:`preprocess.prepare_image_2d` (MONOCHROME1 inverted and windowed through the
+series' own window as recorded in image_meta, as the app and ``predict`` classify a slice).
 A label name of the manifest maps to the model's label index; file values not listed and
 names the model lacks are background.
 """
@@ -29,7 +30,8 @@ class DataError(ValueError):
 
 
 def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
-    """(array (z, y, x) as stored, spacing_zyx in mm) of a store NIfTI file."""
+    """(array (z, y, x) as stored — (z, y, x, 3) for a colour snapshot, e.g. an ultrasound
+    frame or an RGB PNG —, spacing_zyx in mm) of a store NIfTI file."""
     import nibabel as nib
 
     try:
@@ -39,11 +41,13 @@ def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
         raise DataError(f"cannot read {Path(path).name}: {exc}") from None
     if data.ndim == 2:
         data = data[:, :, None]
-    if data.ndim != 3:
+    colour = data.ndim == 4 and data.shape[-1] in (3, 4)
+    if data.ndim != 3 and not colour:
         raise DataError(f"{Path(path).name}: expected a 3D image, got shape {data.shape}")
     aff = np.asarray(img.affine, dtype=float)
     sx, sy, sz = (float(np.linalg.norm(aff[:3, i])) or 1.0 for i in range(3))
-    return np.ascontiguousarray(data.T), (sz, sy, sx)
+    arr = data.transpose(2, 1, 0, 3) if colour else data.T
+    return np.ascontiguousarray(arr), (sz, sy, sx)
 
 
 def label_lut(label_values: dict, labels: Sequence[str], max_value: int) -> np.ndarray:
@@ -115,7 +119,7 @@ def seg_train_items(manifest, entries, card, check: Callable[[], None] = lambda:
     for entry in entries:
         check()
         vol, spacing = _volume(manifest, entry, cache)
-        labels = _labels(manifest, entry, card, vol.shape)
+        labels = _labels(manifest, entry, card, vol.shape[:3])
         info = plan_resample(vol, spacing, card)
         for z in _slices(entry, vol.shape[0]):
             img = to_model_tensor(vol, info, (z, z + 1))[:, 0]  # (C, y', x')
@@ -147,7 +151,7 @@ def seg_eval_cases(manifest, entries, card, check: Callable[[], None] = lambda: 
         zs = _slices(entry, vol.shape[0])
         if not zs:
             continue
-        labels = _labels(manifest, entry, card, vol.shape)
+        labels = _labels(manifest, entry, card, vol.shape[:3])
         info = plan_resample(vol, spacing, card)
         x = torch.cat([to_model_tensor(vol, info, (z, z + 1)) for z in zs], dim=1)
         out.append(SegEvalCase(entry.record_id, x.transpose(0, 1).contiguous(),
@@ -170,8 +174,11 @@ def cls_arrays(manifest, entries, card, check: Callable[[], None] = lambda: None
         z = int(target.get("slice", 0) or 0)
         if not 0 <= z < vol.shape[0]:
             raise DataError(f"entry {entry.record_id}: slice {z} is outside the image")
-        invert = bool((entry.image_meta or {}).get("invert", False))
-        xs.append(prepare_image_2d(vol[z], card, invert=invert))
+        meta = entry.image_meta or {}
+        invert = bool(meta.get("invert", False))
+        window = meta.get("window")  # the series' own window, as inference windows it
+        window = tuple(float(v) for v in window) if window else None
+        xs.append(prepare_image_2d(vol[z], card, invert=invert, window=window))
         ys.append(card.labels.index(cls))
     if not xs:
         spec = card.input

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 __all__ = ["evaluate", "evaluate_prepared", "predict_seg_case", "seg_metrics", "cls_metrics",
-           "main_metric_name", "fp_volume_ml"]
+           "main_metric_name", "fp_volume_ml", "trivial_evaluation"]
 
 
 def main_metric_name(task: str) -> str:
@@ -192,6 +192,37 @@ def _seg_evaluation(model, card, prepared, device: str, check) -> dict:
     voxel_ml = [float(np.prod(c.info.spacing_zyx)) / 1000.0 for c in prepared]
     out.update(ece=ece.value(), ece_n=ece.n, fp_volume_ml=fp_volume_ml(preds, refs, labels,
                                                                       voxel_ml))
+    return out
+
+
+def trivial_evaluation(card, prepared) -> dict:
+    """What a first version must beat (its active version is untrained): the same measurements
+    as :func:`evaluate_prepared` for the trivial predictor on the same data, plus
+    ``reference`` = {"kind", "text"}. Classification: the majority class of the frozen
+    validation set, predicted for every image (its accuracy is the majority-class rate, the
+    best any constant answer scores there); segmentation: an all-background label map (Dice 0
+    wherever a label is present)."""
+    labels = list(card.labels)
+    if card.task == "segmentation":
+        refs = [c.reference for c in prepared]
+        preds = [np.zeros_like(r) for r in refs]
+        out = seg_metrics(preds, refs, labels, [c.unit or c.entry_id for c in prepared])
+        voxel_ml = [float(np.prod(c.info.spacing_zyx)) / 1000.0 for c in prepared]
+        out.update(ece=None, fp_volume_ml=fp_volume_ml(preds, refs, labels, voxel_ml),
+                   reference={"kind": "all_background", "text": "an all-background label map"})
+        return out
+    _, y = prepared
+    y = np.asarray(y, dtype=np.int64)
+    counts = np.bincount(y, minlength=len(labels))
+    top = int(counts.argmax()) if len(y) else 0
+    probs = np.zeros((len(y), len(labels)))
+    probs[:, top] = 1.0
+    out = cls_metrics(probs, y, labels)
+    rate = float(counts[top] / len(y)) if len(y) else float("nan")
+    out.update(ece=None, reference={
+        "kind": "majority_class", "class": labels[top], "rate": _round(rate),
+        "text": f"the majority class {labels[top]!r} for every image "
+                f"({int(counts[top])} of {len(y)})"})
     return out
 
 

@@ -19,7 +19,14 @@ It also reports, without gating on them, paired bootstrap 95 % intervals over va
 of both headlines and of candidate - active (``ci``, :mod:`stats`), each side's expected
 calibration error and, for segmentation, false-positive volume on slices without the organ. A
 candidate without a value (no validation sample, NaN) never passes; an active version without a
-value cannot be compared, so any candidate with a value passes the headline test. No torch.
+value cannot be compared, so any candidate with a value passes the headline test.
+
+:func:`first_gate` judges a new model's first version, whose active version is untrained (made
+by ``models new``): there is nothing trained to be "not worse than", so it must *beat* the
+trivial predictor (:func:`medviewer.ai.training.evaluate.trivial_evaluation`: the majority
+class of the frozen validation set, or an all-background label map) by more than the margin,
+on the same validation-size minimum; no per-class rule (the majority class's sensitivity of a
+constant answer is 1.0 by construction). No torch.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from typing import Any, Optional
 from medviewer.core.val_check import (DEFAULT_MIN_PER_CLASS, DEFAULT_MIN_UNITS,
                                       check_validation_set)
 
-__all__ = ["gate", "finite"]
+__all__ = ["gate", "first_gate", "finite"]
 
 _EPS = 1e-9  # float noise in metric rounding must not flip a tie
 
@@ -125,6 +132,39 @@ def gate(active_eval: dict, candidate_eval: dict, margin: float,
         reason += "; fails per class: " + ", ".join(
             f"{f['class']} {f['change']:+.4f}" for f in falls) + f" (more than the margin {m:g})"
     diff = (out["ci"] or {}).get("difference")
+    if diff:
+        reason += f"; 95% CI of the change [{diff[0]:+.4f}, {diff[1]:+.4f}]"
+    return dict(out, passed=bool(passed), reason=reason)
+
+
+def first_gate(reference_eval: dict, candidate_eval: dict, margin: float,
+               min_units: int = DEFAULT_MIN_UNITS,
+               min_per_class: int = DEFAULT_MIN_PER_CLASS) -> dict:
+    """The gate of a first version (see module docstring): the same event object as
+    :func:`gate`, with ``first_version`` True and ``reference`` (what the trivial predictor
+    is); ``active`` holds the trivial predictor's numbers."""
+    m = finite(margin)
+    if m is None or m < 0:
+        raise ValueError(f"gate: margin must be a finite number >= 0, got {margin!r}")
+    ref = dict(reference_eval)
+    out = gate(dict(ref, per_class={}), candidate_eval, 0.0, min_units, min_per_class)
+    out["active"]["per_class"] = _side(ref, "reference")["per_class"]  # shown, not gated on
+    out.update(margin=m, first_version=True, reference=ref.get("reference") or {},
+               class_falls=[])
+    if not out["gated"]:
+        return out
+    a, c = out["active"]["value"], out["candidate"]["value"]
+    what = (ref.get("reference") or {}).get("text", "the trivial predictor")
+    metric = out["metric"]
+    if c is None or a is None:
+        passed = False
+        reason = f"first version: no {metric} to compare on the validation set"
+    else:
+        passed = c > a + m + _EPS
+        reason = (f"first version: candidate {metric} {c:.4f} vs {a:.4f} for {what}; it must "
+                  f"beat that by more than the margin {m:g}: "
+                  f"{'passes' if passed else 'fails'} ({'+' if c >= a else ''}{c - a:.4f})")
+    diff = (out.get("ci") or {}).get("difference")
     if diff:
         reason += f"; 95% CI of the change [{diff[0]:+.4f}, {diff[1]:+.4f}]"
     return dict(out, passed=bool(passed), reason=reason)

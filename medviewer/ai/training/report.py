@@ -61,9 +61,15 @@ def _markdown(gate_dict: dict, rows: list, base_card, candidate_card) -> str:
         verdict = "NOT GATED"
     else:
         verdict = "PASSED" if gate_dict.get("passed") else "FAILED"
-    lines = [f"# {name}: candidate {vc} vs active {va}", "",
-             f"Gate on the frozen validation set: **{verdict}** — main metric "
-             f"`{gate_dict.get('metric')}`, margin {gate_dict.get('margin')}.", ""]
+    if gate_dict.get("first_version"):  # the active version is untrained: a trivial baseline
+        what = (gate_dict.get("reference") or {}).get("text", "the trivial predictor")
+        lines = [f"# {name}: first version {vc} vs the {va}", "",
+                 f"The model's active version is untrained, so its first version must beat "
+                 f"{what} on the frozen validation set by more than the margin.", ""]
+    else:
+        lines = [f"# {name}: candidate {vc} vs active {va}", ""]
+    lines += [f"Gate on the frozen validation set: **{verdict}** — main metric "
+              f"`{gate_dict.get('metric')}`, margin {gate_dict.get('margin')}.", ""]
     if gate_dict.get("reason"):
         lines += [str(gate_dict["reason"]), ""]
     n = cand.get("n", act.get("n"))

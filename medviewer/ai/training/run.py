@@ -10,7 +10,10 @@ or promoted — a version that could not be judged would only invite promoting i
 A new version is assembled in a hidden staging folder (``ai.versions.staging_dir``) and appears
 under its name only by one rename (``commit_version``); on cancel or crash the staging folder
 is removed and the active pointer is untouched. Under torchrun every rank trains; only rank 0
-prints, evaluates, writes and promotes.
+prints, evaluates, writes and promotes. A new model's first run (its active version is the
+untrained 0.0.0 of ``models new``) writes version 1.0.0 and is judged by
+:func:`~medviewer.ai.training.gate.first_gate`: it must beat the trivial predictor (majority
+class / all background) on the frozen validation set.
 """
 from __future__ import annotations
 
@@ -221,9 +224,11 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     model = load_model(base, device=ctx.device)
     baseline = None
     if ctx.is_main:
-        baseline = evaluate_prepared(model, base, val_data, ctx.device, switch.check)
+        baseline = _base_eval(model, base, val_data, ctx.device, switch)
         emitter.emit("baseline", version=base.version, metric=baseline["metric"],
-                     value=baseline["value"], per_class=baseline["per_class"])
+                     value=baseline["value"], per_class=baseline["per_class"],
+                     **({"untrained": True, "reference": baseline["reference"]["text"]}
+                        if base.untrained else {}))
     result = loop.train(model, base, train_data, val_data, cfg, ctx, emitter, switch.check)
     if not ctx.is_main:
         ctx.barrier()
@@ -233,13 +238,14 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
                                                       switch.check)
     active_eval, active_card = _active_eval(registry, base, baseline, val_data, ctx.device,
                                             switch)
-    from medviewer.ai.training.gate import gate
+    from medviewer.ai.training.gate import first_gate, gate
     from medviewer.ai.training.card_writer import metrics_block, write_candidate
     from medviewer.ai.training.report import write_report
 
-    gate_dict = gate(dict(active_eval, version=active_card.version),
-                     dict(cand_eval, version=version), args.margin, args.min_val_units,
-                     args.min_val_per_class)
+    judge = first_gate if active_card.untrained else gate
+    gate_dict = judge(dict(active_eval, version=_judged_version(active_card, active_eval)),
+                      dict(cand_eval, version=version), args.margin, args.min_val_units,
+                      args.min_val_per_class)
     emitter.emit("gate", **gate_dict)
     training = {"base": base.ref, "manifest_sha256": manifest.sha256,
                 "manifest": str(Path(args.manifest).resolve()), "config": cfg_dict,
@@ -248,7 +254,7 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
                 "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
                 "train_samples": _samples(base.task, train_entries),
                 "val_samples": _samples(base.task, val_entries),
-                "baseline": {"version": base.version, "value": baseline["value"]},
+                "baseline": _baseline_note(base, baseline),
                 "command": _command(args), "wall_time_s": round(time.monotonic() - t0, 1)}
     staging = state["staging"]
     card = write_candidate(staging, model.cpu(), base, version,
@@ -281,13 +287,41 @@ def commit_and_promote(registry, name: str, version: str, gate_dict: dict, no_pr
     return promoted
 
 
+def _base_eval(model, card, val_data, device: str, switch) -> dict:
+    """A version's evaluation on the frozen validation set; for an untrained version (a new
+    model's 0.0.0) the trivial predictor's, which is what its first version must beat."""
+    from medviewer.ai.training.evaluate import evaluate_prepared, trivial_evaluation
+
+    if card.untrained:
+        return trivial_evaluation(card, val_data)
+    return evaluate_prepared(model, card, val_data, device, switch.check)
+
+
+def _judged_version(card, evaluation: dict) -> str:
+    """What the report calls the side the candidate is compared with."""
+    if card.untrained:
+        kind = (evaluation.get("reference") or {}).get("kind", "trivial")
+        return f"{kind.replace('_', '-')} baseline"
+    return card.version
+
+
+def _baseline_note(base, baseline: dict) -> dict:
+    """The card's record of the base on the frozen validation set (an untrained base has no
+    value of its own: the trivial predictor's is noted beside it)."""
+    if base.untrained:
+        return {"version": base.version, "value": None, "untrained": True,
+                "trivial": {"value": baseline["value"],
+                            "what": baseline["reference"]["text"]}}
+    return {"version": base.version, "value": baseline["value"]}
+
+
 def _active_eval(registry, base, baseline: dict, val_data, device: str, switch):
-    """(evaluation, card) of the active version (the base's evaluation when it is active)."""
-    from medviewer.ai.training.evaluate import evaluate_prepared
+    """(evaluation, card) of the active version (the base's evaluation when it is active; the
+    trivial predictor's when the active version is untrained)."""
     from medviewer.ai.weights import load_model
 
     active = registry.get(base.name)
     if active.version == base.version:
         return baseline, active
-    model = load_model(active, device=device)
-    return evaluate_prepared(model, active, val_data, device, switch.check), active
+    model = None if active.untrained else load_model(active, device=device)
+    return _base_eval(model, active, val_data, device, switch), active

@@ -40,6 +40,7 @@ class AiController(SaliencyControl, QObject):
     sig_device = Signal(str)  # device label
     sig_fits = Signal(dict)  # {card.ref: DomainFit} for the active image
     sig_error = Signal(str, str)
+    sig_model_created = Signal(object)  # the ModelCard of a new (untrained) model
 
     def __init__(self, session, labels, heat: HeatOverlays, settings, workspace,
                  catalog: ModelCatalog, bridge: QtJobBridge, parent=None):
@@ -141,11 +142,42 @@ class AiController(SaliencyControl, QObject):
             from medviewer.services.models import is_automatic
 
             self.sig_status.emit(f"Imported {card.ref}" + (
-                "" if is_automatic(card) else
+                "" if is_automatic(card) else " (untrained: fine-tune it first)"
+                if card.untrained else
                 f" ({card.task}: it runs from the Prompt tool, not from this panel)"))
             self.refresh_models(select=card.ref)
 
         return self._submit(work, "ai-import", done, "Could not import the model")
+
+    def create_model(self, options, on_done=None, on_error=None):
+        """Make a new model's untrained first version (:meth:`ModelCatalog.create`, on the AI
+        worker: it builds the network); ``on_done((card, report))`` / ``on_error(message)``
+        after the status line. The job, or None when the worker is busy."""
+        catalog = self.catalog
+
+        def work(ctx):
+            ctx.progress(0, 1, f"Making the model {options.name}…")
+            return catalog.create(options)
+
+        def done(result):
+            card = result[0]
+            self.sig_status.emit(f"Made {card.ref} (untrained): import labels, then fine-tune "
+                                 f"it (AI > Fine-tune…)")
+            self.refresh_models()
+            self.sig_model_created.emit(card)
+            if on_done is not None:
+                on_done(result)
+
+        def failed(msg: str):
+            self.sig_status.emit(f"Could not make the model: {msg.splitlines()[0]}")
+            if on_error is not None:
+                on_error(msg)
+
+        job = self.worker.submit(work, "ai-new-model", on_done=done, on_error=failed,
+                                 on_cancelled=lambda: self.sig_status.emit("Cancelled"))
+        if job is None:
+            self.sig_status.emit("The AI worker is busy: wait for the running job or cancel it")
+        return job
 
     # ------------------------------------------------------------------ device
     def set_device_preference(self, pref: str) -> None:

@@ -35,6 +35,7 @@ class AiFeature:
             lambda run: run is not None and events.sig_record_stored.emit(run.record))
         self.ctl.sig_reviewed.connect(events.sig_record_stored)
         events.sig_models_changed.connect(lambda: self.ctl.refresh_models())
+        self.ctl.sig_model_created.connect(lambda card: events.sig_models_changed.emit())
 
     @staticmethod
     def _scrolling(panel, parent):
@@ -84,6 +85,8 @@ class AiFeature:
             None,
             ("ai_import", "&Import model folder…", self.panel._import_dialog,
              "Validate a model folder and copy it into the user models folder"),
+            ("ai_new_model", "&New model…", self.show_new_model,
+             "A model for your own task (untrained until its first fine-tune)"),
             None,
             ("ai_saliency", "Show s&aliency", lambda: self.panel.saliency.setChecked(
                 acts["ai_saliency"].isChecked()), "Grad-CAM / integrated gradients heat map"),
@@ -93,6 +96,12 @@ class AiFeature:
              "The axial slice with the highest mean entropy"),
         ], checkable=("ai_saliency", "ai_uncertainty"))
 
+    def show_new_model(self):
+        """AI > New model…: the dialog (modeless)."""
+        from .new_model_dialog import show_new_model_dialog
+
+        return show_new_model_dialog(self.host.window, self.ctl)
+
     def _update_actions(self) -> None:
         acts, running = self.host.actions, self.ctl.running
         has_card = self.ctl.card is not None and self.ctl.fit_of(self.ctl.card.ref).fits
@@ -100,6 +109,7 @@ class AiFeature:
         acts["ai_run_volume"].setEnabled(has_card and not running)
         acts["ai_cancel"].setEnabled(running)
         acts["ai_import"].setEnabled(not running)
+        acts["ai_new_model"].setEnabled(not running)
 
     def _on_running(self, running: bool) -> None:
         """Esc cancels the AI job while one runs (and picks the Navigate tool otherwise)."""

@@ -276,3 +276,77 @@ def test_gate_refuses_a_one_unit_validation_set(seg_eval, tmp_path):
     for section in ("## Validation set", "bootstrap 95 % intervals", "## Calibration",
                     "## False positives on slices without the organ", "| **all organs** |"):
         assert section in text
+
+
+# ---------------------------------------------------------------------------- first version
+def _cls_eval(pred, y, labels=("axial", "coronal", "sagittal")):
+    from medviewer.ai.training.evaluate import cls_metrics
+
+    probs = np.eye(len(labels))[np.asarray(pred)]
+    return cls_metrics(probs, np.asarray(y), list(labels))
+
+
+def test_the_trivial_predictor_is_the_majority_class_of_the_frozen_set():
+    from medviewer.ai.training.evaluate import trivial_evaluation
+
+    class Card:
+        task, labels = "classification", ["axial", "coronal", "sagittal"]
+
+    y = np.array([0, 2, 2, 1, 2, 0, 1, 2])
+    ev = trivial_evaluation(Card, (np.zeros((8, 1, 4, 4), np.float32), y))
+    assert ev["value"] == 0.5 and ev["reference"]["class"] == "sagittal"
+    assert ev["per_class"] == {"axial": 0.0, "coronal": 0.0, "sagittal": 1.0}
+    assert "'sagittal' for every image (4 of 8)" in ev["reference"]["text"]
+
+
+def test_a_first_version_must_beat_the_majority_class_by_more_than_the_margin():
+    from medviewer.ai.training.evaluate import trivial_evaluation
+    from medviewer.ai.training.gate import first_gate
+
+    class Card:
+        task, labels = "classification", ["axial", "coronal", "sagittal"]
+
+    y = [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]  # majority: sagittal, 0.6
+    ref = dict(trivial_evaluation(Card, (None, np.asarray(y))), version="majority-class baseline")
+    better = first_gate(ref, dict(_cls_eval([0, 0, 1, 1, 2, 2, 2, 2, 0, 1], y), version="1.0.0"),
+                        0.01, min_units=5, min_per_class=2)
+    assert better["passed"] and better["first_version"] and better["gated"]
+    assert better["class_falls"] == []  # sagittal falls from 1.0 to 0.67: not gated on
+    assert "must beat that by more than the margin 0.01: passes" in better["reason"]
+    assert better["active"]["per_class"]["sagittal"] == 1.0  # shown in the report
+    same = first_gate(ref, dict(_cls_eval([2] * 10, y), version="1.0.0"), 0.01, 5, 2)
+    assert not same["passed"] and "fails" in same["reason"]  # a constant answer never passes
+    close = first_gate(ref, dict(_cls_eval([0, 1, 1, 1, 2, 2, 2, 2, 0, 0], y), version="1.0.0"),
+                       0.1, 5, 2)  # 0.7 vs 0.6: not by more than 0.1
+    assert not close["passed"]
+    small = first_gate(ref, dict(_cls_eval([0, 0, 1, 1, 2, 2, 2, 2, 2, 2], y), version="1.0.0"),
+                       0.01, min_units=20, min_per_class=2)
+    assert small["gated"] is False and small["passed"] is False
+
+
+def test_a_segmentation_first_version_is_judged_against_an_all_background_map():
+    from medviewer.ai.training.evaluate import seg_metrics, trivial_evaluation
+    from medviewer.ai.training.gate import first_gate
+
+    ref_maps = [np.zeros((1, 8, 8), np.uint8) for _ in range(5)]
+    for k, r in enumerate(ref_maps):
+        r[0, 2:6, 2:6] = 1
+        r[0, 6:, 6:] = 2 if k % 2 == 0 or k == 1 else 0
+
+    class Info:
+        spacing_zyx = (1.0, 1.0, 1.0)
+
+    class Case:
+        def __init__(self, i, r):
+            self.reference, self.unit, self.entry_id, self.info = r, f"u{i}", f"e{i}", Info
+
+    class Card:
+        task, labels = "segmentation", ["background", "liver", "spleen"]
+
+    ref = trivial_evaluation(Card, [Case(i, r) for i, r in enumerate(ref_maps)])
+    assert ref["value"] == 0.0 and ref["reference"]["kind"] == "all_background"
+    cand = seg_metrics([r.copy() for r in ref_maps], ref_maps, Card.labels,
+                       [f"u{i}" for i in range(5)])
+    out = first_gate(dict(ref, version="all-background baseline"), dict(cand, version="1.0.0"),
+                     0.01, min_units=5, min_per_class=2)
+    assert out["passed"] and cand["value"] == 1.0
