@@ -23,12 +23,13 @@ def make_version(user_dir: Path, version: str, parent: str = "1.0.0", noise: flo
     ``version`` with parent ``parent``. ``noise`` > 0 adds seeded Gaussian noise (that fraction
     of each tensor's std) to every learned float tensor (not batch-norm statistics), and the
     card's sha256 is recomputed. Like a fine-tuned version, the copy keeps the base's
-    histogram OOD statistics but not its feature statistics (they belong to the base's weights).
+    histogram OOD statistics but not its feature statistics (they belong to the base's weights),
+    nor the base's bf16 precision check (``precision.json``: it belongs to the base's weights).
     ``frozen_val``: an evaluate()-style dict stored as the card's metrics.frozen_val."""
     from safetensors.numpy import load_file, save_file
 
     folder = dest if dest is not None else Path(user_dir) / NAME / version
-    shutil.copytree(BASE, folder)
+    shutil.copytree(BASE, folder, ignore=shutil.ignore_patterns("precision.json"))
     card = json.loads((folder / "model.json").read_text())
     wfile = folder / card["weights"]["file"]
     if noise > 0:
