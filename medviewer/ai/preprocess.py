@@ -380,7 +380,7 @@ def _context_tensor(vol: np.ndarray, info: ResampleInfo, a: int, b: int):
     nz = vol.shape[0]
     lo = max(0, int(np.floor(a + min(info.context))))
     hi = min(nz, int(np.ceil(b - 1 + max(info.context))) + 1)
-    block = torch.from_numpy(np.ascontiguousarray(vol[lo:hi], dtype=np.float32))
+    block = _float_slab(vol, lo, hi)  # numpy or a torch tensor on any device
     block = _resize_xy(block[:, None], info.model_shape[1:], True)[:, 0]  # (n, y', x')
     z = torch.arange(a, b, dtype=torch.float64)
     chans = []
@@ -388,7 +388,8 @@ def _context_tensor(vol: np.ndarray, info: ResampleInfo, a: int, b: int):
         pos = (z + off).clamp(0, nz - 1) - lo
         j0 = pos.floor().long().clamp(0, block.shape[0] - 1)
         j1 = (j0 + 1).clamp(max=block.shape[0] - 1)
-        w = (pos - j0.double()).float().view(-1, 1, 1)
+        w = (pos - j0.double()).float().view(-1, 1, 1).to(block.device)
+        j0, j1 = j0.to(block.device), j1.to(block.device)
         chans.append(block.index_select(0, j0) * (1 - w) + block.index_select(0, j1) * w)
     t = torch.stack(chans)
     return apply_intensity(t, info.bounds) if info.bounds is not None else t

@@ -71,3 +71,13 @@ def test_context_spec_errors_are_clear(ct):
         plan_resample(vol, spacing, card)
     with pytest.raises(ValueError, match="positive slice spacing"):
         plan_resample(vol, (0.0, 3.0, 3.0), _card([-3.0, 0.0, 3.0]))
+
+
+def test_context_from_a_torch_volume_equals_numpy(ct):
+    """The GPU path hands to_model_tensor a torch tensor already on the device."""
+    torch = pytest.importorskip("torch")
+    vol, spacing = ct
+    info = plan_resample(vol, spacing, _card([-3.0, 0.0, 3.0]))
+    a = to_model_tensor(vol, info, (30, 34))
+    b = to_model_tensor(torch.from_numpy(vol), info, (30, 34))
+    assert torch.allclose(a, b)
