@@ -54,23 +54,14 @@ def clean_labels(labels: np.ndarray, spacing_zyx, label_names: Sequence[str], sp
         mask = sub == value
         zs, ys, xs = (np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
         box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-        comp, n = ndimage.label(mask[box])
-        if n <= 1 and value not in keep:
-            if n == 1 and np.count_nonzero(comp) < min_cells:
-                drop_cells = comp > 0
-            else:
-                continue
-        else:
-            sizes = np.bincount(comp.ravel())
-            sizes[0] = 0
-            if value in keep:
-                drop = sizes < sizes.max()
-            else:
-                drop = sizes < min_cells
-            drop[0] = False
-            if not drop.any():
-                continue
-            drop_cells = drop[comp]
+        comp, _ = ndimage.label(mask[box])
+        sizes = np.bincount(comp.ravel())
+        sizes[0] = 0
+        drop = sizes < (sizes.max() if value in keep else min_cells)
+        drop[0] = False
+        if not drop.any():
+            continue
+        drop_cells = drop[comp]
         full_box = (box[0], slice(box[1].start * 2, box[1].stop * 2),
                     slice(box[2].start * 2, box[2].stop * 2))
         region = labels[full_box]

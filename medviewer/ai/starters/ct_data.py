@@ -99,22 +99,20 @@ def load_cases() -> list[Case]:
     return cases
 
 
-def data_hashes() -> dict:
-    out = {}
-    for name, files in FILES.items():
-        for f in files:
-            p = REF_DIR / f
-            paths = sorted(p.iterdir()) if p.is_dir() else [p]
-            if p.is_dir():  # a folder: hash of the sorted (name, sha256) list
-                import hashlib
+def path_sha256(p: Path) -> str:
+    """sha256 of a file; of a folder, the sha256 of its sorted ``name:sha256`` lines."""
+    if not p.is_dir():
+        return file_sha256(p)
+    import hashlib
 
-                h = hashlib.sha256()
-                for q in paths:
-                    h.update(f"{q.name}:{file_sha256(q)}\n".encode())
-                out[f] = h.hexdigest()
-            else:
-                out[f] = file_sha256(p)
-    return out
+    h = hashlib.sha256()
+    for q in sorted(p.iterdir()):
+        h.update(f"{q.name}:{file_sha256(q)}\n".encode())
+    return h.hexdigest()
+
+
+def data_hashes() -> dict:
+    return {f: path_sha256(REF_DIR / f) for files in FILES.values() for f in files}
 
 
 def grid_shape(shape_yx: tuple, spacing_yx: tuple) -> tuple:

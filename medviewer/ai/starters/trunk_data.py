@@ -22,14 +22,13 @@ loss sums their probabilities (a marginal loss) instead of calling them backgrou
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from medviewer.ai.starters.common import REPO, file_sha256
-from medviewer.ai.starters.ct_data import _canonical_nifti, _read_dicom_ct
+from medviewer.ai.starters.common import REPO
+from medviewer.ai.starters.ct_data import _canonical_nifti, _read_dicom_ct, path_sha256
 
 __all__ = ["REF_DIR", "STRUCTURES", "LABELS", "HOLDOUT", "SPACING", "PATCH", "INTENSITY",
            "CONTEXT_MM", "Case", "load_cases", "data_hashes"]
@@ -196,15 +195,4 @@ def load_cases() -> list[Case]:
 
 
 def data_hashes() -> dict:
-    out = {}
-    for files in FILES.values():
-        for f in files:
-            p = REF_DIR / f
-            if p.is_dir():  # a folder: sha256 of its sorted name:sha256 lines
-                h = hashlib.sha256()
-                for q in sorted(p.iterdir()):
-                    h.update(f"{q.name}:{file_sha256(q)}\n".encode())
-                out[f] = h.hexdigest()
-            else:
-                out[f] = file_sha256(p)
-    return out
+    return {f: path_sha256(REF_DIR / f) for files in FILES.values() for f in files}
