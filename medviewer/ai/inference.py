@@ -240,11 +240,12 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     predict = _predictor(model, device, check, counter, variance, n_samples, precision)
     yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
                       batch_size, _divisor(card))
-    if spec.get("postprocess") and z1 - z0 > 1:  # 3D clean-up needs more than one slice
+    if spec.get("postprocess"):  # one slice: the per-slice steps only
         from .postprocess import clean_labels
 
         yield Step(z1 - z0, z1 - z0, "Cleaning up the labels")
-        clean_labels(out_labels[z0:z1], info.spacing_zyx, labels, spec["postprocess"], check)
+        clean_labels(out_labels[z0:z1], info.spacing_zyx, labels, spec["postprocess"], check,
+                     image=vol[z0:z1])
     return SegResult(out_labels, out.probs, labels, (z0, z1), _ref(card), info.to_dict(),
                      list(info.warnings), out.variance, out.entropy)
 

@@ -16,7 +16,7 @@ the patient's left, y posterior, z superior), in Hounsfield units:
 All labels are a model's output (TotalSegmentator), not manual outlines.
 
 Partial labels: where a structure is present but not labelled (the lungs, spine, liver and
-stomach in the chest crop; the heart above the lung bases of A; the lung bases of B), voxels
+stomach in the chest crop; the heart above the lung bases of A), voxels
 with label 0 may be background *or* one of the case's ``unlabelled`` classes: the training
 loss sums their probabilities (a marginal loss) instead of calling them background.
 """
@@ -140,9 +140,9 @@ def _case_b() -> Case:
     ct = _read_dicom_ct(REF_DIR / FILES["B"][0])
     if ct.shape != seg.shape:
         raise ValueError(f"case B: CT {ct.shape} and labels {seg.shape} differ")
+    # no lung here: TotalSegmentator labels the lungs wherever they are, and the aerated
+    # pieces of these slices are stomach and colon gas (a rule would call them lung)
     labels = map_labels(seg)
-    # the lung bases are not outlined in B: its aerated lung by rule, "left or right lung"
-    labels[(labels == 0) & aerated_lung(ct, sp)] = ANY_LUNG
     return Case("B", ct.astype(np.float32), labels, sp, [[]] * seg.shape[0])
 
 
@@ -155,7 +155,7 @@ def _case_c() -> Case:
     seg = np.zeros(ct.shape, np.uint8)
     zs = np.where((heart > 0).any(axis=(1, 2)))[0]
     low = int(zs.min()) + 10 if len(zs) else 0  # the upper abdomen shows below the heart
-    seg[low:][aerated_lung(ct[low:], sp)] = ANY_LUNG
+    seg[low:] = lung_sides(aerated_lung(ct[low:], sp), sp)
     seg[(heart > 0) & (pa == 0)] = INDEX["heart"]
     seg[aorta > 0] = INDEX["aorta"]
     chest = [INDEX[n] for n in ("lung_left", "lung_right", "vertebrae")]
@@ -168,8 +168,7 @@ def aerated_lung(ct: np.ndarray, spacing_zyx) -> np.ndarray:
     """Aerated lung of a chest crop by rule (the crop's lungs are not outlined): air below
     -400 HU with the vessels inside it closed (3 mm), per axial slice the pieces of at least
     4 cm^2 whose median is lung-like (-960 to -600 HU: not the air outside the body, not the
-    airways' lumen). Which lung each voxel belongs
-    to is left to the model (the label says "left or right lung")."""
+    airways' lumen). :func:`lung_sides` tells left from right."""
     from scipy import ndimage
 
     air = ct < -400
@@ -188,6 +187,36 @@ def aerated_lung(ct: np.ndarray, spacing_zyx) -> np.ndarray:
             keep[0] = False
             out[z] = keep[comp]
     return out
+
+
+def lung_sides(lung: np.ndarray, spacing_zyx, band_mm: float = 10.0) -> np.ndarray:
+    """Rule lung ``(z, y, x)`` bool -> labels: ``lung_right`` right of the midline (smaller x),
+    ``lung_left`` beyond it, ``ANY_LUNG`` ("left or right") within ``band_mm`` of it, where the
+    two lungs meet in front of and behind the mediastinum. The midline is the median, over the
+    slices whose two largest aerated pieces are each at least 10 cm^2 and lie side by side,
+    of the point halfway between the two pieces' facing edges (one scan: one midline)."""
+    from scipy import ndimage
+
+    px_cm2 = spacing_zyx[1] * spacing_zyx[2] / 100.0
+    mids = []
+    for z in range(lung.shape[0]):
+        comp, n = ndimage.label(lung[z])
+        if n < 2:
+            continue
+        sizes = np.bincount(comp.ravel())[1:] * px_cm2
+        a, b = np.argsort(sizes)[::-1][:2] + 1
+        if sizes[b - 1] < 10.0:
+            continue
+        xa, xb = (np.nonzero(comp == i)[1] for i in (a, b))
+        if xa.mean() > xb.mean():
+            xa, xb = xb, xa
+        if xa.max() < xb.min():  # side by side: the right lung's edge, then the left's
+            mids.append((xa.max() + xb.min()) / 2.0)
+    mid = float(np.median(mids)) if mids else (lung.shape[2] - 1) / 2.0
+    x = np.arange(lung.shape[2]) * spacing_zyx[2]
+    side = np.where(x < mid * spacing_zyx[2] - band_mm, INDEX["lung_right"],
+                    np.where(x > mid * spacing_zyx[2] + band_mm, INDEX["lung_left"], ANY_LUNG))
+    return np.where(lung, side.astype(np.uint8)[None, None, :], np.uint8(0))
 
 
 def load_cases() -> list[Case]:
