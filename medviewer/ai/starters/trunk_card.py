@@ -13,13 +13,16 @@ DOMAIN = {"modalities": ["CT"], "image_type": "volume",
 LIMITS = [
     "Trained on three scans (an abdomen-pelvis CT, an upper-abdominal slab and a chest CT "
     "angiogram crop); its labels are another model's output (TotalSegmentator), not manual "
-    "outlines. The upper lungs, the neck and the arms were never labelled in training.",
-    "Lungs were labelled only at the lung bases; the heart only in a contrast-enhanced "
-    "angiogram (contrast removal is simulated in training).",
+    "outlines. The neck, the shoulders and the arms were never seen in training, and the "
+    "chest wall above the lung bases only in a 19 cm crop.",
+    "The lungs are TotalSegmentator's only at the lung bases; above them a rule labelled the "
+    "crop's aerated lung (sided at the midline). The heart was labelled only in a "
+    "contrast-enhanced angiogram (contrast removal is simulated in training).",
     "Not for radiographs, MR, PET or ultrasound, nor for coronal or sagittal series.",
     "Slice by slice with 3 mm of context above and below: a single slice gets its context "
     "from itself, and the whole-volume clean-up (largest component per organ) runs only when "
-    "more than one slice is segmented.",
+    "more than one slice is segmented; labels outside the body are cleared on every slice "
+    "whose body lies inside the field of view.",
 ]
 
 
@@ -50,7 +53,9 @@ along z, so thin and thick slices give the same input), CT window
 [{i['intensity']['center'] - i['intensity']['width'] / 2:g}, {i['intensity']['center'] + i['intensity']['width'] / 2:g}] HU scaled to [0, 1],
 in-plane spacing {i['spacing']} mm; one whole-slice window up to {i['patch']} pixels
 ({i['patch'][0] * i['spacing'][0]:g} mm). After the whole volume, each organ keeps its largest
-3D piece and specks under {i['postprocess']['min_component_ml']:g} ml go.
+3D piece, specks under {i['postprocess']['min_component_ml']:g} ml go, and on each slice
+labels outside the body (tissue above {i['postprocess'].get('inside_body_hu', 'n/a')} HU, holes
+filled, grown by 5 mm) are cleared.
 Labels: {labels}.
 
 Architecture: MONAI `UNet` (2D, {p['in_channels']} input channels, channels {p['channels']},
@@ -61,7 +66,7 @@ Why 2.5D and not 3D: on a 2-core CPU a whole CT in 3D windows takes minutes and 
 hold too few 3D patches; three slices of context stop slice-to-slice streaks at 2D speed.
 
 ## Data and licence
-{t['data']} Partial labels: {t['partial_labels']}. sha256 (a folder: sha256 of its sorted
+{t['data']} Partial labels: {t['partial_labels']}. Not used: {t.get('not_used', 'n/a')}. sha256 (a folder: sha256 of its sorted
 `name:sha256` lines):
 {hashes}
 

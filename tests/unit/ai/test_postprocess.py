@@ -45,3 +45,61 @@ def test_bad_spec_is_refused(labels):
     lab, spacing = labels
     with pytest.raises(ValueError, match="unknown labels"):
         clean_labels(lab, spacing, LABELS, {"largest_component": ["pancreas"]})
+
+
+@pytest.fixture(scope="module")
+def chest(chest_ct_dir):
+    from medviewer.io.load import open_first
+
+    vol = open_first([chest_ct_dir])
+    arr = np.asarray(vol.array[40:44], dtype=np.float32)  # four slices through the lungs
+    return arr, tuple(float(v) for v in vol.geometry.spacing[::-1])
+
+
+BODY = {"largest_component": [], "min_component_ml": 0.0, "inside_body_hu": -500.0}
+
+
+def test_labels_outside_the_body_go_and_the_lungs_stay(chest):
+    from scipy import ndimage
+
+    arr, spacing = chest
+    lab = np.zeros(arr.shape, np.uint8)
+    lung = LABELS.index("lung_left")
+    lab[arr < -400] = lung  # every air voxel called lung: inside (the lungs) and outside
+    def trunk(s):  # the largest piece of tissue with its holes (the lungs): not the table
+        comp, _ = ndimage.label(s > -500)
+        return ndimage.binary_fill_holes(comp == np.argmax(np.bincount(comp.ravel())[1:]) + 1)
+
+    inside_air = np.stack([trunk(s) for s in arr]) & (arr < -400)
+    table_row = arr.shape[1] - 30  # the air under the patient, above the image's bottom edge
+    assert lab[:, 5:15, 5:15].all() and (lab[:, table_row] != 0).any()
+    removed = clean_labels(lab, spacing, LABELS, BODY, image=arr)
+    assert removed["outside body"] > 0
+    assert not lab[:, 5:15, 5:15].any()  # the corner's air
+    assert not (lab[:, table_row] != 0).any()
+    kept = (lab == lung) & inside_air
+    assert kept.sum() >= 0.99 * inside_air.sum()  # both lungs, whole
+
+
+def test_a_crop_whose_body_reaches_the_edge_is_left_alone(chest):
+    arr, spacing = chest
+    crop = arr[:, 150:350, 150:350]  # the mediastinum and the lungs open onto the crop's edge
+    lab = np.where(crop < -400, LABELS.index("lung_right"), 0).astype(np.uint8)
+    before = lab.copy()
+    clean_labels(lab, spacing, LABELS, BODY, image=crop)
+    assert np.array_equal(lab, before)
+
+
+def test_one_slice_gets_the_body_step_only(chest):
+    arr, spacing = chest
+    lab = np.zeros(arr[:1].shape, np.uint8)
+    lab[0, 5:9, 5:9] = LABELS.index("liver")  # outside the body
+    lab[0, 256, 200] = LABELS.index("liver")  # a one-voxel speck inside: kept (no 3D step)
+    clean_labels(lab, spacing, LABELS, {**BODY, "min_component_ml": 5.0}, image=arr[:1])
+    assert not lab[0, 5:9, 5:9].any() and lab[0, 256, 200] == LABELS.index("liver")
+
+
+def test_body_threshold_must_be_a_number(labels):
+    lab, spacing = labels
+    with pytest.raises(ValueError, match="inside_body_hu"):
+        clean_labels(lab, spacing, LABELS, {"inside_body_hu": float("nan")})
