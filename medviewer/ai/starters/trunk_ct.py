@@ -101,8 +101,11 @@ class Sampler:
         px = cx + (ca * uu - sa * vv) / sx
         py = cy + (sa * uu + ca * vv) / sy
         grid = torch.stack([(px + 0.5) / w_ * 2 - 1, (py + 0.5) / h * 2 - 1], -1)[None].float()
-        # outside the scan: air, as inference pads a slice, and labels ignored there
-        x = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
+        # outside the scan labels are ignored; the image there is air, as inference pads a
+        # slice, except around a crop: its edges cut through the body, and air there would
+        # teach "the heart lies next to the air outside the body" (the edge is repeated)
+        x = F.grid_sample(img, grid, mode="bilinear",
+                          padding_mode="border" if case.cropped else "zeros",
                           align_corners=False)[0] - 1024.0
         y = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros",
                           align_corners=False)[0, 0].round().long()
@@ -319,7 +322,8 @@ def _card_dict(name, version, parent, seed, steps, lr, batch_size, history, wall
             "crop": CROP, "selection": "last step (no model selection)",
             "optimizer": "AdamW (weight decay 1e-4), one-cycle LR", "lr": lr,
             "loss": "marginal cross-entropy + Dice over fully labelled classes",
-            "outside_scan": "air (as inference pads), labels ignored",
+            "outside_scan": "labels ignored; image: air (as inference pads), but the chest "
+                            "crop's edge repeated (its edges cut through the body)",
             "augmentation": "context distance 2-4 mm, rotation +-12 deg, scale 0.75-1.35, "
                             "per-structure HU offset sd 15 (p 0.5), contrast removal (p 0.5), HU scale 0.92-1.08 and shift +-30, "
                             "blur (p 0.3), noise 5-40 HU (p 0.5)",

@@ -70,6 +70,8 @@ class Case:
     spacing_zyx: tuple
     # per slice: the classes (besides background) that label-0 voxels may be
     unlabelled: list = field(default_factory=list)
+    # a crop of a larger scan: its edges cut through the body (not the air around it)
+    cropped: bool = False
 
     def split(self, held_out: bool) -> np.ndarray:
         a, b = HOLDOUT[self.name]
@@ -161,7 +163,7 @@ def _case_c() -> Case:
     chest = [INDEX[n] for n in ("lung_left", "lung_right", "vertebrae")]
     beneath = chest + [INDEX[n] for n in ("liver", "stomach", "spleen")]
     unl = [beneath if z < low else chest for z in range(ct.shape[0])]
-    return Case("C", ct.astype(np.float32), seg, sp, unl)
+    return Case("C", ct.astype(np.float32), seg, sp, unl, cropped=True)
 
 
 def aerated_lung(ct: np.ndarray, spacing_zyx) -> np.ndarray:
