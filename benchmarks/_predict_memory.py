@@ -1,7 +1,7 @@
 """Child process of `benchmarks/inference.py`: the ``predict`` code path on the chest CT tiled
 to N slices in memory (nothing written but the label map, to a temporary folder); prints one
 JSON line with the loaded array's bytes and this process's peak RSS.
-Usage: python benchmarks/_predict_memory.py N THREADS"""
+Usage: python benchmarks/_predict_memory.py N THREADS [MODEL]"""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from _common import CHEST_CT, peak_rss_bytes, rss_bytes  # noqa: E402
 
 def main() -> int:
     n, threads = int(sys.argv[1]), int(sys.argv[2])
+    name = sys.argv[3] if len(sys.argv) > 3 else "ct-trunk-organs"
     import numpy as np
 
     from medviewer.cli.predict import _label_counts
@@ -25,7 +26,7 @@ def main() -> int:
     from medviewer.services.models import ModelCatalog
 
     lane = ModelLane("cpu", strict=True, threads=threads)
-    card = ModelCatalog().get("ct-abdomen-organs")
+    card = ModelCatalog().get(name)
     lane.model(card)  # libraries and the model first: what predict has before the volume
     base = rss_bytes()
     src = open_first([CHEST_CT])

@@ -1,7 +1,7 @@
 """Benchmark `inference`: the AI pipeline on this CPU side by side with the bare forward
 passes and the fastest variants measured, plus `predict`'s peak memory against the volume.
 
-Segmentation (ct-abdomen-organs) on the real chest CT (100 slices 512x512), all in one run:
+Segmentation (``--model``, default ct-trunk-organs) on the real chest CT (100 slices 512x512), all in one run:
 - pipeline: `medviewer.ai.inference.segment` as `predict` runs it (the precision chosen per
   model and machine by `ai.precision.choose`, the thread count of `--threads`, default every
   core as the command line; label map + streamed entropy back on the volume grid);
@@ -16,7 +16,7 @@ Segmentation (ct-abdomen-organs) on the real chest CT (100 slices 512x512), all 
 Classification (pneumonia-cxr) on PneumoniaMNIST test images through `classify` vs its bare
 forward. On CUDA also the time of a whole 512x512x300 CT (goal <= 1 s). Usage:
 python benchmarks/inference.py [--quick] [--device DEV] [--threads N] [--long N]
-[--no-memory] [--slices N]
+[--no-memory] [--slices N] [--model NAME]
 """
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def bench_segmentation(card, device: str, repeats: int, threads: int,
     return out
 
 
-def bench_memory(threads: int, long_slices: int) -> dict:
+def bench_memory(threads: int, long_slices: int, model: str) -> dict:
     import resource
     import tempfile
 
@@ -222,7 +222,7 @@ def bench_memory(threads: int, long_slices: int) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "medviewer.cli", "predict", "--model",
-                        "ct-abdomen-organs", str(CHEST_CT), "--out", f"{tmp}/chest.nii.gz"],
+                        model, str(CHEST_CT), "--out", f"{tmp}/chest.nii.gz"],
                        env=env, cwd=REPO, check=True, capture_output=True)
         wall = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -232,7 +232,7 @@ def bench_memory(threads: int, long_slices: int) -> dict:
         raise RuntimeError("an earlier child process used more memory than predict")
     if long_slices:
         res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "_predict_memory.py"),
-                              str(long_slices), str(threads)], env=env, cwd=REPO,
+                              str(long_slices), str(threads), model], env=env, cwd=REPO,
                              capture_output=True, text=True)
         if res.returncode:
             raise RuntimeError(res.stderr[-3000:])
@@ -281,6 +281,8 @@ def main() -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the memory children")
     ap.add_argument("--slices", type=int, default=0,
                     help="segmentation timings on the middle N chest CT slices (default all 100)")
+    ap.add_argument("--model", default="ct-trunk-organs",
+                    help="the segmentation model (default ct-trunk-organs)")
     a = ap.parse_args()
     repeats = 1 if a.quick else 3
     from medviewer.ai.device import choose_device, cpu_cores, device_label
@@ -290,7 +292,7 @@ def main() -> int:
     long_slices = a.long if a.long is not None else (300 if a.quick else 1000)
     device = choose_device(a.device)
     reg = ModelRegistry()
-    seg = reg.get("ct-abdomen-organs")
+    seg = reg.get(a.model)
     cls = reg.get("pneumonia-cxr")
     out = {"benchmark": "inference", "quick": a.quick, "device": device_label(device),
            "load_avg_start": os.getloadavg()[0]}
@@ -298,7 +300,7 @@ def main() -> int:
     print("segmentation", out["segmentation"], file=sys.stderr)
     out["classification"] = bench_classification(cls, device, repeats)
     if not a.no_memory:
-        out["memory"] = bench_memory(threads, long_slices)
+        out["memory"] = bench_memory(threads, long_slices, a.model)
         print("memory", out["memory"], file=sys.stderr)
     s = out["segmentation"]
     out["goal_vs_best_variant_le_1.3x"] = s["vs_best_variant"] <= 1.3

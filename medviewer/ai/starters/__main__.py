@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--steps", type=int, default=4000)
     tr.add_argument("--lr", type=float, default=2e-3)
-    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--batch-size", type=int, default=16)
     it = sub.add_parser("interactive", help="class-agnostic promptable model (clicks, boxes)")
     it.add_argument("--out", required=True, type=Path)
     it.add_argument("--name", default=None)

@@ -70,7 +70,7 @@ class Case:
     spacing_zyx: tuple
     # per slice: the classes (besides background) that label-0 voxels may be
     unlabelled: list = field(default_factory=list)
-    # a crop of a larger scan: its edges cut through the body (not the air around it)
+    # a crop of a larger scan: its edges cut through the body (no air around it)
     cropped: bool = False
 
     def split(self, held_out: bool) -> np.ndarray:
