@@ -103,7 +103,7 @@ def identity_values(meta: Mapping) -> list:
             continue
         values.add(text)
         values.update(p.strip() for p in text.replace("\\", "^").split("^"))
-    return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
+    return sorted((v for v in values if len(v) >= 3), key=lambda v: (-len(v), v))
 
 
 def redact(text: str, values) -> str:

@@ -18,7 +18,7 @@ from medviewer.io.dicom_seg import read_seg, write_seg
 from medviewer.io.load import open_first
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: phi_fixtures
-from phi_fixtures import NAME, PATIENT_ID, PLANTED, find_phi, planted_study  # noqa: E402
+from phi_fixtures import NAME, PATIENT_ID, find_phi, planted_study  # noqa: E402
 
 KEY = bytes(range(32))
 TABLE = {"labels": [{"value": 1, "name": "Lesion", "color": [255, 0, 0]}]}
@@ -98,7 +98,3 @@ def test_empty_sop_class_uid_uses_the_file_meta_or_is_refused_clearly(study, tmp
     vol = open_first([_copy(folder, tmp_path / "odd", "1.2.3.4.5", "1.2.3.4.5")])
     with pytest.raises(ValueError, match="1.2.3.4.5"):
         write_seg(labels, TABLE, vol, tmp_path / "odd.dcm", pseudonym_key=KEY)
-
-
-def test_planted_values_are_what_the_search_looks_for():
-    assert NAME in PLANTED and PATIENT_ID in PLANTED
