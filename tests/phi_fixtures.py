@@ -2,8 +2,8 @@
 
 ``planted_study(folder, n)`` copies ``n`` consecutive slices of the demo chest CT (TCIA
 CMB-CRC, ../shared/data) and sets the patient's name, ID, birth date and other identifying
-tags with pydicom (also in a private tag and the study description, which free text
-sometimes repeats). ``find_phi(root)`` lists every file below ``root`` holding any planted
+tags with pydicom (also in a private tag and the study and series descriptions, which free
+text sometimes repeats). ``find_phi(root)`` lists every file below ``root`` holding any planted
 value: raw bytes, and what gzip files, PNG text chunks and zlib streams in SQLite and
 journal files decompress to."""
 from __future__ import annotations
@@ -42,6 +42,7 @@ def planted_study(folder: Path, n: int = 6, first: int = 48) -> Path:
         ds.ReferringPhysicianName = "Qwerzy^Doctor"
         ds.AccessionNumber = "ACC" + PATIENT_ID[-6:]
         ds.StudyDescription = f"CT chest {PATIENT_ID}"
+        ds.SeriesDescription = f"lung {PATIENT_ID}"
         block = ds.private_block(0x0029, "PHI TEST", create=True)
         block.add_new(0x10, "LO", NAME.replace("^", " "))
         ds.save_as(folder / src.name, enforce_file_format=True)

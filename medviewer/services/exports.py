@@ -52,21 +52,41 @@ def pseudonym_key(folder=None) -> bytes:
             raise ValueError(f"${ENV_PSEUDONYM_KEY} must hold at least 16 bytes (32 hex digits)")
         return key
     path = _workspace(folder) / KEY_FILE
+    try:
+        return _read_or_make_key(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read or make the pseudonym key {path} ({exc.strerror or exc}):"
+                         f" set ${ENV_PSEUDONYM_KEY}, or export without anonymising") from None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_or_make_key(path: Path) -> bytes:
+    from medviewer.core.atomic import fsync_dir
+
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        text = secrets.token_hex(32) + "\n"
         tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _write_private(tmp, text)
         try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            os.link(tmp, path)  # complete or absent, and never replaces another's key
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links here: create it in place (first creator wins)
             try:
-                os.link(tmp, path)  # never replaces a key another process made first
+                _write_private(path, text)
             except FileExistsError:
                 pass
         finally:
             os.unlink(tmp)
+        fsync_dir(path.parent)
     text = path.read_text().strip()
     try:
         key = bytes.fromhex(text)

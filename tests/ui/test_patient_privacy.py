@@ -4,8 +4,8 @@ name, ID and birth date (tests/phi_fixtures.py):
 - View > Hide patient details (Ctrl+Shift+H, persisted) hides them in the series browser, the
   tag browser, the info panel and the title, and shows them again;
 - a full session (open, paint, save, case labels, export SEG / NIfTI / NRRD / CSV / JSON,
-  screenshot, ``predict`` and ``predict --batch`` with their logs and summary, the app log at
-  DEBUG) leaves no file that holds them, with anonymise on (the default); with anonymise off
+  screenshot, ``predict`` and ``predict --batch`` with their logs and summary, ``convert`` and
+  ``info``, the app log at DEBUG) leaves no file that holds them, with anonymise on (the default); with anonymise off
   the exports name the patient, and the logs still never do. A screenshot hides what the
   window showed of the patient (the text drawn, and pixels only where it was)."""
 from __future__ import annotations
@@ -216,12 +216,17 @@ def test_a_full_session_leaves_no_patient_identity_in_any_output(qtbot, window, 
         assert _cli(["predict", "--batch", "--model", "ct-abdomen-organs", "--slice", "1",
                      str(study.parent), "--out", str(out / "batch")], logs / "batch.log",
                     env) == 0
+        assert _cli(["convert", str(study), str(out / "image.nii.gz")], logs / "convert.log",
+                    env) == 0
+        assert _cli(["info", "--json", str(study)], logs / "info.json", env) == 0
 
         window.settings.setValue(st.ANONYMISE_EXPORTS, False)  # the user turns it off
         identified_files = _exports(qtbot, window, named, "")
         assert _cli(["predict", "--model", "ct-abdomen-organs", "--slice", "1", str(study),
                      "--out", str(named / "pred.nii.gz"), "--no-anonymise"],
                     logs / "predict_named.log", env) == 0
+        assert _cli(["convert", str(study), str(named / "image.nii.gz"), "--no-anonymise"],
+                    logs / "convert_named.log", env) == 0
         window.settings.sync()
     assert (out / "batch" / "summary.jsonl").is_file() and (out / "pred.labels.json").is_file()
     assert any(p.is_file() for p in (workspace / "journal").rglob("*"))  # the unsaved stroke
@@ -236,7 +241,7 @@ def test_a_full_session_leaves_no_patient_identity_in_any_output(qtbot, window, 
     assert pred["subject"]["patient"] == sidecar["subject"]["patient"]  # one key, one name
     # not anonymised: the exports name the patient (so the search above could find them)...
     named_hits = find_phi(named)
-    for f in identified_files[2:] + [named / "pred.labels.json"]:  # SEG, CSV, JSON, sidecars
+    for f in identified_files[2:] + [named / "pred.labels.json", named / "image.nii.gz"]:
         assert NAME in named_hits.get(f.name, ()) or PATIENT_ID in named_hits.get(f.name, ()), f
     assert "shot.png" not in named_hits  # (pixels, not text: checked above)
     # ...and the logs still never do
@@ -244,8 +249,9 @@ def test_a_full_session_leaves_no_patient_identity_in_any_output(qtbot, window, 
 
 
 def _differs_only_where_patient_details_are(win, anonymised: Path, identified: Path) -> None:
-    """The two screenshots differ, and only inside the series and tag browsers (where the
-    name, ID and dates are drawn): the views and panels are the same pixels."""
+    """The two screenshots differ, and only inside the series and tag browsers and the info
+    panel (where the name, ID, dates and the description that repeats the ID are drawn): the
+    views and the other panels are the same pixels."""
     from PySide6.QtGui import QImage
 
     def rgb(path):
@@ -258,7 +264,7 @@ def _differs_only_where_patient_details_are(win, anonymised: Path, identified: P
     diff = np.abs(a - b).sum(axis=2) > 0
     assert diff.sum() > 50  # the identified one draws the patient's details
     allowed = np.zeros_like(diff)
-    for widget in (win.series_browser, win.tag_browser):
+    for widget in (win.series_browser, win.tag_browser, win.tri.info):
         top_left = widget.mapTo(win, widget.rect().topLeft())
         allowed[top_left.y():top_left.y() + widget.height(),
                 top_left.x():top_left.x() + widget.width()] = True

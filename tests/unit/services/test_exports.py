@@ -130,3 +130,24 @@ def test_pseudonym_redaction_and_subject_block():
     assert subject_block(meta, True, key) == {"anonymised": True, "study_uid": "1.2",
                                               "series_uid": "", "patient": pseudonym("A123", key)}
     assert subject_block({}, True, None)["patient"] == ""
+
+
+def test_a_batch_folder_keeps_one_anonymise_setting(tmp_path):
+    """Results with and without patient names never mix in one batch folder; folders from
+    before the option (anonymised sidecars then held no identity) resume as anonymised."""
+    from types import SimpleNamespace
+
+    from medviewer.services.batch import CONFIG_FILE, BatchError, BatchOptions, bind_folder
+
+    card = SimpleNamespace(ref="m:1", task="segmentation")
+    out = tmp_path / "batch"
+    bind_folder(out, card, BatchOptions(out, slice=1))
+    config = json.loads((out / CONFIG_FILE).read_text())
+    assert config["anonymise"] is True
+    with pytest.raises(BatchError):
+        bind_folder(out, card, BatchOptions(out, slice=1, anonymise=False))
+    del config["anonymise"]
+    (out / CONFIG_FILE).write_text(json.dumps(config))
+    bind_folder(out, card, BatchOptions(out, slice=1))  # an older folder: resumes
+    bind_folder(out, card, BatchOptions(out, slice=1, anonymise=False, redo=True))
+    assert json.loads((out / CONFIG_FILE).read_text())["anonymise"] is False
