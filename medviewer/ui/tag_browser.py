@@ -34,7 +34,8 @@ class TagBrowser(QWidget):
         self.session, self.bridge = session, bridge
         self.path: Optional[str] = None
         self._wanted: Optional[str] = None
-        self._rows: List = []
+        self._rows: List = []  # TagRows shown, and their tree items (same order)
+        self._items: List[QTreeWidgetItem] = []
         self._hide_patient = False
         self.search = QLineEdit(self)
         self.search.setObjectName("tagSearch")
@@ -65,7 +66,9 @@ class TagBrowser(QWidget):
         if self._hide_patient == (not show):
             return
         self._hide_patient = not show
-        self.show_rows(self._rows)
+        for item, value in zip(self._items, self._shown_values(self._rows)):
+            item.setText(3, value)  # in place: scrolling and unfolded items stay as they are
+            item.setToolTip(3, value)
         if self.path is not None and self._rows:
             self._set_status(self.path)
 
@@ -105,7 +108,7 @@ class TagBrowser(QWidget):
         v = self.session.active
         if v is None or not v.source_paths:
             self._wanted = None
-            self._rows = []
+            self._rows, self._items = [], []
             self.tree.clear()
             self.status.setText("No file behind this image.")
             return
@@ -130,7 +133,7 @@ class TagBrowser(QWidget):
 
     def _on_failed(self, path: str, msg: str) -> None:
         self.path = path
-        self._rows = []
+        self._rows, self._items = [], []
         self.tree.clear()
         self.status.setText(f"No DICOM header for {path.rsplit('/', 1)[-1]} ({msg})")
 
@@ -144,7 +147,7 @@ class TagBrowser(QWidget):
         self._set_status(path)
 
     def show_rows(self, rows: List) -> None:
-        self._rows = list(rows)
+        self._rows, self._items = list(rows), []
         self.tree.clear()
         stack: List[QTreeWidgetItem] = []
         for r, value in zip(rows, self._shown_values(rows)):
@@ -153,6 +156,7 @@ class TagBrowser(QWidget):
             parent = stack[-1] if stack else self.tree
             item = QTreeWidgetItem(parent, [r.tag, r.keyword, r.vr, value])
             item.setToolTip(3, value)
+            self._items.append(item)
             while len(stack) < r.depth:  # depth jumps (items) attach under the last item
                 stack.append(item)
             stack.append(item)

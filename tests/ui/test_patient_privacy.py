@@ -98,6 +98,7 @@ def test_hide_patient_details_hides_them_everywhere_and_is_remembered(qtbot, win
     from medviewer.ui.main_window import MainWindow
 
     _open(qtbot, window, planted_study(tmp_path / "study", n=3))
+    window.tag_dock.raise_()
     shown = _phi_in(shown_texts(window))
     assert {NAME, PATIENT_ID, BIRTH_DATE} <= shown  # series browser and tag browser show them
     act = window.actions_by_name["hide_patient"]
@@ -111,6 +112,7 @@ def test_hide_patient_details_hides_them_everywhere_and_is_remembered(qtbot, win
     assert patient.text(0) == "Patient 1"
     rows = {r.keyword: r for r in window.tag_browser._rows}
     tree = window.tag_browser.tree
+    assert tree.isVisible()
     shown_rows = {tree.topLevelItem(i).text(1): tree.topLevelItem(i).text(3)
                   for i in range(tree.topLevelItemCount())}
     assert shown_rows["PatientName"] == shown_rows["PatientBirthDate"] == "(hidden)"
@@ -125,6 +127,12 @@ def test_hide_patient_details_hides_them_everywhere_and_is_remembered(qtbot, win
     act.trigger()  # and shown again
     assert not window.privacy.hidden and patient.text(0).startswith(NAME)
     assert {NAME, PATIENT_ID} <= _phi_in(shown_texts(window))
+    for name, read in (("anonymise_exports", st.anonymise_exports),
+                       ("anonymise_screenshots", st.anonymise_screenshots)):
+        box = window.actions_by_name[name]  # File menu: on by default, remembered when off
+        assert box.isCheckable() and box.isChecked() and read(window.settings)
+        box.trigger()
+        assert not box.isChecked() and not read(window.settings)
 
 
 # ---------------------------------------------------------------------------- full session
@@ -198,6 +206,8 @@ def test_a_full_session_leaves_no_patient_identity_in_any_output(qtbot, window, 
         anonymised = _exports(qtbot, window, out, "")
 
         # the screenshot: what it drew, and where it differs from an identified one
+        window.tag_dock.raise_()
+        qtbot.waitUntil(lambda: window.tag_browser.tree.isVisible())
         drawn = []
         window.privacy.sig_changed.connect(
             lambda hidden: drawn.append(shown_texts(window)) if hidden else None)
