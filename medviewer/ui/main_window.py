@@ -251,10 +251,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Patient details hidden" if self.privacy.toggled
                                      else "Patient details shown", 4000)
 
-    def toggle_setting(self, key: str, name: str) -> None:
-        """A checkable privacy setting of the File menu (anonymise exports / screenshots)."""
-        self.settings.setValue(key, self.actions_by_name[name].isChecked())
-
     def _on_cursor_changed(self, index_zyx) -> None:
         view = self.tri.views["axial"]
         if view.current is not None:
@@ -338,25 +334,14 @@ class MainWindow(QMainWindow):
     def save_screenshot(self, path: str, anonymise: Optional[bool] = None):
         """The window as an image file; patient details hidden in it when ``anonymise``
         (default: the File > Anonymise screenshots setting, on unless turned off)."""
-        from .screenshot import save_widget_image
+        from .screenshot import save_window_image
 
-        if anonymise is None:
-            anonymise = st.anonymise_screenshots(self.settings)
-        with self.privacy.capture(anonymise):
-            return save_widget_image(self, path)
+        return save_window_image(self, path, anonymise)
 
     def save_screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", st.last_folder(self.settings),
-                                              "PNG image (*.png)")
-        if path:
-            try:
-                out = self.save_screenshot(path)
-            except OSError as exc:
-                self.show_error("Could not save the screenshot", str(exc))
-                return
-            note = "anonymised" if st.anonymise_screenshots(self.settings) else \
-                "with patient details"
-            self.statusBar().showMessage(f"Saved screenshot {out.name} ({note})", 8000)
+        from .screenshot import screenshot_dialog
+
+        screenshot_dialog(self)
 
     def show_shortcuts(self) -> None:
         dlg = ShortcutsDialog(self)

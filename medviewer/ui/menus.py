@@ -68,8 +68,8 @@ def build_menus(win) -> Dict[str, QAction]:
             ("anonymise_exports", st.ANONYMISE_EXPORTS, "Anonymise e&xports",
              "DICOM SEG, label maps and case labels name the patient by a pseudonym",
              st.anonymise_exports(win.settings))):
-        m.addAction(_action(win, acts, name, text, lambda k=key, n=name: win.toggle_setting(k, n),
-                            tip, checkable=True))
+        m.addAction(_action(win, acts, name, text, lambda k=key, n=name: win.settings.setValue(
+            k, acts[n].isChecked()), tip, checkable=True))
         acts[name].setChecked(on)
     m.addSeparator()
     m.addAction(_action(win, acts, "quit", "&Quit", win.close))
