@@ -26,7 +26,10 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="open the bundled demo studies (chest radiograph, chest CT when available)")
     p.add_argument("--screenshot", metavar="PNG",
-                   help="render the main window to PNG once loading finished, then exit")
+                   help="render the main window to PNG once loading finished, then exit "
+                        "(patient names, IDs and dates hidden in it)")
+    p.add_argument("--no-anonymise", action="store_true",
+                   help="with --screenshot: show the patient details in the PNG")
     p.add_argument("--layout", choices=("tri", "single"), default=None,
                    help="start in tri-planar or single-view layout (default: last used)")
     p.add_argument("--version", action="version", version=f"medviewer {__version__}")
@@ -44,7 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from medviewer.ui.launch import run_gui
 
     return run_gui(ns.paths, demo=ns.demo, screenshot=ns.screenshot, layout=ns.layout,
-                   compose=AppServices.create)
+                   compose=AppServices.create, anonymise=not ns.no_anonymise)
 
 
 if __name__ == "__main__":

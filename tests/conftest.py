@@ -25,5 +25,7 @@ def chest_ct_dir(shared_data) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory, monkeypatch):
-    """Keep QSettings (recent files, layout) of tests out of the user's own settings."""
+    """Keep QSettings (recent files, layout) of tests out of the user's own settings, and
+    the default workspace (where e.g. ``predict`` keeps its pseudonym key) out of ~."""
     monkeypatch.setenv("MEDVIEWER_SETTINGS_DIR", str(tmp_path_factory.getbasetemp() / "settings"))
+    monkeypatch.setenv("MEDVIEWER_WORKSPACE", str(tmp_path_factory.getbasetemp() / "workspace"))

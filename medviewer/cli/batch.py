@@ -2,7 +2,8 @@
 resumable and shared by any number of processes (see :mod:`medviewer.services.batch`).
 
 ``medviewer predict --batch --model NAME[:VERSION] [PATH...] [--list FILE] --out DIR
-[--slice N] [--force] [--redo] [--skip-failed] [--run-id ID] [--threads N] [--device D]``; the same under
+[--slice N] [--force] [--redo] [--skip-failed] [--run-id ID] [--threads N] [--device D]
+[--no-anonymise]``; the same under
 ``torchrun --nproc_per_node=N`` (and across nodes) splits the studies between the processes.
 Progress goes to stderr, one line per study. Exit codes (rank 0; other ranks exit 0 once their
 share is done):
@@ -72,7 +73,8 @@ def _setup(args, place):
         err("warning: no shared run id (torchrun --rdzv-id, or --run-id): a study that fails "
             "may be tried once by each process")
     opts = BatchOptions(Path(args.out), args.slice, args.force, args.redo,
-                        not args.skip_failed, args.run_id or default_run_id())
+                        not args.skip_failed, args.run_id or default_run_id(),
+                        anonymise=not args.no_anonymise)
     return card, opts, paths
 
 

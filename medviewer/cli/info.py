@@ -5,10 +5,13 @@ and prints its modality, description, shape (z, y, x), spacing, origin and direc
 orientation code and warnings, then every non-image object and every skipped file with the
 reason. Exit 0 when at least one image series loaded, 1 otherwise, 2 for usage errors.
 
-``medviewer convert PATH OUT.nii.gz [--series UID-or-index] [--resample [--slice-spacing MM]]``
-writes one series (default: the first, numbered as ``info`` lists them) as NIfTI.
+``medviewer convert PATH OUT.nii.gz [--series UID-or-index] [--resample [--slice-spacing MM]]
+[--no-anonymise]`` writes one series (default: the first, numbered as ``info`` lists them) as
+NIfTI (its header's description never repeats the patient's name or ID unless
+``--no-anonymise``).
 
-Patient names and IDs are never printed: only series-level fields are reported.
+Patient names and IDs are never printed: only series-level fields are reported, and a
+description that repeats the patient's name or ID shows "(hidden)" in its place.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import argparse
 import json
 import sys
 from typing import Optional, Sequence
+
+from medviewer.core.deid import identity_values, redact
 
 from .progress import TtyProgress, reason, reporter
 
@@ -41,18 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resample uneven slice spacing to even spacing (linear along z)")
     pc.add_argument("--slice-spacing", type=float, metavar="MM",
                     help="with --resample: the new slice spacing (default: the median step)")
+    pc.add_argument("--no-anonymise", action="store_true",
+                    help="keep a patient name or ID that the series description repeats in "
+                         "the NIfTI header (hidden by default)")
     return p
+
+
+def _shown(text: str, entry, volume=None) -> str:
+    """``text`` with the patient's name and ID (as the series or volume has them) hidden."""
+    secret = [p for p in entry.patient_label.replace("^", " ").split() if len(p) >= 3]
+    if volume is not None:
+        secret += identity_values(volume.meta or {})
+    return redact(text or "", secret)
 
 
 def _series_record(index: int, entry, volume=None, error: Optional[str] = None) -> dict:
     rec = {"index": index, "key": entry.key, "kind": entry.kind, "modality": entry.modality,
-           "description": entry.description, "series_uid": entry.series_uid,
+           "description": _shown(entry.description, entry), "series_uid": entry.series_uid,
            "series_number": entry.series_number, "n_images": entry.n_images,
            "n_frames": entry.n_frames, "notes": list(entry.notes), "error": error}
     if volume is not None:
         rec.update(volume.geometry.to_dict())
         rec["modality"] = volume.modality or entry.modality
-        rec["description"] = volume.description or entry.description
+        rec["description"] = _shown(volume.description or entry.description, entry, volume)
         rec.update({"dtype": str(volume.array.dtype), "rgb": volume.is_rgb,
                     "units": volume.units, "invert": volume.invert,
                     "tilt_degrees": round(volume.geometry.tilt_degrees(), 3),
@@ -169,7 +185,7 @@ def cmd_convert(args, out=None) -> int:
         try:
             entry = cat.find(args.series)
         except KeyError as exc:
-            listing = "; ".join(f"[{i}] {e.modality} {e.description} {e.key}"
+            listing = "; ".join(f"[{i}] {e.modality} {_shown(e.description, e)} {e.key}"
                                 for i, e in enumerate(cat.series))
             return _fail(f"--series: {exc.args[0]}. Series: {listing}")
         index = cat.series.index(entry)
@@ -189,11 +205,12 @@ def cmd_convert(args, out=None) -> int:
         except ValueError as exc:
             return _fail(str(exc))
     try:
-        path = write_nifti(vol, args.out)
+        path = write_nifti(vol, args.out, anonymise=not args.no_anonymise)
     except (WriteError, OSError) as exc:
         return _fail(f"cannot write {args.out}: {reason(exc)}")
     z, y, x = vol.shape
-    print(f"wrote {path}: series [{index}] {vol.modality} {vol.description!r}, "
+    print(f"wrote {path}: series [{index}] {vol.modality} "
+          f"{_shown(vol.description, entry, vol)!r}, "
           f"{x} x {y} x {z} voxels (x,y,z), spacing {_fmt(vol.geometry.spacing, 6)} mm", file=out)
     for w in vol.warnings:
         print(f"warning: {w}", file=out)

@@ -8,7 +8,8 @@ each DICOM series and each volume file is one case. Classification writes JSON l
 ``{"case", "class", "probabilities", "model", "in_domain", "ood_score", "forced"}`` to OUT
 (``-``: stdout); segmentation writes a label map NIfTI per case (OUT is the file for one case,
 a folder for several) with a ``.labels.json`` sidecar (label names, model, warnings, case
-uncertainty, ``in_domain``, ``ood_score``, ``forced``). A case outside the model's declared
+uncertainty, ``in_domain``, ``ood_score``, ``forced``, ``subject``: the study/series UIDs and
+the patient's keyed pseudonym, or with ``--no-anonymise`` name and ID). A case outside the model's declared
 domain (e.g. a radiograph given to a CT model) is refused with a one-line reason unless
 ``--force``; a case that cannot be read or does not suit the model is skipped with a message.
 Exit code: 0 when at least one case succeeded; 2 when none did and a case was refused as
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--force", action="store_true",
                     help="run the model even on images outside its declared domain (the "
                          "output is marked 'forced')")
+    pp.add_argument("--no-anonymise", action="store_true",
+                    help="name the patient (DICOM name and ID) in the sidecars' 'subject'; by "
+                         "default it holds a keyed pseudonym (the workspace's "
+                         "pseudonym.key or $MEDVIEWER_PSEUDONYM_KEY) and the study/series UIDs")
     b = pp.add_argument_group("batch over an archive (resumable; splits the studies between "
                               "torchrun processes)")
     b.add_argument("--batch", action="store_true",
@@ -88,7 +93,7 @@ def _segment_case(case, card, lane, args, tty, out_path: Path) -> dict:
 
     pred = segment_case(case, card, lane, z=args.slice, force=args.force,
                         reporter=reporter(tty), done=tty.done)
-    sidecar = write_segmentation(pred, out_path, case.name)
+    sidecar = write_segmentation(pred, out_path, case.name, anonymise=not args.no_anonymise)
     run = pred.run
     counts = _label_counts(run.labels, len(run.label_names))
     return {"case": case.name, "out": str(out_path), "labels": {

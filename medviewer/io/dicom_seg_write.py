@@ -6,6 +6,14 @@ are where the volume's geometry puts its slices. Every label present becomes one
 (numbered 1..n in label order) named and coloured from the table (recommended display
 CIELab from the RGB colour), with a generic SCT "Tissue" category/type; the label value is
 kept in Segment Description ("MedViewer label value N") so that reading restores it.
+
+Anonymised (the default), the SEG is built from de-identified copies of the source headers
+and de-identified again once built (:mod:`.dicom_deid`): the patient's name and ID become a
+keyed pseudonym, identifying patient and study attributes are emptied or removed, UIDs stay
+(the SEG must still reference its study, series, frame of reference and images); a SEG in
+which any source name, ID or birth date survives is not written. Not anonymised, the patient
+and study attributes are copied as highdicom copies them (e.g. to send it back to the PACS
+the study came from, which matches a SEG to its study by patient identity too).
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import numpy as np
 from medviewer.core.atomic import atomic_path
 from medviewer.core.volume import Volume
 
+from .dicom_deid import find_leaks, mark_deidentified, scrub_dataset
 from .labels_io_tables import entry_for, table_entries
 
 __all__ = ["write_seg", "VALUE_PREFIX"]
@@ -44,13 +53,59 @@ def _source_datasets(volume: Volume) -> tuple:
         except Exception as exc:
             raise ValueError(f"the image's source {Path(p).name} is not a readable DICOM file "
                              f"({type(exc).__name__}): a DICOM SEG needs DICOM sources") from None
-        if "SOPInstanceUID" not in ds or "StudyInstanceUID" not in ds:
+        if not ds.get("SOPInstanceUID") or not ds.get("StudyInstanceUID"):
             raise ValueError(f"source {Path(p).name} has no SOP/Study Instance UID")
+        _check_sop_class(ds, Path(p).name)
         datasets.append(ds)
     multiframe = len(unique) == 1 and int(datasets[0].get("NumberOfFrames", 1) or 1) > 1
     if not multiframe and len(unique) != nz:
         raise ValueError(f"the image has {nz} slices but {len(unique)} distinct source files")
     return datasets, multiframe
+
+
+def _check_sop_class(ds, name: str) -> None:
+    """A SEG references each source image with its SOP Class UID: take it from the file meta
+    when the dataset's is missing or empty; refuse classes highdicom has no IOD for."""
+    uid = str(ds.get("SOPClassUID", "") or "").strip()
+    if not uid:
+        meta = getattr(ds, "file_meta", None)
+        uid = str(meta.get("MediaStorageSOPClassUID", "") if meta is not None else "").strip()
+        if not uid:
+            raise ValueError(f"source {name} has no SOP Class UID (the tag is empty and the "
+                             "file meta has none): a DICOM SEG must name the class of every "
+                             "image it references")
+        ds.SOPClassUID = uid  # a header copy: the file on disk is untouched
+    try:  # highdicom's table of classes with an IOD (private: checked again when building)
+        from highdicom._standard_utils import get_sop_class_iod_map
+    except ImportError:
+        return
+    if uid not in get_sop_class_iod_map():
+        raise ValueError(f"source {name} is of SOP class {uid}, which a DICOM SEG cannot "
+                         "reference (not an image storage class)")
+
+
+def _deidentify(datasets: list, key) -> tuple:
+    """(de-identified copies of the source headers, the pseudonym, identifying strings of the
+    sources to check the result against)."""
+    import copy
+
+    from medviewer.core.deid import identity_values, patient_identity, pseudonym
+
+    originals = set()
+    for ds in datasets:
+        originals.update(identity_values({k: ds.get(k, "") for k in (
+            "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs",
+            "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName")}))
+    first = datasets[0]
+    who = patient_identity({"PatientID": first.get("PatientID", ""),
+                            "PatientName": first.get("PatientName", "")})
+    name = pseudonym(who, key) if key else "ANONYMOUS"
+    copies = []
+    for ds in datasets:
+        c = copy.deepcopy(ds)
+        scrub_dataset(c, name)
+        copies.append(c)
+    return copies, name, sorted(originals, key=len, reverse=True)
 
 
 def _check_positions(volume: Volume, datasets: list, multiframe: bool) -> None:
@@ -125,12 +180,15 @@ def _descriptions(values: list, entries: dict, algorithm):
 def write_seg(labels: np.ndarray, table_dict, volume: Volume, path, *,
               series_description: str = "MedViewer segmentation",
               manufacturer: str = "MedViewer", algorithm=None,
-              series_number: int | None = None) -> Path:
+              series_number: int | None = None, anonymise: bool = True,
+              pseudonym_key: bytes | None = None) -> Path:
     """Write ``labels`` (z, y, x) on ``volume`` as a BINARY DICOM SEG at ``path`` (atomic).
 
     ``algorithm``: None for a manual segmentation, or (name, version) of the model that made
-    it. Raises ValueError when the labels do not fit the volume or the volume has no DICOM
-    sources with positions."""
+    it. ``anonymise``: de-identify (see the module's docstring); the pseudonym is keyed by
+    ``pseudonym_key`` (without one every patient is "ANONYMOUS"). Raises ValueError when the
+    labels do not fit the volume, the volume has no DICOM sources with positions and SOP
+    classes, or (anonymised) an identifying value would remain."""
     import highdicom as hd
 
     from medviewer import __version__
@@ -152,13 +210,16 @@ def write_seg(labels: np.ndarray, table_dict, volume: Volume, path, *,
     pixels = lut[labels]  # label-map style input, segments numbered 1..n
     orientation, measures, positions = _spatial(volume)
     src0 = datasets[0]
+    sources, leaks_to_check = datasets, []
+    if anonymise:
+        sources, alias, leaks_to_check = _deidentify(datasets, pseudonym_key)
     if series_number is None:
         series_number = min(int(src0.get("SeriesNumber", 0) or 0) + 1000, 2 ** 31 - 1)
     try:
         with warnings.catch_warnings():  # highdicom warns with patient names in the text
             warnings.simplefilter("ignore")
             seg = hd.seg.Segmentation(
-                source_images=datasets, pixel_array=pixels,
+                source_images=sources, pixel_array=pixels,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=_descriptions(values, table_entries(table_dict), algorithm),
                 series_instance_uid=hd.UID(), series_number=int(series_number),
@@ -167,8 +228,17 @@ def write_seg(labels: np.ndarray, table_dict, volume: Volume, path, *,
                 device_serial_number="0", series_description=series_description[:64],
                 plane_orientation=orientation, pixel_measures=measures, plane_positions=positions,
                 omit_empty_frames=True)
+    except KeyError as exc:  # a class or attribute highdicom has no entry for
+        raise ValueError(f"cannot build the DICOM SEG: the source images lack or have an "
+                         f"unknown {exc.args[0] if exc.args else 'attribute'}") from None
     except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot build the DICOM SEG: {str(exc).splitlines()[0][:200]}") from None
+    if anonymise:
+        scrub_dataset(seg, alias)  # whatever highdicom copied from elsewhere
+        mark_deidentified(seg)
+        if find_leaks(seg, leaks_to_check):  # the values are not named: they identify
+            raise ValueError("the anonymised DICOM SEG still holds an identifying value of "
+                             "its source; nothing was written")
     out = Path(path)
     with atomic_path(out, ".dcm") as tmp:
         seg.save_as(str(tmp), enforce_file_format=True)

@@ -11,6 +11,8 @@
   than write a wrong geometry; resample first (``medviewer.core.resample.resample_even``).
 - RGB volumes (z, y, x, 3) uint8 are written as NIfTI RGB24 (datatype 128), which dcm2niix
   also writes for colour DICOM and which nibabel and SimpleITK read back.
+- The header's description is the volume's (ASCII, 79 characters); ``anonymise`` (the
+  default) shows a patient name or ID that it repeats as "(hidden)".
 - The file appears atomically: written to a temporary file in the same folder, then
   ``os.replace``d over the target.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.atomic import atomic_path
+from medviewer.core.deid import identity_values, redact
 from medviewer.core.volume import Volume
 
 __all__ = ["WriteError", "write_nifti", "nifti_suffix"]
@@ -66,7 +69,7 @@ def _data_xyz(volume: Volume) -> np.ndarray:
     return arr.transpose(2, 1, 0)  # (z, y, x) -> (x, y, z); F-contiguous view, no copy
 
 
-def write_nifti(volume: Volume, path) -> Path:
+def write_nifti(volume: Volume, path, anonymise: bool = True) -> Path:
     """Write ``volume`` to ``path`` (.nii or .nii.gz, gzip by suffix); returns the path."""
     import nibabel as nib
 
@@ -90,7 +93,10 @@ def write_nifti(volume: Volume, path) -> Path:
     else:
         img.set_sform(affine, code=1)
         img.set_qform(None, code=0)
-    desc = "".join(c for c in (volume.description or "") if 32 <= ord(c) < 127)[:79]
+    desc = volume.description or ""
+    if anonymise:
+        desc = redact(desc, identity_values(volume.meta or {}))
+    desc = "".join(c for c in desc if 32 <= ord(c) < 127)[:79]
     hdr["descrip"] = desc.encode("ascii")
     with atomic_path(out, suffix) as tmp:
         nib.save(img, str(tmp))

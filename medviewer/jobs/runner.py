@@ -8,6 +8,7 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
@@ -113,7 +114,10 @@ class JobRunner:
         except Cancelled:
             outcome, payload = CANCELLED, None
         except Exception as exc:  # delivered as a message, never lost
-            log.exception("job %s failed", job.name)
+            # where it failed, not the message: messages may quote file contents (patient
+            # names and IDs never reach logs)
+            log.error("job %s failed: %s\n%s", job.name, type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)).rstrip())
             outcome, payload = ERROR, f"{type(exc).__name__}: {exc}"
         else:
             outcome, payload = (CANCELLED, None) if job.cancelled else (OK, result)

@@ -1,7 +1,8 @@
 """Annotation work shared by the app's annotation feature and its AI feature (no Qt; run on
 a worker thread): what to show when a volume opens (unsaved journals to recover, else the
 latest saved labels), storing label maps, case labels and reviews with an image snapshot,
-and reading/writing label files (NIfTI/NRRD, DICOM SEG, case-label exports)."""
+and reading/writing label files (NIfTI/NRRD, DICOM SEG; the exports a person makes, with
+their anonymise option, are in :mod:`.exports`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -237,19 +238,6 @@ def write_label_file(labels: np.ndarray, geometry, path, table: dict):
     from medviewer.io.labels_io import write_labelmap
 
     return write_labelmap(labels, geometry, path, table=table)
-
-
-def write_seg_file(labels: np.ndarray, table: dict, volume: Volume, path):
-    from medviewer.io.dicom_seg import write_seg
-
-    return write_seg(labels, table, volume, path)
-
-
-def export_case_labels(store, path):
-    """Every case-label record of the store as CSV or JSON (by suffix)."""
-    from medviewer.storage.export import export_case_labels as export
-
-    return export(store.records(kind="case"), path)
 
 
 def is_dicom_volume(volume) -> bool:

@@ -66,9 +66,11 @@ class BatchOptions:
     redo: bool = False  # attempt every study again (once in this run)
     retry_failed: bool = True  # attempt studies that failed in an earlier run
     run_id: str = ""
+    anonymise: bool = True  # the sidecars name the patient by a pseudonym (services.exports)
 
     def settings(self) -> dict:
-        return {"slice": self.slice, "force": bool(self.force)}
+        return {"slice": self.slice, "force": bool(self.force),
+                "anonymise": bool(self.anonymise)}
 
 
 def placement(environ=None) -> Placement:
@@ -109,7 +111,9 @@ def bind_folder(out: Path, card, opts: BatchOptions) -> None:
         have = json.loads((out / CONFIG_FILE).read_text())
     except (OSError, ValueError):
         have = None
-    same = have is not None and {k: have.get(k) for k in want} == want
+    # folders from before the anonymise option hold anonymised (identity-free) results
+    same = have is not None and {k: have.get(k, True if k == "anonymise" else None)
+                                 for k in want} == want
     if have is not None and not same and not opts.redo:
         raise BatchError(f"{out} holds results of {have.get('model')} (slice "
                          f"{have.get('slice')}, force {have.get('force')}); this run asks for "
@@ -295,7 +299,8 @@ class BatchRun:
                   done=self.done)
         if self.card.task == "segmentation":
             pred = segment_case(study.case, self.card, self.lane, **kw)
-            write_segmentation(pred, self.out / outputs[0], study.path)
+            write_segmentation(pred, self.out / outputs[0], study.path,
+                               anonymise=self.opts.anonymise)
         else:
             pred = classify_case(study.case, self.card, self.lane, **kw)
             t0 = time.perf_counter()

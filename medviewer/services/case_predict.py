@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .cases import Case, load_case, read_image
+from .exports import sidecar_path
 from .model_fit import ImageFacts, check_domain, require_fit
 
 __all__ = ["CasePrediction", "classify_case", "segment_case", "write_segmentation",
@@ -120,13 +121,16 @@ def segment_case(case: Case, card, lane, *, z: Optional[int] = None, force: bool
                           {"load_s": t1 - t0, "predict_s": time.perf_counter() - t1})
 
 
-def write_segmentation(pred: CasePrediction, out_path: Path, case_label: str) -> dict:
+def write_segmentation(pred: CasePrediction, out_path: Path, case_label: str, *,
+                       anonymise: bool = True, key_folder=None) -> dict:
     """Write the label map NIfTI and its ``.labels.json`` sidecar (each atomically); the
     sidecar's content. ``case_label`` names the case in the sidecar (a path, never patient
-    identity). Adds ``write_s`` to ``pred.timings``."""
+    identity); its ``subject`` says whose image it is (:func:`.exports.subject_for`: a
+    pseudonym unless ``anonymise`` is off). Adds ``write_s`` to ``pred.timings``."""
     from medviewer.core.atomic import atomic_write_text
 
     from .annotations import write_label_file
+    from .exports import subject_for
 
     t0 = time.perf_counter()
     run, vol = pred.run, pred.volume
@@ -139,19 +143,10 @@ def write_segmentation(pred: CasePrediction, out_path: Path, case_label: str) ->
         "warnings": pred.notes + run.warnings,
         "preprocessing": run.preprocessing, "in_domain": run.ood.get("in_domain"),
         "ood_score": run.ood.get("ood_score"), "ood": run.ood, "forced": run.forced,
-        "precision": run.precision}
+        "precision": run.precision,
+        "subject": subject_for(getattr(vol, "meta", None), anonymise, key_folder)}
     if run.forced:
         sidecar["domain_mismatch"] = run.domain_reason
     atomic_write_text(sidecar_path(out_path), json.dumps(sidecar, indent=2) + "\n")
     pred.timings["write_s"] = time.perf_counter() - t0
     return sidecar
-
-
-def sidecar_path(out_path: Path) -> Path:
-    """``x.nii.gz`` -> ``x.labels.json`` beside it."""
-    name = out_path.name
-    for suf in (".nii.gz", ".nii", ".nrrd"):
-        if name.lower().endswith(suf):
-            name = name[: -len(suf)]
-            break
-    return out_path.with_name(name + ".labels.json")

@@ -53,8 +53,9 @@ def nifti_suffix(path) -> bool:
     return bool(suffix(path))
 
 
-def write_nifti(volume: Volume, path):
-    """Write ``volume`` as NIfTI (RAS affine, gzip by suffix); WriteError/OSError say why not."""
+def write_nifti(volume: Volume, path, anonymise: bool = True):
+    """Write ``volume`` as NIfTI (RAS affine, gzip by suffix; a patient name or ID in its
+    description hidden unless ``anonymise`` is off); WriteError/OSError say why not."""
     from medviewer.io.nifti_writer import write_nifti as write
 
-    return write(volume, path)
+    return write(volume, path, anonymise=anonymise)

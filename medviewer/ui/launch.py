@@ -6,10 +6,11 @@ from typing import Callable, List, Optional
 
 
 def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = None,
-            layout: str = "tri", compose: Optional[Callable] = None) -> int:
+            layout: str = "tri", compose: Optional[Callable] = None,
+            anonymise: bool = True) -> int:
     """Show the viewer. ``compose(settings)`` makes the app's shared services (the composition
     root passes it; default: the standard ones). With ``screenshot``, save the window once
-    loading finished and exit."""
+    loading finished (patient details hidden in it unless ``anonymise`` is False) and exit."""
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -45,12 +46,10 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
             if win.loader.busy:
                 QTimer.singleShot(100, grab_and_quit)
                 return
-            from .screenshot import save_widget_image
-
             result["done"] = True
             app.processEvents()
             try:
-                save_widget_image(win, screenshot)
+                win.save_screenshot(screenshot, anonymise=anonymise)
             except OSError as exc:
                 print(f"medviewer: {exc}", file=sys.stderr)
                 result["code"] = 1

@@ -16,12 +16,13 @@ from . import settings as st
 from .features import AppEvents, FeatureHost, FeatureRegistry, run_leave_guards
 from .loader import LoadController, LoadProgress
 from .menus import build_declared, build_menus
+from .privacy import PatientPrivacy
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
 from .shortcuts import ShortcutsDialog
 from .tag_browser import TagBrowser
 from .tools import TOOLS
-from .triplanar import LAYOUTS, TriPlanarView
+from .triplanar import LAYOUTS, TriPlanarView, shown_description
 from .window_panel import WindowPresets
 
 WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of the width
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.session = self.services.session
         self.bridge = QtJobBridge(parent=self, runner=self.services.runner)
         self.errors: List[str] = []  # messages shown in error dialogs (tests read them)
+        self.privacy = PatientPrivacy(self.settings, self)
 
         self.tri = TriPlanarView(self.session, self)
         self.banner = QLabel(self)
@@ -100,6 +102,8 @@ class MainWindow(QMainWindow):
         self.features = {}
         self._leave_guards: list = []
         self._close_confirmed = False
+        self.privacy.sig_changed.connect(self._on_privacy_changed)
+        self._on_privacy_changed(self.privacy.hidden)
         self._install_features(default_features() if features is None else features)
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
@@ -222,10 +226,30 @@ class MainWindow(QMainWindow):
         warnings = list(volume.warnings) if volume is not None else []
         self.banner.setText("⚠ " + "   ⚠ ".join(warnings) if warnings else "")
         self.banner.setVisible(bool(warnings))
+        self._set_title()
+
+    def _set_title(self) -> None:
+        volume = self.session.active
         title = "MedViewer"
         if volume is not None:
-            title += f" — {volume.modality} {volume.description}".rstrip()
+            desc = shown_description(volume, self.privacy.hidden)
+            title += f" — {volume.modality} {desc}".rstrip()
         self.setWindowTitle(title)
+
+    def _on_privacy_changed(self, hidden: bool) -> None:
+        """Show or hide patient details everywhere the viewer shows them."""
+        for widget in (self.series_browser, self.tag_browser, self.tri.info):
+            widget.show_patient_details(not hidden)
+        self._set_title()
+        act = self.actions_by_name.get("hide_patient")
+        if act is not None:
+            act.setChecked(self.privacy.toggled)
+
+    def toggle_patient_details(self) -> None:
+        """View > Hide patient details (persisted)."""
+        self.privacy.set_hidden(not self.privacy.toggled)
+        self.statusBar().showMessage("Patient details hidden" if self.privacy.toggled
+                                     else "Patient details shown", 4000)
 
     def _on_cursor_changed(self, index_zyx) -> None:
         view = self.tri.views["axial"]
@@ -307,16 +331,17 @@ class MainWindow(QMainWindow):
                            on_error=lambda msg: (self.progress.setVisible(False),
                                                  self.show_error("Could not resample", msg)))
 
-    def save_screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", st.last_folder(self.settings),
-                                              "PNG image (*.png)")
-        if path:
-            from .screenshot import save_widget_image
+    def save_screenshot(self, path: str, anonymise: Optional[bool] = None):
+        """The window as an image file; patient details hidden in it when ``anonymise``
+        (default: the File > Anonymise screenshots setting, on unless turned off)."""
+        from .screenshot import save_window_image
 
-            try:
-                save_widget_image(self, path)
-            except OSError as exc:
-                self.show_error("Could not save the screenshot", str(exc))
+        return save_window_image(self, path, anonymise)
+
+    def save_screenshot_dialog(self) -> None:
+        from .screenshot import screenshot_dialog
+
+        screenshot_dialog(self)
 
     def show_shortcuts(self) -> None:
         dlg = ShortcutsDialog(self)

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from . import settings as st
 from .features import AREAS
 from .shortcuts import KEYS
 from .tools import TOOLS
@@ -60,6 +61,17 @@ def build_menus(win) -> Dict[str, QAction]:
     m.addSeparator()
     m.addAction(_action(win, acts, "screenshot", "Save &screenshot…", win.save_screenshot_dialog))
     m.addSeparator()
+    for name, key, text, tip, on in (
+            ("anonymise_screenshots", st.ANONYMISE_SCREENSHOTS, "Anonymise scr&eenshots",
+             "Hide patient names, IDs and dates in saved screenshots",
+             st.anonymise_screenshots(win.settings)),
+            ("anonymise_exports", st.ANONYMISE_EXPORTS, "Anonymise e&xports",
+             "DICOM SEG, label maps and case labels name the patient by a pseudonym",
+             st.anonymise_exports(win.settings))):
+        m.addAction(_action(win, acts, name, text, lambda k=key, n=name: win.settings.setValue(
+            k, acts[n].isChecked()), tip, checkable=True))
+        acts[name].setChecked(on)
+    m.addSeparator()
     m.addAction(_action(win, acts, "quit", "&Quit", win.close))
 
     m = bar.addMenu("&View")
@@ -75,6 +87,11 @@ def build_menus(win) -> Dict[str, QAction]:
     m.addAction(_action(win, acts, "resample", "Resample to &even spacing", win.resample_active,
                         "Resample the active series to even slice spacing (linear, new volume)"))
     acts["resample"].setEnabled(False)
+    m.addAction(_action(win, acts, "hide_patient", "&Hide patient details",
+                        win.toggle_patient_details,
+                        "Hide patient names, IDs and dates in the browsers, info panel and title",
+                        checkable=True))
+    acts["hide_patient"].setChecked(win.privacy.toggled)
     win.docks_menu = m.addMenu("&Panels")
 
     bar.addMenu(win.presets.menu)

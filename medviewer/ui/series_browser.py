@@ -1,4 +1,8 @@
-"""SeriesBrowser: the patient / study / series tree of scanned catalogues (+ non-image, skipped)."""
+"""SeriesBrowser: the patient / study / series tree of scanned catalogues (+ non-image, skipped).
+
+With patient details hidden (:meth:`show_patient_details`), patients are "Patient 1", "Patient
+2"… in the order found, study dates are left out, and a name or ID that a description repeats
+is shown as "(hidden)"."""
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -7,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
 
+from medviewer.core.deid import redact
 from medviewer.services.studies import Catalogue, SeriesEntry
 
 from .thumbnails import THUMB_SIZE, array_to_icon
@@ -32,7 +37,19 @@ class SeriesBrowser(QTreeWidget):
         self._studies: Dict[tuple, QTreeWidgetItem] = {}
         self._non_image: Optional[QTreeWidgetItem] = None
         self._skipped: Optional[QTreeWidgetItem] = None
+        self._texts: Dict[int, tuple] = {}  # id(item) -> (item, shown text, hidden text)
+        self._hide_patient = False
         self.itemActivated.connect(self._on_activated)
+
+    def show_patient_details(self, show: bool) -> None:
+        """Show the patients' names and IDs and the study dates, or hide them."""
+        self._hide_patient = not show
+        for item, full, hidden in self._texts.values():
+            item.setText(0, hidden if self._hide_patient else full)
+
+    def _set_private(self, item: QTreeWidgetItem, full: str, hidden: str) -> None:
+        self._texts[id(item)] = (item, full, hidden)
+        item.setText(0, hidden if self._hide_patient else full)
 
     def add_catalogue(self, cat: Catalogue) -> None:
         for entry in cat.series:
@@ -68,21 +85,26 @@ class SeriesBrowser(QTreeWidget):
         if e.key in self.series_items:
             return
         pkey = e.patient_key or e.patient_label or "(unknown patient)"
+        secret = [p for p in e.patient_label.replace("^", " ").split() if len(p) >= 3]
         patient = self._patients.get(pkey)
         if patient is None:
-            patient = QTreeWidgetItem(self, [e.patient_label or "(unknown patient)"])
+            patient = QTreeWidgetItem(self, [""])
+            self._set_private(patient, e.patient_label or "(unknown patient)",
+                              f"Patient {len(self._patients) + 1}")
             self._patients[pkey] = patient
         skey = (pkey, e.study_uid or e.study_description or e.study_date)
         study = self._studies.get(skey)
         if study is None:
             label = " ".join(x for x in (e.study_date, e.study_description) if x) or "(study)"
-            study = QTreeWidgetItem(patient, [label])
+            study = QTreeWidgetItem(patient, [""])
+            self._set_private(study, label, redact(e.study_description, secret) or "(study)")
             self._studies[skey] = study
         # a volume file's slice count is only known once it is read (update_loaded)
         n = "" if e.kind == "file" else (e.n_frames or e.n_images)
         name = f"#{e.series_number} " if e.series_number is not None else ""
         name += e.description or (e.paths[0].rsplit("/", 1)[-1] if e.kind == "file" else "(series)")
-        item = QTreeWidgetItem(study, [name, e.modality, str(n)])
+        item = QTreeWidgetItem(study, ["", e.modality, str(n)])
+        self._set_private(item, name, redact(name, secret))
         item.setData(0, ENTRY_ROLE, e)
         size = f"{e.columns}×{e.rows}, {n} image(s)" if e.kind != "file" else e.paths[0]
         tip = size + ("\n" + "\n".join(e.notes) if e.notes else "")

@@ -1,4 +1,5 @@
-"""Persistent user settings (QSettings, INI format): layout, last folder, recent files, geometry."""
+"""Persistent user settings (QSettings, INI format): layout, last folder, recent files, geometry,
+privacy (anonymised exports and screenshots, hidden patient details)."""
 from __future__ import annotations
 
 import os
@@ -51,3 +52,29 @@ def last_folder(settings: QSettings) -> str:
 def set_last_folder(settings: QSettings, path) -> None:
     p = Path(path)
     settings.setValue("paths/last_folder", str(p if p.is_dir() else p.parent))
+
+
+def _flag(settings: QSettings, key: str, default: bool) -> bool:
+    value = settings.value(key, default)
+    if isinstance(value, str):  # INI files give strings back
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+# Privacy: exports and screenshots are anonymised unless the user turns it off; the viewer
+# shows patient details unless "hide patient details" is on.
+ANONYMISE_EXPORTS = "privacy/anonymise_exports"
+ANONYMISE_SCREENSHOTS = "privacy/anonymise_screenshots"
+HIDE_PATIENT = "privacy/hide_patient_details"
+
+
+def anonymise_exports(settings: QSettings) -> bool:
+    return _flag(settings, ANONYMISE_EXPORTS, True)
+
+
+def anonymise_screenshots(settings: QSettings) -> bool:
+    return _flag(settings, ANONYMISE_SCREENSHOTS, True)
+
+
+def hide_patient_details(settings: QSettings) -> bool:
+    return _flag(settings, HIDE_PATIENT, False)

@@ -17,6 +17,7 @@ KEYS = {
     "layout_coronal": "2",
     "layout_sagittal": "3",
     "reset_view": "R",
+    "hide_patient": "Ctrl+Shift+H",
     "clear_measurements": "Ctrl+Backspace",
     "help_shortcuts": "F1",
     "labels_new": "Ctrl+Shift+N",
@@ -81,6 +82,7 @@ def shortcut_rows() -> list:
         (KEYS["layout_axial"], "Axial only"), (KEYS["layout_coronal"], "Coronal only"),
         (KEYS["layout_sagittal"], "Sagittal only"), (KEYS["reset_view"], "Reset zoom and pan"),
         (KEYS["clear_measurements"], "Clear measurements"),
+        (KEYS["hide_patient"], "Hide / show patient details (names, IDs, dates)"),
     ]
     rows += [(key, f"Tool: {label} — {tip}") for _, (label, key, tip) in TOOLS.items()]
     rows += [(KEYS["radius_down"], "Brush radius smaller"), (KEYS["radius_up"], "Brush radius larger"),

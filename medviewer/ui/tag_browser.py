@@ -1,7 +1,10 @@
 """TagBrowser: DICOM header of the image under the cursor, with a keyword / tag search box.
 
 Headers are read on the job bridge (never on the GUI thread); the shown file follows the
-cursor's slice (``Volume.source_paths[z]`` for DICOM series, the single file otherwise)."""
+cursor's slice (``Volume.source_paths[z]`` for DICOM series, the single file otherwise).
+With patient details hidden, identifying attributes (names, IDs, dates, addresses…:
+:func:`medviewer.core.deid.is_identifying`) and everything nested in them show "(hidden)", as
+does any other value or the file name where it repeats the patient's name or ID."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -9,6 +12,7 @@ from typing import List, Optional
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from medviewer.core.deid import HIDDEN, identity_values, is_identifying, redact
 from medviewer.core.session import Session
 
 from .qt_jobs import QtJobBridge
@@ -30,6 +34,9 @@ class TagBrowser(QWidget):
         self.session, self.bridge = session, bridge
         self.path: Optional[str] = None
         self._wanted: Optional[str] = None
+        self._rows: List = []  # TagRows shown, and their tree items (same order)
+        self._items: List[QTreeWidgetItem] = []
+        self._hide_patient = False
         self.search = QLineEdit(self)
         self.search.setObjectName("tagSearch")
         self.search.setPlaceholderText("Filter by keyword or tag, e.g. PatientName or 0010,0010")
@@ -54,6 +61,44 @@ class TagBrowser(QWidget):
         session.active_changed.connect(lambda v: self._follow_cursor())
         session.cursor_changed.connect(lambda i: self._follow_cursor())
 
+    def show_patient_details(self, show: bool) -> None:
+        """Show identifying values, or "(hidden)" in their place."""
+        if self._hide_patient == (not show):
+            return
+        self._hide_patient = not show
+        for item, value in zip(self._items, self._shown_values(self._rows)):
+            item.setText(3, value)  # in place: scrolling and unfolded items stay as they are
+            item.setToolTip(3, value)
+        if self.path is not None and self._rows:
+            self._set_status(self.path)
+
+    def _secrets(self) -> list:
+        return identity_values({r.keyword: r.value for r in self._rows if r.depth == 0})
+
+    def _set_status(self, path: str) -> None:
+        name = path.rsplit("/", 1)[-1]
+        if self._hide_patient:
+            secret = self._secrets()
+            name, path = redact(name, secret), redact(path, secret)
+        self.status.setText(name)
+        self.status.setToolTip(path)
+
+    def _shown_values(self, rows: List) -> List[str]:
+        """Each row's value as shown: hidden below an identifying attribute (nested items
+        included) and where it repeats the patient's name or ID."""
+        if not self._hide_patient:
+            return [r.value for r in rows]
+        secret = self._secrets()
+        out, hide_below = [], None
+        for r in rows:
+            if hide_below is not None and r.depth <= hide_below:
+                hide_below = None
+            if hide_below is None and is_identifying(r.keyword):
+                hide_below = r.depth
+            hidden = hide_below is not None and r.value != ""
+            out.append(HIDDEN if hidden else redact(r.value, secret))
+        return out
+
     def stop(self) -> None:
         """Stop following the cursor (window closing)."""
         self._timer.stop()
@@ -63,6 +108,7 @@ class TagBrowser(QWidget):
         v = self.session.active
         if v is None or not v.source_paths:
             self._wanted = None
+            self._rows, self._items = [], []
             self.tree.clear()
             self.status.setText("No file behind this image.")
             return
@@ -87,6 +133,7 @@ class TagBrowser(QWidget):
 
     def _on_failed(self, path: str, msg: str) -> None:
         self.path = path
+        self._rows, self._items = [], []
         self.tree.clear()
         self.status.setText(f"No DICOM header for {path.rsplit('/', 1)[-1]} ({msg})")
 
@@ -97,18 +144,19 @@ class TagBrowser(QWidget):
             return
         self.path = path
         self.show_rows(rows)
-        self.status.setText(path.rsplit("/", 1)[-1])
-        self.status.setToolTip(path)
+        self._set_status(path)
 
     def show_rows(self, rows: List) -> None:
+        self._rows, self._items = list(rows), []
         self.tree.clear()
         stack: List[QTreeWidgetItem] = []
-        for r in rows:
+        for r, value in zip(rows, self._shown_values(rows)):
             while len(stack) > r.depth:
                 stack.pop()
             parent = stack[-1] if stack else self.tree
-            item = QTreeWidgetItem(parent, [r.tag, r.keyword, r.vr, r.value])
-            item.setToolTip(3, r.value)
+            item = QTreeWidgetItem(parent, [r.tag, r.keyword, r.vr, value])
+            item.setToolTip(3, value)
+            self._items.append(item)
             while len(stack) < r.depth:  # depth jumps (items) attach under the last item
                 stack.append(item)
             stack.append(item)

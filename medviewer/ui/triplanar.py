@@ -1,11 +1,13 @@
 """TriPlanarView: axial, coronal and sagittal SliceViews plus an info cell; or one plane alone."""
 from __future__ import annotations
 
+import html
 from typing import Dict, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QSizePolicy, QWidget
 
+from medviewer.core.deid import identity_values, redact
 from medviewer.core.reslice import PLANES
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
@@ -15,13 +17,22 @@ from .slice_view import SliceView
 LAYOUTS = ("tri",) + PLANES  # "tri" or a single plane
 
 
+def shown_description(volume: Volume, hide_patient: bool) -> str:
+    """A volume's description as the viewer shows it: with patient details hidden, a name or
+    ID that it repeats (free text sometimes does) reads "(hidden)"."""
+    text = volume.description or ""
+    return redact(text, identity_values(volume.meta or {})) if hide_patient else text
+
+
 class InfoPanel(QLabel):
-    """The fourth cell: what the active volume is and where the cursor is."""
+    """The fourth cell: what the active volume is and where the cursor is (never who the
+    patient is)."""
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("infoPanel")
         self.session = session
+        self.hide_patient = False
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -29,6 +40,10 @@ class InfoPanel(QLabel):
         session.active_changed.connect(lambda v: self.refresh())
         session.cursor_changed.connect(lambda i: self.refresh())
         session.window_changed.connect(lambda c, w: self.refresh())
+        self.refresh()
+
+    def show_patient_details(self, show: bool) -> None:
+        self.hide_patient = not show
         self.refresh()
 
     def refresh(self) -> None:
@@ -44,7 +59,8 @@ class InfoPanel(QLabel):
         value = self.session.cursor_value()
         vtxt = value if v.is_rgb else f"{value:.6g} {v.units}".strip()
         c, w = self.session.window
-        lines = [f"<b>{v.description or '(no description)'}</b>", f"Modality: {v.modality or '?'}",
+        desc = html.escape(shown_description(v, self.hide_patient))
+        lines = [f"<b>{desc or '(no description)'}</b>", f"Modality: {v.modality or '?'}",
                  f"Size: {nx} × {ny} × {nz}", f"Spacing: {sx:.3g} × {sy:.3g} × {sz:.3g} mm"
                  + (" (uneven)" if g.is_uneven else ""),
                  f"Orientation: {g.orientation_code()}",

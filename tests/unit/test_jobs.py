@@ -43,6 +43,22 @@ def test_errors_are_delivered_as_messages(runner):
     assert got[0].startswith("ZeroDivisionError")
 
 
+def test_a_failed_job_is_logged_with_where_it_failed_never_its_message(runner, caplog):
+    """A message may quote a file's contents (a patient's name): the UI gets it, logs don't."""
+    got, done = [], threading.Event()
+
+    def work(reporter, value="^".join(("Qwerzy", "Haldorvinn"))):  # as if read from a file
+        raise ValueError(f"unexpected person name {value!r}")
+
+    with caplog.at_level("DEBUG"):
+        runner.submit(work, "read", on_error=lambda m: (got.append(m), done.set()))
+        _wait(done)
+    assert "Qwerzy" in got[0]
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "job read failed: ValueError" in logged and "in work" in logged
+    assert "Qwerzy" not in logged
+
+
 def test_cancel_stops_a_cooperative_job_and_nothing_else_is_delivered(runner):
     started, done = threading.Event(), threading.Event()
     outcome = []

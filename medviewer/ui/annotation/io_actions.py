@@ -1,7 +1,8 @@
 """Import / export of label maps (NIfTI/NRRD, DICOM SEG) and case labels, run on the bridge.
 
 A geometry mismatch on import asks "Resample to the image?" (a non-modal question) and
-retries with resampling when the answer is yes."""
+retries with resampling when the answer is yes. Exports are anonymised unless File >
+Anonymise exports is off (:mod:`medviewer.services.exports`); the message says which."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from medviewer.services import annotations as ann
+from medviewer.services import exports
 
 from .. import settings as st
 
@@ -97,6 +99,13 @@ class LabelIO:
                                f"Reading DICOM SEG {Path(path).name}…")
 
     # ------------------------------------------------------------------ export
+    def _anonymise(self) -> bool:
+        return st.anonymise_exports(self.settings)
+
+    def _exported(self, what: str, anonymise: bool):
+        note = "anonymised" if anonymise else "with the patient's name and ID"
+        return lambda p: self.ctl.sig_message.emit(f"{what} {Path(p).name} ({note})")
+
     def _save_path(self, title: str, suggestion: str, filt: str) -> str:
         path, _ = QFileDialog.getSaveFileName(self.win, title, str(Path(self._folder()) / suggestion), filt)
         return path
@@ -113,13 +122,15 @@ class LabelIO:
         lm = self.ctl.labelmap
         if lm is None:
             return None
+        vol, anonymise, keys = self.ctl.volume, self._anonymise(), self.ctl.workspace
         labels, table, geo = lm.labels.copy(), lm.table.to_dict(), lm.geometry
 
         def work(reporter):
-            return ann.write_label_file(labels, geo, path, table)
+            return exports.export_label_map(labels, table, geo, path, source=vol,
+                                            anonymise=anonymise, key_folder=keys)
 
         return self.ctl.submit(work, "export-labels",
-                               lambda p: self.ctl.sig_message.emit(f"Exported the label map to {p}"),
+                               self._exported("Exported the label map to", anonymise),
                                f"Writing {Path(path).name}…")
 
     def export_seg_dialog(self) -> None:
@@ -135,12 +146,13 @@ class LabelIO:
         if lm is None or vol is None:
             return None
         labels, table = lm.labels.copy(), lm.table.to_dict()
+        anonymise, keys = self._anonymise(), self.ctl.workspace
 
         def work(reporter):
-            return ann.write_seg_file(labels, table, vol, path)
+            return exports.export_seg(labels, table, vol, path, anonymise=anonymise,
+                                      key_folder=keys)
 
-        return self.ctl.submit(work, "export-seg",
-                               lambda r: self.ctl.sig_message.emit(f"Wrote DICOM SEG {Path(path).name}"),
+        return self.ctl.submit(work, "export-seg", self._exported("Wrote DICOM SEG", anonymise),
                                "Writing DICOM SEG…")
 
     def export_case_labels_dialog(self) -> None:
@@ -150,11 +162,11 @@ class LabelIO:
             self.export_case_labels(path)
 
     def export_case_labels(self, path):
-        store = self.ctl.store
+        store, anonymise = self.ctl.store, self._anonymise()
 
         def work(reporter):
-            return ann.export_case_labels(store, path)
+            return exports.export_case_labels(store, path, anonymise=anonymise)
 
         return self.ctl.submit(work, "export-case",
-                               lambda p: self.ctl.sig_message.emit(f"Exported case labels to {p}"),
+                               self._exported("Exported case labels to", anonymise),
                                "Exporting case labels…")
