@@ -1,19 +1,21 @@
 """Post-processing of a segmentation's label volume, as the model card's
 ``input.postprocess`` asks: ``{"largest_component": [label names], "min_component_ml": v,
-"inside_body_hu": t}``.
+"inside_body_hu": t, "trim_tails": {label name: fraction}}``.
 
 ``inside_body_hu`` (CT): per axial slice, labels outside the body become background. The body
 is the largest region above ``t`` HU with its holes (the lungs, bowel gas) filled, grown by
-5 mm; the table and the air around are outside. A slice whose body reaches the edge of the
+2 mm; the table and the air around are outside. A slice whose body reaches the edge of the
 field of view on more than 5 % of the border (a cropped or small-field reconstruction, where
 the lungs may open onto the edge and would not be "holes") is left as it is.
 
 Each listed structure keeps only its largest 3D connected component (an organ is one piece:
-a patch of "liver" in the heart is noise); every other label loses its components smaller
-than ``min_component_ml``. Removed voxels become background. Components are found on a grid
-halved in-plane (a quarter of the voxels, ``int32`` labels of that size only), so the extra
-memory stays well under the label volume's own size times four; a voxel is removed when its
-half-grid cell belongs to a removed component.
+a patch of "liver" in the heart is noise); every label loses its components smaller
+than ``min_component_ml``. ``trim_tails``: from a listed organ's largest cross-section, up
+and down, the slices from the first one under that fraction of its area are cleared (a vessel
+joined to the heart by a thin bridge). Removed voxels become background. Components are found
+on a grid halved in-plane (a cell is set when any of its 2x2 voxels is; ``int32`` labels of that size
+only), so the extra memory stays well under the label volume's own size times four; a voxel is
+removed when its half-grid cell belongs to a removed component.
 """
 from __future__ import annotations
 
@@ -42,6 +44,14 @@ def validate_postprocess(spec, labels: Sequence[str]) -> Optional[dict]:
         if not np.isfinite(hu):
             raise ValueError("input.postprocess.inside_body_hu must be a number")
         out["inside_body_hu"] = hu
+    tails = spec.get("trim_tails") or {}
+    if not isinstance(tails, dict) or any(n not in labels for n in tails):
+        raise ValueError("input.postprocess.trim_tails must map known label names to fractions")
+    for name, frac in tails.items():
+        if not (isinstance(frac, (int, float)) and 0 <= float(frac) < 1):
+            raise ValueError(f"input.postprocess.trim_tails[{name!r}] must be in [0, 1)")
+    if tails:
+        out["trim_tails"] = {n: float(f) for n, f in tails.items()}
     return out
 
 
@@ -61,7 +71,7 @@ def body_mask(image_slice: np.ndarray, pixel_mm: float, threshold: float):
     sizes = np.bincount(comp.ravel())
     sizes[0] = 0
     body = ndimage.binary_fill_holes(comp == int(np.argmax(sizes)))
-    grow = max(1, int(round(5.0 / max(pixel_mm, 1e-3))))
+    grow = max(1, int(round(2.0 / max(pixel_mm, 1e-3))))
     return ndimage.binary_dilation(body, iterations=grow)
 
 
@@ -103,22 +113,24 @@ def clean_labels(labels: np.ndarray, spacing_zyx, label_names: Sequence[str], sp
     if labels.shape[0] < 2:  # one slice: no 3D components
         return removed
     keep = {label_names.index(n) for n in spec["largest_component"]}
-    sub = labels[:, ::2, ::2]
     cell_ml = float(np.prod(spacing_zyx)) * 4.0 / 1000.0  # one half-grid cell
     min_cells = spec["min_component_ml"] / cell_ml if cell_ml > 0 else 0.0
-    present = np.flatnonzero(np.bincount(sub.ravel(), minlength=len(label_names)))
-    for value in present:
+    counts = np.zeros(256, np.int64)
+    for z0 in range(0, labels.shape[0], _CHUNK):
+        counts += np.bincount(labels[z0:z0 + _CHUNK].ravel(), minlength=256)[:256]
+    for value in np.flatnonzero(counts):
         if value == 0 or value >= len(label_names):
             continue
         if check is not None:
             check()
-        mask = sub == value
+        mask = _half_grid(labels, value)
         zs, ys, xs = (np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
         box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
         comp, _ = ndimage.label(mask[box])
         sizes = np.bincount(comp.ravel())
         sizes[0] = 0
-        drop = sizes < (sizes.max() if value in keep else min_cells)
+        # an organ's largest piece goes too when it is no bigger than a speck
+        drop = (sizes < sizes.max() if value in keep else sizes < min_cells) | (sizes < min_cells)
         drop[0] = False
         if not drop.any():
             continue
@@ -131,4 +143,53 @@ def clean_labels(labels: np.ndarray, spacing_zyx, label_names: Sequence[str], sp
         gone = up & (region == value)
         removed[label_names[value]] = int(np.count_nonzero(gone))
         region[gone] = 0
+    if spec.get("trim_tails"):
+        _trim_tails(labels, label_names, spec["trim_tails"], removed)
     return removed
+
+
+_CHUNK = 64  # slices per step of the full-grid passes (bounded temporary memory)
+
+
+def _half_grid(labels: np.ndarray, value: int) -> np.ndarray:
+    """``labels == value`` on a grid halved in-plane, a cell set when any of its 2x2 voxels
+    is: every voxel belongs to a cell (a strided pick would miss small pieces, which then
+    could never be removed)."""
+    nz, h, w = labels.shape
+    out = np.zeros((nz, (h + 1) // 2, (w + 1) // 2), bool)
+    for z0 in range(0, nz, _CHUNK):
+        m = labels[z0:z0 + _CHUNK] == value
+        if h % 2 or w % 2:
+            m = np.pad(m, ((0, 0), (0, h % 2), (0, w % 2)))
+        out[z0:z0 + _CHUNK] = m.reshape(m.shape[0], m.shape[1] // 2, 2,
+                                        m.shape[2] // 2, 2).any(axis=(2, 4))
+    return out
+
+
+def _trim_tails(labels, label_names, fractions: dict, removed: dict) -> None:
+    """From each listed organ's largest cross-section, up and down the slices, everything
+    from the first slice whose area falls under ``fraction`` of that largest area: a vessel
+    or a bowel loop that a thin bridge joins to the organ is not the organ."""
+    counts = np.stack([np.bincount(s.ravel(), minlength=256)[:256] for s in labels])
+    for name, frac in fractions.items():
+        value = label_names.index(name)
+        area = counts[:, value]
+        if area.max() == 0:
+            continue
+        peak = int(np.argmax(area))
+        low = area < frac * area[peak]
+        above = np.flatnonzero(low[peak:])
+        below = np.flatnonzero(low[:peak + 1][::-1])
+        cut = []
+        if above.size:
+            cut.append(slice(peak + int(above[0]), None))
+        if below.size:
+            cut.append(slice(0, peak - int(below[0]) + 1))
+        n = 0
+        for sl in cut:
+            part = labels[sl]
+            gone = part == value
+            n += int(np.count_nonzero(gone))
+            part[gone] = 0
+        if n:
+            removed[name] = removed.get(name, 0) + n

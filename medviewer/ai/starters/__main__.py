@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=3500)
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--metrics-only", action="store_true",
+                    help="an existing model folder: the current post-processing, card texts "
+                         "and held-out Dice (weights untouched)")
     it = sub.add_parser("interactive", help="class-agnostic promptable model (clicks, boxes)")
     it.add_argument("--out", required=True, type=Path)
     it.add_argument("--name", default=None)
@@ -82,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         from medviewer.ai.interactive.starter import run
 
         return run(args, name, version)
+    if args.command == "ct-trunk" and args.metrics_only:
+        from medviewer.ai.starters.trunk_ct import remeasure
+
+        remeasure(out)
+        return 0
     if (out / "model.json").exists():
         print(f"{out} already holds a model; a version is never overwritten", file=sys.stderr)
         return 1

@@ -55,7 +55,10 @@ in-plane spacing {i['spacing']} mm; one whole-slice window up to {i['patch']} pi
 ({i['patch'][0] * i['spacing'][0]:g} mm). After the whole volume, each organ keeps its largest
 3D piece, specks under {i['postprocess']['min_component_ml']:g} ml go, and on each slice
 labels outside the body (tissue above {i['postprocess'].get('inside_body_hu', 'n/a')} HU, holes
-filled, grown by 5 mm) are cleared.
+filled, grown by 2 mm) are cleared; {', '.join(i['postprocess'].get('trim_tails', {}))} end at
+the first slice, up or down from their largest cross-section, under
+{100 * max(i['postprocess'].get('trim_tails', {}).values(), default=0):g} % of its area (a vessel
+joined to the heart by a thin bridge is not heart).
 Labels: {labels}.
 
 Architecture: MONAI `UNet` (2D, {p['in_channels']} input channels, channels {p['channels']},
@@ -87,6 +90,7 @@ say little about other patients and scanners.
 ```
 {t['command']}
 ```
+{('Post-processing, card texts and metrics brought up to date, weights untouched, by `' + t['metrics_command'] + '`.') if t.get('metrics_command') else ''}
 seed {t['seed']}, {t['steps']} steps of {t['batch_size']} random {t['crop']}^2 crops,
 {t['optimizer']}, max LR {t['lr']}, {t['loss']}; augmentation: {t['augmentation']}. Wall time
 {t['wall_time_s']:.0f} s on {t['device']} (torch {t['torch']}, MONAI {t['monai']}).

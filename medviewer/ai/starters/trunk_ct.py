@@ -39,7 +39,12 @@ PARAMS = {"spatial_dims": 2, "in_channels": len(td.CONTEXT_MM), "out_channels": 
           "norm": "instance", "dropout": 0.1}
 # after the whole volume: keep each organ's largest 3D component; drop specks of the rest
 POSTPROCESS = {"largest_component": [n for n in td.LABELS[1:] if n != "vertebrae"],
-               "min_component_ml": 1.0, "inside_body_hu": -500.0}
+               "min_component_ml": 1.0, "inside_body_hu": -500.0,
+               # solid organs end where their cross-section falls under 2 % of its largest
+               # (not the lungs, whose apex tapers, nor the aorta and spine, long tubes)
+               "trim_tails": {n: 0.02 for n in ("heart", "liver", "spleen", "kidney_left",
+                                               "kidney_right", "stomach", "gallbladder",
+                                               "urinary_bladder")}}
 CROP = 160
 CASE_WEIGHTS = {"A": 0.4, "B": 0.2, "C": 0.4}
 GROUPS = {code: [td.INDEX[n] for n in names] for code, names in td.GROUPS.items()}
@@ -257,6 +262,43 @@ def heldout_dice(model, card, cases, log=print) -> dict:
     return {"dice": dice, "per_case": detail}
 
 
+def _metrics(model, card_dict: dict, out: Path, cases, log) -> dict:
+    from medviewer.ai.cards import ModelCard
+
+    metrics = heldout_dice(model, ModelCard.from_dict(card_dict, Path(out)), cases, log)
+    present = [v for v in metrics["dice"].values() if v is not None]
+    return {"split": "held-out slabs", "held_out_slabs": {
+        k: f"z {a}..{b - 1}" for k, (a, b) in td.HOLDOUT.items()}, **metrics,
+        "mean_dice": round(float(np.mean(present)), 4),
+        "dice_method": "Dice of each labelled structure on each case's held-out slab "
+                       "(3D, original grid), predicted by medviewer.ai.inference.segment "
+                       "on the whole case volume; the mean over the cases that label it"}
+
+
+def remeasure(out: Path, log=print) -> dict:
+    """An existing model folder with today's post-processing and card texts: ``input`` and
+    ``limits`` rewritten, the held-out Dice measured again, the README regenerated; the
+    weights (and their hash) are not touched."""
+    import json
+
+    from medviewer.ai.cards import ModelCard
+    from medviewer.ai.registry import load_model
+    from medviewer.ai.starters.trunk_card import LIMITS, readme_text
+    from medviewer.core.atomic import atomic_write_text
+
+    out = Path(out)
+    card = json.loads((out / "model.json").read_text())
+    card["input"] = card_input()
+    card["limits"] = list(LIMITS)
+    model = load_model(ModelCard.from_dict(card, out))
+    card["metrics"] = _metrics(model, card, out, td.load_cases(), log)
+    card["training"]["metrics_command"] = command_line()
+    ModelCard.from_dict(card, out)  # validate before writing
+    atomic_write_text(out / "model.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(out / "README.md", readme_text(card))
+    return card
+
+
 def train(out: Path, seed: int = 0, steps: int = 3500, lr: float = 2e-3, batch_size: int = 8,
           version: str = "1.0.0", name: str = "ct-trunk-organs", parent_version=None,
           log=print) -> dict:
@@ -290,16 +332,7 @@ def train(out: Path, seed: int = 0, steps: int = 3500, lr: float = 2e-3, batch_s
     model.eval()
     card = _card_dict(name, version, parent_version, seed, steps, lr, batch_size, history,
                       time.time() - t0)
-    from medviewer.ai.cards import ModelCard
-
-    metrics = heldout_dice(model, ModelCard.from_dict(card, Path(out)), cases, log)
-    present = [v for v in metrics["dice"].values() if v is not None]
-    card["metrics"] = {"split": "held-out slabs", "held_out_slabs": {
-        k: f"z {a}..{b - 1}" for k, (a, b) in td.HOLDOUT.items()}, **metrics,
-        "mean_dice": round(float(np.mean(present)), 4),
-        "dice_method": "Dice of each labelled structure on each case's held-out slab "
-                       "(3D, original grid), predicted by medviewer.ai.inference.segment "
-                       "on the whole case volume; the mean over the cases that label it"}
+    card["metrics"] = _metrics(model, card, Path(out), cases, log)
     card["training"]["wall_time_s"] = round(time.time() - t0, 1)
     from medviewer.ai.starters.trunk_card import readme_text
 

@@ -103,3 +103,37 @@ def test_body_threshold_must_be_a_number(labels):
     lab, spacing = labels
     with pytest.raises(ValueError, match="inside_body_hu"):
         clean_labels(lab, spacing, LABELS, {"inside_body_hu": float("nan")})
+
+
+def test_a_piece_between_the_half_grid_samples_is_still_removed(labels):
+    """One voxel at odd coordinates, away from the organ: no strided sample sees it."""
+    lab, spacing = labels
+    liver = LABELS.index("liver")
+    lab[5, 11, 11] = liver
+    clean_labels(lab, spacing, LABELS, SPEC)
+    assert lab[5, 11, 11] != liver
+
+
+def test_trim_tails_cuts_a_thin_vessel_off_an_organ_and_keeps_the_organ(labels):
+    lab, spacing = labels
+    liver = LABELS.index("liver")
+    area = (lab == liver).sum(axis=(1, 2))
+    top = int(np.flatnonzero(area)[-1])
+    yy, xx = np.nonzero(lab[top] == liver)
+    y, x = int(yy.mean()), int(xx.mean())
+    original = lab.copy()
+    lab[top + 1:, y - 1:y + 2, x - 1:x + 2] = liver  # a 3x3-voxel "vessel" up to the top
+    spec = {**SPEC, "trim_tails": {"liver": 0.02}}
+    removed = clean_labels(lab, spacing, LABELS, spec)
+    assert not (lab[top + 1:] == liver).any()  # the vessel is gone
+    assert removed["liver"] >= 9 * (lab.shape[0] - top - 1)
+    kept = (lab == liver) & (original == liver)
+    assert kept.sum() >= 0.99 * (original == liver).sum()  # the organ is (nearly) whole
+
+
+def test_trim_tails_refuses_unknown_labels_and_bad_fractions(labels):
+    lab, spacing = labels
+    with pytest.raises(ValueError, match="trim_tails"):
+        clean_labels(lab, spacing, LABELS, {"trim_tails": {"pancreas": 0.02}})
+    with pytest.raises(ValueError, match="trim_tails"):
+        clean_labels(lab, spacing, LABELS, {"trim_tails": {"liver": 1.5}})
