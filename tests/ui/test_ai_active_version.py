@@ -59,7 +59,7 @@ def test_without_a_selection_the_first_models_active_version_is_chosen(user_dir,
     from medviewer.ai import versions
 
     ctl = window.ai.ctl
-    first = ctl.cards[0].name
+    first = ctl.default_ref().split(":")[0]  # the model offered first (not superseded)
     src = BUILTIN / first / "1.0.0"
     import json
     import shutil
