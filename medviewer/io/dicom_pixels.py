@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .dicom_index import FileHeader
-from .errors import LoadError, guarded
+from .errors import LoadError, guarded, quiet_panic_reports
 
 __all__ = ["LoadError", "MONO", "is_colour", "stored_range", "raw_dtype", "plan_dtype",
            "mask_bits", "read_native_frame", "check_truncation", "can_read_native",
@@ -113,7 +113,7 @@ def decode_frames(ds, h: FileHeader, index: Optional[int] = None) -> np.ndarray:
 
     name = Path(h.path).name
     # decoders raise many types, pyo3 panics (BaseException) included: one clear error
-    with guarded(name, describe=lambda exc: _as_load_error(exc, ds, h)):
+    with guarded(name, describe=lambda exc: _as_load_error(exc, ds, h)), quiet_panic_reports():
         arr = pixel_array(ds, index=index) if index is not None else ds.pixel_array
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))

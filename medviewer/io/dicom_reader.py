@@ -187,7 +187,9 @@ def _fill(chosen: list, datasets: dict, first: FileHeader, reporter) -> np.ndarr
     colour = is_colour(first)
     dtype, check, need = _plan(chosen, first)
     kind = "RGB" if colour else str(dtype)
-    budget.check(need, f"a {nx} x {ny} x {nz} {kind} volume", Path(first.path).name)
+    size = budget.fmt_bytes(nz * ny * nx * (3 if colour else dtype.itemsize))
+    budget.check(need, f"a {nx} x {ny} x {nz} {kind} volume ({size}) with its decoding",
+                 Path(first.path).name)
     if colour:
         out = np.empty((nz, ny, nx, 3), dtype=np.uint8)
     else:

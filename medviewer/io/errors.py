@@ -10,11 +10,17 @@ when that callback is wrapped with ``passthrough``.
 """
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-__all__ = ["LoadError", "MemoryBudgetError", "guarded", "passthrough", "reason", "scrub"]
+__all__ = ["LoadError", "MemoryBudgetError", "guarded", "passthrough", "reason", "scrub",
+           "quiet_panic_reports"]
 
 _NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -100,3 +106,75 @@ def guarded(name: str, what: str = "cannot read", progress: Optional[passthrough
         if secrets:
             err = type(err)(scrub(str(err), secrets))
         raise err from exc
+
+
+# A Rust decoder that panics first prints a report on the process's stderr (file descriptor
+# 2, below Python), with a stack backtrace when RUST_BACKTRACE is set: the command line would
+# show it although the error has become a one-line LoadError.
+_PANIC_LINE = re.compile(r"^(thread '.*' panicked at |note: run with `RUST_BACKTRACE|"
+                         r"note: Some details are omitted|stack backtrace:|\s+\d+: |\s+at )")
+_capture_lock = threading.Lock()
+_capture_file = None
+
+
+def _drop_panic_report(text: str) -> str:
+    """``text`` without Rust panic reports: the "thread ... panicked at" line (and the
+    blank line before it), the message, the notes and the backtrace."""
+    out, state = [], 0  # 0: other output, 1: the panic message, 2: notes and backtrace
+    for line in text.splitlines(keepends=True):
+        if line.startswith("thread '") and " panicked at " in line:
+            if out and not out[-1].strip():
+                out.pop()
+            state = 1
+        elif state and _PANIC_LINE.match(line):
+            state = 2
+        elif state == 1:
+            pass
+        else:
+            state = 0
+            out.append(line)
+    return "".join(out)
+
+
+@contextmanager
+def quiet_panic_reports():
+    """Capture file descriptor 2 while native decoders run; afterwards write back what was
+    written there, except the report of a panic that the block raised (its message is in
+    the exception). One thread at a time captures; the others run uncaptured."""
+    global _capture_file
+    if not _capture_lock.acquire(blocking=False):
+        yield
+        return
+    saved = None
+    panicked = False
+    try:
+        try:
+            sys.stderr.flush()
+            if _capture_file is None:
+                _capture_file = tempfile.TemporaryFile()
+            _capture_file.seek(0)
+            _capture_file.truncate()
+            saved = os.dup(2)
+            os.dup2(_capture_file.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (e.g. a windowed app)
+            saved = None
+        try:
+            yield
+        except BaseException as exc:
+            panicked = type(exc).__name__ == "PanicException"
+            raise
+    finally:
+        if saved is not None:
+            try:
+                os.dup2(saved, 2)
+                os.close(saved)
+                _capture_file.seek(0)
+                text = _capture_file.read().decode("utf-8", "replace")
+                if panicked:
+                    text = _drop_panic_report(text)
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        _capture_lock.release()

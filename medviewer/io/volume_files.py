@@ -241,13 +241,28 @@ def _read_sitk(p: Path, warnings: list):
 
 
 # ---------------------------------------------------------------------------- nibabel
+def _data_proxy(img, p: Path):
+    """The image's data proxy; for a one-file NIfTI whose vox_offset points into the header
+    (0 in some old files), the data start right after the header, as in ITK's reader."""
+    import nibabel as nib
+
+    hdr = img.header
+    if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
+        start = hdr.single_vox_offset
+        if hdr.get_data_offset() < start:
+            fixed = hdr.copy()
+            fixed.set_data_offset(start)
+            return nib.arrayproxy.ArrayProxy(str(p), fixed)
+    return img.dataobj
+
+
 def _read_nibabel(p: Path, warnings: list):
     import nibabel as nib
 
     try:
         img = nib.load(str(p))
         check_nibabel_size(p, img)
-        data = np.asanyarray(img.dataobj)  # scaled like nibabel does; MGH has no scaling
+        data = np.asanyarray(_data_proxy(img, p))  # scaled like nibabel does; MGH: no scaling
         affine = np.asarray(img.affine, dtype=float)
     except LoadError:
         raise

@@ -584,3 +584,39 @@ def write_mutants(out_dir, count: int, seed: int = 13, start: int = 0) -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about the mutants it parses
         return [make_mutant(out, seed, i) for i in range(start, start + count)]
+
+
+def with_value(src, dst, keyword: str, value, every: bool = False) -> Path:
+    """Copy DICOM file ``src`` to ``dst`` with ``keyword`` set to the raw ``value`` (bytes or
+    text, written as is: "nan" in an IS/DS tag, 65535 in a US tag...), the way a damaged file
+    would hold it. The top-level element (or, with ``every``, each one at any depth) is
+    replaced; a tag the file lacks is added first."""
+    import warnings
+
+    from pydicom.datadict import tag_for_keyword
+
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    tag = tag_for_keyword(keyword)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        buf = bytearray(Path(src).read_bytes())
+        layout = _dicom_layout(str(src))
+        if not any(e.tag == tag and e.depth == 0 for e in layout[0]) and keyword in ADDABLE \
+                and not every:
+            import io
+
+            import pydicom
+
+            ds = pydicom.dcmread(src, force=True)
+            ds.add_new(tag, ADDABLE[keyword], "1")
+            bio = io.BytesIO()
+            ds.save_as(bio, enforce_file_format=False)
+            buf = bytearray(bio.getvalue())
+            layout = _layout_of_bytes(bytes(buf))
+        targets = [e for e in layout[0] if e.tag == tag and (every or e.depth == 0)]
+        if not targets:
+            raise ValueError(f"{keyword} not found in {src}")
+        for e in sorted(targets, key=lambda e: -e.value_pos):  # from the end: offsets hold
+            buf = _replace(buf, e, raw, keep_length=False)
+    Path(dst).write_bytes(bytes(buf))
+    return Path(dst)

@@ -79,9 +79,9 @@ class Report:
 
 
 class _Worker:
-    def __init__(self, env: dict, cap_mb: int):
+    def __init__(self, env: dict, cap_mb: int, script: Path = WORKER):
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(cap_mb)], cwd=REPO, env=env,
+            [sys.executable, str(script), str(cap_mb)], cwd=REPO, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr: list = []
         self._buf = b""
@@ -138,7 +138,7 @@ def _worker_env(budget_mb: int) -> dict:
 
 
 def _run_queue(queue: list, lock: threading.Lock, results: dict, env: dict, cap_mb: int,
-               timeout: float) -> None:
+               timeout: float, script: Path) -> None:
     worker = None
     while True:
         with lock:
@@ -146,7 +146,7 @@ def _run_queue(queue: list, lock: threading.Lock, results: dict, env: dict, cap_
                 break
             i, path = queue.pop()
         if worker is None or worker.proc.poll() is not None:
-            worker = _Worker(env, cap_mb)
+            worker = _Worker(env, cap_mb, script)
         worker.proc.stdin.write((json.dumps({"i": i, "path": path}) + "\n").encode())
         worker.proc.stdin.flush()
         started = worker.read(timeout * 3)
@@ -169,8 +169,9 @@ def _run_queue(queue: list, lock: threading.Lock, results: dict, env: dict, cap_
 
 
 def run_files(paths: list, budget_mb: int = 1024, timeout: float = 10.0,
-              workers: int = 2) -> Report:
-    """Load every path (file or series folder) in ``workers`` subprocesses."""
+              workers: int = 2, script: Path = WORKER) -> Report:
+    """Load every path (file or series folder) in ``workers`` subprocesses running
+    ``script`` (the loader's worker; tests of this runner give a stand-in)."""
     env = _worker_env(budget_mb)
     cap_mb = budget_mb + CAP_SLACK_MB
     queue = [(i, str(p)) for i, p in enumerate(paths)][::-1]
@@ -178,7 +179,7 @@ def run_files(paths: list, budget_mb: int = 1024, timeout: float = 10.0,
     lock = threading.Lock()
     t0 = time.monotonic()
     threads = [threading.Thread(target=_run_queue, args=(queue, lock, results, env, cap_mb,
-                                                         timeout))
+                                                         timeout, script))
                for _ in range(max(1, workers))]
     for t in threads:
         t.start()
