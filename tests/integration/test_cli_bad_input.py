@@ -2,38 +2,28 @@
 traceback (not even a Rust decoder's panic report, though RUST_BACKTRACE is set), valid JSON
 (no NaN), and no patient name in any message."""
 import json
+import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pydicom
-from pydicom.data import get_testdata_file
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit" / "io"))
-from fuzz_mutants import with_value  # noqa: E402
+from fuzz_mutants import panicking_rle, with_value  # noqa: E402
 
 
 def _run_cli(*args):
-    env = {**__import__("os").environ, "RUST_BACKTRACE": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RUST_BACKTRACE": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "medviewer", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=120, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _panicking_rle(folder: Path) -> Path:
-    raw = bytearray(Path(get_testdata_file("MR_small_RLE.dcm")).read_bytes())
-    i = raw.find(struct.pack("<3I", 2, 64, 1948))  # RLE header: segment 2 moved into 1
-    struct.pack_into("<I", raw, i + 8, 70)
-    path = folder / "panic_rle.dcm"
-    path.write_bytes(bytes(raw))
-    return path
-
-
 def test_info_and_convert_on_a_panicking_rle_file_print_one_line(tmp_path):
-    bad = _panicking_rle(tmp_path)
+    bad = panicking_rle(tmp_path)
     rc, out, err = _run_cli("info", bad)
     assert rc == 1
     lines = [ln for ln in out.splitlines() if "NOT LOADED" in ln]

@@ -81,16 +81,12 @@ def test_missing_path_shows_error_and_app_survives(qtbot, window):
 def test_decoder_panic_ends_with_an_error_dialog_not_a_spinning_bar(qtbot, window, tmp_path):
     """A corrupt RLE file makes pylibjpeg-rle panic (not an Exception): the open still ends,
     with an error dialog naming the file, and the progress bar goes away."""
-    import struct
-
     from PySide6.QtWidgets import QMessageBox
-    from pydicom.data import get_testdata_file
 
-    raw = bytearray(Path(get_testdata_file("MR_small_RLE.dcm")).read_bytes())
-    i = raw.find(struct.pack("<3I", 2, 64, 1948))  # the RLE header: move segment 2 into 1
-    struct.pack_into("<I", raw, i + 8, 70)
-    bad = tmp_path / "panic_rle.dcm"
-    bad.write_bytes(bytes(raw))
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "io"))
+    from fuzz_mutants import panicking_rle
+
+    bad = panicking_rle(tmp_path)
     _open_and_wait(qtbot, window, [bad])
     assert window.errors and window.errors[-1].startswith("Could not load the series")
     assert "panic_rle.dcm" in window.errors[-1] and "PanicException" in window.errors[-1]

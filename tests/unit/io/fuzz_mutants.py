@@ -20,13 +20,15 @@ at random from the seed file's own structure), not aimed at any one reader path:
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DATA = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data").resolve()
+DATA = Path(os.environ.get("MEDVIEWER_SHARED_DATA",
+                          Path(__file__).resolve().parents[3] / ".." / "shared" / "data")).resolve()
 PYDICOM_DATA = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
 
 NAN_TEXT = ("nan", "NaN", "inf", "-inf", "1e308", "-1e308", "1e-308", "0", "-0", "-1",
@@ -620,3 +622,19 @@ def with_value(src, dst, keyword: str, value, every: bool = False) -> Path:
             buf = _replace(buf, e, raw, keep_length=False)
     Path(dst).write_bytes(bytes(buf))
     return Path(dst)
+
+
+def panicking_rle(folder) -> Path:
+    """pydicom's 7.8 kB MR_small_RLE.dcm with its second RLE segment offset moved into the
+    first segment: pylibjpeg-rle panics on it (pyo3 PanicException, a BaseException that is
+    not an Exception). Written to ``folder/panic_rle.dcm``."""
+    from pydicom.data import get_testdata_file
+
+    raw = bytearray(Path(get_testdata_file("MR_small_RLE.dcm")).read_bytes())
+    i = raw.find(struct.pack("<3I", 2, 64, 1948))  # the RLE header: 2 segments at 64, 1948
+    if i < 0:
+        raise ValueError("MR_small_RLE.dcm is not the file this helper knows")
+    struct.pack_into("<I", raw, i + 8, 70)
+    path = Path(folder) / "panic_rle.dcm"
+    path.write_bytes(bytes(raw))
+    return path

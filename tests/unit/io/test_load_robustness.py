@@ -19,7 +19,7 @@ from medviewer.io.load import LoadError, MemoryBudgetError, load_series
 from medviewer.io.volume_files import read_volume_file
 
 from _dicom_data import CHEST, DATA, chest_files
-from fuzz_mutants import with_value
+from fuzz_mutants import panicking_rle, with_value
 from fuzz_run import run_files
 
 RLE_SMALL = get_testdata_file("MR_small_RLE.dcm")  # 7.8 kB, 64 x 64 RLE
@@ -33,20 +33,8 @@ def _load_file(path):
     return load_series(SeriesEntry(key=str(path), kind="dicom", paths=[str(path)]))
 
 
-def _panicking_rle(tmp_path):
-    """MR_small_RLE with its second segment offset moved into the first: pylibjpeg-rle
-    panics (pyo3 PanicException, a BaseException that is not an Exception)."""
-    raw = bytearray(open(RLE_SMALL, "rb").read())
-    i = raw.find(struct.pack("<3I", 2, 64, 1948))
-    assert i > 0
-    struct.pack_into("<I", raw, i + 8, 70)
-    path = tmp_path / "panic_rle.dcm"
-    path.write_bytes(bytes(raw))
-    return path
-
-
 def test_rle_decoder_panic_becomes_a_load_error_naming_the_file(tmp_path):
-    path = _panicking_rle(tmp_path)
+    path = panicking_rle(tmp_path)
     with pytest.raises(LoadError, match="panic_rle.dcm") as info:
         _load_file(path)
     cause = info.value.__cause__
