@@ -84,7 +84,7 @@ def read_native_frame(h: FileHeader, frame: int = 0) -> np.ndarray:
     arr = np.fromfile(h.path, dtype=dt, count=count, offset=h.pixel_offset + frame * frame_bytes)
     if arr.size != count:
         raise LoadError(f"pixel data truncated: expected {h.expected_pixel_bytes} bytes, "
-                        f"found {max(0, h.file_size - h.pixel_offset)}")
+                        f"found {max(0, h.file_size - h.pixel_offset)} ({Path(h.path).name})")
     if not dt.isnative:
         arr = arr.astype(dt.newbyteorder("="))
     return mask_bits(arr.reshape(h.rows, h.columns), h)

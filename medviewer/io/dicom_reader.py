@@ -118,13 +118,11 @@ def read_dicom_series(entry: SeriesEntry, reporter=None) -> Volume:
     if not headers:
         raise LoadError("series has no image files")
     first = headers[0]
+    name = Path(first.path).name
     kind = non_image_kind(first.sop_class_uid, first.modality)
     if kind:
-        raise LoadError(f"{kind} is not an image series")
-    if first.rows <= 0 or first.columns <= 0:
-        raise LoadError("no pixel data (Rows/Columns missing)")
+        raise LoadError(f"{name}: {kind} is not an image series")
     frames, datasets = _collect_frames(headers, reporter)
-    name = Path(first.path).name
     if not frames:
         raise LoadError(f"{name}: no image frames")
     check_positions([f.header.path for f in frames], [f.ipp for f in frames])

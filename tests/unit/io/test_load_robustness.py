@@ -230,3 +230,21 @@ def test_real_chest_ct_still_loads_the_same():
     vol = load_series(cat.series[0])
     assert vol.shape == (100, 512, 512) and vol.array.dtype == np.int16
     assert not any("not a number" in w for w in vol.warnings)
+
+
+def test_the_progress_callbacks_own_exception_passes_through_unchanged():
+    """A job's cancellation (raised by its progress callback) is not turned into a LoadError."""
+    from medviewer.jobs import CancelToken, Cancelled, Reporter
+
+    token = CancelToken()
+    calls = []
+
+    def progress(p):
+        calls.append(p.done)
+        if len(calls) == 3:
+            token.cancel()
+
+    entry = scan_paths(chest_files()[:10]).series[0]
+    with pytest.raises(Cancelled):
+        load_series(entry, Reporter(progress, token))
+    assert len(calls) == 3
