@@ -144,14 +144,18 @@ def read_dicom_series(entry: SeriesEntry, reporter=None) -> Volume:
     return _make_volume(entry, first, array, stack.geometry, warnings, chosen)
 
 
-def _header_notes(headers: list) -> list:
-    """Notes the header scan made (minor tags it ignored), once each, naming one file."""
-    seen: dict = {}
+def _header_notes(headers: list, most: int = 5) -> list:
+    """Notes the header scan made (minor tags it ignored), once each, naming the first file
+    and how many files share it; at most ``most`` of them, then how many more there are."""
+    seen: dict = {}  # note -> [first file name, count]
     for h in headers:
         for note in h.notes:
-            seen.setdefault(note, Path(h.path).name)
-    return [f"{note} ({name}{' and others' if sum(note in h.notes for h in headers) > 1 else ''})"
-            for note, name in seen.items()]
+            seen.setdefault(note, [Path(h.path).name, 0])[1] += 1
+    out = [f"{note} ({name}{f' and {n - 1} more files' if n > 1 else ''})"
+           for note, (name, n) in list(seen.items())[:most]]
+    if len(seen) > most:
+        out.append(f"{len(seen) - most} more header values were ignored")
+    return out
 
 
 def _plan(chosen: list, first: FileHeader) -> tuple:

@@ -31,7 +31,7 @@ import numpy as np
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume
 
-from .errors import LoadError, guarded
+from .errors import LoadError, guarded, passthrough
 from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
@@ -83,8 +83,9 @@ def read_volume_file(path, reporter=None) -> Volume:
     """Read one NIfTI/NRRD/MetaImage/MGH file. Raises LoadError with the reason (whatever
     the library raised: see ``errors.guarded``)."""
     p = Path(path)
-    with guarded(p.name, "cannot read"):
-        return _read_volume_file(p, reporter)
+    progress = passthrough(reporter) if reporter is not None else None
+    with guarded(p.name, "cannot read", progress):
+        return _read_volume_file(p, progress)
 
 
 def _read_volume_file(p: Path, reporter) -> Volume:
