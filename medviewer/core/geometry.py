@@ -48,15 +48,25 @@ class Geometry:
         object.__setattr__(self, "spacing", _as_tuple(self.spacing, 3))
         object.__setattr__(self, "origin", _as_tuple(self.origin, 3))
         object.__setattr__(self, "direction", _as_tuple(self.direction, 9))
-        if any(s <= 0 for s in self.spacing):
-            raise ValueError(f"spacing must be positive, got {self.spacing}")
+        if not all(0 < s < np.inf for s in self.spacing):
+            raise ValueError(f"spacing must be positive and finite, got {self.spacing}")
+        if not all(np.isfinite(self.origin)):
+            raise ValueError(f"origin must be finite, got {self.origin}")
+        if not all(np.isfinite(self.direction)):
+            raise ValueError(f"direction must be finite, got {self.direction}")
         if self.slice_offsets is not None:
             offs = _as_tuple(self.slice_offsets, self.shape[0])
+            if not all(np.isfinite(offs)):
+                raise ValueError("slice offsets must be finite")
             if len(offs) > 1 and np.any(np.diff(offs) <= 0):
                 raise ValueError("slice offsets must increase strictly")
             object.__setattr__(self, "slice_offsets", offs)
-        m = self.direction_matrix @ np.diag(self.spacing)
-        if abs(np.linalg.det(m)) < 1e-12:
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = self.direction_matrix @ np.diag(self.spacing)
+            det = np.linalg.det(m) if np.all(np.isfinite(m)) else np.nan
+        if not np.isfinite(det):
+            raise ValueError("spacing x direction is out of range")
+        if abs(det) < 1e-12:
             raise ValueError("direction matrix is singular")
         object.__setattr__(self, "_inv", np.linalg.inv(m))
 

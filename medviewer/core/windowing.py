@@ -34,13 +34,16 @@ def percentile_window(array: np.ndarray, lo: float = 1.0, hi: float = 99.0,
                       name: str = "Percentile 1-99") -> WindowHint:
     """A window spanning the lo..hi percentiles of a (sub-sampled) array."""
     vals = _sample(np.asarray(array))
+    if vals.dtype.kind == "f":
+        vals = vals[np.isfinite(vals)]  # NaN/inf voxels (masked maps, overflowed scaling)
     if vals.size == 0:
         return WindowHint(0.0, 1.0, name)
     a, b = np.percentile(vals, [lo, hi]).astype(float)
     if b <= a:
         a, b = float(vals.min()), float(vals.max())
-    width = max(b - a, 1e-6)
-    return WindowHint(center=(a + b) / 2.0, width=width, name=name)
+    with np.errstate(over="ignore"):  # values near the float64 limits: b - a overflows
+        width = float(min(max(b - a, 1e-6), np.finfo(float).max))
+    return WindowHint(center=a / 2.0 + b / 2.0, width=width, name=name)
 
 
 def preset_window(name: str, array: np.ndarray) -> WindowHint:

@@ -10,6 +10,7 @@ fill the FileHeader through the same value accessors, so they give equal headers
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -43,12 +44,15 @@ def _first_float(value) -> Optional[float]:
     try:
         if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str):
             value = list(value)[0]
-        return float(value)
-    except (TypeError, ValueError, IndexError):
+        value = float(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return value if math.isfinite(value) else None
 
 
 _PATIENT_KW = ("PatientName", "PatientID")
+_MINOR_NUMBERS = {"InstanceNumber": "instance_number", "AcquisitionNumber": "acquisition_number",
+                  "TemporalPositionIdentifier": "temporal_index", "SeriesNumber": "series_number"}
 
 
 def _window(f, ds) -> Optional[tuple]:
@@ -273,9 +277,12 @@ def _fill_from_dataset(h: FileHeader, f: Values, ds) -> None:
     h.instance_number = f.int("InstanceNumber")
     h.acquisition_number = f.int("AcquisitionNumber")
     h.temporal_index = f.int("TemporalPositionIdentifier")
+    for kw in _MINOR_NUMBERS:  # minor tags never sink a file: ignored, with a note
+        if getattr(h, _MINOR_NUMBERS[kw]) is None and f.text(kw):
+            h.notes.append(f"{kw} is not a number ({f.text(kw)[:16]!r}): ignored")
     h.rows = f.int("Rows") or 0
     h.columns = f.int("Columns") or 0
-    h.n_frames = f.int("NumberOfFrames") or 1
+    h.n_frames = f.count("NumberOfFrames")
     h.samples_per_pixel = f.int("SamplesPerPixel") or 1
     h.bits_allocated = f.int("BitsAllocated") or 0
     h.bits_stored = f.int("BitsStored") or h.bits_allocated

@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .dicom_index import FileHeader
+from .errors import LoadError, guarded, quiet_panic_reports
 
-
-class LoadError(ValueError):
-    """A series or file could not be loaded; the message says why (no patient data)."""
-
+__all__ = ["LoadError", "MONO", "is_colour", "stored_range", "raw_dtype", "plan_dtype",
+           "mask_bits", "read_native_frame", "check_truncation", "can_read_native",
+           "decode_frames", "palette_to_rgb", "rgb_to_uint8", "store_mono"]
 
 MONO = ("MONOCHROME1", "MONOCHROME2")
 _INT16 = np.iinfo(np.int16)
@@ -57,6 +57,8 @@ def plan_dtype(headers: Sequence[FileHeader], rescales: Sequence[tuple]) -> tupl
     vals = [v for s, i in rescales for v in (lo * s + i, hi * s + i)]
     if _INT16.min <= min(vals) and max(vals) <= _INT16.max:
         return np.dtype(np.int16), False
+    if max(abs(v) for v in vals) >= 2 ** 31 or max(abs(s) for s, _ in rescales) >= 2 ** 31:
+        return np.dtype(np.float32), False  # integer arithmetic could overflow int64
     return np.dtype(np.int16), True  # optimistic: each slice is checked, upgrade if needed
 
 
@@ -82,7 +84,7 @@ def read_native_frame(h: FileHeader, frame: int = 0) -> np.ndarray:
     arr = np.fromfile(h.path, dtype=dt, count=count, offset=h.pixel_offset + frame * frame_bytes)
     if arr.size != count:
         raise LoadError(f"pixel data truncated: expected {h.expected_pixel_bytes} bytes, "
-                        f"found {max(0, h.file_size - h.pixel_offset)}")
+                        f"found {max(0, h.file_size - h.pixel_offset)} ({Path(h.path).name})")
     if not dt.isnative:
         arr = arr.astype(dt.newbyteorder("="))
     return mask_bits(arr.reshape(h.rows, h.columns), h)
@@ -109,14 +111,15 @@ def decode_frames(ds, h: FileHeader, index: Optional[int] = None) -> np.ndarray:
     """Decode with pydicom: all frames (index None) or one; colour comes back RGB uint8."""
     from pydicom.pixels import pixel_array
 
-    try:
+    name = Path(h.path).name
+    # decoders raise many types, pyo3 panics (BaseException) included: one clear error
+    with guarded(name, describe=lambda exc: _as_load_error(exc, ds, h)), quiet_panic_reports():
         arr = pixel_array(ds, index=index) if index is not None else ds.pixel_array
-    except Exception as exc:  # decoders raise many types; turn them into one clear error
-        raise _as_load_error(exc, ds, h) from exc
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if h.photometric == "PALETTE COLOR":
-        arr = palette_to_rgb(arr, ds)
+        with guarded(name, "cannot apply the palette"):
+            arr = palette_to_rgb(arr, ds)
     elif arr.ndim >= 3 and arr.shape[-1] == 3 and h.samples_per_pixel == 3:
         arr = rgb_to_uint8(arr, h)
     elif h.samples_per_pixel == 1:
@@ -141,9 +144,11 @@ def rgb_to_uint8(arr: np.ndarray, h: FileHeader) -> np.ndarray:
     return (arr >> max(0, bits - 8)).astype(np.uint8)
 
 
-def _as_load_error(exc: Exception, ds, h: FileHeader) -> LoadError:
+def _as_load_error(exc: BaseException, ds, h: FileHeader) -> LoadError:
     name = Path(h.path).name
     msg = str(exc)
+    if isinstance(exc, MemoryError):
+        return LoadError(f"not enough memory to decode the pixel data ({name})")
     m = re.search(r"less than expected \((\d+) vs (\d+) bytes\)", msg)
     if m:
         return LoadError(f"pixel data truncated: expected {m.group(2)} bytes, found "
@@ -155,6 +160,8 @@ def _as_load_error(exc: Exception, ds, h: FileHeader) -> LoadError:
     tsname = getattr(ts, "name", str(ts or "unknown"))
     lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
     detail = "; ".join(lines[1:] if len(lines) > 1 else lines)[:300] or type(exc).__name__
+    if not isinstance(exc, Exception):  # e.g. a Rust decoder's panic
+        detail = f"{type(exc).__name__}: {detail}"
     low = msg.lower()
     if "no pixel data handlers" in low or "missing required" in low or "no plugins" in low \
             or "not supported" in low:

@@ -16,12 +16,16 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from medviewer.core.volume import Volume, WindowHint
 
+from . import budget
 from .catalogue import SeriesEntry
+from .dicom_checks import (FRAME_RECORD_BYTES, check_codestreams, check_frame_count,
+                           check_positions, check_rescale, frame_bytes, header_problem)
 from .dicom_index import FileHeader, NotDicomError, index_file, non_image_kind
 from .dicom_pixels import (LoadError, can_read_native, decode_frames, is_colour, plan_dtype,
-                           read_native_frame, store_mono)
+                           read_native_frame, store_mono, stored_range)
 from .dicom_sort import SPACING_UNKNOWN, stack_frames
 from .dicom_frames import enhanced_frames
+from .errors import guarded
 
 
 @dataclass
@@ -38,16 +42,25 @@ class Frame:
 
 def _headers_for(entry: SeriesEntry) -> list:
     if entry.headers:
-        return list(entry.headers)
-    out = []
-    for p in entry.paths:
-        try:
-            h, _, has_pixels = index_file(p)
-        except NotDicomError as exc:
-            raise LoadError(f"{p}: {exc}") from exc
-        if not has_pixels:
-            raise LoadError(f"{p}: no pixel data")
-        out.append(h)
+        out = list(entry.headers)
+    else:
+        out = []
+        for p in entry.paths:
+            name = Path(p).name
+            try:
+                with guarded(name, "cannot read the header"):
+                    h, _, has_pixels = index_file(p)
+            except LoadError as exc:
+                if isinstance(exc.__cause__, NotDicomError):
+                    raise LoadError(f"{name}: {exc.__cause__}") from None
+                raise
+            if not has_pixels:
+                raise LoadError(f"{name}: no pixel data")
+            out.append(h)
+    for h in out:
+        problem = header_problem(h)
+        if problem:
+            raise LoadError(f"{Path(h.path).name}: {problem}")
     return out
 
 
@@ -61,12 +74,19 @@ def _collect_frames(headers: list, reporter) -> tuple:
     """All frames of all files, plus the datasets read in full (multi-frame files only)."""
     frames: list = []
     datasets: dict = {}
+    kept = 0  # bytes of the multi-frame files read in full (kept until the volume is filled)
     for order, h in enumerate(headers):
         if h.n_frames == 1 and not h.enhanced:
             frames.append(_classic_frame(h, order))
             continue
+        name = Path(h.path).name
+        kept += h.file_size
+        budget.check(kept, f"reading {len(datasets) + 1} multi-frame file(s)", name)
         ds = _read_full(h)
         datasets[h.path] = ds
+        # NumberOfFrames is now known to fit the pixel data; its records must fit the budget
+        budget.check((len(frames) + h.n_frames) * FRAME_RECORD_BYTES,
+                     f"bookkeeping for {len(frames) + h.n_frames} frames", name)
         for i, info in enumerate(enhanced_frames(ds, h)):
             ipp, iop, spacing, slope, intercept, tkey = info
             frames.append(Frame(h, i, ipp, iop, spacing, slope, intercept,
@@ -75,12 +95,14 @@ def _collect_frames(headers: list, reporter) -> tuple:
 
 
 def _read_full(h: FileHeader):
-    try:
+    """The whole dataset, after checking that NumberOfFrames fits its pixel data and that
+    no compressed frame declares more pixels than the header (decoders allocate that)."""
+    name = Path(h.path).name
+    budget.check(h.file_size, "reading the file", name)
+    with guarded(name, "cannot read"):
         ds = pydicom.dcmread(h.path, force=True)
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise LoadError(f"cannot read {Path(h.path).name}: "
-                        f"{text[0][:200] if text else type(exc).__name__}") from exc
+        check_frame_count(h, ds)
+        check_codestreams(h, ds)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" not in meta:
         # header-less files (no meta): use the encoding pydicom detected
@@ -96,35 +118,83 @@ def read_dicom_series(entry: SeriesEntry, reporter=None) -> Volume:
     if not headers:
         raise LoadError("series has no image files")
     first = headers[0]
+    name = Path(first.path).name
     kind = non_image_kind(first.sop_class_uid, first.modality)
     if kind:
-        raise LoadError(f"{kind} is not an image series")
-    if first.rows <= 0 or first.columns <= 0:
-        raise LoadError("no pixel data (Rows/Columns missing)")
+        raise LoadError(f"{name}: {kind} is not an image series")
     frames, datasets = _collect_frames(headers, reporter)
-    warnings: list = []
-    iops = {tuple(round(v, 3) for v in f.iop) for f in frames if f.iop is not None}
+    if not frames:
+        raise LoadError(f"{name}: no image frames")
+    check_positions([f.header.path for f in frames], [f.ipp for f in frames])
+    warnings: list = _header_notes(headers)
+    iops = {tuple(round(v, 3) for v in f.iop) for f in frames
+            if f.iop is not None and all(np.isfinite(f.iop))}
     if len(iops) > 1:
         warnings.append("Frames have different orientations; the first orientation is used")
     fallback_z = first.spacing_between_slices or first.slice_thickness
-    stack = stack_frames([f.ipp for f in frames], frames[0].iop, frames[0].spacing,
-                         (first.rows, first.columns), [f.key for f in frames],
-                         fallback_z=fallback_z, gantry_tilt=first.gantry_tilt)
+    try:
+        stack = stack_frames([f.ipp for f in frames], frames[0].iop, frames[0].spacing,
+                             (first.rows, first.columns), [f.key for f in frames],
+                             fallback_z=fallback_z, gantry_tilt=first.gantry_tilt)
+    except ValueError as exc:
+        raise LoadError(f"{name}: bad geometry: {exc}") from None
     warnings.extend(stack.warnings)
     chosen = [frames[i] for i in stack.order]
     array = _fill(chosen, datasets, first, reporter)
     return _make_volume(entry, first, array, stack.geometry, warnings, chosen)
 
 
-def _fill(chosen: list, datasets: dict, first: FileHeader, reporter) -> np.ndarray:
+def _header_notes(headers: list, most: int = 5) -> list:
+    """Notes the header scan made (minor tags it ignored), once each, naming the first file
+    and how many files share it; at most ``most`` of them, then how many more there are."""
+    seen: dict = {}  # note -> [first file name, count]
+    for h in headers:
+        for note in h.notes:
+            seen.setdefault(note, [Path(h.path).name, 0])[1] += 1
+    out = [f"{note} ({name}{f' and {n - 1} more files' if n > 1 else ''})"
+           for note, (name, n) in list(seen.items())[:most]]
+    if len(seen) > most:
+        out.append(f"{len(seen) - most} more header values were ignored")
+    return out
+
+
+def _plan(chosen: list, first: FileHeader) -> tuple:
+    """(output dtype, must_check_range, bytes the fill needs at its peak): the volume, a
+    float32 copy when an int16 volume may have to be upgraded, the multi-frame file decoded
+    whole (or one frame) and its colour conversion."""
     nz, ny, nx = len(chosen), first.rows, first.columns
     colour = is_colour(first)
     if colour:
-        out = np.empty((nz, ny, nx, 3), dtype=np.uint8)
-        check = False
+        dtype, check = np.dtype(np.uint8), False
     else:
+        for f in chosen:
+            check_rescale(f.header.path, f.slope, f.intercept, stored_range(f.header))
         dtype, check = plan_dtype([f.header for f in chosen],
                                   [(f.slope, f.intercept) for f in chosen])
+    voxels = nz * ny * nx
+    need = voxels * (3 if colour else dtype.itemsize) + (voxels * 4 if check else 0)
+    wanted: dict = {}
+    for f in chosen:
+        wanted[id(f.header)] = (f.header, wanted.get(id(f.header), (None, 0))[1] + 1)
+    temp = 0
+    for h, n in wanted.values():
+        whole = h.n_frames > 1 and n * 2 >= h.n_frames
+        decoded = frame_bytes(h) * (h.n_frames if whole else 1)
+        temp = max(temp, 2 * decoded + (ny * nx * 6 if colour else 0))
+    return dtype, check, need + temp
+
+
+def _fill(chosen: list, datasets: dict, first: FileHeader, reporter) -> np.ndarray:
+    nz, ny, nx = len(chosen), first.rows, first.columns
+    colour = is_colour(first)
+    dtype, check, need = _plan(chosen, first)
+    kind = "RGB" if colour else str(dtype)
+    size = budget.fmt_bytes(nz * ny * nx * (3 if colour else dtype.itemsize))
+    budget.check(need, f"a {nx} x {ny} x {nz} {kind} volume ({size}) with its decoding",
+                 Path(first.path).name)
+    if colour:
+        out = np.empty((nz, ny, nx, 3), dtype=np.uint8)
+    else:
         out = np.empty((nz, ny, nx), dtype=dtype)
     decoded: dict = {}  # path -> all frames, for multi-frame files decoded whole
     for z, f in enumerate(chosen):
@@ -132,14 +202,16 @@ def _fill(chosen: list, datasets: dict, first: FileHeader, reporter) -> np.ndarr
             reporter(z, nz, f"Reading slice {z + 1} of {nz}")
         raw = _frame_pixels(f, datasets, decoded, chosen)
         if raw.shape[:2] != (ny, nx):
-            raise LoadError(f"slice {z} has shape {raw.shape[:2]}, expected {(ny, nx)}")
+            raise LoadError(f"{Path(f.header.path).name}: slice {z} has shape "
+                            f"{raw.shape[:2]}, expected {(ny, nx)}")
         if colour:
             if raw.ndim == 2:  # monochrome frame inside a colour series
                 raw = np.repeat(raw[..., None], 3, axis=2).astype(np.uint8)
             out[z] = raw
             continue
         if raw.ndim != 2:
-            raise LoadError(f"slice {z} is colour in a monochrome series")
+            raise LoadError(f"{Path(f.header.path).name}: slice {z} is colour in a "
+                            f"monochrome series")
         new = store_mono(out, z, raw, f.slope, f.intercept, check)
         if new is not None:
             out, check = new, False

@@ -37,8 +37,11 @@ def _cosines(iop: Optional[Sequence[float]]) -> tuple:
         return np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
     r = np.asarray(iop[:3], dtype=float)
     c = np.asarray(iop[3:6], dtype=float)
-    nr, nc = np.linalg.norm(r), np.linalg.norm(c)
-    if nr < 1e-6 or nc < 1e-6 or abs(np.dot(r / nr, c / nc)) > 0.01:
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c))):
+        raise ValueError("invalid ImageOrientationPatient")
+    with np.errstate(over="ignore", invalid="ignore"):
+        nr, nc = np.linalg.norm(r), np.linalg.norm(c)
+    if not (1e-6 <= nr < np.inf and 1e-6 <= nc < np.inf) or abs(np.dot(r / nr, c / nc)) > 0.01:
         raise ValueError("invalid ImageOrientationPatient")
     return r / nr, c / nc
 
@@ -56,7 +59,9 @@ def stack_frames(positions: Sequence[Optional[Sequence[float]]], iop, pixel_spac
     keys = list(temporal_keys) if temporal_keys is not None else [0] * n
     warnings: list = []
     sx, sy = 1.0, 1.0
-    if pixel_spacing is not None and all(float(v) > 0 for v in pixel_spacing):
+    if fallback_z is not None and not (np.isfinite(fallback_z) and fallback_z > 0):
+        fallback_z = None
+    if pixel_spacing is not None and all(0 < float(v) < np.inf for v in pixel_spacing):
         sy, sx = float(pixel_spacing[0]), float(pixel_spacing[1])
     else:
         warnings.append(SPACING_UNKNOWN)
@@ -75,7 +80,10 @@ def stack_frames(positions: Sequence[Optional[Sequence[float]]], iop, pixel_spac
         return _unpositioned(positions, row, col, normal, (sx, sy), shape_yx, fallback_z, warnings)
 
     pts = np.asarray(positions, dtype=float)
-    dist = pts @ normal
+    with np.errstate(over="ignore", invalid="ignore"):
+        dist = pts @ normal
+    if not np.all(np.isfinite(dist)):
+        raise ValueError("slice positions are not finite numbers")
     order = sorted(range(n), key=lambda i: (round(dist[i] / DUP_TOL_MM), keys[i], i))
     # cluster equal positions; keep the first frame of each (first temporal index)
     clusters: list = []

@@ -5,6 +5,7 @@ so both ways give equal headers (tests/unit/io/test_dicom_fastscan.py checks it)
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import pydicom
@@ -59,15 +60,25 @@ class Values:
         return out if len(out) == n else None
 
     def first(self, kw: str) -> Optional[float]:
+        """The first value as a float; None when absent, unreadable or not finite."""
         t = self.text(kw)
         try:
-            return float(t.split("\\")[0]) if t else None
+            v = float(t.split("\\")[0]) if t else None
         except ValueError:
             return None
+        return v if v is not None and math.isfinite(v) else None
 
     def int(self, kw: str) -> Optional[int]:
         v = self.first(kw)
         return int(v) if v is not None else None
+
+    def count(self, kw: str) -> int:
+        """A count such as NumberOfFrames: 1 when absent or empty, 0 when it is not a
+        positive whole number (the caller reports that)."""
+        if not self.text(kw):
+            return 1
+        v = self.first(kw)
+        return int(v) if v is not None and v >= 1 and float(v).is_integer() else 0
 
 
 class PydicomValues(Values):

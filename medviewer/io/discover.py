@@ -13,8 +13,10 @@ from typing import Iterable, Optional
 from .catalogue import Catalogue, NonImageObject, SeriesEntry, SkippedFile
 from .dicom_dir import dicomdir_files, is_dicomdir
 from .dicom_group import group_headers
+from .dicom_checks import header_problem
 from .dicom_index import NotDicomError, index_file, non_image_kind
 from .dicom_pixels import LoadError, check_truncation
+from .errors import guarded, reason as error_reason
 
 log = logging.getLogger(__name__)
 NOT_SUPPORTED = "not a DICOM or volume file"
@@ -112,12 +114,15 @@ def _scan_one(p: Path, cat: Catalogue, headers: list, file_entries: list) -> Non
         cat.skipped.append(SkippedFile(str(p), data_of))
         return
     try:
-        h, ds, has_pixels = index_file(p)
-    except NotDicomError as exc:
-        cat.skipped.append(SkippedFile(str(p), str(exc) or NOT_SUPPORTED))
-        return
-    except Exception as exc:
-        cat.skipped.append(SkippedFile(str(p), f"unreadable DICOM header: {_first_line(exc)}"))
+        with guarded(p.name, "unreadable DICOM header"):  # any type, pyo3 panics included
+            h, ds, has_pixels = index_file(p)
+    except LoadError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, NotDicomError):
+            cat.skipped.append(SkippedFile(str(p), str(cause) or NOT_SUPPORTED))
+        else:
+            why = error_reason(cause) if cause is not None else str(exc)
+            cat.skipped.append(SkippedFile(str(p), f"unreadable DICOM header: {why}"))
         return
     kind = non_image_kind(h.sop_class_uid, h.modality)
     if kind:
@@ -128,8 +133,9 @@ def _scan_one(p: Path, cat: Catalogue, headers: list, file_entries: list) -> Non
         reason = "no pixel data" if h.rows else "no pixel data (not an image object)"
         cat.skipped.append(SkippedFile(str(p), reason))
         return
-    if h.rows <= 0 or h.columns <= 0 or h.bits_allocated <= 0:
-        cat.skipped.append(SkippedFile(str(p), "image attributes missing (Rows/Columns/Bits)"))
+    problem = header_problem(h)
+    if problem:
+        cat.skipped.append(SkippedFile(str(p), problem))
         return
     try:
         check_truncation(h)

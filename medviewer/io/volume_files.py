@@ -31,7 +31,8 @@ import numpy as np
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume
 
-from .dicom_pixels import LoadError
+from .errors import LoadError, guarded, passthrough
+from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
 
@@ -79,8 +80,15 @@ def looks_like_hu(array: np.ndarray) -> bool:
 
 
 def read_volume_file(path, reporter=None) -> Volume:
-    """Read one NIfTI/NRRD/MetaImage/MGH file. Raises LoadError with the reason."""
+    """Read one NIfTI/NRRD/MetaImage/MGH file. Raises LoadError with the reason (whatever
+    the library raised: see ``errors.guarded``)."""
     p = Path(path)
+    progress = passthrough(reporter) if reporter is not None else None
+    with guarded(p.name, "cannot read", progress):
+        return _read_volume_file(p, progress)
+
+
+def _read_volume_file(p: Path, reporter) -> Volume:
     suf = _suffix(p)
     if not suf:
         raise LoadError(f"{p.name}: not a volume file (expected one of {', '.join(VOLUME_SUFFIXES)})")
@@ -90,11 +98,14 @@ def read_volume_file(path, reporter=None) -> Volume:
         reporter(0, 1, f"Reading {p.name}")
     warnings: list = []
     meta = {"format": _FORMAT_NAMES[suf], "file": p.name}
-    if suf in _NIBABEL_ONLY:
+    reader = "sitk"
+    if suf in (".nii", ".nii.gz"):
+        reader, why = _check_nifti(p)
+        if why:
+            warnings.append(f"read with nibabel ({why})")
+    if suf in _NIBABEL_ONLY or reader == "nibabel":
         array, geometry, modality = _read_nibabel(p, warnings)
     else:
-        if suf in (".nii", ".nii.gz"):
-            _check_nifti_complete(p)
         try:
             array, geometry, modality = _read_sitk(p, warnings)
         except _SitkRefused as exc:
@@ -138,34 +149,38 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _check_nifti_complete(p: Path) -> None:
-    """SimpleITK reads a truncated NIfTI without error (garbage voxels): check the size first.
+def _check_nifti(p: Path) -> tuple:
+    """Check a NIfTI header before any reader allocates from it; returns (reader, why).
 
-    .nii: the file must hold vox_offset + data bytes. .nii.gz: the gzip trailer's ISIZE must
-    equal that size (mod 2**32); when it does not (truncated, or a multi-member gzip), we
-    decompress the stream once to count the bytes and to find a missing end-of-stream."""
+    The memory budget and finite geometry (``volume_checks.nifti_plan``), then the size:
+    SimpleITK reads a truncated NIfTI without error (garbage voxels). .nii: the file must
+    hold vox_offset + data bytes. .nii.gz: the gzip trailer's ISIZE must equal that size
+    (mod 2**32); when it does not (truncated, or a multi-member gzip), we decompress the
+    stream once, up to that size, to count the bytes and to find a missing end-of-stream."""
     import nibabel as nib
 
     try:
         hdr = nib.load(str(p)).header
-        need = int(hdr.get_data_offset()) + int(np.prod(hdr.get_data_shape(), dtype=np.int64)
-                                                 * hdr.get_data_dtype().itemsize)
+        data_bytes, reader, why = nifti_plan(p, hdr)
+        need = int(hdr.get_data_offset()) + data_bytes
+    except LoadError:
+        raise
     except Exception as exc:
         raise LoadError(f"{p.name}: cannot read the NIfTI header: {_first_line(exc)}") from None
     if not p.name.lower().endswith(".gz"):
         have = p.stat().st_size
         if have < need:
             raise LoadError(f"{p.name}: file is truncated ({have} bytes, the header needs {need})")
-        return
+        return reader, why
     with open(p, "rb") as fh:
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
     if isize == need % (1 << 32):
-        return
+        return reader, why
     have = 0
     try:
         with gzip.open(p, "rb") as gz:
-            while True:
+            while have < need:
                 block = gz.read(1 << 22)
                 if not block:
                     break
@@ -175,6 +190,7 @@ def _check_nifti_complete(p: Path) -> None:
     if have < need:
         raise LoadError(f"{p.name}: file is truncated ({have} bytes uncompressed, the header "
                         f"needs {need})")
+    return reader, why
 
 
 # ---------------------------------------------------------------------------- SimpleITK
@@ -182,7 +198,8 @@ def _read_sitk(p: Path, warnings: list):
     import SimpleITK as sitk
 
     try:
-        img = sitk.ReadImage(str(p))
+        reader = sitk_reader(p)  # the header first: finite geometry, within the budget
+        img = reader.Execute()
     except RuntimeError as exc:
         raise _SitkRefused(_first_line(exc)) from None
     modality = ""
@@ -225,13 +242,31 @@ def _read_sitk(p: Path, warnings: list):
 
 
 # ---------------------------------------------------------------------------- nibabel
+def _data_proxy(img, p: Path):
+    """The image's data proxy; for a one-file NIfTI whose vox_offset points into the header
+    (0 in some old files), the data start right after the header, as in ITK's reader."""
+    import nibabel as nib
+
+    hdr = img.header
+    if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
+        start = hdr.single_vox_offset
+        if hdr.get_data_offset() < start:
+            fixed = hdr.copy()
+            fixed.set_data_offset(start)
+            return nib.arrayproxy.ArrayProxy(str(p), fixed)
+    return img.dataobj
+
+
 def _read_nibabel(p: Path, warnings: list):
     import nibabel as nib
 
     try:
         img = nib.load(str(p))
-        data = np.asanyarray(img.dataobj)  # scaled like nibabel does; MGH has no scaling
+        check_nibabel_size(p, img)
+        data = np.asanyarray(_data_proxy(img, p))  # scaled like nibabel does; MGH: no scaling
         affine = np.asarray(img.affine, dtype=float)
+    except LoadError:
+        raise
     except Exception as exc:  # nibabel raises many types (ImageFileError, EOFError, zlib...)
         raise LoadError(f"{p.name}: cannot read: {_first_line(exc) or type(exc).__name__}") from None
     if data.ndim == 2:

@@ -109,19 +109,24 @@ class JobRunner:
                 job.last_emit = now
                 self._dispatch(lambda: self._deliver_progress(job, p))
 
+        stop = None
         try:
             result = fn(Reporter(progress, job.cancel_token))
         except Cancelled:
             outcome, payload = CANCELLED, None
-        except Exception as exc:  # delivered as a message, never lost
+        except BaseException as exc:  # delivered as a message, never lost (pyo3 panics too)
             # where it failed, not the message: messages may quote file contents (patient
             # names and IDs never reach logs)
             log.error("job %s failed: %s\n%s", job.name, type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)).rstrip())
             outcome, payload = ERROR, f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                stop = exc  # reported, then not swallowed
         else:
             outcome, payload = (CANCELLED, None) if job.cancelled else (OK, result)
         self._dispatch(lambda: self._deliver_end(job, outcome, payload))
+        if stop is not None:
+            raise stop
 
     # ------------------------------------------------------------------ callbacks
     def _notify(self, event: str, job: Job, payload) -> None:

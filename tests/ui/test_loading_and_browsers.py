@@ -78,6 +78,23 @@ def test_missing_path_shows_error_and_app_survives(qtbot, window):
     assert window.session.active is None
 
 
+def test_decoder_panic_ends_with_an_error_dialog_not_a_spinning_bar(qtbot, window, tmp_path):
+    """A corrupt RLE file makes pylibjpeg-rle panic (not an Exception): the open still ends,
+    with an error dialog naming the file, and the progress bar goes away."""
+    from PySide6.QtWidgets import QMessageBox
+
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "io"))
+    from fuzz_mutants import panicking_rle
+
+    bad = panicking_rle(tmp_path)
+    _open_and_wait(qtbot, window, [bad])
+    assert window.errors and window.errors[-1].startswith("Could not load the series")
+    assert "panic_rle.dcm" in window.errors[-1] and "PanicException" in window.errors[-1]
+    assert window.findChild(QMessageBox, "errorDialog") is not None
+    qtbot.waitUntil(lambda: not window.progress.isVisible() and not window.loader.busy)
+    assert window.session.active is None
+
+
 def test_folder_without_images_reports_skipped_reasons(qtbot, window):
     _open_and_wait(qtbot, window, [DATA / "medmnist_pneumonia"])
     assert window.errors and window.errors[-1].startswith("No images found")

@@ -59,6 +59,23 @@ def test_a_failed_job_is_logged_with_where_it_failed_never_its_message(runner, c
     assert "Qwerzy" not in logged
 
 
+class _Panic(BaseException):
+    """Like pyo3's PanicException (a Rust decoder's panic): a BaseException only."""
+
+
+def test_a_panic_that_is_not_an_exception_still_ends_the_job_with_an_error(runner):
+    got, done = [], threading.Event()
+
+    def work(reporter):
+        raise _Panic("index out of bounds")
+
+    runner.submit(work, on_error=lambda m: (got.append(m), done.set()),
+                  on_done=lambda r: (got.append("done"), done.set()))
+    _wait(done)
+    assert got == ["_Panic: index out of bounds"]
+    assert not runner.busy  # nothing left spinning
+
+
 def test_cancel_stops_a_cooperative_job_and_nothing_else_is_delivered(runner):
     started, done = threading.Event(), threading.Event()
     outcome = []
