@@ -26,7 +26,24 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory since it started (``VmHWM``). Not ``ru_maxrss``:
+    Linux carries that over from the parent across fork + exec, so a child started by a big
+    benchmark process reported the parent's peak (both memory children read 1.235 GB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# runs `medviewer` in this interpreter and prints its peak memory (VmHWM) last on stderr
+PEAK_WRAPPER = ("import atexit, runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "from _common import peak_rss_bytes; "
+                "atexit.register(lambda: print('PEAK_RSS', peak_rss_bytes(), file=sys.stderr)); "
+                "sys.argv[0] = 'medviewer'; runpy.run_module('medviewer.cli', run_name='__main__')")
 
 
 def median_ms(samples) -> float:
