@@ -216,6 +216,11 @@ class PaintTool:
         if key == Qt.Key.Key_Escape and self._poly:
             self.cancel()
             return True
+        if key == Qt.Key.Key_Escape and self._last is not None:  # mid-stroke: drop it
+            self._last = None
+            self.ctl.cancel_stroke()
+            self.ctl.sig_message.emit("Stroke cancelled")
+            return True
         return False
 
     # ------------------------------------------------------------------ brush cursor
