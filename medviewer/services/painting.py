@@ -162,21 +162,18 @@ class PaintSession:
 
     def undo_edit(self) -> Optional[Edit]:
         """Undo the newest edit (journaled as its reverse); None when there is none."""
-        with self.lock:
-            if self.labelmap is None or self._stroke is not None:
-                return None
-            edit = self.undo.undo(self.labelmap)
-            if edit is not None:
-                self.record(edit, reverse=True)
-        return edit
+        return self._step(self.undo.undo, reverse=True)
 
     def redo_edit(self) -> Optional[Edit]:
+        return self._step(self.undo.redo, reverse=False)
+
+    def _step(self, move, reverse: bool) -> Optional[Edit]:
         with self.lock:
             if self.labelmap is None or self._stroke is not None:
                 return None
-            edit = self.undo.redo(self.labelmap)
+            edit = move(self.labelmap)
             if edit is not None:
-                self.record(edit, stroke=False)
+                self.record(edit, reverse=reverse, stroke=False)  # time, not a new stroke
         return edit
 
     # ------------------------------------------------------------------ journal
@@ -350,11 +347,12 @@ class PaintSession:
     def restore(self, res, geometry) -> int:
         """Take what :func:`~medviewer.services.annotations.check_on_open` found: the base
         labels, and the finished strokes of a killed session replayed on them (one undo
-        step each) into a fresh journal; the old journals are removed once it holds them.
-        Returns how many strokes were recovered."""
+        step each) into a fresh journal; the old journals are removed once it holds them
+        (an empty label map when nothing was found). Returns how many strokes came back."""
         table = LabelTable.from_dict(res.table) if res.table else None
         with self.lock:
-            lm = LabelMap(geometry, table, np.array(res.labels, copy=True))
+            lm = LabelMap(geometry, table, None if res.labels is None else
+                          np.array(res.labels, copy=True))
             self.labelmap = lm
             self._base, self.base_seq = res.base_record_id, res.seen_seq
             if not res.recovered:

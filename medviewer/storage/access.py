@@ -69,7 +69,9 @@ def unavailable(folder, exc: BaseException) -> Optional[WorkspaceUnavailable]:
     why = _why(exc)
     if not why:
         return None
-    out = WorkspaceUnavailable(getattr(exc, "errno", None) or errno.EIO, explain(folder, why))
+    said = problem(folder) if why in ("read-only", "unopenable") else None
+    out = WorkspaceUnavailable(getattr(exc, "errno", None) or errno.EIO,
+                               said or explain(folder, why))
     out.__cause__ = exc
     return out
 

@@ -67,7 +67,7 @@ MOUSE = [
     ("Ctrl+wheel", "Zoom"),
     ("Drop files or folders", "Open them"),
     ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step); "
-                                  "Esc while dragging cancels the stroke"),
+                                  "Esc while dragging drops the stroke"),
     ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
     ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
     ("Prompt: left click / Shift+left click / right click", "Positive / flipped / negative click"),

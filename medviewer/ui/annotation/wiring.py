@@ -80,7 +80,7 @@ class AnnotationFeature:
         self.workspace_badge.setStyleSheet("background: #7a1f1f; color: #ffe0e0; padding: 1px 6px;")
         self.workspace_badge.setVisible(False)
         host.status_bar.addPermanentWidget(self.workspace_badge)
-        self._problem_shown = ""  # the problem the banner says
+        self._notice = ""  # the workspace problem the banner says
         self._declare_menu()
 
         self.ctl.sig_voxels_changed.connect(self._on_voxels_changed)
@@ -211,9 +211,13 @@ class AnnotationFeature:
         self.workspace_badge.setText(f"\u26a0 {message}" if message else "")
         self.workspace_badge.setToolTip(RESCUE if message else "")
         self.workspace_badge.setVisible(bool(message))
-        if message and message != self._problem_shown:
-            self.host.show_notice(f"{message}. Painting goes on in memory; {RESCUE}")
-        self._problem_shown = message
+        notice = f"{message}. Painting goes on in memory; {RESCUE}" if message else ""
+        if notice != self._notice:
+            if self._notice:
+                self.host.withdraw_notice(self._notice)
+            if notice:
+                self.host.show_notice(notice)
+            self._notice = notice
 
     def save_as_dialog(self) -> None:
         """Ctrl+Alt+S: choose a folder, then :meth:`save_as`."""

@@ -10,7 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from _paint_data import load_ct, make_read_only, make_writable, reference, stroke_plan
+from _paint_data import load_ct, reference, stroke_plan
+from read_only import make_read_only, make_writable
 from medviewer.core.hashing import image_hash
 from medviewer.core.labelmap import LabelMap
 from medviewer.services.annotations import check_on_open
@@ -164,15 +165,21 @@ def test_two_racing_saves_give_a_linear_chain(ct, tmp_path):
     assert [r.parent_id for r in records] == [None, a.id, b.id, c.id]
 
 
-def test_read_only_workspace_painting_goes_on_and_save_as_keeps_everything(ct, tmp_path):
-    folder, rescue = tmp_path / "ws", tmp_path / "rescue"
+def _saved_then_painting(ct, folder, n: int, seed: int):
+    """A session that saved one stroke and painted a second (its journal open)."""
     ps, ws = _session(ct, folder)
     problems = []
     ps.on_problem = problems.append
-    plan = stroke_plan(ct.geometry, 4, seed=4, cancel_every=99)
+    plan = stroke_plan(ct.geometry, n, seed=seed, cancel_every=99)
     _paint(ps, plan[0])
     first = _save(ps, ws, ct)
     _paint(ps, plan[1])
+    return ps, ws, plan, first, problems
+
+
+def test_read_only_workspace_painting_goes_on_and_save_as_keeps_everything(ct, tmp_path):
+    folder, rescue = tmp_path / "ws", tmp_path / "rescue"
+    ps, ws, plan, first, problems = _saved_then_painting(ct, folder, 4, seed=4)
     locked = make_read_only(folder)
     try:
         _paint(ps, plan[2])
@@ -200,13 +207,7 @@ def test_read_only_workspace_painting_goes_on_and_save_as_keeps_everything(ct, t
 
 def test_removed_workspace_is_never_made_again_and_save_as_rescues(ct, tmp_path):
     folder, rescue = tmp_path / "ws", tmp_path / "rescue"
-    ps, ws = _session(ct, folder)
-    problems = []
-    ps.on_problem = problems.append
-    plan = stroke_plan(ct.geometry, 3, seed=5, cancel_every=99)
-    _paint(ps, plan[0])
-    first = _save(ps, ws, ct)
-    _paint(ps, plan[1])
+    ps, ws, plan, first, problems = _saved_then_painting(ct, folder, 3, seed=5)
     shutil.rmtree(folder)
     _paint(ps, plan[2])  # its journal write went nowhere: said at once
     assert len(problems) == 1 and problems[0].startswith(f"The workspace {folder} no longer "
