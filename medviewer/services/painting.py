@@ -83,6 +83,7 @@ class PaintSession:
         self._save_lock = threading.Lock()  # saves: one at a time
         self._stroke: Optional[StrokeRecorder] = None
         self._memory_only = False  # the journal failed: edits stay in memory until a save
+        self._stale: list = []  # journals let go of when they failed: removed after a save
         self._base: Optional[str] = None
         self.base_seq: Optional[int] = None
 
@@ -216,6 +217,7 @@ class PaintSession:
             self._memory_only = True  # the journal so far stays: its strokes are finished
             if self.journal is not None:
                 self.journal.detach()
+                self._stale.append(self.journal.path)
             self._report(str(exc) if isinstance(exc, WorkspaceUnavailable) else
                          f"The stroke journal in {self.ws.folder} cannot be written: {exc}")
             return False
@@ -323,6 +325,12 @@ class PaintSession:
                 old.close(committed_record_id=None if rec is None else rec.id)
             except OSError:
                 pass  # the record names this journal: recovery starts from the record
+        stale, self._stale = self._stale, []
+        for path in stale:  # older than the record: never to be replayed over it
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # in a workspace left behind (Save as…): its own unsaved strokes
 
     def save_as(self, dst, src, volume, tag: str, source) -> Optional[object]:
         """Into another store ``dst``: copy this image's history from ``src`` (the old

@@ -93,16 +93,25 @@ class Workspace:
     @property
     def store(self):
         """The LabelStore of :attr:`folder` (created, with its folder, on first use; never
-        created again once it was used and then removed)."""
+        created again once it was used and then removed; opened for reading only while the
+        folder cannot be written)."""
         from medviewer.storage.store import LabelStore
 
-        if self._store is None or Path(self._store.root) != self.folder.resolve():
+        stale = self._store is not None and (
+            Path(self._store.root) != self.folder.resolve() or
+            (self._store.read_only and self.problem() is None))  # writable again
+        if self._store is None or stale:
             if self._store is not None:
                 self._store.close()
                 self._store = None
             if str(self.folder.resolve()) in self._known and not self.folder.is_dir():
                 self.check()  # removed since it was used: say so, never make it again
-            self._store = LabelStore(self.folder)
+            try:
+                self._store = LabelStore(self.folder)
+            except WorkspaceUnavailable:
+                if not (self.folder / DB_NAME).exists():
+                    raise
+                self._store = LabelStore(self.folder, read_only=True)  # read; saves say why
             self._remember(self.folder)
         return self._store
 

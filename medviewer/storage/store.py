@@ -272,8 +272,7 @@ class LabelStore(ChainMixin, ImagesMixin, SplitsMixin, PromptsMixin):
         """Raise :class:`WorkspaceUnavailable` when the workspace cannot take a new record:
         opened read-only, the folder (or its database) removed or replaced, or read-only."""
         if self.read_only:
-            raise WorkspaceUnavailable(13, explain(self.root, "read-only",
-                                                   "it was opened for reading only"))
+            raise WorkspaceUnavailable(13, problem(self.root) or explain(self.root, "read-only"))
         why = problem(self.root, (DB_NAME, ARRAYS_DIR, IMAGES_DIR), self._inode)
         if why is None and not self.db_path.exists():
             why = explain(self.root, "gone")

@@ -177,7 +177,10 @@ class ProposalMixin:
         def work(rep):
             plan = req.plan()
             ws, *head = opening or (None,)
-            return plan, (ws.open_journal(*head) if ws is not None else None)
+            try:
+                return plan, (ws.open_journal(*head) if ws is not None else None)
+            except OSError:  # said when the edit is journaled; the accept goes on in memory
+                return plan, None
 
         def planned(result):
             st.accepting = False

@@ -165,6 +165,7 @@ def test_a_few_kills_lose_no_finished_stroke_and_bring_back_no_partial_one(ct, t
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 50 kills take ~10 minutes on a busy 2-core machine
 def test_many_kills_lose_no_finished_stroke_and_bring_back_no_partial_one(ct, tmp_path):
     kills = int(os.environ.get("MEDVIEWER_KILLS", "50"))
     _check(_trials(ct, tmp_path, kills, seed0=1000), kills)

@@ -233,8 +233,57 @@ def test_save_as_into_the_workspace_in_use_or_an_unwritable_folder_changes_nothi
     blocked.mkdir()
     locked = make_read_only(blocked)
     try:
-        with pytest.raises(WorkspaceUnavailable, match="read-only"):
+        with pytest.raises(WorkspaceUnavailable, match="cannot be created"):
             save_as(ws, blocked / "inside", [(ps, ct)], "corrected", ws.person())
     finally:
         make_writable(blocked, locked)
     assert ws.folder == tmp_path / "ws" and ps.dirty
+
+
+class _Killed(BaseException):
+    """The process dies here (nothing after this point runs)."""
+
+
+def test_a_kill_between_the_record_and_the_journal_clean_mark_resumes_from_the_record(
+        ct, tmp_path, monkeypatch):
+    folder = tmp_path / "ws"
+    ps, ws = _session(ct, folder)
+    plan = stroke_plan(ct.geometry, 3, seed=7, cancel_every=99)
+    _paint(ps, plan[0])
+    _paint(ps, plan[1])
+    journal = ps.journal
+
+    def dies_after_the_record(self, rec, snap, seq):  # the instant the kill test rarely hits
+        _paint(self, plan[2])  # a stroke that ended while the record was being written
+        raise _Killed
+
+    monkeypatch.setattr(PaintSession, "_saved", dies_after_the_record)
+    with pytest.raises(_Killed):
+        _save(ps, ws, ct)
+    monkeypatch.undo()
+    journal.detach()  # its lock goes with the dead process
+    rec = ws.store.latest(image_hash(ct), "labelmap")
+    assert rec.payload["extra"]["journal"] == {"id": journal.path.stem, "edits": 2}
+    res = check_on_open(ct, folder)
+    again = PaintSession(Workspace(folder=folder), res.image_hash)
+    again.restore(res, ct.geometry)
+    assert res.base_record_id == rec.id and len(res.recovered) == 1  # only the stroke after it
+    np.testing.assert_array_equal(again.labelmap.labels, reference(ct.shape, plan, range(3)))
+    nxt = again.save(again.ws.store, ct, "corrected", again.ws.person())
+    assert nxt.parent_id == rec.id and nxt.effort.strokes == 1  # the chain goes on, no sibling
+
+
+def test_a_save_once_the_workspace_is_writable_again_leaves_no_stale_journal(ct, tmp_path):
+    folder = tmp_path / "ws"
+    ps, ws, plan, first, problems = _saved_then_painting(ct, folder, 3, seed=8)
+    locked = make_read_only(folder)
+    try:
+        _paint(ps, plan[2])  # its journal gave up (memory only from here)
+    finally:
+        make_writable(folder, locked)
+    assert problems
+    rec = _save(ps, ws, ct)  # Ctrl+S after the folder was fixed
+    assert rec.parent_id == first.id and ps.problem is None
+    labels, res = _recovered(ct, folder)  # reopened: the record, no old strokes over it
+    assert res.base_record_id == rec.id and not res.recovered
+    np.testing.assert_array_equal(labels, reference(ct.shape, plan, range(3)))
