@@ -242,6 +242,7 @@ class LabelStore(ChainMixin, ImagesMixin, SplitsMixin, PromptsMixin):
         """Everything stored inside happens together or not at all: one SQLite transaction
         (other threads wait on the store's lock meanwhile). On an exception it is rolled back
         and the label arrays and image snapshots written inside are removed again."""
+        self.check_writable()
         with self._lock:
             if self._tx_files is not None:
                 raise StoreError("a store transaction is already open")
