@@ -24,10 +24,11 @@ __all__ = ["main"]
 
 
 def _build_manifest(args) -> int:
-    """Build the manifest into the workspace; sets ``args.manifest``; returns 0 or 2."""
+    """Build the manifest into the workspace; sets ``args.manifest``; returns 0, 1 (the
+    workspace cannot be written) or 2."""
     from medviewer.services.finetune import build_training_set
     from medviewer.services.models import ModelCatalog, ModelError
-    from medviewer.services.workspace import Workspace
+    from medviewer.services.workspace import Workspace, WorkspaceUnavailable
 
     try:
         card = ModelCatalog(user_dir=args.models_dir).get(args.base)
@@ -38,6 +39,10 @@ def _build_manifest(args) -> int:
     try:
         manifest, skipped = build_training_set(workspace.store, card, args.val_fraction)
         path = manifest.path  # the file the builder wrote
+    except WorkspaceUnavailable as exc:  # read-only or removed: one line, no traceback
+        print(f"finetune: error: {exc} (the training manifest is written there)",
+              file=sys.stderr)
+        return 1
     finally:
         workspace.close()
     for reason in skipped:

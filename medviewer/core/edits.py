@@ -95,7 +95,11 @@ class StrokeRecorder:
     ``add`` is O(number of indices given): it writes immediately (never changing a voxel
     whose current label is locked) and keeps the first old value of every voxel it changes.
     ``finish`` returns the Edit of the whole stroke (None if nothing changed) and emits
-    ``labelmap.edited`` with it, so that views and the journal hear of it once per stroke."""
+    ``labelmap.edited`` with it, so that views and the journal hear of it once per stroke.
+
+    Until it is finished or cancelled the recorder is the label map's open ``stroke``
+    (one at a time): ``LabelMap.snapshot()`` leaves its voxels out. Writes hold the label
+    map's lock."""
 
     def __init__(self, labelmap: "LabelMap", label: int, tool: str):
         self.labelmap = labelmap
@@ -104,8 +108,24 @@ class StrokeRecorder:
         self._idx: List[np.ndarray] = []
         self._old: List[np.ndarray] = []
         self._finished = False
-        labelmap.cover([self.label])
-        self._lock = locked_mask(labelmap)
+        with labelmap.lock:
+            if labelmap.stroke is not None:
+                raise RuntimeError("another stroke is open on this label map")
+            labelmap.cover([self.label])
+            self._lock = locked_mask(labelmap)
+            labelmap.stroke = self
+
+    def _close(self) -> None:
+        self._finished = True
+        if self.labelmap.stroke is self:
+            self.labelmap.stroke = None
+
+    def revert_into(self, labels: np.ndarray) -> None:
+        """Write the stroke's first old values into ``labels`` (a copy of the label map):
+        the array as it was before the stroke began (callers hold the label map's lock)."""
+        flat = labels.reshape(-1)
+        for idx, old in zip(reversed(self._idx), reversed(self._old)):
+            flat[idx] = old
 
     def add(self, flat_indices, value=None) -> np.ndarray:
         """Set ``flat_indices`` to ``value`` (default: the recorder's label; scalar or one value
@@ -116,7 +136,10 @@ class StrokeRecorder:
         idx = np.asarray(flat_indices, dtype=np.int64).ravel()
         if idx.size == 0:
             return idx
-        vals = np.asarray(value)
+        with self.labelmap.lock:
+            return self._add(idx, np.asarray(value))
+
+    def _add(self, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
         if vals.ndim == 0 and int(vals) != self.label:
             self.labelmap.cover([int(vals)])
         elif vals.ndim:
@@ -141,15 +164,16 @@ class StrokeRecorder:
 
     def finish(self, emit: bool = True) -> Optional[Edit]:
         """End the stroke: the Edit from the first old values to the current ones, or None."""
-        self._finished = True
-        if not self._idx:
-            return None
-        idx = np.concatenate(self._idx)
-        old = np.concatenate(self._old)
-        self._idx, self._old = [], []
-        idx, first = np.unique(idx, return_index=True)  # first occurrence = first old value
-        old = old[first]
-        new = self.labelmap.labels.reshape(-1)[idx]
+        with self.labelmap.lock:
+            self._close()
+            if not self._idx:
+                return None
+            idx = np.concatenate(self._idx)
+            old = np.concatenate(self._old)
+            self._idx, self._old = [], []
+            idx, first = np.unique(idx, return_index=True)  # first occurrence = first old value
+            old = old[first]
+            new = self.labelmap.labels.reshape(-1)[idx]
         keep = old != new  # a voxel painted and erased again within the stroke
         if not keep.any():
             return None
@@ -160,13 +184,14 @@ class StrokeRecorder:
 
     def cancel(self) -> None:
         """Put back every voxel the stroke changed (nothing is emitted)."""
-        if self._idx:
-            flat = self.labelmap.labels.reshape(-1)
-            for idx, old in zip(reversed(self._idx), reversed(self._old)):
-                self.labelmap.written(flat[idx], old)
-                flat[idx] = old
-        self._idx, self._old = [], []
-        self._finished = True
+        with self.labelmap.lock:
+            if self._idx:
+                flat = self.labelmap.labels.reshape(-1)
+                for idx, old in zip(reversed(self._idx), reversed(self._old)):
+                    self.labelmap.written(flat[idx], old)
+                    flat[idx] = old
+            self._idx, self._old = [], []
+            self._close()
 
 
 class UndoStack:

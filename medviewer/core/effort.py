@@ -50,6 +50,14 @@ class EffortClock:
         self.total.strokes += int(strokes)
         self.total.voxels += int(voxels)
 
+    def saved(self, seconds: float = 0.0, strokes: int = 0, voxels: int = 0) -> None:
+        """A record now carries this much of ``total`` (taken when its save began): only
+        what came after it counts towards the next one."""
+        t = self.total
+        t.seconds = max(0.0, t.seconds - float(seconds))
+        t.strokes = max(0, t.strokes - int(strokes))
+        t.voxels = max(0, t.voxels - int(voxels))
+
     def take(self) -> EffortDelta:
         out, self._pending = self._pending, EffortDelta()
         return out

@@ -1,6 +1,7 @@
 """LabelMap: an editable integer label layer on a volume's voxel grid, with its label table."""
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import numpy as np
@@ -29,7 +30,11 @@ class LabelMap:
     ``voxel_counts()`` counts the whole array once, then keeps the counts from the voxels each
     edit changes; ``version`` goes up with every change. Write through ``apply``/
     ``set_voxels``/a ``StrokeRecorder`` (or set ``labels``); after writing into the array
-    directly, call ``written()``."""
+    directly, call ``written()``.
+
+    Those writers hold ``lock`` while they write, and a ``StrokeRecorder`` registers itself
+    as the open stroke until it is finished or cancelled: :meth:`snapshot` (from any thread)
+    is the array as it was before the open stroke began, never a part of a stroke."""
 
     def __init__(self, geometry: Geometry, table: Optional[LabelTable] = None,
                  array: Optional[np.ndarray] = None, name: str = "Segmentation"):
@@ -42,6 +47,8 @@ class LabelMap:
         self.edited = Signal("labelmap_edited")
         self._counts: Optional[np.ndarray] = None  # voxels per value, once asked for
         self.version = 0  # changes with every write (a plan made earlier is stale)
+        self.lock = threading.RLock()  # held by every writer and by snapshot()
+        self.stroke = None  # the StrokeRecorder painting now (its voxels are not final yet)
         if array is None:
             self._labels = np.zeros(geometry.shape, dtype=dtype_for(self.table.max_value))
         else:
@@ -62,9 +69,19 @@ class LabelMap:
         arr = np.ascontiguousarray(arr)
         if not arr.flags.writeable:
             arr = arr.copy()
-        self._labels = arr
-        self._counts = None
-        self.version += 1
+        with self.lock:
+            self._labels = arr
+            self._counts = None
+            self.version += 1
+
+    def snapshot(self) -> np.ndarray:
+        """A copy of the labels without the stroke being painted (its voxels as they were
+        before it began): what a save, an export or a worker reads. Safe from any thread."""
+        with self.lock:
+            out = self._labels.copy()
+            if self.stroke is not None:
+                self.stroke.revert_into(out)
+        return out
 
     def _adopt(self, array: np.ndarray) -> np.ndarray:
         arr = np.asarray(array)
@@ -118,10 +135,11 @@ class LabelMap:
     # ------------------------------------------------------------------ dtype
     def ensure_capacity(self, value: int) -> None:
         """Widen the array (uint8 -> uint16) if ``value`` does not fit."""
-        if value > np.iinfo(self.labels.dtype).max:
-            counts = self._counts  # widening keeps every value
-            self.labels = self.labels.astype(dtype_for(int(value)))
-            self._counts = counts
+        with self.lock:
+            if value > np.iinfo(self.labels.dtype).max:
+                counts = self._counts  # widening keeps every value
+                self.labels = self.labels.astype(dtype_for(int(value)))
+                self._counts = counts
 
     def _on_table_changed(self, *args) -> None:
         self.ensure_capacity(self.table.max_value)
@@ -144,10 +162,11 @@ class LabelMap:
         the effective edit and returns it. ``values``: the distinct values written, when
         known (a large edit's are not looked up again)."""
         eff = edit.reversed() if reverse else edit
-        if eff.new.size:
-            self.cover(eff.new if values is None else values)
-        self.labels.reshape(-1)[eff.indices] = eff.new
-        self.written(eff.old, eff.new)
+        with self.lock:
+            if eff.new.size:
+                self.cover(eff.new if values is None else values)
+            self.labels.reshape(-1)[eff.indices] = eff.new
+            self.written(eff.old, eff.new)
         self.edited.emit(eff)
         return eff
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from medviewer.core.volume import Volume
 
-from .workspace import DB_NAME
+from .workspace import DB_NAME, WorkspaceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class OpenResult:
     table: Optional[dict] = None
     base_record_id: Optional[str] = None
     base_tag: str = ""
+    seen_seq: Optional[int] = None  # the store position when this was read (0: no store)
     recovered: list = field(default_factory=list)  # JournalEdit tuples in order
     journals: list = field(default_factory=list)  # PendingJournal objects to discard later
     effort: tuple = (0.0, 0, 0)  # seconds, strokes, voxels recovered
@@ -48,43 +49,47 @@ class OpenResult:
     proposal: Optional[tuple] = None  # (labels, table, Record) of a prediction nobody took up
 
 
+def _open_store(workspace):
+    """The workspace's LabelStore (read-only when it cannot be written), or None."""
+    from medviewer.storage.store import LabelStore
+
+    if not (Path(workspace) / DB_NAME).exists():
+        return None
+    try:
+        return LabelStore(workspace)
+    except WorkspaceUnavailable:
+        return LabelStore(workspace, read_only=True)
+
+
+def _claim(store, image_hash: str, journal) -> Optional[tuple]:
+    """(record, n) when a saved record holds the first n edits of ``journal`` (the app was
+    killed after the save, before the journal was marked clean)."""
+    found = None
+    for rec in store.records(image_hash, kind="labelmap"):
+        mark = (rec.payload.get("extra") or {}).get("journal")
+        if isinstance(mark, dict) and mark.get("id") == journal.path.stem:
+            found = (rec, int(mark.get("edits", 0)))
+    return found
+
+
 def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
+    """What to show when ``volume`` opens: the unsaved strokes of a session that did not
+    end cleanly (replayed on the record they were based on), else a person's latest saved
+    labels; a prediction nobody took up; the case labels."""
     from medviewer.core.hashing import image_hash
     from medviewer.storage.journal import pending
 
     if reporter is not None:
         reporter(0, 2, "Checking for unsaved annotations…")
     h = image_hash(volume)
-    out = OpenResult(h)
+    out = OpenResult(h, seen_seq=0)
     journals = pending(workspace, h) if Path(workspace).is_dir() else []
-    store = None
-    if (Path(workspace) / DB_NAME).exists():
-        from medviewer.storage.store import LabelStore
-
-        store = LabelStore(workspace)
+    store = _open_store(workspace)
     try:
+        if store is not None:
+            out.seen_seq = store.last_seq()
         if journals:
-            base_id = journals[-1].base_record_id
-            use = [j for j in journals if j.base_record_id == base_id]
-            if len(use) < len(journals):
-                out.notes.append(f"{len(journals) - len(use)} older unsaved session(s) were "
-                                 "based on another saved version and were not restored")
-            out.base_record_id = base_id
-            out.table = use[-1].table or None
-            if base_id is not None and store is not None and store.get(base_id) is not None:
-                rec = store.get(base_id)
-                out.labels = store.load_labels(rec)
-                out.base_tag = rec.tag
-            else:
-                out.labels = np.zeros(use[-1].shape, dtype=np.dtype(use[-1].dtype))
-                out.base_record_id = None
-            for j in use:
-                out.recovered.extend(j.edits)
-            s = sum(j.effort.seconds for j in use)
-            n = sum(j.effort.strokes for j in use)
-            v = sum(j.effort.voxels for j in use)
-            out.effort = (s, n, v)
-            out.journals = journals
+            _recover(out, store, journals)
         elif store is not None:  # a person's latest labels; a model's are only proposed
             rec = next((r for r in reversed(store.records(h, kind="labelmap"))
                         if r.tag != "predicted"), None)
@@ -105,6 +110,39 @@ def check_on_open(volume: Volume, workspace: Path, reporter=None) -> OpenResult:
     return out
 
 
+def _recover(out: OpenResult, store, journals: list) -> None:
+    newest = journals[-1]
+    claim = _claim(store, out.image_hash, newest) if store is not None else None
+    if claim is not None:  # saved, then killed before the journal was marked clean
+        rec, n = claim
+        base_id, use, skip = rec.id, [newest], n
+    else:
+        base_id, skip = newest.base_record_id, 0
+        use = [j for j in journals if j.base_record_id == base_id]
+    if len(use) < len(journals):
+        out.notes.append(f"{len(journals) - len(use)} older unsaved session(s) were "
+                         "based on another saved version and were not restored")
+    out.base_record_id = base_id
+    out.table = use[-1].table or None
+    base = store.get(base_id) if base_id is not None and store is not None else None
+    if base is not None:
+        out.labels = store.load_labels(base)
+        out.base_tag = base.tag
+        if claim is not None:
+            out.table = use[-1].table or base.payload.get("table")
+    else:
+        out.labels = np.zeros(use[-1].shape, dtype=np.dtype(use[-1].dtype))
+        out.base_record_id = None
+    efforts = []
+    for i, j in enumerate(use):
+        first = skip if i == len(use) - 1 else 0
+        out.recovered.extend(j.edits[first:])
+        efforts.extend(j.efforts[first:])
+    out.effort = (sum(e.seconds for e in efforts), sum(e.strokes for e in efforts),
+                  sum(e.voxels for e in efforts))
+    out.journals = journals
+
+
 def _open_prediction(store, image_hash: str, base_id: Optional[str]) -> Optional[tuple]:
     """(labels, table, Record) of the newest 'predicted' label map when no record was made
     from it and it is newer than the labels shown (e.g. a case reopened from the review
@@ -121,12 +159,16 @@ def _open_prediction(store, image_hash: str, base_id: Optional[str]) -> Optional
 
 # ---------------------------------------------------------------------------- storing
 def store_labelmap(store, volume: Volume, image_hash: str, labels: np.ndarray, table: dict,
-                   tag: str, source, parent_id=None, effort=None, extra: Optional[dict] = None):
-    """Store a label map (a copy made on the GUI thread) as a new record after the image
-    snapshot; returns the Record. ``extra``: provenance notes (e.g. the record reverted to)."""
+                   tag: str, source, parent_id=None, effort=None, extra: Optional[dict] = None,
+                   seen_seq: Optional[int] = None):
+    """Store a label map (a snapshot, never a part of a stroke) as a new record after the
+    image snapshot; returns the Record. ``extra``: provenance notes (e.g. the record reverted
+    to); ``seen_seq``: see ``LabelStore.add_labelmap`` (racing saves chain)."""
+    store.check_writable()  # before the image snapshot: one clear error, nothing written
     snapshot_image(store, volume, image_hash)
     return store.add_labelmap(image_hash, labels, volume.geometry.affine_ras(), table, tag, source,
-                              parent_id=parent_id, effort=effort, extra=extra)
+                              parent_id=parent_id, effort=effort, extra=extra,
+                              seen_seq=seen_seq)
 
 
 def store_case_labels(store, volume: Volume, image_hash: str, payload: dict, tag: str, source,

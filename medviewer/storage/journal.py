@@ -12,9 +12,16 @@ File ``<workspace>/journal/<uuid>.mvj``: the magic bytes, then records, each
 A torn tail (short write, bad CRC) ends the readable part: everything before it is recovered.
 While a journal is open its file holds an exclusive ``flock``; :func:`pending` skips locked
 files (in use by a live app) and finds those whose writer died. No pickles, no class paths.
+
+A journal that cannot be written raises :class:`~medviewer.storage.access.WorkspaceUnavailable`
+(one sentence naming the workspace): opening it in a read-only workspace, or a write after its
+file was deleted under it (the workspace was moved or removed: the write went nowhere). Whether
+a removed workspace may be created again is the caller's decision
+(:class:`medviewer.services.workspace.Workspace` never does).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -29,6 +36,7 @@ import numpy as np
 
 import medviewer
 from medviewer.core.atomic import fsync_dir
+from medviewer.storage.access import WorkspaceUnavailable, explain, unavailable
 from medviewer.storage.store import JOURNAL_DIR, Effort, as_effort, utc_now_iso
 
 try:  # advisory locks: POSIX only; elsewhere every unclosed journal counts as pending
@@ -145,6 +153,7 @@ class PendingJournal:
     table: dict
     edits: list = field(default_factory=list)  # JournalEdit (indices, old, new, label, tool)
     effort: Effort = field(default_factory=Effort)
+    efforts: list = field(default_factory=list)  # the Effort each edit carried
     created_at: str = ""
     app_version: str = ""
     table_changes: int = 0
@@ -205,6 +214,7 @@ def read_journal(path) -> Optional[PendingJournal]:
             except (ValueError, KeyError, zlib.error, struct.error):
                 break  # CRC-valid but unreadable: treat as the end
             pj.edits.append(edit)
+            pj.efforts.append(delta)
             effort = effort + delta
         elif kind == b"T":
             pj.table = json.loads(body[1:])
@@ -279,34 +289,51 @@ class StrokeJournal:
         self.n_strokes = 0
         self.effort = Effort()
         self.closed = False
+        self.workspace = path.parent.parent
 
     @classmethod
     def open(cls, workspace_dir, image_hash: str, base_record_id: Optional[str], shape,
              dtype, table: dict) -> "StrokeJournal":
         folder = Path(workspace_dir) / JOURNAL_DIR
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o644)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                         getattr(os, "O_BINARY", 0), 0o644)
+        except OSError as exc:
+            raise (unavailable(workspace_dir, exc) or exc) from exc
         if not _lock(fd):  # pragma: no cover - a fresh unique file cannot be locked
             os.close(fd)
             raise OSError("could not lock a new journal file")
         journal = cls(path, fd, tuple(int(s) for s in shape))
+        journal.workspace = Path(workspace_dir)
         head = {"image_hash": str(image_hash), "base_record_id": base_record_id,
                 "shape": list(journal.shape), "dtype": str(np.dtype(dtype)), "table": table,
                 "created_at": utc_now_iso(), "app_version": medviewer.__version__}
-        journal._write(MAGIC, framed=False)
-        journal._write(b"H" + json.dumps(head, allow_nan=False).encode())
+        try:
+            journal._write(MAGIC, framed=False)
+            journal._write(b"H" + json.dumps(head, allow_nan=False).encode())
+        except BaseException:
+            journal.detach()
+            path.unlink(missing_ok=True)
+            raise
         fsync_dir(folder)
         return journal
 
     def _write(self, body: bytes, framed: bool = True) -> None:
         data = (_FRAME.pack(len(body), zlib.crc32(body)) + body) if framed else body
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
+            gone = os.fstat(self._fd).st_nlink == 0
+        except OSError as exc:
+            raise (unavailable(self.workspace, exc) or exc) from exc
+        if gone:  # the file was deleted under us: this write reached no folder
+            raise WorkspaceUnavailable(errno.ENOENT, explain(self.workspace, "gone",
+                                                             "its stroke journal was deleted"))
 
     def _check_open(self) -> None:
         if self.closed:
@@ -362,8 +389,14 @@ class StrokeJournal:
         with self._lock:
             if self.closed:
                 return
-            self._write(b"C" + json.dumps({"committed_record_id": committed_record_id}).encode())
-            os.close(self._fd)
-            self.closed = True
-            self.path.unlink(missing_ok=True)
+            try:
+                self._write(b"C" + json.dumps({"committed_record_id": committed_record_id})
+                            .encode())
+            finally:  # the file is let go of even when it cannot be marked or removed
+                os.close(self._fd)
+                self.closed = True
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise (unavailable(self.workspace, exc) or exc) from exc
             fsync_dir(self.path.parent)

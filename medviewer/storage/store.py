@@ -16,6 +16,12 @@ prompts, see store_prompts.py). Opening an older database upgrades it in place b
 missing tables.
 
 Records carry only an image hash, never patient names or IDs.
+
+A workspace that cannot be written (read-only, removed, full) raises
+:class:`~medviewer.storage.access.WorkspaceUnavailable` (an OSError) with one sentence naming
+it, before anything is written; ``LabelStore(folder, read_only=True)`` reads such a
+workspace. Saves that name the store position they started from (``seen_seq``) keep a
+linear parent chain when they race (see :mod:`medviewer.storage.store_chain`).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -34,7 +40,10 @@ import numpy as np
 
 import medviewer
 from medviewer.core.atomic import fsync_dir, is_temp_name
+from medviewer.storage.access import (WorkspaceUnavailable, connect_read_only, explain, inode,
+                                      problem, unavailable)
 from medviewer.storage.label_files import read_label_nifti, write_label_nifti
+from medviewer.storage.store_chain import ChainMixin
 from medviewer.storage.store_images import IMAGES_DIR, IMAGES_SCHEMA, ImagesMixin
 from medviewer.storage.store_prompts import PROMPTS_SCHEMA, PromptsMixin
 from medviewer.storage.store_splits import SPLITS_SCHEMA, SplitsMixin
@@ -150,6 +159,7 @@ class Record:
     payload: dict = field(default_factory=dict)
     effort: Effort = field(default_factory=Effort)
     preprocessing: Optional[dict] = None
+    seq: Optional[int] = None  # its position in the store (1, 2, ...), once stored
 
 
 def utc_now_iso() -> str:
@@ -163,19 +173,39 @@ def _dumps(obj, what: str) -> str:
         raise StoreError(f"{what} must be plain JSON data: {exc}") from None
 
 
-class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
-    """A workspace folder holding the SQLite index and the label array files."""
+class LabelStore(ChainMixin, ImagesMixin, SplitsMixin, PromptsMixin):
+    """A workspace folder holding the SQLite index and the label array files.
 
-    def __init__(self, workspace_dir):
+    ``read_only``: open an existing workspace for reading only (e.g. one on a read-only
+    disk, to rescue its records); nothing is created and every write is refused."""
+
+    def __init__(self, workspace_dir, read_only: bool = False):
         self.root = Path(workspace_dir).resolve()
         self.arrays_dir = self.root / ARRAYS_DIR
         self.journal_dir = self.root / JOURNAL_DIR
         self.images_dir = self.root / IMAGES_DIR
-        for d in (self.root, self.arrays_dir, self.journal_dir, self.images_dir):
-            d.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
+        self.read_only = bool(read_only)
         self._lock = threading.RLock()
         self._tx_files: Optional[list] = None  # files written inside transaction()
+        self._db = None
+        try:
+            if self.read_only:
+                self._db = connect_read_only(self.db_path)
+            else:
+                self._open()
+        except (OSError, sqlite3.Error) as exc:
+            if self._db is not None:
+                self._db.close()
+            err = unavailable(self.root, exc)
+            if err is None:
+                raise
+            raise err from exc
+        self._inode = inode(self.root)
+
+    def _open(self) -> None:
+        for d in (self.root, self.arrays_dir, self.journal_dir, self.images_dir):
+            d.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -212,6 +242,7 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
         """Everything stored inside happens together or not at all: one SQLite transaction
         (other threads wait on the store's lock meanwhile). On an exception it is rolled back
         and the label arrays and image snapshots written inside are removed again."""
+        self.check_writable()
         with self._lock:
             if self._tx_files is not None:
                 raise StoreError("a store transaction is already open")
@@ -238,6 +269,23 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
     def journal_mode(self) -> str:
         return str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
+    def check_writable(self) -> None:
+        """Raise :class:`WorkspaceUnavailable` when the workspace cannot take a new record:
+        opened read-only, the folder (or its database) removed or replaced, or read-only."""
+        if self.read_only:
+            raise WorkspaceUnavailable(13, problem(self.root) or explain(self.root, "read-only"))
+        why = problem(self.root, (DB_NAME, ARRAYS_DIR, IMAGES_DIR), self._inode)
+        if why is None and not self.db_path.exists():
+            why = explain(self.root, "gone")
+        if why is not None:
+            raise WorkspaceUnavailable(13, why)
+
+    def last_seq(self) -> int:
+        """The position of the newest record (0 in an empty store)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM records")
+                       .fetchone()[0])
+
     # ------------------------------------------------------------------ writing
     def _check_common(self, kind, image_hash, tag, source, parent_id) -> None:
         if tag not in TAGS:
@@ -257,6 +305,7 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
                                  f"not {kind}")
 
     def _insert(self, rec: Record) -> Record:
+        """Insert a row; returns the record with its ``seq``."""
         row = (rec.id, rec.kind, rec.tag, rec.source.kind, rec.source.name, rec.source.version,
                rec.created_at, rec.app_version, rec.image_hash, rec.parent_id, rec.file,
                _dumps(rec.payload, "payload"), float(rec.effort.seconds),
@@ -264,15 +313,21 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
                None if rec.preprocessing is None else _dumps(rec.preprocessing,
                                                              "preprocessing"))
         with self._lock:
-            self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES "
-                             f"({', '.join('?' * len(row))})", row)
-        return rec
+            cur = self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES "
+                                   f"({', '.join('?' * len(row))})", row)
+        return replace(rec, seq=int(cur.lastrowid))
 
     def add_labelmap(self, image_hash: str, labels: np.ndarray, affine_ras, table: dict,
                      tag: str, source: Source, parent_id: Optional[str] = None,
                      effort=None, preprocessing: Optional[dict] = None,
-                     extra: Optional[dict] = None) -> Record:
-        """Store a label array (z, y, x; uint8/uint16) for an image; returns the new record."""
+                     extra: Optional[dict] = None, seen_seq: Optional[int] = None) -> Record:
+        """Store a label array (z, y, x; uint8/uint16) for an image; returns the new record.
+
+        ``seen_seq``: the store position (:meth:`last_seq`) when the labels' editing took
+        ``parent_id`` as its base. A person's record stored below it since then (a save that
+        raced this one) becomes the parent instead, checked inside the insert's transaction,
+        so racing saves form a chain, never siblings (see :meth:`chain_head`)."""
+        self.check_writable()
         self._check_common("labelmap", image_hash, tag, source, parent_id)
         arr = np.asarray(labels)
         payload = {"table": table, "shape": list(arr.shape), "dtype": str(arr.dtype)}
@@ -283,36 +338,53 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
             _dumps(preprocessing, "preprocessing")
         rid = uuid.uuid4().hex
         rel = f"{ARRAYS_DIR}/{rid}.nii.gz"
-        write_label_nifti(self.root / rel, arr, affine_ras)  # file first, durably
-        self._wrote(self.root / rel)
-        rec = Record(rid, "labelmap", tag, source, utc_now_iso(), medviewer.__version__,
-                     image_hash, parent_id, rel, payload, as_effort(effort), preprocessing)
-        return self._insert(rec)
+        with self._writing():
+            write_label_nifti(self.root / rel, arr, affine_ras)  # file first, durably
+            self._wrote(self.root / rel)
+            rec = Record(rid, "labelmap", tag, source, utc_now_iso(), medviewer.__version__,
+                         image_hash, parent_id, rel, payload, as_effort(effort), preprocessing)
+            if seen_seq is None:
+                return self._insert(rec)
+            return self._insert_on_head(rec, seen_seq)
 
     def add_case_labels(self, image_hash: str, payload: dict, tag: str, source: Source,
                         parent_id: Optional[str] = None, effort=None,
                         preprocessing: Optional[dict] = None) -> Record:
         """Store case-level labels (``CaseLabels.to_dict()``) for an image."""
+        self.check_writable()
         self._check_common("case", image_hash, tag, source, parent_id)
         if not isinstance(payload, dict):
             raise StoreError("case label payload must be a dict")
         rec = Record(uuid.uuid4().hex, "case", tag, source, utc_now_iso(),
                      medviewer.__version__, image_hash, parent_id, None, payload,
                      as_effort(effort), preprocessing)
-        return self._insert(rec)
+        with self._writing():
+            return self._insert(rec)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Errors of a write that say the workspace cannot be written become one clear
+        :class:`WorkspaceUnavailable`."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            err = unavailable(self.root, exc)
+            if err is None:
+                raise
+            raise err from exc
 
     # ------------------------------------------------------------------ reading
     @staticmethod
     def _row_to_record(row) -> Record:
         (rid, kind, tag, skind, sname, sversion, created, appv, ihash, parent, file,
-         payload, es, en, ev, prep) = row
+         payload, es, en, ev, prep, seq) = row
         return Record(rid, kind, tag, Source(skind, sname, sversion), created, appv, ihash,
                       parent, file, json.loads(payload), Effort(es, en, ev),
-                      None if prep is None else json.loads(prep))
+                      None if prep is None else json.loads(prep), seq)
 
     def _query(self, where: str = "", args: tuple = ()) -> list[Record]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM records {where} ORDER BY seq",
+            rows = self._db.execute(f"SELECT {_COLUMNS}, seq FROM records {where} ORDER BY seq",
                                     args).fetchall()
         return [self._row_to_record(r) for r in rows]
 
@@ -333,7 +405,7 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
     def latest(self, image_hash: str, kind: str) -> Optional[Record]:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM records WHERE image_hash = ? AND kind = ? "
+                f"SELECT {_COLUMNS}, seq FROM records WHERE image_hash = ? AND kind = ? "
                 "ORDER BY seq DESC LIMIT 1", (image_hash, kind)).fetchone()
         return None if row is None else self._row_to_record(row)
 
@@ -397,3 +469,4 @@ class LabelStore(ImagesMixin, SplitsMixin, PromptsMixin):
         if removed:
             fsync_dir(self.arrays_dir)
         return removed
+

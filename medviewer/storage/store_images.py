@@ -77,7 +77,7 @@ def read_image_nifti(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ImagesMixin:
-    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``, ``_wrote``)."""
+    """LabelStore methods for image snapshots (needs ``root``, ``_db``, ``_lock``, ``_wrote``, ``check_writable``)."""
 
     root: Path
 
@@ -97,6 +97,7 @@ class ImagesMixin:
             raise StoreError("image_hash must be a plain hash string")
         if self.has_image(h):
             return h
+        self.check_writable()
         rel = f"{IMAGES_DIR}/{h}.nii.gz"
         arr = np.asarray(volume.array)
         write_image_nifti(self.root / rel, arr, volume.geometry.affine_ras())

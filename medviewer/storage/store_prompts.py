@@ -114,7 +114,8 @@ def mask_from_bytes(blob: bytes) -> np.ndarray:
 
 
 class PromptsMixin:
-    """LabelStore methods for prompt records (needs ``_db``, ``_lock``, ``get``)."""
+    """LabelStore methods for prompt records (needs ``_db``, ``_lock``, ``get``,
+    ``check_writable``)."""
 
     def add_prompt_record(self, image_hash: str, engine: str, plane: str, slice_index: int,
                           prompts: dict, mask2d: np.ndarray,
@@ -123,6 +124,8 @@ class PromptsMixin:
         """Store one accepted result: the prompts and the 2D mask of slice ``slice_index`` of
         ``plane``; returns the new row."""
         import medviewer
+
+        self.check_writable()
         from medviewer.storage.store import StoreError, utc_now_iso
 
         if not isinstance(image_hash, str) or not image_hash or ":" in image_hash:
@@ -208,6 +211,7 @@ class PromptsMixin:
 
     def delete_prompt_record(self, record_id) -> bool:
         """Remove a prompt record (its mask goes with it); False when there was none."""
+        self.check_writable()
         rid = record_id.id if isinstance(record_id, PromptRecord) else str(record_id)
         with self._lock:
             cur = self._db.execute("DELETE FROM prompt_records WHERE id = ?", (rid,))

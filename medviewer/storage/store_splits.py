@@ -48,7 +48,7 @@ def unit_score(model: str, unit: str) -> float:
 
 
 class SplitsMixin:
-    """LabelStore methods for frozen splits (needs ``_db`` and ``_lock``)."""
+    """LabelStore methods for frozen splits (needs ``_db``, ``_lock``, ``check_writable``)."""
 
     def _read_splits(self, name: str) -> dict:
         rows = self._db.execute("SELECT unit, split FROM splits WHERE model = ? ORDER BY seq",
@@ -79,6 +79,7 @@ class SplitsMixin:
         """Assign every new unit once (units seen before keep their split); returns the split
         of each requested unit. If the model would end with no validation unit while at least
         two units exist, the new unit with the smallest score goes to validation."""
+        self.check_writable()
         if not 0.0 <= float(val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         name = model_name(model)
@@ -103,6 +104,7 @@ class SplitsMixin:
 
     def mark_validation(self, model: str, unit: str) -> str:
         """The user's choice: put a unit (new or in training) in the frozen validation set."""
+        self.check_writable()
         name = model_name(model)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

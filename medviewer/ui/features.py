@@ -144,6 +144,7 @@ class FeatureHost:
     # confirm_leave(what, proceed) -> True: go ahead now; False: a question is open and
     # proceed() runs once the user agreed (unsaved strokes are saved or discarded)
     confirm_leave: Callable[[str, Callable[[], None]], bool] = lambda what, proceed: True
+    withdraw_notice: Callable[[str], None] = lambda text: None  # a notice no longer holds
 
     @property
     def session(self):

@@ -127,7 +127,8 @@ class MainWindow(QMainWindow):
                            events=self.events, actions=self.actions_by_name, menus={},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
-                           confirm_leave=self.confirm_leave)
+                           confirm_leave=self.confirm_leave,
+                           withdraw_notice=self.withdraw_notice)
         self.feature_host = host
         for cls in classes:
             feature = cls(host)
@@ -269,6 +270,15 @@ class MainWindow(QMainWindow):
         old = self.banner.text() if self.banner.isVisible() else ""
         self.banner.setText(f"{old}   ℹ {text}" if old else f"ℹ {text}")
         self.banner.setVisible(True)
+
+    def withdraw_notice(self, text: str) -> None:
+        """Take a line that :meth:`show_notice` put in the banner out again (it no longer
+        holds, e.g. the workspace can be written again)."""
+        old = self.banner.text()
+        new = old.replace(f"   \u2139 {text}", "").replace(f"\u2139 {text}", "").strip()
+        if new != old:
+            self.banner.setText(new)
+            self.banner.setVisible(bool(new))
 
     def show_error(self, title: str, message: str) -> None:
         """Non-modal error dialog (never blocks loading or the app)."""

@@ -22,6 +22,7 @@ KEYS = {
     "help_shortcuts": "F1",
     "labels_new": "Ctrl+Shift+N",
     "labels_save": "Ctrl+S",
+    "labels_save_as": "Ctrl+Alt+S",
     "undo": "Ctrl+Z",
     "redo": "Ctrl+Y",
     "redo_alt": "Ctrl+Shift+Z",
@@ -66,7 +67,8 @@ MOUSE = [
     ("Middle drag", "Pan"),
     ("Ctrl+wheel", "Zoom"),
     ("Drop files or folders", "Open them"),
-    ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step)"),
+    ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step); "
+                                  "Esc while dragging drops the stroke"),
     ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
     ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
     ("Prompt: left click / Shift+left click / right click", "Positive / flipped / negative click"),
@@ -89,6 +91,8 @@ def shortcut_rows() -> list:
              (KEYS["undo"], "Undo the last label edit"),
              (f"{KEYS['redo']} / {KEYS['redo_alt']}", "Redo"),
              (KEYS["labels_save"], "Save labels (a 'corrected' record, with effort)"),
+             (KEYS["labels_save_as"], "Save labels as… another workspace folder (e.g. when "
+                                      "this one is read-only or gone), with their history"),
              (KEYS["labels_new"], "New label map"),
              (KEYS["labels_history"], "Label history: open, compare, revert saved records"),
              (KEYS["proposal_accept"], "Accept the AI proposal (one undo step; painted voxels kept)"),

@@ -1,11 +1,15 @@
 """AnnotationController: the one place label edits go through (strokes, undo, journal, store).
 
-It owns, per opened image, the LabelMap, its UndoStack, the StrokeJournal (every finished
-stroke is on disk before ``end_stroke`` returns), the effort clock, the case labels and the
-model proposal shown over the labels (accepted only through the edit path); and it stores through the shared :class:`~medviewer.services.workspace.Workspace`. Views and
+It owns, per opened image, a :class:`~medviewer.services.painting.PaintSession` (the LabelMap,
+its UndoStack, the StrokeJournal — every finished stroke is on disk before ``end_stroke``
+returns, a cancelled one never —, the effort clock, the record it is based on), the case
+labels and the model proposal shown over the labels (accepted only through the edit path);
+and it stores through the shared :class:`~medviewer.services.workspace.Workspace`. Views and
 panels only call its methods and follow its signals. Slow work (hashing, recovery, saving,
 3D fills, interpolation) runs on the QtJobBridge; the Qt-free parts are in
-:mod:`medviewer.services.annotations`."""
+:mod:`medviewer.services.painting` and :mod:`medviewer.services.annotations`. A workspace
+that cannot be written is reported at once (``sig_workspace_problem``); painting goes on in
+memory until "Save as…" moves the work to another folder."""
 from __future__ import annotations
 
 import weakref
@@ -16,43 +20,49 @@ from typing import Callable, Dict, Optional
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from medviewer.core.edits import Edit, StrokeRecorder, UndoStack
+from medviewer.core.edits import Edit
 from medviewer.core.effort import EffortClock
 from medviewer.core.labelmap import LabelMap
 from medviewer.core.labels import LabelTable
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
+from medviewer.services.painting import PaintSession
 from medviewer.services.workspace import Workspace
 
 from ..qt_jobs import QtJobBridge
 from .opening import OpeningMixin
 from .proposals import ProposalMixin
 from .records import RecordsMixin
-from .saving import SavingMixin
+from .saving import RESCUE, SavingMixin
 
 
 @dataclass
 class AnnotState:
-    """Everything annotated on one opened image."""
+    """Everything annotated on one opened image. The label map and its edit state live in
+    ``paint`` (shared by two opened copies of one image); ``image_hash``, ``labelmap``,
+    ``undo``, ``journal``, ``base_record_id``, ``effort``, ``dirty``, ``edit_seq`` and
+    ``merged`` read and write it."""
 
     volume: Volume
-    image_hash: Optional[str] = None
-    labelmap: Optional[LabelMap] = None
-    undo: UndoStack = field(default_factory=UndoStack)
-    journal: object = None  # StrokeJournal, opened at the first edit
-    base_record_id: Optional[str] = None
-    effort: EffortClock = field(default_factory=EffortClock)
+    paint: PaintSession
     case_labels: object = None  # CaseLabels
     case_record_id: Optional[str] = None
     case_effort: EffortClock = field(default_factory=EffortClock)
     ready: bool = False  # hash known and recovery checked
-    dirty: bool = False  # label edits since the last save
-    edit_seq: int = 0  # counts journaled changes
     removed: dict = field(default_factory=dict)  # value -> Label, for undo of 'remove label'
     proposal: object = None  # core.proposal.Proposal shown over the labels, or None
     steps: dict = field(default_factory=weakref.WeakKeyDictionary)  # Edit -> proposals.Step
-    merged: Optional[str] = None  # the record an accepted proposal was merged into
     accepting: bool = False  # an accept is being planned on a worker
+
+
+def _forward(name: str) -> property:
+    return property(lambda st: getattr(st.paint, name),
+                    lambda st, value: setattr(st.paint, name, value))
+
+
+for _name in ("image_hash", "labelmap", "undo", "journal", "base_record_id", "effort", "dirty",
+              "edit_seq", "merged"):
+    setattr(AnnotState, _name, _forward(_name))
 
 
 class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixin, QObject):
@@ -71,6 +81,8 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
     sig_error = Signal(str, str)
     sig_proposal_changed = Signal(object)  # Proposal or None (of the active image)
     sig_base_changed = Signal(object)  # the record id the label map is based on, or None
+    sig_workspace_problem = Signal(str)  # the workspace cannot be written ("" once it can)
+    _sig_problem = Signal(str)  # from PaintSession, on any thread: queued to the GUI thread
 
     def __init__(self, session: Session, bridge: QtJobBridge, workspace: Workspace, parent=None,
                  clock: Optional[Callable[[], float]] = None):
@@ -79,9 +91,10 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         self._clock = clock
         self.state: Optional[AnnotState] = None
         self._states: Dict[int, AnnotState] = {}
-        self._recorder: Optional[StrokeRecorder] = None
         self.active_label = 1
         self._jobs = []
+        self._problems_told: set = set()  # workspace problems already shown in a dialog
+        self._sig_problem.connect(self._on_problem)
         session.active_changed.connect(self._on_active_changed)
 
     # ------------------------------------------------------------------ basics
@@ -98,7 +111,7 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         return None if self.state is None else self.state.labelmap
 
     @property
-    def undo_stack(self) -> Optional[UndoStack]:
+    def undo_stack(self):
         return None if self.state is None else self.state.undo
 
     @property
@@ -110,6 +123,26 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
 
     def _new_clock(self) -> EffortClock:
         return EffortClock(self._clock) if self._clock else EffortClock()
+
+    def _new_paint(self) -> PaintSession:
+        paint = PaintSession(self.ws, clock=self._clock)
+        paint.on_problem = self._sig_problem.emit  # queued to the GUI thread
+        return paint
+
+    def _on_problem(self, message: str, told: bool = False) -> None:
+        """The workspace cannot be written: always the banner (``sig_workspace_problem``);
+        a dialog too the first time unsaved work is at risk (or ``told``: one was shown)."""
+        self.sig_workspace_problem.emit(message)
+        if not message:
+            self._problems_told.clear()
+            return
+        st = self.state
+        if message not in self._problems_told and (told or (st is not None and st.dirty)):
+            self._problems_told.add(message)
+            if not told:
+                self.sig_error.emit("The workspace cannot be written",
+                                    f"{message}.\n\nYour strokes are kept in memory, not on "
+                                    "disk. " + RESCUE)
 
     def submit(self, fn, name: str, on_done, message: str = "", on_error=None):
         """Run ``fn(reporter)`` on the bridge with progress (sig_busy) and errors reported."""
@@ -160,7 +193,7 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
             return
         st = self._states.get(id(volume))
         if st is None or st.volume is not volume:
-            st = AnnotState(volume, effort=self._new_clock(), case_effort=self._new_clock())
+            st = AnnotState(volume, self._new_paint(), case_effort=self._new_clock())
             self._states[id(volume)] = st
             self.state = st
             self._check_on_open(st)
@@ -211,8 +244,7 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
             self.sig_voxels_changed.emit(edit.indices)
 
     def _on_table_changed(self, st: AnnotState) -> None:
-        if st.journal is not None:
-            st.journal.append_table(st.labelmap.table.to_dict())
+        st.paint.record_table(st.labelmap.table.to_dict())
         if st is self.state:
             self.session.set_overlay(st.labelmap)  # new colours / visibility
             self.sig_table_changed.emit()
@@ -220,11 +252,13 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
     def new_labelmap(self, table: Optional[LabelTable] = None) -> LabelMap:
         """An empty label map on the active image (replaces the current one)."""
         st = self.ensure_ready()
+        self.cancel_stroke()
         self._discard_journal(st)
-        st.labelmap = LabelMap(st.volume.geometry, table or LabelTable.default())
-        st.undo.clear()
-        st.base_record_id, st.dirty = None, False
-        st.effort.reset()
+        with st.paint.lock:
+            st.labelmap = LabelMap(st.volume.geometry, table or LabelTable.default())
+            st.undo.clear()
+            st.base_record_id, st.dirty = None, False
+            st.effort.reset()
         self._watch(st)
         self._show(st)
         return st.labelmap
@@ -254,31 +288,13 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
             self.session.set_overlay(self.labelmap)
 
     # ------------------------------------------------------------------ journal
-    def _journal(self, st: AnnotState):
-        if st.journal is None:
-            lm = st.labelmap
-            st.journal = self.ws.open_journal(st.image_hash, st.base_record_id, lm.labels.shape,
-                                              lm.labels.dtype, lm.table.to_dict())
-        return st.journal
-
     def _discard_journal(self, st: AnnotState) -> None:
-        if st.journal is not None:
-            st.journal.close()
-            st.journal = None
+        st.paint.discard_journal()
 
     def _record(self, st: AnnotState, edit: Edit, reverse: bool = False, stroke: bool = True,
                 encoded=None) -> None:
-        """Journal a change that already happened (stroke, undo, redo, fill, import); a
-        ``stroke`` counts as annotation effort, other changes (accepting, opening) as time.
-        ``encoded``: the edit's arrays already compressed for the journal (on a worker)."""
-        if not reverse and stroke:
-            st.effort.stroke(edit.voxels)
-        else:
-            st.effort.touch()
-        self._journal(st).append_edit(edit, reverse=reverse, effort_delta=st.effort.take().__dict__,
-                                      encoded=encoded)
-        st.dirty = True
-        st.edit_seq += 1
+        """Journal a change that already happened (see ``PaintSession.record``)."""
+        st.paint.record(edit, reverse=reverse, stroke=stroke, encoded=encoded)
 
     # ------------------------------------------------------------------ strokes
     def begin_stroke(self, tool: str, value: Optional[int] = None) -> bool:
@@ -291,42 +307,41 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         value = self.active_label if value is None else int(value)
         if value and lm.table.get(value) is None:
             lm.table.add(f"Label {value}", value=value)
-        st.effort.touch()
-        self._recorder = StrokeRecorder(lm, value, tool)
+        st.paint.begin_stroke(value, tool)
         return True
 
     @property
     def in_stroke(self) -> bool:
-        return self._recorder is not None
+        return self.state is not None and self.state.paint.in_stroke
 
     def stroke_add(self, indices) -> np.ndarray:
         """Paint flat indices into the running stroke; views of touched slices redraw."""
-        if self._recorder is None:
+        if not self.in_stroke:
             return np.zeros(0, dtype=np.int64)
-        changed = self._recorder.add(indices)
+        changed = self.state.paint.stroke_add(indices)
         if changed.size:
             self.sig_voxels_changed.emit(changed)
         return changed
 
     def end_stroke(self) -> Optional[Edit]:
         """Finish the stroke: it goes on the undo stack and (fsync'ed) into the journal."""
-        rec, self._recorder = self._recorder, None
-        if rec is None:
-            return None
-        edit = rec.finish()  # emits labelmap.edited: views redraw once more
         st = self.state
+        if st is None or not st.paint.in_stroke:
+            return None
+        edit = st.paint.end_stroke()  # emits labelmap.edited: views redraw once more
         if edit is not None:
-            st.undo.push(edit)
-            self._record(st, edit)
             self.sig_stroke_finished.emit(edit)
         self.sig_undo_changed.emit()
         return edit
 
-    def cancel_stroke(self) -> None:
-        rec, self._recorder = self._recorder, None
-        if rec is not None:
-            rec.cancel()  # the voxels painted so far are put back
-            self.refresh_display()
+    def cancel_stroke(self) -> bool:
+        """Drop the running stroke (Esc): its voxels are put back; it never reaches the
+        journal or a saved record."""
+        st = self.state
+        if st is None or not st.paint.cancel_stroke():
+            return False
+        self.refresh_display()
+        return True
 
     def apply_voxels(self, indices, value: Optional[int], tool: str) -> Optional[Edit]:
         """A one-shot edit (fill, polygon, interpolation) through the same stroke path."""
@@ -339,13 +354,12 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         st = self.state
         if st is None or st.labelmap is None or self.in_stroke:
             return None
-        edit = st.undo.undo(st.labelmap)
+        edit = st.paint.undo_edit()
         if edit is not None:
             if edit.tool == "remove" and edit.label not in st.labelmap.table:
                 lab = st.removed.get(edit.label)
                 st.labelmap.table.add(lab.name if lab else f"Label {edit.label}",
                                       lab.color if lab else None, value=edit.label)
-            self._record(st, edit, reverse=True)
             self._restore_step(st, edit, undo=True)
         self.sig_undo_changed.emit()
         return edit
@@ -354,11 +368,8 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         st = self.state
         if st is None or st.labelmap is None or self.in_stroke:
             return None
-        edit = st.undo.redo(st.labelmap)
+        edit = st.paint.redo_edit()
         if edit is not None:
-            st.effort.touch()
-            self._journal(st).append_edit(edit, effort_delta=st.effort.take().__dict__)
-            st.dirty, st.edit_seq = True, st.edit_seq + 1
             self._restore_step(st, edit, undo=False)
         self.sig_undo_changed.emit()
         return edit
@@ -369,10 +380,7 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
         if st is None or st.labelmap is None or st.labelmap.table.get(value) is None:
             return None
         lm = st.labelmap
-        edit = lm.clear_label(int(value), respect_locks=False)
-        if edit is not None:
-            st.undo.push(edit)
-            self._record(st, edit)
+        edit = st.paint.change(lambda: lm.clear_label(int(value), respect_locks=False))
         st.removed[int(value)] = lm.table.get(value)
         lm.table.remove(value)
         if self.active_label == value and len(lm.table):

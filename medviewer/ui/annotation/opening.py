@@ -5,11 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from medviewer.core.edits import Edit
-from medviewer.core.labelmap import LabelMap
-from medviewer.core.labels import LabelTable
 from medviewer.services.annotations import check_on_open
 
 if TYPE_CHECKING:
@@ -17,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class OpeningMixin:
-    """Part of AnnotationController (uses its state, submit, _journal, _watch, _show)."""
+    """Part of AnnotationController (uses its state, submit, _watch, _show)."""
 
     def _check_on_open(self, st: AnnotState) -> None:
         ws, vol = self.workspace, st.volume
@@ -36,11 +31,14 @@ class OpeningMixin:
         twin = next((o for o in self._states.values() if o is not st and o.image_hash == st.image_hash
                      and o.labelmap is not None), None)
         if twin is not None and st.labelmap is None:  # the same image opened again: same work
-            st.labelmap, st.undo, st.journal, st.base_record_id = (twin.labelmap, twin.undo,
-                                                                   twin.journal, twin.base_record_id)
-            st.effort, st.dirty, st.case_labels = twin.effort, twin.dirty, twin.case_labels
+            st.paint, st.case_labels = twin.paint, twin.case_labels
         elif st.labelmap is None and res.labels is not None:
             self._restore(st, res)
+        elif st.labelmap is None:
+            st.paint.base_seq = res.seen_seq
+        problem = self.ws.problem()
+        if problem is not None:  # said at once; a dialog follows when painting is at risk
+            self._on_problem(problem)
         if st.case_labels is None and res.case_payload is not None:
             from medviewer.core.case_labels import CaseLabels
 
@@ -55,28 +53,11 @@ class OpeningMixin:
         self.sig_ready.emit(st.volume)
 
     def _restore(self, st: AnnotState, res) -> None:
-        table = LabelTable.from_dict(res.table) if res.table else None
-        lm = LabelMap(st.volume.geometry, table, res.labels.copy())
-        st.labelmap, st.base_record_id = lm, res.base_record_id
+        n = st.paint.restore(res, st.volume.geometry)
         self._watch(st)
-        if not res.recovered:
+        if not n:
             self.sig_message.emit(f"Loaded the saved label map ({res.base_tag})")
             return
-        base = lm.labels.copy()
-        for je in res.recovered:
-            edit = Edit(je.indices, je.old, je.new, je.label, je.tool)
-            st.undo.push(lm.apply(edit))
-        s, n, v = res.effort
-        st.effort.add(s, n, v)
-        # the recovered state goes into a fresh journal before the old ones are discarded
-        diff = np.flatnonzero(base.reshape(-1) != lm.labels.reshape(-1))
-        if diff.size:
-            self._journal(st).append(diff, base.reshape(-1)[diff], lm.labels.reshape(-1)[diff], 0,
-                                     "recovered", (s, n, v))
-        st.dirty = True
-        for j in res.journals:
-            j.discard()
-        text = f"Recovered {len(res.recovered)} stroke{'s' if len(res.recovered) != 1 else ''} " \
-               "from an unsaved session"
+        text = f"Recovered {n} stroke{'s' if n != 1 else ''} from an unsaved session"
         self.sig_notice.emit(text)
         self.sig_message.emit(text)

@@ -203,11 +203,14 @@ class PaintTool:
         return self.ctl.apply_voxels(self._filter(idx), None, "polygon")
 
     def cancel(self) -> None:
+        """Esc (the Navigate tool) or another tool: drop the polygon drawn so far, and a
+        brush stroke still being dragged (its voxels are put back; it is never saved)."""
         self._poly, self._lasso = [], False
         self._remove_polygon_item()
         if self._last is not None:
             self._last = None
-            self.ctl.end_stroke()
+            if self.ctl.cancel_stroke():
+                self.ctl.sig_message.emit("Stroke cancelled")
 
     def key(self, key) -> bool:
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._poly:

@@ -177,7 +177,10 @@ class ProposalMixin:
         def work(rep):
             plan = req.plan()
             ws, *head = opening or (None,)
-            return plan, (ws.open_journal(*head) if ws is not None else None)
+            try:
+                return plan, (ws.open_journal(*head) if ws is not None else None)
+            except OSError:  # said when the edit is journaled; the accept goes on in memory
+                return plan, None
 
         def planned(result):
             st.accepting = False
@@ -239,14 +242,14 @@ class ProposalMixin:
         before = self._snapshot(st)
         edit = None
         if plan.indices.size:
-            edit = Edit(plan.indices, plan.old, plan.new, int(value or 0), "proposal")
-            lm.apply(edit, values=plan.values)
+            edit = st.paint.change(
+                lambda: lm.apply(Edit(plan.indices, plan.old, plan.new, int(value or 0),
+                                      "proposal"), values=plan.values),
+                stroke=False, encoded=encoded)
         if st.proposal is prop:  # (another proposal may be shown by now: it stays)
             rest = None if value is None and axis is None else prop.without(value, axis, index)
             st.proposal = None if rest is None or rest.empty else rest
         if edit is not None:
-            st.undo.push(edit)
-            self._record(st, edit, stroke=False, encoded=encoded)
             if prop.record_id and st.base_record_id != prop.record_id:
                 st.merged = st.base_record_id
             if prop.record_id:  # a stored 'predicted' record: the next save is its child

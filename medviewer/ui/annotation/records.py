@@ -35,11 +35,12 @@ class RecordsMixin:
                 lm.table.add(f"Label {int(v)}", value=int(v))
         lm.ensure_capacity(hi)
         flat_new = labels.reshape(-1)
-        idx = np.flatnonzero(lm.labels.reshape(-1) != flat_new)
-        edit = lm.set_voxels(idx, flat_new[idx], 0, tool, respect_locks=False)
-        if edit is not None:
-            st.undo.push(edit)
-            self._record(st, edit, stroke=stroke)
+
+        def put():
+            idx = np.flatnonzero(lm.labels.reshape(-1) != flat_new)
+            return lm.set_voxels(idx, flat_new[idx], 0, tool, respect_locks=False)
+
+        edit = st.paint.change(put, stroke=stroke)
         if lm.table.get(self.active_label) is None and len(lm.table):
             self.active_label = next(iter(lm.table)).value
         self._show(st)
@@ -121,13 +122,14 @@ class RecordsMixin:
             if st is self.state:
                 self.cancel_stroke()
             lm = st.labelmap
-            if lm is not None:
-                lm.ensure_capacity(int(labels.max(initial=0)))
-                lm.labels = np.array(labels, dtype=lm.labels.dtype)
-            st.undo.clear()
-            self._discard_journal(st)
-            st.dirty = False
-            st.effort.reset()
+            with st.paint.lock:
+                if lm is not None:
+                    lm.ensure_capacity(int(labels.max(initial=0)))
+                    lm.labels = np.array(labels, dtype=lm.labels.dtype)
+                st.undo.clear()
+                self._discard_journal(st)
+                st.dirty = False
+                st.effort.reset()
             if st is self.state:
                 self.refresh_display()
                 self.sig_undo_changed.emit()

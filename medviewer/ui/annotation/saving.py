@@ -1,18 +1,28 @@
-"""Saving to the label store (label maps, case labels) and shutdown, for AnnotationController.
+"""Saving to the label store (label maps, case labels), "Save as…" another workspace, and
+shutdown, for AnnotationController.
 
-Saving copies the labels on the GUI thread and writes on the bridge; the journal of the
-saved strokes is closed (and removed) only after the record exists. A save without any change
-since the last one stores nothing (and says so)."""
+A label-map save runs entirely on the bridge (``PaintSession.save``): the snapshot leaves out a
+stroke being painted, saves of one image run one at a time and chain (the second is the
+child of the first), and the journal of the saved strokes is closed only after the record
+exists. A save without any change since the last one stores nothing (and says so). A
+workspace that cannot be written is said in one sentence, with the way out (Save as…)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Optional
 
-import numpy as np
-
-from medviewer.services.annotations import store_case_labels, store_labelmap
+from medviewer.services.annotations import store_case_labels
+from medviewer.services.painting import save_as as save_as_service
 
 if TYPE_CHECKING:
     from .controller import AnnotState
+
+RESCUE = "Labels \u25b8 Save labels as\u2026 (Ctrl+Alt+S) saves your work in another folder."
+
+
+def _reason(message: str) -> str:
+    """A job's error message without the exception's class name."""
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head.isidentifier() else message
 
 
 class SavingMixin:
@@ -23,9 +33,10 @@ class SavingMixin:
              extra: Optional[dict] = None, force: bool = False, st: Optional[AnnotState] = None,
              quiet: bool = False):
         """Store the label map (of ``st``, default the active image) as a new record (parent
-        = the record it came from), with the effort spent; runs on the bridge. Returns the
-        job, or None when there is nothing to store: no label map, or (unless ``force``) no
-        change since the record it is based on (said unless ``quiet``)."""
+        = the record it came from, or the one a save still running stores), with the effort
+        spent; runs on the bridge. Returns the job, or None when there is nothing to store:
+        no label map, or (unless ``force``) no change since the record it is based on (said
+        unless ``quiet``)."""
         st = st or self.state
         if st is None or st.labelmap is None:
             if not quiet:
@@ -33,63 +44,81 @@ class SavingMixin:
             return None
         if st is self.state:
             self.ensure_ready()
-        lm = st.labelmap
-        table = lm.table.to_dict()
-        if not force and self.unchanged(st, tag, table):
+        try:
+            same = not force and st.paint.unchanged(self.store, tag)
+        except OSError:
+            same = False  # the save says what is wrong with the workspace
+        if same:
             if not quiet:
                 self.sig_message.emit("No changes since the last save: nothing stored")
             return None
-        snapshot = lm.labels.copy()
-        effort = (st.effort.total.seconds, st.effort.total.strokes, st.effort.total.voxels)
-        seq, h, parent = st.edit_seq, st.image_hash, st.base_record_id
-        source, store, vol = self.source(), self.store, st.volume
-        extra = dict(extra or {})
-        if st.merged is not None and parent != st.merged:
-            extra.setdefault("accepted_proposal", parent)
-            extra.setdefault("merged_into", st.merged)
+        paint, ws, source, vol = st.paint, self.ws, self.source(), st.volume
 
         def work(reporter):
-            return store_labelmap(store, vol, h, snapshot, table, tag, source, parent, effort,
-                                  extra or None)
+            return paint.save(ws.store, vol, tag, source, extra, force)
 
         def done(rec):
-            self._after_save(st, rec, snapshot, seq)
+            if rec is None:
+                if not quiet:
+                    self.sig_message.emit("No changes since the last save: nothing stored")
+                return
+            self._after_save(st, rec)
             if on_done:
                 on_done(rec)
 
-        return self.submit(work, "save-labels", done, f"Saving label map ({tag})…")
+        return self.submit(work, "save-labels", done, f"Saving label map ({tag})…",
+                           on_error=lambda msg: self._save_failed("Saving the label map failed",
+                                                                  msg))
 
-    def unchanged(self, st: AnnotState, tag: str, table: dict) -> bool:
-        """True when storing ``st``'s label map as ``tag`` would add nothing: no edit since
-        the record it is based on, the same label table, and not a new decision (marking a
-        record 'final' is one)."""
-        if st.dirty:
-            return False
-        if st.base_record_id is None:
-            return not st.labelmap.labels.any()
-        base = self.store.get(st.base_record_id)
-        if base is None or (tag == "final" and base.tag != "final"):
-            return False
-        return base.payload.get("table") == table
+    def _save_failed(self, title: str, message: str) -> None:
+        text = _reason(message)
+        problem = self.ws.problem()
+        if problem is not None or "workspace" in text.lower():
+            self._on_problem(problem or text, told=True)
+            text += "\n\nYour edits are kept in memory. " + RESCUE
+        self.sig_error.emit(title, text)
 
-    def _after_save(self, st: AnnotState, rec, snapshot: np.ndarray, seq: int) -> None:
-        old = st.journal
-        st.journal, st.base_record_id, st.merged = None, rec.id, None
-        st.effort.reset()
-        if st.edit_seq != seq and st.labelmap is not None:  # painted while saving
-            cur = st.labelmap.labels.reshape(-1)
-            diff = np.flatnonzero(snapshot.reshape(-1) != cur)
-            if diff.size:
-                self._journal(st).append(diff, snapshot.reshape(-1)[diff], cur[diff], 0, "after-save")
-        else:
-            st.dirty = False
-        if old is not None:
-            old.close(committed_record_id=rec.id)
+    def _after_save(self, st: AnnotState, rec) -> None:
         self.sig_message.emit(f"Saved label map as '{rec.tag}' ({rec.effort.strokes} strokes, "
                               f"{rec.effort.seconds:.0f} s)")
         if st is self.state:
             self.sig_base_changed.emit(rec.id)
         self.sig_saved.emit(rec)
+
+    def save_as(self, folder, on_done: Optional[Callable] = None):
+        """Rescue the work into another workspace ``folder``: each open image's history is
+        copied there as far as the current workspace can still be read, its label map
+        stored there (unless the copy already holds it), and the app works in ``folder``
+        from then on. Runs on the bridge; returns the job."""
+        self.cancel_stroke()
+        states, seen = [], set()
+        for st in self._states.values():
+            if st.labelmap is not None and st.image_hash is not None and id(st.paint) not in seen:
+                seen.add(id(st.paint))
+                states.append(st)
+        sessions = [(st.paint, st.volume) for st in states]
+        ws, source = self.ws, self.source()
+
+        def work(reporter):
+            return save_as_service(ws, folder, sessions, "corrected", source)
+
+        def done(res):
+            for st, rec in zip(states, res.records):
+                if rec is not None:
+                    self._after_save(st, rec)
+            self._on_problem("")  # solved: the badge goes
+            self.sig_base_changed.emit(self.state.base_record_id if self.state else None)
+            self.sig_message.emit(
+                f"Saved to the workspace {folder}: {sum(r is not None for r in res.records)} "
+                f"new record(s), {res.copied} earlier record(s) copied"
+                + (f", {res.left_out} could not be read" if res.left_out else ""))
+            if on_done:
+                on_done(res)
+
+        return self.submit(work, "save-as", done, f"Saving to {folder}…",
+                           on_error=lambda msg: self.sig_error.emit(
+                               "Save as… failed", _reason(msg) + "\n\nNothing was changed: "
+                               "choose another folder."))
 
     # ------------------------------------------------------------------ case labels
     def case_labels(self):
@@ -121,7 +150,7 @@ class SavingMixin:
             return None
         self.ensure_ready()
         payload = st.case_labels.to_dict()
-        if st.case_record_id is not None:
+        if st.case_record_id is not None and self.ws.problem() is None:
             base = self.store.get(st.case_record_id)
             if base is not None and base.tag == tag and base.payload == payload:
                 if not quiet:
@@ -129,10 +158,10 @@ class SavingMixin:
                 return None
         t = st.case_effort.total
         effort, h, parent = (t.seconds, t.strokes, t.voxels), st.image_hash, st.case_record_id
-        source, store, vol = self.source(), self.store, st.volume
+        source, ws, vol = self.source(), self.ws, st.volume
 
         def work(reporter):
-            return store_case_labels(store, vol, h, payload, tag, source, parent, effort)
+            return store_case_labels(ws.store, vol, h, payload, tag, source, parent, effort)
 
         def done(rec):
             st.case_record_id = rec.id
@@ -142,19 +171,17 @@ class SavingMixin:
             if on_done:
                 on_done(rec)
 
-        return self.submit(work, "save-case", done, "Saving case labels…")
+        return self.submit(work, "save-case", done, "Saving case labels…",
+                           on_error=lambda msg: self._save_failed("Saving case labels failed",
+                                                                  msg))
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Window closing: clean journals are removed; unsaved ones stay for recovery."""
         self.cancel_stroke()
         for st in self._states.values():
-            j = st.journal
-            if j is None or getattr(j, "closed", False):
-                continue
-            if not st.dirty:
-                j.close()
+            if st.dirty:
+                st.paint.detach_journal()  # unsaved strokes stay in the journal for recovery
             else:
-                j.detach()  # unsaved strokes stay in the journal for recovery
+                st.paint.discard_journal()
         self.ws.close()
-

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from medviewer.core import painting
 
@@ -23,6 +23,7 @@ from .paint_tool import PaintOptions, PaintTool
 from .proposal_layer import ProposalOverlays
 from .prompt_wiring import PromptUI
 from .proposal_panel import ProposalPanel
+from .saving import RESCUE
 from .unsaved import UnsavedGuard
 
 PROGRESS_DELAY_MS = 400  # quick jobs finish before a progress bar would flash
@@ -74,6 +75,12 @@ class AnnotationFeature:
         self.progress.cancel.clicked.connect(self.ctl.cancel_jobs)
         host.status_bar.addPermanentWidget(self.progress)
         self._busy_text = ("", 0, 0)
+        self.workspace_badge = QLabel("", win)
+        self.workspace_badge.setObjectName("workspaceProblem")
+        self.workspace_badge.setStyleSheet("background: #7a1f1f; color: #ffe0e0; padding: 1px 6px;")
+        self.workspace_badge.setVisible(False)
+        host.status_bar.addPermanentWidget(self.workspace_badge)
+        self._notice = ""  # the workspace problem the banner says
         self._declare_menu()
 
         self.ctl.sig_voxels_changed.connect(self._on_voxels_changed)
@@ -84,6 +91,7 @@ class AnnotationFeature:
         self.ctl.sig_idle.connect(lambda: self.progress.setVisible(False))
         self.ctl.sig_saved.connect(host.events.sig_record_stored)
         self.ctl.sig_proposal_changed.connect(self._on_proposal)
+        self.ctl.sig_workspace_problem.connect(self._on_workspace_problem)
         host.events.sig_record_stored.connect(lambda rec: self.history_panel.refresh())
         self.options.sig_changed.connect(self._show_radius)
         for plane, view in host.views.items():
@@ -121,6 +129,9 @@ class AnnotationFeature:
             None,
             ("labels_save", "&Save labels", self.save, "Save as a 'corrected' record (with effort)"),
             ("labels_final", "&Mark final", lambda: ctl.save("final"), "Save as a 'final' record"),
+            ("labels_save_as", "Save labels &as… (another workspace)", self.save_as_dialog,
+             "Save the labels and their history in another workspace folder and work there "
+             "from now on (when this one is read-only or gone)"),
             None,
             ("undo", "&Undo", self.undo, "Undo the last label edit (the last prompt in the Prompt tool)"),
             ("redo", "&Redo", ctl.redo, "Redo"),
@@ -152,7 +163,8 @@ class AnnotationFeature:
         stack = ctl.undo_stack
         for name in ("labels_new", "labels_import", "labels_import_seg"):
             acts[name].setEnabled(has_image)
-        for name in ("labels_export", "labels_save", "labels_final", "fill_between"):
+        for name in ("labels_export", "labels_save", "labels_final", "labels_save_as",
+                     "fill_between"):
             acts[name].setEnabled(has_map)
         acts["labels_export_seg"].setEnabled(has_map and is_dicom_volume(ctl.volume))
         for name in ("proposal_accept", "proposal_accept_label", "proposal_accept_slice",
@@ -192,6 +204,36 @@ class AnnotationFeature:
             tool.hover(name, None)
         self.prompt.on_tool_changed(name)
         self._update_actions()
+
+    def _on_workspace_problem(self, message: str) -> None:
+        """The workspace cannot be written (or, with "", can again): a badge in the status
+        bar while it lasts, and a line in the banner."""
+        self.workspace_badge.setText(f"\u26a0 {message}" if message else "")
+        self.workspace_badge.setToolTip(RESCUE if message else "")
+        self.workspace_badge.setVisible(bool(message))
+        notice = f"{message}. Painting goes on in memory; {RESCUE}" if message else ""
+        if notice != self._notice:
+            if self._notice:
+                self.host.withdraw_notice(self._notice)
+            if notice:
+                self.host.show_notice(notice)
+            self._notice = notice
+
+    def save_as_dialog(self) -> None:
+        """Ctrl+Alt+S: choose a folder, then :meth:`save_as`."""
+        folder = QFileDialog.getExistingDirectory(
+            self.host.window, "Save labels in another workspace folder",
+            str(self.ctl.workspace.parent))
+        if folder:
+            self.save_as(folder)
+
+    def save_as(self, folder: str):
+        """Save every open label map, with its history, in the workspace ``folder`` and work
+        there from now on (the rescue of a read-only or vanished workspace)."""
+        if self.ctl.labelmap is None and not self.ctl.dirty_states():
+            self.ctl.sig_message.emit("No label map to save")
+            return None
+        return self.ctl.save_as(folder)
 
     def _on_proposal(self, prop) -> None:
         if prop is not None:
