@@ -134,15 +134,20 @@ def clean_labels(labels: np.ndarray, spacing_zyx, label_names: Sequence[str], sp
         drop[0] = False
         if not drop.any():
             continue
-        drop_cells = drop[comp]
-        full_box = (box[0], slice(box[1].start * 2, box[1].stop * 2),
-                    slice(box[2].start * 2, box[2].stop * 2))
-        region = labels[full_box]
-        up = np.repeat(np.repeat(drop_cells, 2, axis=1), 2, axis=2)
-        up = up[:, :region.shape[1], :region.shape[2]]
-        gone = up & (region == value)
-        removed[label_names[value]] = int(np.count_nonzero(gone))
-        region[gone] = 0
+        rows = slice(box[1].start * 2, box[1].stop * 2)
+        cols = slice(box[2].start * 2, box[2].stop * 2)
+        n = 0
+        for c0 in range(0, comp.shape[0], _CHUNK):  # full-grid temporaries of a few slices
+            cells = drop[comp[c0:c0 + _CHUNK]]
+            if not cells.any():
+                continue
+            z0 = box[0].start + c0
+            region = labels[z0:z0 + cells.shape[0], rows, cols]
+            up = np.repeat(np.repeat(cells, 2, axis=1), 2, axis=2)
+            gone = up[:, :region.shape[1], :region.shape[2]] & (region == value)
+            n += int(np.count_nonzero(gone))
+            region[gone] = 0
+        removed[label_names[value]] = n
     if spec.get("trim_tails"):
         _trim_tails(labels, label_names, spec["trim_tails"], removed)
     return removed
