@@ -13,8 +13,9 @@ active marked ``*``) and the pointer history; ``models promote NAME VERSION`` an
 rollback NAME [VERSION]`` move the active-version pointer after loading the version's weights
 (hash-checked, plain tensors only) and running one small input of its card's shape through it;
 a version that fails (hash mismatch, missing or unreadable file, weights of another shape, NaN
-output) is refused with exit 1 and the reason, and the pointer stays where it was. ``predict --model NAME`` uses the active version. ``models check-precision
-NAME[:VERSION]`` compares the model's labels in bf16 and fp32 on real data and records the
+output) is refused with exit 1 and the reason, and the pointer stays where it was.
+``predict --model NAME`` uses the active version. ``models check-precision NAME[:VERSION]``
+compares the model's labels in bf16 and fp32 on real data and records the
 result beside its card (``precision.json``; bf16 is used on the CPU only where it passed).
 """
 from __future__ import annotations

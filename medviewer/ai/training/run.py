@@ -14,9 +14,9 @@ under its name only by one rename; its version number is taken then, under the m
 started); the card, README, report and the ``done`` event name the one it got. A gate that
 passed promotes only while the version it was judged against is still active. On cancel or
 crash the staging folder is removed and the active pointer is untouched; a staging folder left
-by a killed run is removed when the next run of the model starts. Under torchrun every rank trains; only rank 0
-prints, evaluates, writes and promotes. A new model's first run (its active version is the
-untrained 0.0.0 of ``models new``) writes version 1.0.0 and is judged by
+by a killed run is removed when the next run of the model starts. Under torchrun every rank
+trains; only rank 0 prints, evaluates, writes and promotes. A new model's first run (its active
+version is the untrained 0.0.0 of ``models new``) writes version 1.0.0 and is judged by
 :func:`~medviewer.ai.training.gate.first_gate`: it must beat the trivial predictor (majority
 class / all background) on the frozen validation set.
 """

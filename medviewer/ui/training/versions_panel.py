@@ -63,7 +63,8 @@ class VersionsPanel(QWidget):
 
         self.promote_button = QPushButton("Promote", self)
         self.promote_button.setObjectName("promoteButton")
-        self.promote_button.setToolTip("Make the selected version the active one (its weights are loaded and run once first)")
+        self.promote_button.setToolTip("Make the selected version the active one (its weights "
+                                       "are loaded and run once first)")
         self.promote_button.clicked.connect(self.promote_selected)
         self.rollback_button = QPushButton("Roll back", self)
         self.rollback_button.setObjectName("rollbackButton")
