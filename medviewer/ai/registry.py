@@ -167,7 +167,14 @@ class ModelRegistry:
             copied = ModelCard.load(tmp)
             copied.verify()
             os.chmod(tmp, 0o755)
-            os.rename(tmp, target)  # atomic; fails if target appeared meanwhile
+            try:
+                os.rename(tmp, target)  # atomic; fails if target appeared meanwhile
+            except OSError:
+                if not target.exists():
+                    raise
+                raise ModelError(f"{card.ref} appeared in {target.parent} while importing "
+                                 f"(a fine-tune committed it); a model version is never "
+                                 f"overwritten: give the new one another version") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

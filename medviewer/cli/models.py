@@ -10,9 +10,12 @@ untrained first version (0.0.0) of a new model in the user models folder, its ba
 from BASE where the shapes fit (the copied and skipped tensors are listed); exit 2 for a bad
 option, 1 when it cannot be made. It is trained by ``medviewer finetune --base NAME``. ``models versions NAME [--json]`` lists a model's versions (parent, validation metric,
 active marked ``*``) and the pointer history; ``models promote NAME VERSION`` and ``models
-rollback NAME [VERSION]`` move the active-version pointer (exit 1 with the reason when
-refused). ``predict --model NAME`` uses the active version. ``models check-precision
-NAME[:VERSION]`` compares the model's labels in bf16 and fp32 on real data and records the
+rollback NAME [VERSION]`` move the active-version pointer after loading the version's weights
+(hash-checked, plain tensors only) and running one small input of its card's shape through it;
+a version that fails (hash mismatch, missing or unreadable file, weights of another shape, NaN
+output) is refused with exit 1 and the reason, and the pointer stays where it was.
+``predict --model NAME`` uses the active version. ``models check-precision NAME[:VERSION]``
+compares the model's labels in bf16 and fp32 on real data and records the
 result beside its card (``precision.json``; bf16 is used on the CPU only where it passed).
 """
 from __future__ import annotations

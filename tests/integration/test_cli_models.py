@@ -14,7 +14,8 @@ from PIL import Image
 from medviewer.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "ai"))
-from _model_versions import NAME, REPO, make_version, tamper  # noqa: E402
+from _model_versions import (NAME, REPO, SMALL, TAMPERED, make_small_version,  # noqa: E402
+                             make_version, tamper)
 
 
 pytestmark = pytest.mark.usefixtures("user_models")  # an empty $MEDVIEWER_MODELS per test
@@ -86,6 +87,44 @@ def test_refusals_leave_the_pointer_alone(versions_made, capsys):
     assert main(["models"]) == 0  # list is unchanged
     out = capsys.readouterr().out
     assert f"{NAME}:1.1.0" in out and f"{NAME}:1.0.0" in out
+
+
+def _xrays(shared_data: Path, folder: Path, n: int = 4) -> Path:
+    data = np.load(shared_data / "medmnist_pneumonia" / "pneumoniamnist_reconstructed_full.npz")
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(data["val_images"][i]).save(folder / f"case{i}.png")
+    return folder
+
+
+def test_promote_refuses_every_tampered_version_and_predict_keeps_the_active_one(
+        user_models, shared_data, tmp_path, capsys):
+    """`models promote` on smallcnn copies broken in each way: exit 1, a message naming the
+    version and why (never torch's weights_only advice), the pointer where it was, and predict
+    still running the active version."""
+    make_small_version(user_models, "1.1.0")
+    assert main(["models", "promote", SMALL, "1.1.0"]) == 0
+    capsys.readouterr()
+    pointer = (user_models / SMALL / "active.json").read_text()
+    refused = {}
+    for i, kind in enumerate(TAMPERED, start=2):
+        version = f"1.{i}.0"
+        make_small_version(user_models, version, tampered=kind)
+        code = main(["models", "promote", SMALL, version])
+        err = capsys.readouterr().err
+        assert code == 1 and f"refusing to promote {SMALL}:{version}: " in err, (kind, err)
+        assert TAMPERED[kind] in err and "weights_only" not in err, (kind, err)
+        refused[kind] = version
+    assert len(refused) == len(TAMPERED) == 8
+    assert (user_models / SMALL / "active.json").read_text() == pointer
+    out = tmp_path / "out.jsonl"
+    rows = _predict(_xrays(shared_data, tmp_path / "xrays"), out, SMALL)
+    assert {r["model"] for r in rows} == {f"{SMALL}:1.1.0"}
+    # asked for by name, a pickled module is refused in MedViewer's words
+    code = main(["predict", "--model", f"{SMALL}:{refused['pickled-module']}",
+                 str(tmp_path / "xrays"), "--out", str(tmp_path / "bad.jsonl")])
+    err = capsys.readouterr().err
+    assert code != 0 and "pickled Python objects" in err and "weights_only" not in err, err
 
 
 def _predict(folder: Path, out: Path, model: str) -> list:

@@ -19,8 +19,9 @@ workspace's prompt records with a frozen validation split by
 4. measures the candidate the same way and gates it (:func:`medviewer.ai.training.gate.gate`
    with ``lower_is_better``): it passes when its mean NoC@85 is at most the active version's
    plus ``--margin`` clicks (default 0.5);
-5. writes the new version (next version number, never overwriting one) with a card that
-   records the parent, the gate result and the records used, and promotes it when it passed.
+5. writes the new version (the next free version number, taken when it commits; never
+   overwriting one) with a card that records the parent, the gate result and the records
+   used, and promotes it when it passed.
 """
 from __future__ import annotations
 
@@ -148,10 +149,9 @@ def run_prompt_finetune(args, registry, base, switch, emitter, state, t0: float)
     """The interactive branch of :func:`medviewer.ai.training.run.run` (same contract)."""
     from medviewer.ai import versions
     from medviewer.ai.interactive.train import train
-    from medviewer.ai.training.card_writer import metrics_block, write_candidate
+    from medviewer.ai.training.card_writer import metrics_block
     from medviewer.ai.training.cli_args import TASK_DEFAULTS
     from medviewer.ai.training.gate import gate
-    from medviewer.ai.training.report import write_report
     from medviewer.ai.training.run import BadInput, commit_and_promote
     from medviewer.ai.weights import load_model
 
@@ -172,7 +172,7 @@ def run_prompt_finetune(args, registry, base, switch, emitter, state, t0: float)
     name = base.name
     version = versions.next_version(registry, name, base.version)
     versions.clean_staging(registry, name)
-    staging = state["staging"] = versions.staging_dir(registry, name)
+    state["staging"] = versions.staging_dir(registry, name)
     emitter.emit("start", base=base.ref, candidate=f"{name}:{version}", device="cpu",
                  world_size=1, train=len(train_entries), val=len(val_entries),
                  train_entries=len(train_entries), val_entries=len(val_entries),
@@ -232,11 +232,9 @@ def run_prompt_finetune(args, registry, base, switch, emitter, state, t0: float)
                      "mean_dice_1": baseline.get("mean_dice_1")},
         "gate": {k: v for k, v in gate_dict.items() if k != "validation"},
         "command": _command(args, steps), "wall_time_s": round(time.monotonic() - t0, 1)}
-    card = write_candidate(staging, model.cpu(), base, version,
-                           metrics_block("interactive", cand, pset.sha256), training,
-                           source="accepted prompt records")
-    report = write_report(staging, gate_dict, active, card)
-    commit_and_promote(registry, name, version, gate_dict, args.no_promote,
+    commit_and_promote(registry, base, model.cpu(),
+                       metrics_block("interactive", cand, pset.sha256), training, gate_dict,
+                       active, args.no_promote,
                        f"fine-tuned from {base.ref} on prompt records; gate passed ({METRIC})",
-                       report, switch, emitter, state, t0)
+                       switch, emitter, state, t0, source="accepted prompt records")
     return EXIT_OK

@@ -1,4 +1,6 @@
-"""Write a fine-tuned version's files into its staging folder: weights, model.json, README.md.
+"""Write a fine-tuned version's card into its staging folder: model.json and README.md (the
+weights file, :data:`WEIGHTS_FILE`, is written before; the card is written when the run commits
+and its version number is known, see :func:`medviewer.ai.versions.commit_new_version`).
 
 The card copies the base card's task, labels, input spec and architecture (so inference
 preprocesses exactly as before), its domain and limits (fine-tuning on corrections does not
@@ -18,7 +20,9 @@ from pathlib import Path
 from medviewer.ai.cards import ModelCard
 from medviewer.core.atomic import atomic_write_text
 
-__all__ = ["candidate_card_dict", "write_candidate", "metrics_block"]
+__all__ = ["candidate_card_dict", "write_candidate_card", "metrics_block", "WEIGHTS_FILE"]
+
+WEIGHTS_FILE = "weights.safetensors"
 
 
 def metrics_block(task: str, ev: dict, manifest_sha: str) -> dict:
@@ -48,7 +52,7 @@ def candidate_card_dict(base: ModelCard, version: str, metrics: dict, training: 
            f"confirmed" if base.untrained else f"Fine-tuned from {base.ref} on {source}")
     d.update(version=version, parent_version=base.version, metrics=metrics, training=training,
              description=f"{stem} {how}.".strip(),
-             weights={"file": "weights.safetensors", "sha256": "0" * 64})
+             weights={"file": WEIGHTS_FILE, "sha256": "0" * 64})
     return d
 
 
@@ -99,18 +103,19 @@ validation samples), {t['epochs_run']} epoch(s) (best epoch {t['best_epoch']}), 
 """
 
 
-def write_candidate(folder: Path, model, base: ModelCard, version: str, metrics: dict,
-                    training: dict, source: str = "corrected labels") -> ModelCard:
-    """Weights + model.json + README.md into ``folder``; returns the validated card."""
-    from medviewer.ai.weights import save_weights
-
+def write_candidate_card(folder: Path, base: ModelCard, version: str, weights_sha256: str,
+                         metrics: dict, training: dict,
+                         source: str = "corrected labels") -> ModelCard:
+    """model.json + README.md for ``version`` into ``folder``, whose weights file
+    (:data:`WEIGHTS_FILE`) is written already; returns the validated card. Called again with
+    another version, it rewrites both (the version is taken when the run commits)."""
     folder = Path(folder)
-    sha = save_weights(model, folder / "weights.safetensors")
     card = candidate_card_dict(base, version, metrics, training, source)
-    card["weights"]["sha256"] = sha
+    card["weights"]["sha256"] = weights_sha256
     ModelCard.from_dict(card, folder)  # validate before writing
     atomic_write_text(folder / "model.json", json.dumps(card, indent=2) + "\n")
     atomic_write_text(folder / "README.md", _readme(card, base))
     written = ModelCard.load(folder)
     written.verify()
     return written
+

@@ -8,10 +8,15 @@ front, before any training: the ``error`` event has ``kind`` "validation_too_sma
 message says what is missing and ``validation`` holds the counts. Nothing is trained, written
 or promoted — a version that could not be judged would only invite promoting it by hand.
 A new version is assembled in a hidden staging folder (``ai.versions.staging_dir``) and appears
-under its name only by one rename (``commit_version``); on cancel or crash the staging folder
-is removed and the active pointer is untouched. Under torchrun every rank trains; only rank 0
-prints, evaluates, writes and promotes. A new model's first run (its active version is the
-untrained 0.0.0 of ``models new``) writes version 1.0.0 and is judged by
+under its name only by one rename; its version number is taken then, under the model's lock
+(``commit_new_version``), so fine-tunes started together commit as different versions. The
+``start`` and ``gate`` events name the version the run expects (the next free one when it
+started); the card, README, report and the ``done`` event name the one it got. A gate that
+passed promotes only while the version it was judged against is still active. On cancel or
+crash the staging folder is removed and the active pointer is untouched; a staging folder left
+by a killed run is removed when the next run of the model starts. Under torchrun every rank
+trains; only rank 0 prints, evaluates, writes and promotes. A new model's first run (its active
+version is the untrained 0.0.0 of ``models new``) writes version 1.0.0 and is judged by
 :func:`~medviewer.ai.training.gate.first_gate`: it must beat the trivial predictor (majority
 class / all background) on the frozen validation set.
 """
@@ -196,6 +201,7 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
                            augment=not args.no_augment)
     loop.seed_all(args.seed)
     name = base.name
+    # the version this run expects; the one it gets is taken when it commits
     version = versions.next_version(registry, name, base.version) if ctx.is_main else ""
     if ctx.is_main:
         versions.clean_staging(registry, name)  # left by runs that crashed hard (power, kill -9)
@@ -239,8 +245,7 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
     active_eval, active_card = _active_eval(registry, base, baseline, val_data, ctx.device,
                                             switch)
     from medviewer.ai.training.gate import first_gate, gate
-    from medviewer.ai.training.card_writer import metrics_block, write_candidate
-    from medviewer.ai.training.report import write_report
+    from medviewer.ai.training.card_writer import metrics_block
 
     judge = first_gate if active_card.untrained else gate
     gate_dict = judge(dict(active_eval, version=_judged_version(active_card, active_eval)),
@@ -256,34 +261,58 @@ def _run(args, switch: CancelSwitch, emitter: Emitter, state: dict, t0: float) -
                 "val_samples": _samples(base.task, val_entries),
                 "baseline": _baseline_note(base, baseline),
                 "command": _command(args), "wall_time_s": round(time.monotonic() - t0, 1)}
-    staging = state["staging"]
-    card = write_candidate(staging, model.cpu(), base, version,
-                           metrics_block(base.task, cand_eval, manifest.sha256), training)
-    report = write_report(staging, gate_dict, active_card, card)
-    commit_and_promote(registry, name, version, gate_dict, args.no_promote,
-                       f"fine-tuned from {base.ref}; gate passed", report, switch, emitter,
-                       state, t0)
+    commit_and_promote(registry, base, model.cpu(),
+                       metrics_block(base.task, cand_eval, manifest.sha256), training, gate_dict,
+                       active_card, args.no_promote, f"fine-tuned from {base.ref}; gate passed",
+                       switch, emitter, state, t0)
     ctx.barrier()
     return EXIT_OK
 
 
-def commit_and_promote(registry, name: str, version: str, gate_dict: dict, no_promote: bool,
-                       reason: str, report, switch, emitter, state: dict, t0: float) -> bool:
-    """Make the staged candidate a version (one rename, never cancelled half-way), promote it
-    when the gate passed (unless ``no_promote``) and emit ``done``; True if promoted."""
+def commit_and_promote(registry, base, model, metrics: dict, training: dict, gate_dict: dict,
+                       active_card, no_promote: bool, reason: str, switch, emitter, state: dict,
+                       t0: float, source: str = "corrected labels") -> bool:
+    """Write the candidate's weights into the staging folder, then make it a version: under
+    the model's lock take the next free version number, write the card, README and gate report
+    naming it, rename the folder into place (never cancelled half-way); promote it when the
+    gate passed (unless ``no_promote``) and ``active_card``'s version, which the gate judged it
+    against, is still active; emit ``done``. True if promoted. A promote that is refused (the
+    active version changed, the weights do not run) leaves the version on disk, not active, and
+    ``done`` says why (``not_promoted``)."""
     from medviewer.ai import versions
+    from medviewer.ai.cards import ModelError
+    from medviewer.ai.training.card_writer import WEIGHTS_FILE, write_candidate_card
+    from medviewer.ai.training.report import write_report
+    from medviewer.ai.weights import save_weights
 
     staging = state["staging"]
     switch.check()
+    sha = save_weights(model, staging / WEIGHTS_FILE)
+    written = {}
+
+    def stamp(version: str) -> None:
+        gate_dict.setdefault("candidate", {})["version"] = version
+        card = write_candidate_card(staging, base, version, sha, metrics, training, source)
+        written["report"] = write_report(staging, gate_dict, active_card, card)
+
+    switch.check()
+    why_not = None
     with switch.critical():
-        folder = versions.commit_version(staging, registry, name, version)
+        version, folder = versions.commit_new_version(staging, registry, base.name,
+                                                      base.version, stamp)
         state["staging"] = None
         promoted = bool(gate_dict.get("passed")) and not no_promote
         if promoted:
-            versions.promote(registry, name, version, reason=reason)
+            try:
+                versions.promote(registry, base.name, version, reason=reason,
+                                 if_active=active_card.version)
+            except ModelError as exc:
+                promoted, why_not = False, str(exc)
+                print(f"finetune: {base.name}:{version} not promoted: {exc}", file=sys.stderr)
     emitter.emit("done", version=version, folder=str(folder), promoted=promoted,
-                 report=str(Path(folder) / Path(report).name),
-                 wall_s=round(time.monotonic() - t0, 2))
+                 report=str(Path(folder) / Path(written["report"]).name),
+                 wall_s=round(time.monotonic() - t0, 2),
+                 **({"not_promoted": why_not} if why_not else {}))
     return promoted
 
 

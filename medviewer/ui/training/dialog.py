@@ -328,10 +328,15 @@ class FinetuneDialog(QDialog):
         if outcome == "done" and isinstance(payload, dict):
             promoted = bool(payload.get("promoted"))
             gate = self.ctl.gate
+            if gate:  # the version is taken at commit: the one written, not the one expected
+                gate = dict(gate, candidate=dict(gate.get("candidate") or {},
+                                                 version=payload.get("version")))
             head = self._gate_text(gate) + "<br>" if gate else ""
+            why = payload.get("not_promoted")
             self.result.setText(head + f"New version <b>{payload.get('version')}</b> written; "
                                 + ("it is now the <b>active</b> version." if promoted
-                                   else "the active version is unchanged."))
+                                   else "the active version is unchanged.")
+                                + (f"<br>Not promoted: {_esc(str(why))}" if why else ""))
             self.status.setText("Finished.")
             self.refresh_models(self.model_combo.currentText())
         elif outcome == "cancelled":

@@ -1,7 +1,8 @@
 """VersionsPanel: the versions of one model (metric, parent, active marked); Promote / Roll back.
 
 The active version is the pointer file read by :mod:`medviewer.services.models`; the buttons call
-``promote`` / ``rollback`` there on the I/O pool (promote verifies the weights' hashes), then
+``promote`` / ``rollback`` there on the I/O pool (they load the version's weights, check their
+hash and run one small input through it first; a version that fails is refused), then
 the table is re-read. ``VersionsDialog`` wraps the panel for "AI > Model versions…"."""
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ class VersionsPanel(QWidget):
 
         self.promote_button = QPushButton("Promote", self)
         self.promote_button.setObjectName("promoteButton")
-        self.promote_button.setToolTip("Make the selected version the active one (its weights are verified)")
+        self.promote_button.setToolTip("Make the selected version the active one (its weights "
+                                       "are loaded and run once first)")
         self.promote_button.clicked.connect(self.promote_selected)
         self.rollback_button = QPushButton("Roll back", self)
         self.rollback_button.setObjectName("rollbackButton")

@@ -4,9 +4,11 @@ Real model folders: the built-in pneumonia-cxr 1.0.0 copied into a temporary use
 under new versions (changed card, perturbed weights, recomputed hashes)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,8 @@ from medviewer.ai import versions
 from medviewer.ai.cards import ModelCard, ModelError
 from medviewer.ai.registry import ModelRegistry
 
-from _model_versions import BASE, BUILTIN, NAME, REPO, make_version, tamper
+from _model_versions import (BASE, BUILTIN, NAME, REPO, SMALL, TAMPERED, make_small_version,
+                            make_version, tamper)
 
 
 @pytest.fixture
@@ -173,25 +176,86 @@ def test_commit_refuses_existing_mismatched_and_tampered_versions(reg):
     assert staging.is_dir() and not (reg.user_dir / NAME / "1.2.0").exists()
 
 
-def test_clean_staging_removes_only_abandoned_folders(reg):
-    old_dead = _stage(reg, "1.1.0")
-    old_alive = versions.staging_dir(reg, NAME)
-    young = versions.staging_dir(reg, NAME)
-    # a staging folder made by a process that has exited
+def _dead_owner(reg) -> str:
+    """The owner record of a staging folder made by a process that has exited."""
     code = ("import sys; from medviewer.ai import versions; from medviewer.ai.registry import "
             "ModelRegistry; r = ModelRegistry(builtin_dir=sys.argv[1], user_dir=sys.argv[2]); "
             "print(versions.staging_dir(r, sys.argv[3]))")
     out = subprocess.run([sys.executable, "-c", code, str(BUILTIN), str(reg.user_dir), NAME],
                          cwd=REPO, capture_output=True, text=True, check=True)
-    dead = type(old_dead)(out.stdout.strip())
-    (old_dead / ".owner").write_text((dead / ".owner").read_text())
+    dead = Path(out.stdout.strip())
+    text = (dead / ".owner").read_text()
+    shutil.rmtree(dead)
+    return text
+
+
+def test_clean_staging_removes_dead_owners_at_once_and_keeps_live_ones(reg):
+    import socket
+
+    dead_text = _dead_owner(reg)
+    dead = _stage(reg, "1.1.0")  # a complete candidate whose run was killed
+    (dead / ".owner").write_text(dead_text)
+    alive = versions.staging_dir(reg, NAME)  # this process
+    record = json.loads((alive / ".owner").read_text())
+    assert record["pid"] == os.getpid() and record["host"] == socket.gethostname()
+    reused = versions.staging_dir(reg, NAME)  # this pid, but recorded for an earlier process
+    if record["started"] is not None:
+        (reused / ".owner").write_text(json.dumps(dict(record, started=record["started"] + "0")))
+    else:  # no process start times here: only an exited pid can be told dead
+        (reused / ".owner").write_text(dead_text)
+    old_format = versions.staging_dir(reg, NAME)  # "<host> <pid>" of an earlier release
+    (old_format / ".owner").write_text(f"{socket.gethostname()} {json.loads(dead_text)['pid']}")
+    foreign = versions.staging_dir(reg, NAME)  # another machine's run: cannot be asked
+    (foreign / ".owner").write_text(json.dumps(dict(record, host="another-" + record["host"])))
+    ownerless_young, ownerless_old = (versions.staging_dir(reg, NAME) for _ in range(2))
+    for path in (ownerless_young, ownerless_old):
+        (path / ".owner").unlink()
     past = time.time() - 7200
-    for path in (old_dead, old_alive, dead):
-        os.utime(path, (past, past))
-    removed = versions.clean_staging(reg, NAME, min_age_s=3600)
-    assert sorted(removed) == sorted([old_dead, dead])
-    assert old_alive.is_dir() and young.is_dir()  # this process still runs / too young
+    os.utime(ownerless_old, (past, past))
+    os.utime(foreign, (past, past))
+    removed = versions.clean_staging(reg, NAME)  # no age needed for a dead owner
+    assert sorted(removed) == sorted([dead, reused, old_format, ownerless_old])
+    assert alive.is_dir() and foreign.is_dir() and ownerless_young.is_dir()
+    assert versions.clean_staging(reg, NAME) == []  # the live one stays, run after run
     assert (reg.user_dir / NAME).is_dir() and versions.clean_staging(reg, "nothing-here") == []
+
+
+def test_commit_new_version_takes_the_number_when_it_commits(reg):
+    first, second = versions.staging_dir(reg, NAME), versions.staging_dir(reg, NAME)
+    assert "1.1.0" not in first.name and "1.1.0" not in second.name  # not named by a version
+    stamped = []
+
+    def stamper(staging):
+        def stamp(version):  # what a run writes once its version is known
+            stamped.append(version)
+            tmp = make_version(reg.user_dir, version, noise=0.05,
+                               dest=staging.parent / ("build-" + staging.name[1:]))
+            for f in tmp.iterdir():
+                f.replace(staging / f.name)
+            tmp.rmdir()
+        return stamp
+
+    # both staged from 1.0.0 while no new version existed; the second commits after the first
+    v1, f1 = versions.commit_new_version(second, reg, NAME, "1.0.0", stamper(second))
+    v2, f2 = versions.commit_new_version(first, reg, NAME, "1.0.0", stamper(first))
+    assert (v1, v2) == ("1.1.0", "1.2.0") and stamped == ["1.1.0", "1.2.0"]
+    assert f1 == reg.user_dir / NAME / "1.1.0" and f2 == reg.user_dir / NAME / "1.2.0"
+    for version, folder in ((v1, f1), (v2, f2)):
+        assert ModelCard.load(folder).version == version and not (folder / ".owner").exists()
+    # a version that appears while a commit writes its files (an import, a run without flock)
+    third = versions.staging_dir(reg, NAME)
+    base_stamp = stamper(third)
+
+    def racing_stamp(version):
+        if version == "1.3.0":
+            make_version(reg.user_dir, "1.3.0", seed=9)
+        base_stamp(version)
+
+    v3, f3 = versions.commit_new_version(third, reg, NAME, "1.0.0", racing_stamp)
+    assert v3 == "1.4.0" and ModelCard.load(f3).version == "1.4.0"
+    assert ModelCard.load(reg.user_dir / NAME / "1.3.0").description.startswith(
+        f"{NAME} 1.3.0: a test copy")  # the other version is untouched
+    assert not any(p.name.startswith(".staging-") for p in (reg.user_dir / NAME).iterdir())
 
 
 def test_the_committed_card_round_trips(reg):
@@ -200,3 +264,40 @@ def test_the_committed_card_round_trips(reg):
     base = ModelCard.load(BASE)
     assert again.labels == base.labels and again.architecture == base.architecture
     assert again.weights["sha256"] != base.weights["sha256"]  # perturbed weights, new hash
+
+
+@pytest.mark.parametrize("kind", list(TAMPERED))
+def test_promote_refuses_a_version_that_does_not_load_or_run(reg, kind):
+    """Real smallcnn copies broken one way each: promote loads the weights and runs one input
+    of the card's shape before it moves the pointer; the refusal names the version and why,
+    never torch's advice to turn weights_only off, and the pointer stays."""
+    make_small_version(reg.user_dir, "1.1.0")
+    versions.promote(reg, SMALL, "1.1.0")
+    make_small_version(reg.user_dir, "1.2.0", tampered=kind)
+    before = (reg.user_dir / SMALL / "active.json").read_text()
+    with pytest.raises(ModelError) as exc:
+        versions.promote(reg, SMALL, "1.2.0")
+    msg = str(exc.value)
+    assert msg.startswith(f"refusing to promote {SMALL}:1.2.0: "), msg
+    assert TAMPERED[kind] in msg and "the active version stays 1.1.0" in msg, msg
+    assert "weights_only" not in msg and "trust" not in msg and "\n" not in msg
+    assert len(msg) < 400, msg
+    assert (reg.user_dir / SMALL / "active.json").read_text() == before
+    assert reg.get(SMALL).version == "1.1.0"
+    with pytest.raises(ModelError, match=f"refusing to roll back to {SMALL}:1.2.0: "):
+        versions.rollback(reg, SMALL, "1.2.0")
+    assert (reg.user_dir / SMALL / "active.json").read_text() == before
+
+
+def test_a_pickled_module_is_refused_in_our_words_wherever_it_is_loaded(reg):
+    """What predict and import meet: a .pt holding a whole module is never unpickled with
+    weights_only off, and torch's advice to do so is not passed on."""
+    from medviewer.ai.registry import load_model
+
+    folder = make_small_version(reg.user_dir, "1.1.0", tampered="pickled-module")
+    for attempt in (lambda: load_model(reg.get(f"{SMALL}:1.1.0")),
+                    lambda: ModelRegistry(builtin_dir=BUILTIN,
+                                          user_dir=reg.user_dir / "other").import_folder(folder)):
+        with pytest.raises(ModelError, match="pickled Python objects") as exc:
+            attempt()
+        assert "weights_only" not in str(exc.value) and "trust" not in str(exc.value)
