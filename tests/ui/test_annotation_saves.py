@@ -44,7 +44,8 @@ def _ctrl_s(qtbot, win):
     return sig.args[0]
 
 
-def test_ctrl_s_mid_stroke_stores_none_of_it_esc_drops_a_stroke_saves_chain(qtbot, annot):
+def test_ctrl_s_mid_stroke_stores_none_of_it_esc_drops_a_stroke_saves_chain(qtbot, annot,
+                                                                           tmp_path):
     ctl, ax = annot.annotation.ctl, annot.tri.views["axial"]
     annot.set_tool("brush")
     _stroke(annot, 200, 200)
@@ -55,6 +56,14 @@ def test_ctrl_s_mid_stroke_stores_none_of_it_esc_drops_a_stroke_saves_chain(qtbo
     rec = _ctrl_s(qtbot, annot)
     np.testing.assert_array_equal(ctl.store.load_labels(rec), first)
     assert rec.effort.strokes == 1
+    out = tmp_path / "mid_stroke.nii.gz"  # an export taken now holds none of the stroke either
+    annot.annotation.io.export_labelmap(str(out))
+    qtbot.waitUntil(out.exists, timeout=60000)
+    import nibabel as nib
+
+    exported = np.asarray(nib.load(str(out)).dataobj)
+    assert int(np.count_nonzero(exported)) == int(np.count_nonzero(first))
+    assert int(np.count_nonzero(ctl.labelmap.labels)) > int(np.count_nonzero(first))
     for p in pts[5:]:
         QTest.qWait(15)
         _send(ax.viewport(), QEvent.Type.MouseMove, p, NB, LB)

@@ -123,7 +123,7 @@ class LabelIO:
         if lm is None:
             return None
         vol, anonymise, keys = self.ctl.volume, self._anonymise(), self.ctl.workspace
-        labels, table, geo = lm.labels.copy(), lm.table.to_dict(), lm.geometry
+        labels, table, geo = lm.snapshot(), lm.table.to_dict(), lm.geometry  # no open stroke
 
         def work(reporter):
             return exports.export_label_map(labels, table, geo, path, source=vol,
@@ -145,7 +145,7 @@ class LabelIO:
         lm, vol = self.ctl.labelmap, self.ctl.volume
         if lm is None or vol is None:
             return None
-        labels, table = lm.labels.copy(), lm.table.to_dict()
+        labels, table = lm.snapshot(), lm.table.to_dict()  # no open stroke
         anonymise, keys = self._anonymise(), self.ctl.workspace
 
         def work(reporter):
