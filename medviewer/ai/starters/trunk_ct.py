@@ -128,17 +128,16 @@ class Sampler:
         like around its edges. Only the chest crop shows the heart, so without this the
         network learns "air near a crop's straight edge: chest" and finds the heart beside
         the air of an armpit (runs 6-8)."""
+        import torch
+
         r = self.rng
         n = x.shape[-1]
         bh, bw = (min(n, int(r.uniform(150, 260) / step)) for _ in range(2))
         mid = (n - 1) / 2
         top = int(np.clip(r.uniform(mid - bh + 1, mid), 0, n - bh))
         left = int(np.clip(r.uniform(mid - bw + 1, mid), 0, n - bw))
-        out = np.ones((n, n), bool)
+        out = torch.ones((n, n), dtype=torch.bool)
         out[top:top + bh, left:left + bw] = False
-        import torch
-
-        out = torch.from_numpy(out)
         x = x.masked_fill(out[None], -1024.0)
         y = y.masked_fill(out, td.IGNORE)
         return x, y
