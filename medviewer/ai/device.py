@@ -11,7 +11,8 @@ import logging
 import os
 
 __all__ = ["DeviceError", "PREFERENCES", "choose_device", "device_label", "autocast",
-           "configure_threads", "cpu_cores", "worker_threads", "tune_allocator"]
+           "configure_threads", "cpu_cores", "worker_threads", "tune_allocator",
+           "release_freed_memory"]
 
 log = logging.getLogger(__name__)
 PREFERENCES = ("auto", "cpu", "cuda", "mps")
@@ -105,6 +106,24 @@ def tune_allocator() -> bool:
         return False
     _allocator_tuned = ok
     return ok
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's freed blocks back to the kernel (glibc ``malloc_trim``).
+
+    :func:`tune_allocator` keeps freed activation buffers for reuse while a job runs; once the
+    network is done (before post-processing, which needs memory of its own) they would only
+    raise the process's peak. A no-op returning False off glibc."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def configure_threads(n: int | None = None) -> int:

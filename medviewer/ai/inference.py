@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .device import autocast
+from .device import autocast, release_freed_memory
 from .model_cache import ModelCache
 from .seg_outputs import SegOutputs
 from .preprocess import (ResampleInfo, card_ref, card_value, empty_array, input_spec,
@@ -82,6 +82,9 @@ def _check_fn(cancel) -> Callable[[], None]:
 
 
 BATCH_SECONDS = 0.25  # CPU batches are sized to about this, so a cancel lands well within 1 s
+# CPU batches also stay under this many model-grid pixels (four 256x256 slices): bigger
+# batches are no faster on a CPU and their activations would dominate predict's peak memory
+CPU_BATCH_PIXELS = 4 * 256 * 256
 
 
 def default_batch_size(device: str, pixels_per_slice: int) -> int:
@@ -240,6 +243,7 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     predict = _predictor(model, device, check, counter, variance, n_samples, precision)
     yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
                       batch_size, _divisor(card))
+    release_freed_memory()  # the network's freed activations, before post-processing
     if spec.get("postprocess"):  # one slice: the per-slice steps only
         from .postprocess import clean_labels
 
@@ -316,6 +320,7 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     on_cpu = str(device).startswith("cpu")
     adaptive = batch_size is None and on_cpu  # CPU: batches of ~BATCH_SECONDS each
     bs = 1 if adaptive else (batch_size or default_batch_size(device, int(np.prod(roi))))
+    most = max(1, CPU_BATCH_PIXELS // max(1, int(np.prod(roi))))
     total = z1 - z0
     yield Step(0, total, "Segmenting")
     behind = _OneBehind() if total > 1 else None
@@ -342,7 +347,7 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
                 behind.submit(out.store_2d, p, size, a)
             if adaptive:
                 per_slice = (time.perf_counter() - t0) / (b - a)
-                bs = max(1, min(16, int(BATCH_SECONDS / max(per_slice, 1e-6))))
+                bs = max(1, min(16, most, int(BATCH_SECONDS / max(per_slice, 1e-6))))
             a = b
             yield Step(b - z0, total, f"Slice {b} of {vol.shape[0]}" if total > 1 else "Slice done")
     finally:

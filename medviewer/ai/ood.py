@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from .device import release_freed_memory
 from .preprocess import plan_resample, prepare_image_2d_info, to_model_tensor
 
 __all__ = ["OodResult", "OodReference", "HIST_BINS", "MAX_SLICES", "input_histograms",
@@ -31,6 +32,7 @@ __all__ = ["OodResult", "OodReference", "HIST_BINS", "MAX_SLICES", "input_histog
 
 HIST_BINS = 32
 MAX_SLICES = 8
+OOD_BATCH_PIXELS = 2 * 256 * 256  # per fp32 forward: two CT slices on a model grid at a time
 _MULTIPLE = 16  # U-Nets need sides divisible by 2**len(strides)
 
 
@@ -149,6 +151,8 @@ def sample_stats(model, card, inputs: np.ndarray, device: str = "cpu", batch: in
         return hists, None
     seg = card.task == "segmentation"
     sink: list = []
+    pixels = int(np.prod(np.asarray(inputs).shape[2:]))
+    batch = max(1, min(batch, OOD_BATCH_PIXELS // max(1, pixels)))  # a few slices of a CT
     with _captured(module, sink), torch.inference_mode():
         for i in range(0, len(inputs), batch):
             if check is not None:
@@ -250,7 +254,9 @@ def assess_volume(model, card, volume_array, spacing_zyx, z_range: tuple, device
     zs = slice_sample(z_range)
     if int(card.input.get("dims", 2)) == 2:
         x = volume_inputs(card, volume_array, spacing_zyx, zs)
-        return ref.result(*sample_stats(model, card, x, device, check=check))
+        stats = sample_stats(model, card, x, device, check=check)
+        release_freed_memory()
+        return ref.result(*stats)
     info = plan_resample(volume_array, spacing_zyx, card)
     x = to_model_tensor(volume_array, info).numpy()  # (C, z', y', x')
     picks = slice_sample((0, x.shape[1]))

@@ -13,6 +13,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from medviewer.core.foreground import foreground_slice, mask_to_foreground
+from medviewer.core.orientation import AxisFlips
 from medviewer.core.volume import Volume
 from medviewer.jobs import Reporter, drive
 
@@ -313,38 +314,44 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     what = "slice" if z is not None else "volume"
     var_kw = {} if method == "entropy" else {"variance": method, "n_samples": VARIANCE_SAMPLES}
     nz = int(volume.shape[0])
-    z0, z1 = (int(z), int(z) + 1) if z is not None else (0, nz)
     invert = bool(volume.invert)
+    # the model sees the volume in LPS order (x to the left, y back, z up), as it was trained
+    flips = AxisFlips.of(volume.geometry)
+    arr = flips.view(volume.array)
+    zc = None if z is None else flips.z(z, nz)  # slices of the flipped view from here on
+    z0, z1 = (zc, zc + 1) if zc is not None else (0, nz)
 
     def body_only(k: int, ent_slice: np.ndarray) -> None:  # air is not uncertain
-        ent_slice[~foreground_slice(volume.array[k], invert)] = 0
+        ent_slice[~foreground_slice(arr[k], invert)] = 0
 
     scorer = uncertainty.StreamingScore((z0, z1), mask=body_only)
-    res = ctx.drive(segment(model, card, volume.array, spacing_zyx(volume), device,
-                            slice_index=z, want_entropy=keep_entropy, cancel=ctx.cancel_token,
+    res = ctx.drive(segment(model, card, arr, spacing_zyx(volume), device,
+                            slice_index=zc, want_entropy=keep_entropy, cancel=ctx.cancel_token,
                             precision=ctx.precision(card), entropy_sink=scorer.add, **var_kw),
                     f"Segmenting the {what}…")
     ctx.check()
-    labels = np.ascontiguousarray(res.labels, dtype=np.uint8)
+    labels = flips.restore(np.ascontiguousarray(res.labels, dtype=np.uint8))
     names = list(res.label_names or card.labels)
     score, most = scorer.finish()
-    zmax = z0 + most
+    zmax = flips.z(z0 + most, nz)
     ent = None
     if keep_entropy:
         ent = res.entropy
         if (z0, z1) != (0, nz):  # zero outside the slices run
             ent = np.zeros(tuple(volume.shape[:3]), dtype=np.float16)
             ent[z0:z1] = res.entropy
+        ent = flips.restore(ent)
     var, scale = None, None
     if method != "entropy" and res.variance is not None:
         var, scale = _variance_on_grid(np.asarray(res.variance), volume, (z0, z1))
-        mask_to_foreground(var, volume.array, invert, (z0, z1))
+        mask_to_foreground(var, arr, invert, (z0, z1))
+        var = flips.restore(var)
     ctx.progress(1, 2, "Checking the image against the training data…")
-    ood = ood_of_volume(ctx, card, volume.array, spacing_zyx(volume), (z0, z1)).to_dict()
+    ood = ood_of_volume(ctx, card, arr, spacing_zyx(volume), (z0, z1)).to_dict()
     ctx.progress(2, 2, "Done")
     return SegmentationRun(card.ref, z, labels, names, ent, score, zmax, device,
                            table=label_table(names), variance=var, uncertainty_method=method,
-                           z_range=(z0, z1), variance_scale=scale,
+                           z_range=flips.z_range((z0, z1), nz), variance_scale=scale,
                            preprocessing=dict(res.preprocessing), warnings=list(res.warnings),
                            ood=ood, forced=forced, domain_reason=fit.reason,
                            precision=ctx.precision(card))

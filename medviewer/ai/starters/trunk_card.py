@@ -17,7 +17,11 @@ LIMITS = [
     "chest wall above the lung bases only in a 19 cm crop.",
     "The lungs are TotalSegmentator's only at the lung bases; above them a rule labelled the "
     "crop's aerated lung (sided at the midline). The heart was labelled only in a "
-    "contrast-enhanced angiogram (contrast removal is simulated in training).",
+    "contrast-enhanced angiogram (contrast removal is simulated in training). The network "
+    "alone leaves stretches of a lung's edge out on an unfamiliar chest and labels the "
+    "trachea as lung; the post-processing (see Input) corrects both by Hounsfield units.",
+    "The gallbladder was labelled in one scan only: its held-out Dice is 0, and its label is "
+    "not to be trusted.",
     "Not for radiographs, MR, PET or ultrasound, nor for coronal or sagittal series.",
     "Slice by slice with 3 mm of context above and below: a single slice gets its context "
     "from itself, and the whole-volume clean-up (largest component per organ) runs only when "
@@ -58,7 +62,11 @@ labels outside the body (tissue above {i['postprocess'].get('inside_body_hu', 'n
 filled, grown by 2 mm) are cleared; {', '.join(i['postprocess'].get('trim_tails', {}))} end at
 the first slice, up or down from their largest cross-section, under
 {100 * max(i['postprocess'].get('trim_tails', {}).values(), default=0):g} % of its area (a vessel
-joined to the heart by a thin bridge is not heart).
+joined to the heart by a thin bridge is not heart). Lungs ({', '.join(i['postprocess'].get('aerated_labels', [])) or 'n/a'}),
+slice by slice: an airway lumen that soft tissue encloses (the trachea, a main bronchus) loses
+its lung label, and the aerated voxels of a region the network mostly labelled lung are
+completed with the nearest lung's label (a stretch of lung edge the network leaves out on an
+unfamiliar chest).
 Labels: {labels}.
 
 Architecture: MONAI `UNet` (2D, {p['in_channels']} input channels, channels {p['channels']},

@@ -44,7 +44,10 @@ POSTPROCESS = {"largest_component": [n for n in td.LABELS[1:] if n != "vertebrae
                # (not the lungs, whose apex tapers, nor the aorta and spine, long tubes)
                "trim_tails": {n: 0.02 for n in ("heart", "liver", "spleen", "kidney_left",
                                                "kidney_right", "stomach", "gallbladder",
-                                               "urinary_bladder")}}
+                                               "urinary_bladder")},
+               # lungs: no label on the trachea's lumen; aerated lung the network left out
+               # of a region it mostly labelled lung is completed
+               "aerated_labels": ["lung_left", "lung_right"]}
 CROP = 160
 CASE_WEIGHTS = {"A": 0.4, "B": 0.2, "C": 0.4}
 GROUPS = {code: [td.INDEX[n] for n in names] for code, names in td.GROUPS.items()}

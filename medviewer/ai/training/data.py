@@ -20,6 +20,7 @@ import numpy as np
 
 from medviewer.ai.preprocess import (ResampleInfo, plan_resample, prepare_image_2d,
                                      to_model_tensor)
+from medviewer.core.orientation import AxisFlips
 
 __all__ = ["DataError", "read_nifti_zyx", "label_lut", "SegEvalCase", "seg_train_items",
            "seg_eval_cases", "cls_arrays", "check_manifest_fits", "unit_classes"]
@@ -29,9 +30,11 @@ class DataError(ValueError):
     """A manifest that does not fit the model or whose files cannot be used (bad input)."""
 
 
-def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
+def read_nifti_zyx(path: Path, lps: bool = False) -> tuple[np.ndarray, tuple]:
     """(array (z, y, x) as stored — (z, y, x, 3) for a colour snapshot, e.g. an ultrasound
-    frame or an RGB PNG —, spacing_zyx in mm) of a store NIfTI file."""
+    frame or an RGB PNG —, spacing_zyx in mm) of a store NIfTI file. ``lps``: an axial
+    series flipped into LPS order, as segmentation models see volumes
+    (:class:`~medviewer.core.orientation.AxisFlips`)."""
     import nibabel as nib
 
     try:
@@ -47,7 +50,17 @@ def read_nifti_zyx(path: Path) -> tuple[np.ndarray, tuple]:
     aff = np.asarray(img.affine, dtype=float)
     sx, sy, sz = (float(np.linalg.norm(aff[:3, i])) or 1.0 for i in range(3))
     arr = data.transpose(2, 1, 0, 3) if colour else data.T
+    if lps:
+        arr = AxisFlips.of_affine_ras(aff, arr.shape[:3]).view(arr)
     return np.ascontiguousarray(arr), (sz, sy, sx)
+
+
+def _flips(manifest, entry) -> AxisFlips:
+    """The flips :func:`read_nifti_zyx` applied to an entry's image with ``lps=True``."""
+    import nibabel as nib
+
+    img = nib.load(str(manifest.resolve(entry.image)))
+    return AxisFlips.of_affine_ras(img.affine, tuple(img.shape[:3])[::-1])
 
 
 def label_lut(label_values: dict, labels: Sequence[str], max_value: int) -> np.ndarray:
@@ -74,17 +87,18 @@ def check_manifest_fits(manifest, card) -> None:
                         f"segmentation and classification models")
 
 
-def _volume(manifest, entry, cache: dict) -> tuple[np.ndarray, tuple]:
-    if entry.image not in cache:
-        cache[entry.image] = read_nifti_zyx(manifest.resolve(entry.image))
-    return cache[entry.image]
+def _volume(manifest, entry, cache: dict, lps: bool = False) -> tuple[np.ndarray, tuple]:
+    key = (entry.image, lps)
+    if key not in cache:
+        cache[key] = read_nifti_zyx(manifest.resolve(entry.image), lps)
+    return cache[key]
 
 
 def _labels(manifest, entry, card, shape) -> np.ndarray:
     target = entry.target or {}
     if "labels" not in target:
         raise DataError(f"entry {entry.record_id}: segmentation target without 'labels'")
-    raw, _ = read_nifti_zyx(manifest.resolve(target["labels"]))
+    raw, _ = read_nifti_zyx(manifest.resolve(target["labels"]), lps=True)
     if tuple(raw.shape) != tuple(shape):
         raise DataError(f"entry {entry.record_id}: label array {raw.shape} does not match "
                         f"its image {tuple(shape)}")
@@ -93,12 +107,14 @@ def _labels(manifest, entry, card, shape) -> np.ndarray:
     return lut[np.clip(raw, 0, len(lut) - 1)].astype(np.uint8)
 
 
-def _slices(entry, nz: int) -> list[int]:
+def _slices(manifest, entry, nz: int) -> list[int]:
+    """The entry's slices, as indices of its image read with ``lps=True``."""
     zs = sorted({int(z) for z in (entry.target or {}).get("slices", [])})
     bad = [z for z in zs if not 0 <= z < nz]
     if bad:
         raise DataError(f"entry {entry.record_id}: slices {bad} are outside the image (0..{nz - 1})")
-    return zs
+    flips = _flips(manifest, entry)
+    return sorted(flips.z(z, nz) for z in zs)
 
 
 def _labels_to_grid(lab2d: np.ndarray, size: tuple):
@@ -118,10 +134,10 @@ def seg_train_items(manifest, entries, card, check: Callable[[], None] = lambda:
     items = []
     for entry in entries:
         check()
-        vol, spacing = _volume(manifest, entry, cache)
+        vol, spacing = _volume(manifest, entry, cache, lps=True)
         labels = _labels(manifest, entry, card, vol.shape[:3])
         info = plan_resample(vol, spacing, card)
-        for z in _slices(entry, vol.shape[0]):
+        for z in _slices(manifest, entry, vol.shape[0]):
             img = to_model_tensor(vol, info, (z, z + 1))[:, 0]  # (C, y', x')
             items.append({"image": img.numpy(), "label": _labels_to_grid(
                 labels[z], info.model_shape[1:]).numpy()})
@@ -147,8 +163,8 @@ def seg_eval_cases(manifest, entries, card, check: Callable[[], None] = lambda: 
     out = []
     for entry in entries:
         check()
-        vol, spacing = _volume(manifest, entry, cache)
-        zs = _slices(entry, vol.shape[0])
+        vol, spacing = _volume(manifest, entry, cache, lps=True)
+        zs = _slices(manifest, entry, vol.shape[0])
         if not zs:
             continue
         labels = _labels(manifest, entry, card, vol.shape[:3])
@@ -199,9 +215,9 @@ def unit_classes(manifest, entries, card) -> dict:
     for e in entries:
         rel = (e.target or {}).get("labels")
         if rel not in arrays:
-            arrays[rel] = read_nifti_zyx(manifest.resolve(rel))[0]
+            arrays[rel] = read_nifti_zyx(manifest.resolve(rel), lps=True)[0]
         raw = arrays[rel]
-        zs = _slices(e, raw.shape[0])
+        zs = _slices(manifest, e, raw.shape[0])
         values = set(np.unique(raw[zs]).tolist()) if zs else set()
         names = {n for n, v in (e.target.get("label_values") or {}).items()
                  if int(v) in values and n in card.labels[1:]}

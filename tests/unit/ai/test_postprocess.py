@@ -137,3 +137,116 @@ def test_trim_tails_refuses_unknown_labels_and_bad_fractions(labels):
         clean_labels(lab, spacing, LABELS, {"trim_tails": {"pancreas": 0.02}})
     with pytest.raises(ValueError, match="trim_tails"):
         clean_labels(lab, spacing, LABELS, {"trim_tails": {"liver": 1.5}})
+
+
+def test_pieces_found_a_slab_at_a_time_match_whole_volume_labelling(labels):
+    """Components are labelled 64 slices at a time and joined across slab boundaries (no
+    label volume of the whole organ in memory): the same pieces as labelling it whole."""
+    from scipy import ndimage
+
+    from medviewer.ai.postprocess import _half_grid, _Pieces
+
+    lab, _ = labels
+    assert lab.shape[0] > 64  # the real labels cross a slab boundary
+    for value in np.unique(lab)[1:]:
+        whole, n = ndimage.label(_half_grid(lab, int(value)))
+        expected = np.sort(np.bincount(whole.ravel(), minlength=n + 1)[1:])
+        pieces = _Pieces(lab, int(value))
+        assert np.array_equal(np.sort(pieces.sizes.astype(np.int64)), expected), value
+
+
+def test_a_piece_joined_only_across_a_slab_boundary_is_one_piece():
+    from medviewer.ai.postprocess import _Pieces
+
+    lab = np.zeros((100, 64, 64), np.uint8)
+    liver = LABELS.index("liver")
+    # a U whose two arms (slices 40..70) meet only below the slab boundary (slices 66..70)
+    lab[40:71, 10:14, 10:14] = liver
+    lab[40:71, 10:14, 40:44] = liver
+    lab[66:71, 10:14, 10:44] = liver
+    lab[20:24, 50:54, 50:54] = liver  # and a small separate piece
+    pieces = _Pieces(lab, liver)
+    assert sorted(pieces.sizes.astype(int)) == [2 * 2 * 4, 2 * 31 * 2 * 2 + 5 * 2 * 13]
+    u = lab.copy()
+    u[20:24] = 0
+    clean_labels(lab, (3.0, 1.0, 1.0), LABELS, {"largest_component": ["liver"]})
+    assert np.array_equal(lab, u)  # the U whole, the small piece gone
+
+
+@pytest.fixture(scope="module")
+def chest_volume(chest_ct_dir):
+    from medviewer.io.load import open_first
+
+    vol = open_first([chest_ct_dir])
+    return np.asarray(vol.array), tuple(float(v) for v in vol.geometry.spacing[::-1])
+
+
+def _crude_lungs(arr):
+    """Every aerated voxel inside the body labelled lung, sided at the image's middle: what
+    a network that cannot tell the trachea from the lung would give."""
+    from scipy import ndimage
+
+    from medviewer.ai.postprocess import body_mask
+
+    lab = np.zeros(arr.shape, np.uint8)
+    for z in range(arr.shape[0]):  # the body without its 2 mm margin: no air outside it
+        body = ndimage.binary_erosion(body_mask(arr[z], 0.9, -500.0), iterations=3)
+        air = (arr[z] < -400) & body
+        lab[z][air] = LABELS.index("lung_left")
+        lab[z][:, :arr.shape[2] // 2][air[:, :arr.shape[2] // 2]] = LABELS.index("lung_right")
+    return lab
+
+
+LUNGS = {"largest_component": [], "min_component_ml": 0.0,
+         "aerated_labels": ["lung_left", "lung_right"]}
+TRACHEA = (69, 240, 241)  # the demo chest CT: the trachea's lumen, above the carina (by eye)
+
+
+def test_the_trachea_loses_its_lung_label_and_the_lungs_keep_theirs(chest_volume):
+    arr, spacing = chest_volume
+    lab = _crude_lungs(arr[60:75])
+    before = np.isin(lab, [1, 2]).sum()
+    assert lab[TRACHEA[0] - 60, TRACHEA[1], TRACHEA[2]] != 0
+    removed = clean_labels(lab, spacing, LABELS, LUNGS, image=arr[60:75])
+    assert lab[TRACHEA[0] - 60, TRACHEA[1], TRACHEA[2]] == 0
+    assert removed["airway lumen"] > 0
+    # the trachea is a few hundred voxels per slice; the lungs (~20,000 each) stay
+    assert np.isin(lab, [1, 2]).sum() >= 0.97 * before
+
+
+def test_a_stretch_of_lung_the_network_left_out_is_completed_with_its_own_side(chest_volume):
+    arr, spacing = chest_volume
+    part = arr[20:40]
+    lab = _crude_lungs(part)
+    clean_labels(lab, spacing, LABELS, LUNGS, image=part)  # the trachea off first
+    truth = lab.copy()
+    right = LABELS.index("lung_right")
+    wedge = (truth == right) & (np.arange(arr.shape[2]) < 130)[None, None, :]
+    assert wedge.sum() > 5_000  # the lateral right lung, as the network left it out
+    lab[wedge] = 0
+    removed = clean_labels(lab, spacing, LABELS, LUNGS, image=part)
+    assert removed["lung added"] >= 0.97 * wedge.sum()
+    assert (lab[wedge] == right).mean() >= 0.97
+    extra = (lab != 0) & (truth == 0)
+    assert (part[extra] < -400).all()  # only aerated voxels are ever added
+    assert extra.sum() <= 0.01 * (truth != 0).sum(), extra.sum()
+
+
+def test_bowel_gas_never_becomes_lung(labels):
+    from medviewer.ai.starters.ct_data import _canonical_nifti
+    from medviewer.ai.starters.trunk_data import REF_DIR
+
+    lab, spacing = labels
+    ct, _ = _canonical_nifti(REF_DIR / "example_ct.nii.gz")
+    lungs = np.isin(lab, [1, 2])
+    lowest = int(np.flatnonzero(lungs.any(axis=(1, 2)))[0])
+    gas = (ct < -400)[:lowest - 3]  # slices below the lung bases: gas in the bowel
+    assert gas.sum() > 1000
+    before = lab.copy()
+    clean_labels(lab, spacing, LABELS, LUNGS, image=ct)
+    assert not np.isin(lab[:lowest], [1, 2]).any()
+    changed = lab != before
+    # TotalSegmentator's lungs nearly untouched: at most their edge's partial-volume voxels
+    # (3 mm here, below -400 HU) are added
+    assert changed.sum() <= 0.1 * lungs.sum()
+    assert (ct[changed] < -400).all() and np.isin(before[changed], [0]).all()

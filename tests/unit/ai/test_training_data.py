@@ -81,3 +81,17 @@ def test_slices_outside_the_image_are_bad_input(seg_manifest, seg_card):
     bad = type(entry)(**{**entry.__dict__, "target": {**entry.target, "slices": [500]}})
     with pytest.raises(data.DataError, match="outside the image"):
         data.seg_train_items(seg_manifest, [bad], seg_card)
+
+
+def test_a_ras_nifti_is_read_for_training_as_the_starters_and_inference_see_it(shared_data):
+    """Fine-tuning reads store files in the LPS order that inference feeds the network and
+    that the starter models were trained in (a RAS file mirrored would teach it mirrored)."""
+    from medviewer.ai.starters.ct_data import _canonical_nifti
+
+    path = shared_data / "totalseg/tests/reference_files/example_ct.nii.gz"
+    stored, _ = data.read_nifti_zyx(path)
+    lps, spacing = data.read_nifti_zyx(path, lps=True)
+    canonical, canonical_spacing = _canonical_nifti(path)
+    assert np.array_equal(lps, canonical) and spacing == canonical_spacing
+    assert not np.array_equal(stored, canonical)  # stored RAS: x and y mirrored
+    assert np.array_equal(stored[:, ::-1, ::-1], canonical)
