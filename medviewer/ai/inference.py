@@ -201,7 +201,8 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
             slice_index: Optional[int] = None, want_probs: bool = False, cancel=None,
             slice_offsets=None, batch_size: Optional[int] = None,
             variance: Optional[str] = None, n_samples: int = 8, want_entropy: bool = True,
-            precision: Optional[str] = None, entropy_sink: Optional[Callable] = None):
+            precision: Optional[str] = None, entropy_sink: Optional[Callable] = None,
+            postprocess: bool = True):
     """Generator -> :class:`SegResult` on the volume grid.
 
     2D models run slice by slice in batches (all slices, or only ``slice_index``); 3D models
@@ -213,7 +214,8 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     ``entropy_sink(a, entropy, labels)``: called in slice order with each batch's entropy
     ``(B, y, x)`` float16 (writable: a view of ``SegResult.entropy`` when ``want_entropy``,
     else a temporary) and its labels, e.g. to score uncertainty without keeping the volume.
-    ``precision``: autocast as in :func:`classify`. On CUDA the volume is moved to the GPU
+    ``precision``: autocast as in :func:`classify`. ``postprocess=False``: the network's
+    labels without the card's whole-volume clean-up (benchmarks, comparisons). On CUDA the volume is moved to the GPU
     once; each batch's labels and maps come back, computed on the GPU."""
     if variance not in (None, "mc_dropout", "tta"):
         raise ValueError(f"variance must be None, 'mc_dropout' or 'tta', got {variance!r}")
@@ -244,7 +246,7 @@ def segment(model, card, volume_array: np.ndarray, spacing_zyx, device: str = "c
     yield from runner(predict, counter, spec, vol, info, device, (z0, z1), out, check,
                       batch_size, _divisor(card))
     release_freed_memory()  # the network's freed activations, before post-processing
-    if spec.get("postprocess"):  # one slice: the per-slice steps only
+    if postprocess and spec.get("postprocess"):  # one slice: the per-slice steps only
         from .postprocess import clean_labels
 
         yield Step(z1 - z0, z1 - z0, "Cleaning up the labels")
