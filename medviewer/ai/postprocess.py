@@ -140,16 +140,19 @@ def _clean_pieces(labels, spacing_zyx, label_names, spec, check, removed) -> Non
     keep = {label_names.index(n) for n in spec["largest_component"]}
     cell_ml = float(np.prod(spacing_zyx)) * 4.0 / 1000.0  # one half-grid cell
     min_cells = spec["min_component_ml"] / cell_ml if cell_ml > 0 else 0.0
-    per_slice = _slice_counts(labels)
-    counts = per_slice.sum(axis=0)
-    for value in np.flatnonzero(counts):
-        if value == 0 or value >= len(label_names):
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(labels)  # each value's 3D bounding box, in one pass
+    for value, box in enumerate(boxes, start=1):
+        if box is None or value >= len(label_names):
             continue
         if check is not None:
             check()
         release_freed_memory()  # the previous organ's slab temporaries
-        zs = np.flatnonzero(per_slice[:, value])
-        part = labels[zs[0]:zs[-1] + 1]
+        # the organ's own box, its in-plane start even: the half grid's cells stay those of
+        # the whole slice
+        part = labels[box[0], slice(box[1].start - box[1].start % 2, box[1].stop),
+                      slice(box[2].start - box[2].start % 2, box[2].stop)]
         pieces = _Pieces(part, value)
         # an organ's largest piece goes too when it is no bigger than a speck
         sizes = pieces.sizes
@@ -283,8 +286,12 @@ class _Pieces:
 
         self.labels, self.value = labels, value
         sizes, offsets, pairs, last, total = [], [], [], None, 0
+        # a small box keeps its slabs' labels for :meth:`cells` (no second labelling)
+        self._kept = [] if labels.size <= _KEEP_VOXELS else None
         for z0 in range(0, labels.shape[0], _CHUNK):
             comp, n = ndimage.label(_half_grid(labels[z0:z0 + _CHUNK], value))
+            if self._kept is not None:
+                self._kept.append(comp)
             offsets.append(total)
             sizes.append(np.bincount(comp.ravel(), minlength=n + 1)[1:])
             first = np.where(comp[0] > 0, comp[0] + total, 0)
@@ -310,7 +317,10 @@ class _Pieces:
         for k, z0 in enumerate(range(0, self.labels.shape[0], _CHUNK)):
             if not gone[self.offsets[k] + 1:ends[k] + 1].any():
                 continue  # nothing of this slab goes
-            comp, _ = ndimage.label(_half_grid(self.labels[z0:z0 + _CHUNK], self.value))
+            if self._kept is not None:
+                comp = self._kept[k]
+            else:
+                comp, _ = ndimage.label(_half_grid(self.labels[z0:z0 + _CHUNK], self.value))
             comp[comp > 0] += self.offsets[k]
             cells = gone[comp]
             if cells.any():
@@ -318,6 +328,7 @@ class _Pieces:
 
 
 _CHUNK = 64  # slices per step of the full-grid passes (bounded temporary memory)
+_KEEP_VOXELS = 32 << 20  # boxes up to this many voxels keep their slab labels (<= 32 MB)
 
 
 def _half_grid(labels: np.ndarray, value: int) -> np.ndarray:

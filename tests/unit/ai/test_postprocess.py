@@ -155,8 +155,13 @@ def test_pieces_found_a_slab_at_a_time_match_whole_volume_labelling(labels):
         assert np.array_equal(np.sort(pieces.sizes.astype(np.int64)), expected), value
 
 
-def test_a_piece_joined_only_across_a_slab_boundary_is_one_piece():
+@pytest.mark.parametrize("kept", [True, False], ids=["labels-kept", "labelled-again"])
+def test_a_piece_joined_only_across_a_slab_boundary_is_one_piece(kept, monkeypatch):
+    from medviewer.ai import postprocess
     from medviewer.ai.postprocess import _Pieces
+
+    if not kept:  # a big box: each slab is labelled again to find the pieces' cells
+        monkeypatch.setattr(postprocess, "_KEEP_VOXELS", 0)
 
     lab = np.zeros((100, 64, 64), np.uint8)
     liver = LABELS.index("liver")
