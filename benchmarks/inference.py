@@ -309,6 +309,9 @@ def main() -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the memory children")
     ap.add_argument("--slices", type=int, default=0,
                     help="segmentation timings on the middle N chest CT slices (default all 100)")
+    ap.add_argument("--no-classification", action="store_true",
+                    help="skip the classification model (its data is not at hand, e.g. on a "
+                         "lent GPU machine: benchmarks/gpu_check.sh)")
     ap.add_argument("--model", default="ct-trunk-organs",
                     help="the segmentation model (default ct-trunk-organs)")
     a = ap.parse_args()
@@ -326,7 +329,8 @@ def main() -> int:
            "load_avg_start": os.getloadavg()[0]}
     out["segmentation"] = bench_segmentation(seg, device, repeats, threads, a.slices)
     print("segmentation", out["segmentation"], file=sys.stderr)
-    out["classification"] = bench_classification(cls, device, repeats)
+    if not a.no_classification:
+        out["classification"] = bench_classification(cls, device, repeats)
     if not a.no_memory:
         out["memory"] = bench_memory(threads, long_slices, a.model)
         print("memory", out["memory"], file=sys.stderr)
