@@ -252,6 +252,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Patient details hidden" if self.privacy.toggled
                                      else "Patient details shown", 4000)
 
+    def set_wheel_reversed(self, on: bool) -> None:
+        """View > Reverse mouse wheel (persisted): wheel towards the user = previous image."""
+        self.settings.setValue(st.REVERSE_WHEEL, bool(on))
+        for view in self.tri.views.values():
+            view.wheel_reversed = bool(on)
+        act = self.actions_by_name.get("reverse_wheel")
+        if act is not None and act.isChecked() != bool(on):
+            act.setChecked(bool(on))
+
     def _on_cursor_changed(self, index_zyx) -> None:
         view = self.tri.views["axial"]
         if view.current is not None:
@@ -373,6 +382,7 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state, DOCK_STATE_VERSION)  # other versions: defaults
+        self.set_wheel_reversed(st.reverse_wheel(self.settings))
         layout = str(self.settings.value("view/layout", "tri") or "tri")
         self.set_layout(layout if layout in LAYOUTS else "tri")
         self._refresh_recent()

@@ -92,6 +92,11 @@ def build_menus(win) -> Dict[str, QAction]:
                         "Hide patient names, IDs and dates in the browsers, info panel and title",
                         checkable=True))
     acts["hide_patient"].setChecked(win.privacy.toggled)
+    m.addAction(_action(win, acts, "reverse_wheel", "Re&verse mouse wheel",
+                        lambda: win.set_wheel_reversed(acts["reverse_wheel"].isChecked()),
+                        "Wheel towards you goes to the previous image instead of the next",
+                        checkable=True))
+    acts["reverse_wheel"].setChecked(st.reverse_wheel(win.settings))
     win.docks_menu = m.addMenu("&Panels")
 
     bar.addMenu(win.presets.menu)

@@ -78,3 +78,12 @@ def anonymise_screenshots(settings: QSettings) -> bool:
 
 def hide_patient_details(settings: QSettings) -> bool:
     return _flag(settings, HIDE_PATIENT, False)
+
+
+# Slice views: the mouse wheel steps to the next image when turned towards the user (as PACS
+# viewers do); "reverse" swaps that.
+REVERSE_WHEEL = "view/reverse_wheel"
+
+
+def reverse_wheel(settings: QSettings) -> bool:
+    return _flag(settings, REVERSE_WHEEL, False)

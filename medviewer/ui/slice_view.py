@@ -7,7 +7,9 @@ Mouse and keys (documented in ui/shortcuts.py):
   in the Prompt tool to its PromptTool (right click: a negative prompt)
 - right drag: window/level (horizontal = width, vertical = centre)
 - middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
-- wheel, PageUp/PageDown, Up/Down: previous / next slice
+- wheel, PageUp/PageDown, Up/Down: previous / next image; "next" follows InstanceNumber on
+  the stored images, else head to feet / front to back / right to left
+  (core/slice_numbers.py); wheel towards the user = next image unless ``wheel_reversed``
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import QLabel
 from medviewer.core.overlay import label_boundaries
 from medviewer.core.reslice import PlaneSlice, Reslicer
 from medviewer.core.session import Session
+from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
@@ -65,7 +68,7 @@ class SliceViewBox(pg.ViewBox):
         steps = int(self._wheel_rest)
         self._wheel_rest -= steps
         if steps:
-            self.sig_wheel.emit(-steps)  # wheel away from the user = previous slice
+            self.sig_wheel.emit(-steps)  # wheel towards the user (delta < 0) = next image
         ev.accept()
 
     def mouseClickEvent(self, ev):
@@ -105,7 +108,10 @@ class SliceView(pg.GraphicsView):
         self.setObjectName(f"sliceView_{plane}")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip(f"{plane.capitalize()} view: wheel/PgUp/PgDn change slice, left click "
-                        "moves the cursor, right drag window/level, middle drag pan, Ctrl+wheel zoom")
+                        "moves the cursor, right drag window/level, middle drag pan, Ctrl+wheel zoom."
+                        "\nIm n/N: the image's DICOM InstanceNumber; Sl n/N: the slice position "
+                        "counted head to feet (axial), front to back (coronal), right to left "
+                        "(sagittal)")
         self.session, self.plane = session, plane
         self.volume: Optional[Volume] = None
         self.reslicer: Optional[Reslicer] = None
@@ -114,6 +120,8 @@ class SliceView(pg.GraphicsView):
         self._shape = None
         self._rect = self._overlay_rect = None
         self._oriented = True
+        self.numbering: Optional[SliceNumbering] = None
+        self.wheel_reversed = False  # the user's "reverse mouse wheel" setting
         self.vb = SliceViewBox()
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -142,7 +150,7 @@ class SliceView(pg.GraphicsView):
             self._labels[key] = lab
         self._mouse_scene: Optional[QPointF] = None
         self.vb.sigRangeChanged.connect(lambda *_: self._refresh_readout())
-        self.vb.sig_wheel.connect(self.step_slice)
+        self.vb.sig_wheel.connect(self._on_wheel)
         self.vb.sig_left.connect(self._on_left)
         self.vb.sig_wl_drag.connect(self.sig_wl_drag)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -165,6 +173,8 @@ class SliceView(pg.GraphicsView):
                 lab.setText("")
             return
         self.reslicer = Reslicer(volume.geometry)
+        self.numbering = slice_numbering(volume.geometry, volume.meta, self.plane,
+                                         self.reslicer.fixed_axis(self.plane))
         e = self.reslicer.edges(self.plane)
         known = self._oriented = orientation_known(volume)
         for key in ("top", "bottom", "left", "right"):
@@ -249,9 +259,10 @@ class SliceView(pg.GraphicsView):
                 self.image_item.setRect(self._rect)
             self._update_overlay()
             self.overlay.on_slice_changed(s)
-            n = r.n_slices(self.plane)
-            name = self.plane.capitalize() if self._oriented else "Image"
-            self._labels["title"].setText(f"{name}  {s + 1}/{n}")
+            if self._oriented:
+                self._labels["title"].setText(f"{self.plane.capitalize()}  {self.numbering.label(s)}")
+            else:  # no patient axes to count along
+                self._labels["title"].setText(f"Image  {s + 1}/{r.n_slices(self.plane)}")
             self._labels["title"].adjustSize()
             self._refresh_readout()
         row, col = r.to_display(self.plane, cur)
@@ -272,12 +283,17 @@ class SliceView(pg.GraphicsView):
     def slice_index(self) -> int:
         return -1 if self.current is None else self.current.index
 
+    def _on_wheel(self, steps: int) -> None:
+        self.step_slice(-steps if self.wheel_reversed else steps)
+
     def step_slice(self, steps: int) -> None:
+        """Move ``steps`` images on in image order (negative: back; see the module doc)."""
         if self.reslicer is None:
             return
         idx = list(self.session.cursor_zyx)
         fixed = self.reslicer.fixed_axis(self.plane)
-        idx[fixed] = int(np.clip(idx[fixed] + steps, 0, self.volume.shape[fixed] - 1))
+        idx[fixed] = int(np.clip(idx[fixed] + steps * self.numbering.step, 0,
+                                 self.volume.shape[fixed] - 1))
         self.session.set_cursor_index(idx)
 
     def view_to_display(self, p: QPointF):
