@@ -28,6 +28,7 @@ from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
+from . import corner_text
 from .tools import PAINT_TOOLS, MeasureOverlay
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
@@ -122,6 +123,8 @@ class SliceView(pg.GraphicsView):
         self._oriented = True
         self.numbering: Optional[SliceNumbering] = None
         self.wheel_reversed = False  # the user's "reverse mouse wheel" setting
+        self.overlay_fields = set(corner_text.FIELDS)  # the corner texts shown
+        self.hide_patient = False  # "hide patient details": no name, ID or date in the corners
         self.vb = SliceViewBox()
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -148,8 +151,16 @@ class SliceView(pg.GraphicsView):
             lab.setStyleSheet(f"color: {colour}; background: rgba(0, 0, 0, 110); font-weight: bold;"
                               " padding: 0px 2px;")
             self._labels[key] = lab
+        for key in ("info_tl", "info_tr", "info_br"):  # corner overlays (ui/corner_text.py)
+            lab = QLabel(self)
+            lab.setObjectName(f"{plane}_{key}Label")
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            if key != "info_tl":
+                lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            lab.setStyleSheet("color: #e8e8e8; background: rgba(0, 0, 0, 90); padding: 0px 2px;")
+            self._labels[key] = lab
         self._mouse_scene: Optional[QPointF] = None
-        self.vb.sigRangeChanged.connect(lambda *_: self._refresh_readout())
+        self.vb.sigRangeChanged.connect(lambda *_: (self._refresh_corners(), self._refresh_readout()))
         self.vb.sig_wheel.connect(self._on_wheel)
         self.vb.sig_left.connect(self._on_left)
         self.vb.sig_wl_drag.connect(self.sig_wl_drag)
@@ -183,7 +194,7 @@ class SliceView(pg.GraphicsView):
         self._shape = None
         self._update_slice(force=True)
         self.reset_view()
-        self._place_labels()
+        self._refresh_corners()
 
     def _on_overlay_changed(self, overlay) -> None:
         if overlay is None or not overlay.visible or self.current is None:
@@ -242,6 +253,7 @@ class SliceView(pg.GraphicsView):
     def _on_window_changed(self, center: float, width: float) -> None:
         if self.volume is not None and not self.volume.is_rgb:
             self.image_item.setLevels(window_to_levels(center, width))
+            self._refresh_corners()
 
     def _update_slice(self, force: bool = False) -> None:
         r, cur = self.reslicer, self.session.cursor_zyx
@@ -263,6 +275,7 @@ class SliceView(pg.GraphicsView):
                 self._labels["title"].setText(f"{self.plane.capitalize()}  {self.numbering.label(s)}")
             else:  # no patient axes to count along
                 self._labels["title"].setText(f"Image  {s + 1}/{r.n_slices(self.plane)}")
+            self._refresh_corners()
             self._labels["title"].adjustSize()
             self._refresh_readout()
         row, col = r.to_display(self.plane, cur)
@@ -379,6 +392,43 @@ class SliceView(pg.GraphicsView):
         if emit and text:
             self.sig_readout.emit(text)  # the status bar has room for the full readout
 
+    # ------------------------------------------------------------------ corner overlays
+    def set_overlay_fields(self, fields) -> None:
+        """Which corner texts show (keys of ``corner_text.FIELDS``)."""
+        self.overlay_fields = set(fields)
+        self._refresh_corners()
+
+    def show_patient_details(self, show: bool) -> None:
+        self.hide_patient = not show
+        self._refresh_corners()
+
+    def zoom(self) -> float:
+        """Screen pixels per image pixel (columns)."""
+        if self.current is None:
+            return 0.0
+        (x0, x1), _ = self.vb.viewRange()  # the range shown (viewPixelSize can be stale)
+        return self.current.col_spacing * self.vb.width() / (x1 - x0) if x1 > x0 else 0.0
+
+    def _refresh_corners(self) -> None:
+        L = self._labels
+        v = self.volume
+        if v is None or self.current is None:
+            for key in ("info_tl", "info_tr", "info_br"):
+                L[key].setText("")
+            return
+        fields = self.overlay_fields
+        L["info_tl"].setText(corner_text.top_left(v, fields, self.hide_patient))
+        window = None if v.is_rgb else self.session.window
+        L["info_tr"].setText(corner_text.top_right(fields, window, self.zoom()))
+        if self._oriented:
+            fixed = self.reslicer.fixed_axis(self.plane)
+            L["info_br"].setText(corner_text.bottom_right(
+                v, fields, self.plane, self.session.cursor_lps, fixed == 0,
+                float(v.geometry.spacing[2 - fixed])))
+        else:  # a projection image: no patient position to give
+            L["info_br"].setText("")
+        self._place_labels()
+
     # ------------------------------------------------------------------ layout of overlays
     def label(self, key: str) -> QLabel:
         return self._labels[key]
@@ -394,6 +444,13 @@ class SliceView(pg.GraphicsView):
         L["right"].move(w - L["right"].width() - m, (h - L["right"].height()) // 2)
         L["title"].move(m, m)
         L["readout"].move(m, h - L["readout"].height() - m)
+        L["info_tl"].move(m, m + L["title"].height() + 2)
+        L["info_tr"].move(w - L["info_tr"].width() - m, m)
+        # above the readout's line: a long readout never hides it
+        L["info_br"].move(w - L["info_br"].width() - m,
+                          h - L["info_br"].height() - L["readout"].height() - m - 2)
+        for key in ("info_tl", "info_tr", "info_br"):
+            L[key].setVisible(bool(L[key].text()))
 
     def leaveEvent(self, ev):
         if self.paint is not None:

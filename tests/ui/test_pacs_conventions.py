@@ -87,3 +87,71 @@ def test_reformatted_planes_say_their_order(qtbot, read_window):
     # coronal: front to back (y grows to P), sagittal: right to left (x grows to L)
     assert co.label("title").text() == "Coronal  Sl 11/512"
     assert sa.label("title").text() == "Sagittal  Sl 501/512"
+
+
+def _corners(view) -> str:
+    return "\n".join(view.label(k).text() for k in ("title", "info_tl", "info_tr", "info_br"))
+
+
+def test_corner_overlays_show_the_study_and_hide_the_patient(qtbot, read_window, chest_files):
+    ds = pydicom.dcmread(next(Path(CHEST_CT).glob("*.dcm")), stop_before_pixels=True)
+    name = str(ds.PatientName).replace("^", " ").strip()
+    d = str(ds.StudyDate)
+    date = f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    ax = read_window.tri.views["axial"]
+    read_window.session.set_cursor_index((50, 256, 256))
+    text = _corners(ax)
+    assert name and name in text and str(ds.PatientID) in text
+    assert f"Study {date}" in text and f"Se {ds.SeriesNumber} {ds.SeriesDescription}" in text
+    inst = _shown_instance(ax)
+    assert f"Pos z {chest_files[inst][0]:.1f} mm" in text  # the file's ImagePositionPatient z
+    assert f"Thk {float(ds.SliceThickness):g} mm" in text
+    c, w = read_window.session.window
+    assert f"C {c:.0f} / W {w:.0f}" in text and "Zoom " in text
+    zoom = float(re.search(r"Zoom ([\d.]+)×", text).group(1))
+    a, b = (ax.mapFromScene(ax.vb.mapViewToScene(ax.display_to_view(0, c))) for c in (0, 400))
+    assert zoom == pytest.approx((b.x() - a.x()) / 400, abs=0.01)  # screen pixels per image pixel
+    # the "hide patient details" toggle takes the name, ID and date away, in every view
+    read_window.actions_by_name["hide_patient"].trigger()
+    for view in read_window.tri.views.values():
+        hidden = _corners(view)
+        assert name not in hidden and str(ds.PatientID) not in hidden and date not in hidden
+        assert str(ds.SeriesDescription) in hidden
+    read_window.actions_by_name["hide_patient"].trigger()
+    assert name in _corners(ax)
+    # configurable: the list in View > Corner overlays, kept in the settings
+    read_window.actions_by_name["overlay_zoom"].trigger()
+    read_window.actions_by_name["overlay_patient"].trigger()
+    text = _corners(ax)
+    assert "Zoom" not in text and name not in text and f"Study {date}" in text
+    assert "zoom" not in str(read_window.settings.value("view/overlay_fields"))
+
+
+def test_status_messages_stay_readable_and_dock_tabs_fit(qtbot, read_window):
+    from PySide6.QtWidgets import QTabBar
+
+    win = read_window
+    win.resize(1600, 1000)
+    qtbot.wait(50)
+    bar = win.statusBar()
+    msg = "Label map saved to the workspace as version 3 (final)"
+    bar.showMessage(msg)
+    long = "Cursor: voxel (x 511, y 511, z 99)   LPS (-229.1, -229.1, -236.5) mm   value -1024 HU"
+    win.readout.setText(long * 3)
+    qtbot.wait(50)
+    assert bar.currentMessage() == msg
+    # the readout keeps to the right half (elided, the full text in its tooltip)
+    assert win.readout.width() <= bar.width() // 2 and win.readout.x() >= bar.width() // 2 - 40
+    assert win.readout.x() > bar.fontMetrics().horizontalAdvance(msg) + 8
+    assert win.readout.full_text() == long * 3 and win.readout.toolTip() == long * 3
+    assert win.readout.text().endswith("…")
+    # every visible dock tab shows its whole title; the full name is its tooltip
+    tabs = [(b, i) for b in win.findChildren(QTabBar) if b.isVisible() for i in range(b.count())]
+    assert len(tabs) >= 6
+    for b, i in tabs:
+        text = b.tabText(i)
+        assert b.tabRect(i).width() >= b.fontMetrics().horizontalAdvance(text) + 12, text
+    tips = {b.tabText(i): b.tabToolTip(i) for b, i in tabs}
+    assert tips["Tags"] == "DICOM tags" and tips["Seg"] == "Segmentation"
+    assert tips["Review"] == "Review queue"
+    assert win.docks["tagDock"].toggleViewAction().text() == "DICOM tags"

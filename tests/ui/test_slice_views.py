@@ -105,7 +105,7 @@ def test_readout_shows_hu_of_the_voxel(qtbot, chest_window, chest_volume):
     assert f"value {hu:.6g} HU" in text
     lps = np.asarray(ds.ImagePositionPatient, float) + x * float(ds.PixelSpacing[1]) * np.array([1, 0, 0]) \
         + y * float(ds.PixelSpacing[0]) * np.array([0, 1, 0])
-    full = chest_window.readout.text()  # the status bar has the full readout, LPS included
+    full = chest_window.readout.full_text()  # the status bar has the full readout (tooltip)
     assert f"(x {x}, y {y}, z {z})" in full and f"value {hu:.6g} HU" in full
     assert f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm" in full
 
