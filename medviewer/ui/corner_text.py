@@ -47,8 +47,9 @@ def top_left(volume: Volume, fields: Iterable[str], hide_patient: bool) -> str:
     meta = volume.meta or {}
     lines = []
     if "patient" in fields and not hide_patient:
-        who = "  ".join(s for s in (str(meta.get("PatientName", "")).replace("^", " ").strip(),
-                                    str(meta.get("PatientID", "")).strip()) if s)
+        name = str(meta.get("PatientName", "")).replace("^", " ").strip()
+        pid = str(meta.get("PatientID", "")).strip()
+        who = "  ".join(s for s in (name, pid if pid != name else "") if s)
         if who:
             lines.append(who)
     if "study_date" in fields and not hide_patient:

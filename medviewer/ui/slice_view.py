@@ -22,6 +22,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
 from medviewer.core.overlay import label_boundaries
+from medviewer.core.projection import projection_edges
 from medviewer.core.reslice import PlaneSlice, Reslicer
 from medviewer.core.session import Session
 from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
@@ -188,13 +189,23 @@ class SliceView(pg.GraphicsView):
                                          self.reslicer.fixed_axis(self.plane))
         e = self.reslicer.edges(self.plane)
         known = self._oriented = orientation_known(volume)
+        if not known:  # a radiograph: its PatientOrientation letters, on its own plane only
+            e = self._projection_edges(volume)
         for key in ("top", "bottom", "left", "right"):
-            self._labels[key].setText(getattr(e, key) if known else "")
+            self._labels[key].setText(getattr(e, key) if e is not None else "")
         self.image_item.setLookupTable(None if volume.is_rgb else (_INVERTED_LUT if volume.invert else _GREY_LUT))
         self._shape = None
         self._update_slice(force=True)
         self.reset_view()
         self._refresh_corners()
+
+    def _projection_edges(self, volume: Volume):
+        """Edge letters from PatientOrientation for the stored images of a volume without
+        patient geometry (shown as stored: default geometry, their own plane), else None."""
+        g = volume.geometry
+        if self.reslicer.fixed_axis(self.plane) != 0 or not np.allclose(g.direction_matrix, np.eye(3)):
+            return None
+        return projection_edges(volume.meta.get("PatientOrientation"))
 
     def _on_overlay_changed(self, overlay) -> None:
         if overlay is None or not overlay.visible or self.current is None:
@@ -351,7 +362,9 @@ class SliceView(pg.GraphicsView):
 
     # ------------------------------------------------------------------ readout
     def readout_at(self, p: QPointF) -> str:
-        """Voxel index (x, y, z), LPS position (mm) and value under a view point, or ''."""
+        """Voxel index (x, y, z), LPS position (mm) and value under a view point, or ''. For
+        an image without patient geometry (a radiograph): the pixel, its position in mm from
+        the first pixel when the pixel spacing is known, and the value."""
         if self.current is None:
             return ""
         zyx = np.round(self.view_to_index(p)).astype(int)
@@ -365,6 +378,12 @@ class SliceView(pg.GraphicsView):
         else:
             vtxt = f"{value:.6g}{' ' + v.units if v.units else ''}"
         z, y, x = (int(i) for i in zyx)
+        if not self._oriented:  # a projection: pixels, and mm only when the spacing is known
+            where = f"pixel (x {x}, y {y}{f', image {z + 1}' if v.shape[0] > 1 else ''})"
+            if not v.meta.get("spacing_unknown"):
+                sx, sy, _ = v.geometry.spacing
+                where += f"   ({x * sx:.1f}, {y * sy:.1f}) mm"
+            return f"{where}   value {vtxt}"
         return (f"voxel (x {x}, y {y}, z {z})   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm"
                 f"   value {vtxt}")
 
@@ -385,7 +404,8 @@ class SliceView(pg.GraphicsView):
         lab = self._labels["readout"]
         shown = text
         if text and lab.fontMetrics().horizontalAdvance(text) > self.width() - 8:
-            shown = text.split("   LPS")[0] + "   value " + text.rsplit("value ", 1)[-1]
+            parts = text.split("   ")  # where, position in mm, value: drop the mm
+            shown = parts[0] + "   " + parts[-1]
         lab.setText(shown)
         lab.adjustSize()
         self._place_labels()

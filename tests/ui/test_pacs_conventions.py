@@ -155,3 +155,47 @@ def test_status_messages_stay_readable_and_dock_tabs_fit(qtbot, read_window):
     assert tips["Tags"] == "DICOM tags" and tips["Seg"] == "Segmentation"
     assert tips["Review"] == "Review queue"
     assert win.docks["tagDock"].toggleViewAction().text() == "DICOM tags"
+
+
+DATA_STORE = Path(pydicom.__file__).resolve().parents[1] / "data_store" / "data"
+
+
+def _open_file(qtbot, win, path):
+    with qtbot.waitSignal(win.loader.sig_finished, timeout=60000):
+        win.open_paths([str(path)])
+    qtbot.waitUntil(lambda: win.session.active is not None, timeout=60000)
+    return win.tri.views["axial"]
+
+
+def _readout_at(view, row, col) -> str:
+    return view.readout_at(view.display_to_view(row, col))
+
+
+@pytest.mark.parametrize("name, letters", [("RG1_UNCI.dcm", ("H", "F", "R", "L")),
+                                           ("RG3_J2KR.dcm", ("H", "F", "L", "R"))])
+def test_radiograph_letters_from_patient_orientation_and_pixel_readout(qtbot, window, name,
+                                                                       letters):
+    path = DATA_STORE / name
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert ds.Modality == "CR" and "ImageOrientationPatient" not in ds
+    row_dir, col_dir = ds.PatientOrientation  # e.g. L\F: the right edge is the patient's left
+    view = _open_file(qtbot, window, path)
+    shown = tuple(view.label(k).text() for k in ("top", "bottom", "left", "right"))
+    assert shown == letters and shown[3] == row_dir and shown[1] == col_dir
+    # no pixel spacing in these files (0\0 or none): pixels only, no invented millimetres
+    assert not any(float(v) > 0 for v in ds.get("PixelSpacing", []) or [])
+    assert "ImagerPixelSpacing" not in ds
+    text = _readout_at(view, 100, 200)
+    assert text.startswith("pixel (x 200, y 100)") and "mm" not in text and "LPS" not in text
+    # nor a patient position in the corners
+    assert view.label("info_br").text() == ""
+
+
+def test_projection_readout_gives_mm_when_the_spacing_is_known(qtbot, window):
+    path = DATA_STORE / "JPEG-LL.dcm"  # NM whole-body image: PixelSpacing 2.26 mm, no IOP
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    sy, sx = (float(v) for v in ds.PixelSpacing)
+    view = _open_file(qtbot, window, path)
+    text = _readout_at(view, 100, 200)
+    assert text.startswith(f"pixel (x 200, y 100)   ({200 * sx:.1f}, {100 * sy:.1f}) mm")
+    assert all(view.label(k).text() == "" for k in ("top", "bottom", "left", "right"))
