@@ -2,7 +2,7 @@
 
 Top left (under the plane and slice number): patient name and ID, study date, series
 description. Top right: window centre/width and zoom. Bottom right: slice position (mm)
-and thickness. Which of them show is the user's list (``FIELDS`` keys, setting
+and thickness, above a ruler when the pixel spacing is known. Which of them show is the user's list (``FIELDS`` keys, setting
 ``view/overlay_fields``); the patient name, ID and study date never show while patient
 details are hidden, and a name repeated in the series description reads "(hidden)".
 """
@@ -21,6 +21,7 @@ FIELDS = {  # key -> menu text, in display order
     "thickness": "Slice thickness",
     "window": "Window centre / width",
     "zoom": "Zoom",
+    "ruler": "Scale ruler (calibrated images)",
 }
 PATIENT_FIELDS = ("patient", "study_date")  # hidden with "hide patient details"
 _LPS_AXIS = {"axial": (2, "z"), "coronal": (1, "y"), "sagittal": (0, "x")}

@@ -30,6 +30,7 @@ from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
 from . import corner_text
+from .scale_bar import ScaleBar
 from .tools import PAINT_TOOLS, MeasureOverlay
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
@@ -160,6 +161,8 @@ class SliceView(pg.GraphicsView):
                 lab.setAlignment(Qt.AlignmentFlag.AlignRight)
             lab.setStyleSheet("color: #e8e8e8; background: rgba(0, 0, 0, 90); padding: 0px 2px;")
             self._labels[key] = lab
+        self.ruler = ScaleBar(self)
+        self.ruler.hide()
         self._mouse_scene: Optional[QPointF] = None
         self.vb.sigRangeChanged.connect(lambda *_: (self._refresh_corners(), self._refresh_readout()))
         self.vb.sig_wheel.connect(self._on_wheel)
@@ -435,6 +438,7 @@ class SliceView(pg.GraphicsView):
         if v is None or self.current is None:
             for key in ("info_tl", "info_tr", "info_br"):
                 L[key].setText("")
+            self.ruler.hide()
             return
         fields = self.overlay_fields
         L["info_tl"].setText(corner_text.top_left(v, fields, self.hide_patient))
@@ -447,6 +451,11 @@ class SliceView(pg.GraphicsView):
                 float(v.geometry.spacing[2 - fixed])))
         else:  # a projection image: no patient position to give
             L["info_br"].setText("")
+        calibrated = "ruler" in fields and not v.meta.get("spacing_unknown")
+        zoom = self.zoom()
+        if calibrated and zoom > 0:  # about a fifth of the view's width
+            self.ruler.set_scale(self.current.col_spacing / zoom, max(self.width() // 5, 20))
+        self.ruler.setVisible(calibrated and zoom > 0 and self.ruler.pixels > 0)
         self._place_labels()
 
     # ------------------------------------------------------------------ layout of overlays
@@ -471,6 +480,9 @@ class SliceView(pg.GraphicsView):
                           h - L["info_br"].height() - L["readout"].height() - m - 2)
         for key in ("info_tl", "info_tr", "info_br"):
             L[key].setVisible(bool(L[key].text()))
+        ruler_h = self.ruler.height() if self.ruler.isVisible() else 0
+        L["info_br"].move(L["info_br"].x(), L["info_br"].y() - ruler_h)
+        self.ruler.move(w - self.ruler.width() - m, h - L["readout"].height() - m - 2 - ruler_h)
 
     def leaveEvent(self, ev):
         if self.paint is not None:

@@ -199,3 +199,20 @@ def test_projection_readout_gives_mm_when_the_spacing_is_known(qtbot, window):
     text = _readout_at(view, 100, 200)
     assert text.startswith(f"pixel (x 200, y 100)   ({200 * sx:.1f}, {100 * sy:.1f}) mm")
     assert all(view.label(k).text() == "" for k in ("top", "bottom", "left", "right"))
+
+
+def test_ruler_only_on_calibrated_images_and_true_to_the_mm(qtbot, window, read_window):
+    ax = read_window.tri.views["axial"]
+    ax.vb.scaleBy((0.5, 0.5))  # zoom in: the ruler follows
+    qtbot.wait(20)
+    ruler = ax.ruler
+    assert ruler.isVisible() and ruler.mm in (1, 2, 5, 10, 20, 50, 100, 200)
+    a, b = (ax.mapFromScene(ax.vb.mapViewToScene(QPointF(x, 0.0))) for x in (0.0, ruler.mm))
+    assert ruler.pixels == pytest.approx(b.x() - a.x(), abs=1.5)  # mm on screen = mm in the image
+    assert 0.08 * ax.width() <= ruler.pixels <= 0.2 * ax.width() + 1  # 1-2-5 steps of a fifth
+    read_window.actions_by_name["overlay_ruler"].trigger()  # the overlay list turns it off
+    assert not ruler.isVisible()
+    read_window.actions_by_name["overlay_ruler"].trigger()
+    assert ruler.isVisible()
+    view = _open_file(qtbot, read_window, DATA_STORE / "RG1_UNCI.dcm")  # spacing unknown
+    assert view.volume.meta.get("spacing_unknown") and not view.ruler.isVisible()
