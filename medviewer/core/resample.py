@@ -70,6 +70,7 @@ def resample_even(volume: Volume, spacing_z: Optional[float] = None) -> Volume:
     warnings = [w if "uneven" not in w.lower() else f"Original series: {w}"
                 for w in volume.warnings] + [note]
     meta = dict(volume.meta)
+    meta.pop("instance_numbers", None)  # new slices: the files' numbers no longer apply
     meta["resampled"] = {"spacing_z": step, "original_offsets_mm": [float(o) for o in offsets]}
     return dataclasses.replace(volume, array=out, geometry=new_geom, warnings=warnings, meta=meta,
                                source_paths=list(volume.source_paths))

@@ -34,7 +34,8 @@ META_KEYWORDS = (
     "ManufacturerModelName", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID",
     "PhotometricInterpretation", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "SeriesNumber", "StudyDate", "SeriesDate", "BodyPartExamined", "ProtocolName",
-    "SliceThickness", "ConvolutionKernel", "MagneticFieldStrength", "PatientName", "PatientID",
+    "SliceThickness", "ConvolutionKernel", "MagneticFieldStrength", "PatientOrientation",
+    "PatientName", "PatientID",
 )
 
 

@@ -243,6 +243,10 @@ def _make_volume(entry, first: FileHeader, array, geometry, warnings, chosen) ->
     meta["NumberOfFiles"] = str(len({f.header.path for f in chosen}))
     # without ImageOrientationPatient the patient directions are unknown: views show no letters
     meta["orientation_known"] = any(f.iop is not None for f in chosen)
+    numbers = [f.header.instance_number for f in chosen]
+    if all(f.header.n_frames == 1 and not f.header.enhanced for f in chosen) and \
+            None not in numbers:  # one InstanceNumber per slice (core.slice_numbers shows it)
+        meta["instance_numbers"] = numbers
     if SPACING_UNKNOWN in warnings:
         meta["spacing_unknown"] = True  # 1 mm was assumed: checks of pixel size must not trust it
     units = ""

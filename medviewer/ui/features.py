@@ -71,6 +71,7 @@ class DockSpec:
     area: str = "right"
     tab_with: Optional[str] = None  # tabify with this dock (a core or earlier feature's dock)
     hidden: bool = False  # shown on demand (View > Panels, a menu action)
+    tab_title: str = ""  # a short title for its tab (``title``: menu and tooltip), if needed
 
 
 @dataclass

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QVBoxLayout, QWidget)
+                               QMessageBox, QTabBar, QVBoxLayout, QWidget)
 
 from medviewer.core.volume import Volume
 from medviewer.services.context import AppServices
 
+from . import corner_text
 from . import settings as st
 from .features import AppEvents, FeatureHost, FeatureRegistry, run_leave_guards
 from .loader import LoadController, LoadProgress
@@ -20,6 +21,7 @@ from .privacy import PatientPrivacy
 from .qt_jobs import QtJobBridge
 from .series_browser import SeriesBrowser
 from .shortcuts import ShortcutsDialog
+from .status_readout import StatusReadout
 from .tag_browser import TagBrowser
 from .tools import TOOLS
 from .triplanar import LAYOUTS, TriPlanarView, shown_description
@@ -71,18 +73,18 @@ class MainWindow(QMainWindow):
         self.presets = WindowPresets(self.session, self)
         self.series_browser = SeriesBrowser(self)
         self.tag_browser = TagBrowser(self.session, self.bridge, self)
-        self.readout = QLabel("", self)
-        self.readout.setObjectName("statusReadout")
+        self.readout = StatusReadout(self.statusBar())
         self.progress = LoadProgress(self)
         self.statusBar().addPermanentWidget(self.progress)
-        # the readout sits on the right at its own width: the stretch on the left is where
-        # the messages that confirm actions are shown (a stretched readout would hide them)
+        # the readout sits on the right, at most half the bar's width (elided): the stretch
+        # on the left is where the messages that confirm actions are shown
         self.statusBar().addPermanentWidget(self.readout)
         self.loader = LoadController(self.session, self.bridge, self.progress, self)
         self.actions_by_name = build_menus(self)
         self.docks = {}
         self.series_dock = self._dock("Series", "seriesDock", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tag_dock = self._dock("DICOM tags", "tagDock", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tag_dock = self._dock("DICOM tags", "tagDock", self.tag_browser,
+                                   Qt.DockWidgetArea.RightDockWidgetArea, "Tags")
 
         for view in self.tri.views.values():
             view.sig_readout.connect(self.readout.setText)
@@ -108,14 +110,28 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.series_dock, self.tag_dock], [330, 420], Qt.Orientation.Horizontal)
         self._restore_settings()
 
-    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
+    def _dock(self, title: str, name: str, widget: QWidget, area, tab_title: str = "") -> QDockWidget:
+        """A dock called ``title`` in View > Panels and its tooltips; its tab and title bar
+        read ``tab_title`` when given (tabbed docks share the width: long titles elide)."""
+        dock = QDockWidget(tab_title or title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
+        dock.setProperty("fullTitle", title)
+        dock.toggleViewAction().setText(title)
         self.addDockWidget(area, dock)
         self.docks_menu.addAction(dock.toggleViewAction())
         self.docks[name] = dock
+        dock.dockLocationChanged.connect(lambda *_: QTimer.singleShot(0, self._tab_tooltips))
         return dock
+
+    def _tab_tooltips(self) -> None:
+        """Dock tabs get their dock's full title as tooltip (Qt makes the tab bars as docks
+        are tabbed, so this runs again when a dock moves)."""
+        full = {d.windowTitle(): d.property("fullTitle") for d in self.docks.values()}
+        for bar in self.findChildren(QTabBar):
+            for i in range(bar.count()):
+                if bar.tabText(i) in full:
+                    bar.setTabToolTip(i, full[bar.tabText(i)])
 
     # ------------------------------------------------------------------ features
     def _install_features(self, classes: list) -> None:
@@ -239,7 +255,8 @@ class MainWindow(QMainWindow):
 
     def _on_privacy_changed(self, hidden: bool) -> None:
         """Show or hide patient details everywhere the viewer shows them."""
-        for widget in (self.series_browser, self.tag_browser, self.tri.info):
+        for widget in (self.series_browser, self.tag_browser, self.tri.info,
+                       *self.tri.views.values()):
             widget.show_patient_details(not hidden)
         self._set_title()
         act = self.actions_by_name.get("hide_patient")
@@ -251,6 +268,23 @@ class MainWindow(QMainWindow):
         self.privacy.set_hidden(not self.privacy.toggled)
         self.statusBar().showMessage("Patient details hidden" if self.privacy.toggled
                                      else "Patient details shown", 4000)
+
+    def apply_overlay_fields(self) -> None:
+        """View > Corner overlays: the checked texts show in every slice view (persisted)."""
+        fields = [k for k in corner_text.FIELDS
+                  if self.actions_by_name[f"overlay_{k}"].isChecked()]
+        st.set_overlay_fields(self.settings, fields)
+        for view in self.tri.views.values():
+            view.set_overlay_fields(fields)
+
+    def set_wheel_reversed(self, on: bool) -> None:
+        """View > Reverse mouse wheel (persisted): wheel towards the user = previous image."""
+        self.settings.setValue(st.REVERSE_WHEEL, bool(on))
+        for view in self.tri.views.values():
+            view.wheel_reversed = bool(on)
+        act = self.actions_by_name.get("reverse_wheel")
+        if act is not None and act.isChecked() != bool(on):
+            act.setChecked(bool(on))
 
     def _on_cursor_changed(self, index_zyx) -> None:
         view = self.tri.views["axial"]
@@ -373,6 +407,8 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state, DOCK_STATE_VERSION)  # other versions: defaults
+        self.set_wheel_reversed(st.reverse_wheel(self.settings))
+        self.apply_overlay_fields()
         layout = str(self.settings.value("view/layout", "tri") or "tri")
         self.set_layout(layout if layout in LAYOUTS else "tri")
         self._refresh_recent()
@@ -391,6 +427,14 @@ class MainWindow(QMainWindow):
             h = min(max(860, int(avail.height() * 0.85)), avail.height())
             self.resize(w, h)
             self.move(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2)
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        QTimer.singleShot(0, self._tab_tooltips)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        QTimer.singleShot(0, self.readout.refit)  # once the status bar has its new width
 
     def _close_after_confirm(self) -> None:
         self._close_confirmed = True

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from . import corner_text
 from . import settings as st
 from .features import AREAS
 from .shortcuts import KEYS
@@ -89,9 +90,23 @@ def build_menus(win) -> Dict[str, QAction]:
     acts["resample"].setEnabled(False)
     m.addAction(_action(win, acts, "hide_patient", "&Hide patient details",
                         win.toggle_patient_details,
-                        "Hide patient names, IDs and dates in the browsers, info panel and title",
+                        "Hide patient names, IDs and dates in the browsers, info panel, view corners and title",
                         checkable=True))
     acts["hide_patient"].setChecked(win.privacy.toggled)
+    m.addAction(_action(win, acts, "reverse_wheel", "Re&verse mouse wheel",
+                        lambda: win.set_wheel_reversed(acts["reverse_wheel"].isChecked()),
+                        "Wheel towards you goes to the previous image instead of the next",
+                        checkable=True))
+    acts["reverse_wheel"].setChecked(st.reverse_wheel(win.settings))
+    win.overlay_menu = m.addMenu("Corner &overlays")
+    win.overlay_menu.setObjectName("overlayMenu")
+    shown = set(st.overlay_fields(win.settings, corner_text.FIELDS))
+    for key, text in corner_text.FIELDS.items():
+        act = _action(win, acts, f"overlay_{key}", text, win.apply_overlay_fields,
+                      f"Show the {text.lower()} in the corners of the slice views",
+                      checkable=True)
+        act.setChecked(key in shown)
+        win.overlay_menu.addAction(act)
     win.docks_menu = m.addMenu("&Panels")
 
     bar.addMenu(win.presets.menu)
@@ -145,7 +160,7 @@ def build_declared(win, declared, menus: Dict[str, QMenu]) -> None:
         window_acts.append(win.actions_by_name[item[0]])
     win.addActions(window_acts)  # their shortcuts work wherever the focus is
     for spec in declared.docks:
-        dock = win._dock(spec.title, spec.name, spec.widget, AREAS[spec.area])
+        dock = win._dock(spec.title, spec.name, spec.widget, AREAS[spec.area], spec.tab_title)
         if spec.tab_with is not None:
             win.tabifyDockWidget(win.docks[spec.tab_with], dock)
         if spec.hidden:

@@ -1,7 +1,8 @@
 """PatientPrivacy: whether the viewer shows patient details (View > Hide patient details,
 persisted), and the moment a screenshot is taken with them hidden (anonymised screenshots).
 
-Widgets that show patient details (series browser, tag browser, info panel, window title)
+Widgets that show patient details (series browser, tag browser, info panel, the slice
+views' corner overlays, window title)
 follow ``sig_changed(hidden)``; the shown state is the user's toggle, or hidden while
 :meth:`capture` holds it for a screenshot."""
 from __future__ import annotations

@@ -78,3 +78,28 @@ def anonymise_screenshots(settings: QSettings) -> bool:
 
 def hide_patient_details(settings: QSettings) -> bool:
     return _flag(settings, HIDE_PATIENT, False)
+
+
+# Slice views: the mouse wheel steps to the next image when turned towards the user (as PACS
+# viewers do); "reverse" swaps that.
+REVERSE_WHEEL = "view/reverse_wheel"
+
+
+def reverse_wheel(settings: QSettings) -> bool:
+    return _flag(settings, REVERSE_WHEEL, False)
+
+
+# Corner overlays of the slice views: the keys of ui/corner_text.FIELDS that show.
+OVERLAY_FIELDS = "view/overlay_fields"
+
+
+def overlay_fields(settings: QSettings, known) -> List[str]:
+    """The corner texts to show (all of ``known`` until the user chose)."""
+    value = settings.value(OVERLAY_FIELDS)
+    if value is None:
+        return list(known)
+    return [k for k in _as_list(value) if k in known]
+
+
+def set_overlay_fields(settings: QSettings, fields) -> None:
+    settings.setValue(OVERLAY_FIELDS, list(fields) or "")

@@ -61,7 +61,8 @@ KEYS = {
 KEYS.update({f"tool_{name}": key for name, (_, key, _) in TOOLS.items()})
 
 MOUSE = [
-    ("Wheel / PageUp / PageDown / Up / Down", "Previous / next slice (Shift: 10 slices)"),
+    ("Wheel / PageUp / PageDown / Up / Down", "Previous / next image: InstanceNumber order, "
+     "else head to feet (Shift: 10 slices; View > Reverse mouse wheel)"),
     ("Left click or drag", "Move the cursor; all views follow (Navigate tool)"),
     ("Right drag", "Window/level: horizontal = width, vertical = centre"),
     ("Middle drag", "Pan"),

@@ -7,7 +7,9 @@ Mouse and keys (documented in ui/shortcuts.py):
   in the Prompt tool to its PromptTool (right click: a negative prompt)
 - right drag: window/level (horizontal = width, vertical = centre)
 - middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
-- wheel, PageUp/PageDown, Up/Down: previous / next slice
+- wheel, PageUp/PageDown, Up/Down: previous / next image; "next" follows InstanceNumber on
+  the stored images, else head to feet / front to back / right to left
+  (core/slice_numbers.py); wheel towards the user = next image unless ``wheel_reversed``
 """
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
 from medviewer.core.overlay import label_boundaries
+from medviewer.core.projection import projection_edges
 from medviewer.core.reslice import PlaneSlice, Reslicer
 from medviewer.core.session import Session
+from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 
+from . import corner_text
+from .scale_bar import ScaleBar
 from .tools import PAINT_TOOLS, MeasureOverlay
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
@@ -65,7 +71,7 @@ class SliceViewBox(pg.ViewBox):
         steps = int(self._wheel_rest)
         self._wheel_rest -= steps
         if steps:
-            self.sig_wheel.emit(-steps)  # wheel away from the user = previous slice
+            self.sig_wheel.emit(-steps)  # wheel towards the user (delta < 0) = next image
         ev.accept()
 
     def mouseClickEvent(self, ev):
@@ -105,7 +111,10 @@ class SliceView(pg.GraphicsView):
         self.setObjectName(f"sliceView_{plane}")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip(f"{plane.capitalize()} view: wheel/PgUp/PgDn change slice, left click "
-                        "moves the cursor, right drag window/level, middle drag pan, Ctrl+wheel zoom")
+                        "moves the cursor, right drag window/level, middle drag pan, Ctrl+wheel zoom."
+                        "\nIm n/N: the image's DICOM InstanceNumber; Sl n/N: the slice position "
+                        "counted head to feet (axial), front to back (coronal), right to left "
+                        "(sagittal)")
         self.session, self.plane = session, plane
         self.volume: Optional[Volume] = None
         self.reslicer: Optional[Reslicer] = None
@@ -114,6 +123,10 @@ class SliceView(pg.GraphicsView):
         self._shape = None
         self._rect = self._overlay_rect = None
         self._oriented = True
+        self.numbering: Optional[SliceNumbering] = None
+        self.wheel_reversed = False  # the user's "reverse mouse wheel" setting
+        self.overlay_fields = set(corner_text.FIELDS)  # the corner texts shown
+        self.hide_patient = False  # "hide patient details": no name, ID or date in the corners
         self.vb = SliceViewBox()
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -140,9 +153,19 @@ class SliceView(pg.GraphicsView):
             lab.setStyleSheet(f"color: {colour}; background: rgba(0, 0, 0, 110); font-weight: bold;"
                               " padding: 0px 2px;")
             self._labels[key] = lab
+        for key in ("info_tl", "info_tr", "info_br"):  # corner overlays (ui/corner_text.py)
+            lab = QLabel(self)
+            lab.setObjectName(f"{plane}_{key}Label")
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            if key != "info_tl":
+                lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            lab.setStyleSheet("color: #e8e8e8; background: rgba(0, 0, 0, 90); padding: 0px 2px;")
+            self._labels[key] = lab
+        self.ruler = ScaleBar(self)
+        self.ruler.hide()
         self._mouse_scene: Optional[QPointF] = None
-        self.vb.sigRangeChanged.connect(lambda *_: self._refresh_readout())
-        self.vb.sig_wheel.connect(self.step_slice)
+        self.vb.sigRangeChanged.connect(lambda *_: (self._refresh_corners(), self._refresh_readout()))
+        self.vb.sig_wheel.connect(self._on_wheel)
         self.vb.sig_left.connect(self._on_left)
         self.vb.sig_wl_drag.connect(self.sig_wl_drag)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -165,15 +188,27 @@ class SliceView(pg.GraphicsView):
                 lab.setText("")
             return
         self.reslicer = Reslicer(volume.geometry)
+        self.numbering = slice_numbering(volume.geometry, volume.meta, self.plane,
+                                         self.reslicer.fixed_axis(self.plane))
         e = self.reslicer.edges(self.plane)
         known = self._oriented = orientation_known(volume)
+        if not known:  # a radiograph: its PatientOrientation letters, on its own plane only
+            e = self._projection_edges(volume)
         for key in ("top", "bottom", "left", "right"):
-            self._labels[key].setText(getattr(e, key) if known else "")
+            self._labels[key].setText(getattr(e, key) if e is not None else "")
         self.image_item.setLookupTable(None if volume.is_rgb else (_INVERTED_LUT if volume.invert else _GREY_LUT))
         self._shape = None
         self._update_slice(force=True)
         self.reset_view()
-        self._place_labels()
+        self._refresh_corners()
+
+    def _projection_edges(self, volume: Volume):
+        """Edge letters from PatientOrientation for the stored images of a volume without
+        patient geometry (shown as stored: default geometry, their own plane), else None."""
+        g = volume.geometry
+        if self.reslicer.fixed_axis(self.plane) != 0 or not np.allclose(g.direction_matrix, np.eye(3)):
+            return None
+        return projection_edges(volume.meta.get("PatientOrientation"))
 
     def _on_overlay_changed(self, overlay) -> None:
         if overlay is None or not overlay.visible or self.current is None:
@@ -232,6 +267,7 @@ class SliceView(pg.GraphicsView):
     def _on_window_changed(self, center: float, width: float) -> None:
         if self.volume is not None and not self.volume.is_rgb:
             self.image_item.setLevels(window_to_levels(center, width))
+            self._refresh_corners()
 
     def _update_slice(self, force: bool = False) -> None:
         r, cur = self.reslicer, self.session.cursor_zyx
@@ -249,9 +285,11 @@ class SliceView(pg.GraphicsView):
                 self.image_item.setRect(self._rect)
             self._update_overlay()
             self.overlay.on_slice_changed(s)
-            n = r.n_slices(self.plane)
-            name = self.plane.capitalize() if self._oriented else "Image"
-            self._labels["title"].setText(f"{name}  {s + 1}/{n}")
+            if self._oriented:
+                self._labels["title"].setText(f"{self.plane.capitalize()}  {self.numbering.label(s)}")
+            else:  # no patient axes to count along
+                self._labels["title"].setText(f"Image  {s + 1}/{r.n_slices(self.plane)}")
+            self._refresh_corners()
             self._labels["title"].adjustSize()
             self._refresh_readout()
         row, col = r.to_display(self.plane, cur)
@@ -272,12 +310,17 @@ class SliceView(pg.GraphicsView):
     def slice_index(self) -> int:
         return -1 if self.current is None else self.current.index
 
+    def _on_wheel(self, steps: int) -> None:
+        self.step_slice(-steps if self.wheel_reversed else steps)
+
     def step_slice(self, steps: int) -> None:
+        """Move ``steps`` images on in image order (negative: back; see the module doc)."""
         if self.reslicer is None:
             return
         idx = list(self.session.cursor_zyx)
         fixed = self.reslicer.fixed_axis(self.plane)
-        idx[fixed] = int(np.clip(idx[fixed] + steps, 0, self.volume.shape[fixed] - 1))
+        idx[fixed] = int(np.clip(idx[fixed] + steps * self.numbering.step, 0,
+                                 self.volume.shape[fixed] - 1))
         self.session.set_cursor_index(idx)
 
     def view_to_display(self, p: QPointF):
@@ -322,7 +365,9 @@ class SliceView(pg.GraphicsView):
 
     # ------------------------------------------------------------------ readout
     def readout_at(self, p: QPointF) -> str:
-        """Voxel index (x, y, z), LPS position (mm) and value under a view point, or ''."""
+        """Voxel index (x, y, z), LPS position (mm) and value under a view point, or ''. For
+        an image without patient geometry (a radiograph): the pixel, its position in mm from
+        the first pixel when the pixel spacing is known, and the value."""
         if self.current is None:
             return ""
         zyx = np.round(self.view_to_index(p)).astype(int)
@@ -336,6 +381,12 @@ class SliceView(pg.GraphicsView):
         else:
             vtxt = f"{value:.6g}{' ' + v.units if v.units else ''}"
         z, y, x = (int(i) for i in zyx)
+        if not self._oriented:  # a projection: pixels, and mm only when the spacing is known
+            where = f"pixel (x {x}, y {y}{f', image {z + 1}' if v.shape[0] > 1 else ''})"
+            if not v.meta.get("spacing_unknown"):
+                sx, sy, _ = v.geometry.spacing
+                where += f"   ({x * sx:.1f}, {y * sy:.1f}) mm"
+            return f"{where}   value {vtxt}"
         return (f"voxel (x {x}, y {y}, z {z})   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm"
                 f"   value {vtxt}")
 
@@ -356,12 +407,56 @@ class SliceView(pg.GraphicsView):
         lab = self._labels["readout"]
         shown = text
         if text and lab.fontMetrics().horizontalAdvance(text) > self.width() - 8:
-            shown = text.split("   LPS")[0] + "   value " + text.rsplit("value ", 1)[-1]
+            parts = text.split("   ")  # where, position in mm, value: drop the mm
+            shown = parts[0] + "   " + parts[-1]
         lab.setText(shown)
         lab.adjustSize()
         self._place_labels()
         if emit and text:
             self.sig_readout.emit(text)  # the status bar has room for the full readout
+
+    # ------------------------------------------------------------------ corner overlays
+    def set_overlay_fields(self, fields) -> None:
+        """Which corner texts show (keys of ``corner_text.FIELDS``)."""
+        self.overlay_fields = set(fields)
+        self._refresh_corners()
+
+    def show_patient_details(self, show: bool) -> None:
+        self.hide_patient = not show
+        self._refresh_corners()
+
+    def zoom(self) -> float:
+        """Screen pixels per image pixel (columns)."""
+        if self.current is None:
+            return 0.0
+        (x0, x1), _ = self.vb.viewRange()  # the range shown (viewPixelSize can be stale)
+        return self.current.col_spacing * self.vb.width() / (x1 - x0) if x1 > x0 else 0.0
+
+    def _refresh_corners(self) -> None:
+        L = self._labels
+        v = self.volume
+        if v is None or self.current is None:
+            for key in ("info_tl", "info_tr", "info_br"):
+                L[key].setText("")
+            self.ruler.hide()
+            return
+        fields = self.overlay_fields
+        L["info_tl"].setText(corner_text.top_left(v, fields, self.hide_patient))
+        window = None if v.is_rgb else self.session.window
+        L["info_tr"].setText(corner_text.top_right(fields, window, self.zoom()))
+        if self._oriented:
+            fixed = self.reslicer.fixed_axis(self.plane)
+            L["info_br"].setText(corner_text.bottom_right(
+                v, fields, self.plane, self.session.cursor_lps, fixed == 0,
+                float(v.geometry.spacing[2 - fixed])))
+        else:  # a projection image: no patient position to give
+            L["info_br"].setText("")
+        calibrated = "ruler" in fields and not v.meta.get("spacing_unknown")
+        zoom = self.zoom()
+        if calibrated and zoom > 0:  # about a fifth of the view's width
+            self.ruler.set_scale(self.current.col_spacing / zoom, max(self.width() // 5, 20))
+        self.ruler.setVisible(calibrated and zoom > 0 and self.ruler.pixels > 0)
+        self._place_labels()
 
     # ------------------------------------------------------------------ layout of overlays
     def label(self, key: str) -> QLabel:
@@ -378,6 +473,16 @@ class SliceView(pg.GraphicsView):
         L["right"].move(w - L["right"].width() - m, (h - L["right"].height()) // 2)
         L["title"].move(m, m)
         L["readout"].move(m, h - L["readout"].height() - m)
+        L["info_tl"].move(m, m + L["title"].height() + 2)
+        L["info_tr"].move(w - L["info_tr"].width() - m, m)
+        # above the readout's line: a long readout never hides it
+        L["info_br"].move(w - L["info_br"].width() - m,
+                          h - L["info_br"].height() - L["readout"].height() - m - 2)
+        for key in ("info_tl", "info_tr", "info_br"):
+            L[key].setVisible(bool(L[key].text()))
+        ruler_h = self.ruler.height() if self.ruler.isVisible() else 0
+        L["info_br"].move(L["info_br"].x(), L["info_br"].y() - ruler_h)
+        self.ruler.move(w - self.ruler.width() - m, h - L["readout"].height() - m - 2 - ruler_h)
 
     def leaveEvent(self, ev):
         if self.paint is not None:

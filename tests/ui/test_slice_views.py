@@ -29,7 +29,9 @@ def test_click_in_axial_moves_other_views(qtbot, chest_window):
     # session -> widget: setting the cursor moves the axial slice
     ses.set_cursor_index((10, y, x))
     assert ax.slice_index == 10
-    assert ax.label("title").text().startswith("Axial  11/100")
+    # no InstanceNumbers in this fixture: the position counted head to feet (z 10 of 0..99
+    # from the feet is the 90th slice from the head)
+    assert ax.label("title").text().startswith("Axial  Sl 90/100")
 
 
 def test_click_in_coronal_changes_axial_slice(qtbot, chest_window):
@@ -47,12 +49,13 @@ def test_wheel_and_keys_change_slice(qtbot, chest_window):
     ax = chest_window.tri.views["axial"]
     start = ax.slice_index
     ax.setFocus()
+    # next image = towards the feet; z grows towards the head here
     qtbot.keyClick(ax, Qt.Key.Key_PageDown)
-    assert ax.slice_index == start + 1 and chest_window.session.cursor_zyx[0] == start + 1
+    assert ax.slice_index == start - 1 and chest_window.session.cursor_zyx[0] == start - 1
     qtbot.keyClick(ax, Qt.Key.Key_Up)
     qtbot.keyClick(ax, Qt.Key.Key_Up)
-    assert ax.slice_index == start - 1
-    # a real wheel event on the viewport: one notch away from the user = previous slice
+    assert ax.slice_index == start + 1
+    # a real wheel event on the viewport: two notches towards the user = two images on
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
@@ -60,7 +63,7 @@ def test_wheel_and_keys_change_slice(qtbot, chest_window):
     ev = QWheelEvent(pos, QPointF(ax.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, -240),
                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(ax.viewport(), ev)
-    assert ax.slice_index == start + 1
+    assert ax.slice_index == start - 1
 
 
 def test_preset_changes_image_levels(qtbot, chest_window):
@@ -102,7 +105,7 @@ def test_readout_shows_hu_of_the_voxel(qtbot, chest_window, chest_volume):
     assert f"value {hu:.6g} HU" in text
     lps = np.asarray(ds.ImagePositionPatient, float) + x * float(ds.PixelSpacing[1]) * np.array([1, 0, 0]) \
         + y * float(ds.PixelSpacing[0]) * np.array([0, 1, 0])
-    full = chest_window.readout.text()  # the status bar has the full readout, LPS included
+    full = chest_window.readout.full_text()  # the status bar has the full readout (tooltip)
     assert f"(x {x}, y {y}, z {z})" in full and f"value {hu:.6g} HU" in full
     assert f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm" in full
 
@@ -285,7 +288,7 @@ def test_readout_follows_slice_changes_without_mouse_moves(qtbot, chest_window, 
     qtbot.mouseMove(ax.viewport(), _viewport_pos(ax, 300, 200))
     qtbot.waitUntil(lambda: "(x 200, y 300, z 50)" in ax.label("readout").text(), timeout=2000)
     ax.setFocus()
-    qtbot.keyClick(ax, Qt.Key.Key_PageDown)  # the mouse stays put, the slice changes
+    qtbot.keyClick(ax, Qt.Key.Key_PageUp)  # the mouse stays put, the slice changes (to the head)
     text = ax.label("readout").text()
     assert "z 51" in text
     ds = pydicom.dcmread(chest_volume.source_paths[51])

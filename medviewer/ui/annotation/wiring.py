@@ -63,9 +63,12 @@ class AnnotationFeature:
         lay.addWidget(self.paint_panel)
         self.case_panel = CasePanel(self.ctl, host.session, win)
         reg = host.registry
-        reg.dock(DockSpec("caseDock", "Case labels", self.case_panel, tab_with="tagDock"))
-        reg.dock(DockSpec("segmentationDock", "Segmentation", seg, tab_with="caseDock"))
-        reg.dock(DockSpec("historyDock", "Label history", self.history_panel, tab_with="segmentationDock"))
+        reg.dock(DockSpec("caseDock", "Case labels", self.case_panel, tab_with="tagDock",
+                          tab_title="Case"))
+        reg.dock(DockSpec("segmentationDock", "Segmentation", seg, tab_with="caseDock",
+                          tab_title="Seg"))
+        reg.dock(DockSpec("historyDock", "Label history", self.history_panel,
+                          tab_with="segmentationDock", tab_title="History"))
         reg.raise_dock("segmentationDock")
         reg.provide("labels", self.ctl)
         reg.leave_guard(self.unsaved.confirm)

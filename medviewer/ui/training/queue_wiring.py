@@ -31,7 +31,8 @@ class ReviewFeature:
         self.finetune = FinetuneController(host.bridge, store_fn, lambda: services.catalog,
                                            parent=win)
         reg = host.registry
-        reg.dock(DockSpec("reviewQueueDock", "Review queue", self.queue, tab_with="aiDock"))
+        reg.dock(DockSpec("reviewQueueDock", "Review queue", self.queue, tab_with="aiDock",
+                          tab_title="Review"))
         # a wide table: along the bottom, shown on demand (AI menu, View > Panels)
         reg.dock(DockSpec("effortDock", "Annotation effort", self.effort, area="bottom",
                           hidden=True))
