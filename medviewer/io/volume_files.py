@@ -2,7 +2,10 @@
 
 NIfTI, NRRD and MetaImage go through SimpleITK, whose origin/spacing/direction are already
 DICOM LPS with direction columns along the (x, y, z) index axes, exactly our Geometry
-convention; ``GetArrayFromImage`` already returns (z, y, x). FreeSurfer MGH/MGZ (which
+convention; its pixel buffer is already (z, y, x) and becomes our array without a copy
+(``volume_pixels.image_array``). An uncompressed NIfTI whose voxels need no scaling is read
+by SimpleITK's header only and its voxels straight into our array (``volume_pixels``): one
+read, one buffer, where SimpleITK holds the file's data twice while it reads. FreeSurfer MGH/MGZ (which
 SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
 through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
 (z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
@@ -33,6 +36,7 @@ from medviewer.core.volume import Volume
 
 from .errors import LoadError, guarded, passthrough
 from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
+from .volume_pixels import image_array, raw_nifti_plan, read_raw_nifti
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
 
@@ -98,16 +102,16 @@ def _read_volume_file(p: Path, reporter) -> Volume:
         reporter(0, 1, f"Reading {p.name}")
     warnings: list = []
     meta = {"format": _FORMAT_NAMES[suf], "file": p.name}
-    reader = "sitk"
+    reader, nifti = "sitk", None
     if suf in (".nii", ".nii.gz"):
-        reader, why = _check_nifti(p)
+        reader, why, nifti = _check_nifti(p)
         if why:
             warnings.append(f"read with nibabel ({why})")
     if suf in _NIBABEL_ONLY or reader == "nibabel":
         array, geometry, modality = _read_nibabel(p, warnings)
     else:
         try:
-            array, geometry, modality = _read_sitk(p, warnings)
+            array, geometry, modality = _read_sitk(p, warnings, nifti if suf == ".nii" else None)
         except _SitkRefused as exc:
             if suf not in (".nii", ".nii.gz"):
                 raise LoadError(f"{p.name}: cannot read: {exc}") from None
@@ -150,7 +154,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_nifti(p: Path) -> tuple:
-    """Check a NIfTI header before any reader allocates from it; returns (reader, why).
+    """Check a NIfTI header before any reader allocates from it; returns (reader, why,
+    (header, where the voxels start)).
 
     The memory budget and finite geometry (``volume_checks.nifti_plan``), then the size:
     SimpleITK reads a truncated NIfTI without error (garbage voxels). .nii: the file must
@@ -162,7 +167,8 @@ def _check_nifti(p: Path) -> tuple:
     try:
         hdr = nib.load(str(p)).header
         data_bytes, reader, why = nifti_plan(p, hdr)
-        need = int(hdr.get_data_offset()) + data_bytes
+        offset = _data_offset(hdr)
+        need = offset + data_bytes
     except LoadError:
         raise
     except Exception as exc:
@@ -171,12 +177,12 @@ def _check_nifti(p: Path) -> tuple:
         have = p.stat().st_size
         if have < need:
             raise LoadError(f"{p.name}: file is truncated ({have} bytes, the header needs {need})")
-        return reader, why
+        return reader, why, (hdr, offset)
     with open(p, "rb") as fh:
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
     if isize == need % (1 << 32):
-        return reader, why
+        return reader, why, (hdr, offset)
     have = 0
     try:
         with gzip.open(p, "rb") as gz:
@@ -190,37 +196,43 @@ def _check_nifti(p: Path) -> tuple:
     if have < need:
         raise LoadError(f"{p.name}: file is truncated ({have} bytes uncompressed, the header "
                         f"needs {need})")
-    return reader, why
+    return reader, why, (hdr, offset)
 
 
 # ---------------------------------------------------------------------------- SimpleITK
-def _read_sitk(p: Path, warnings: list):
-    import SimpleITK as sitk
-
+def _read_sitk(p: Path, warnings: list, nifti=None):
+    """SimpleITK reads the header; the voxels come from ``read_raw_nifti`` when ``nifti``
+    (nibabel's header, where the voxels start) allows a raw read, else from SimpleITK."""
     try:
         reader = sitk_reader(p)  # the header first: finite geometry, within the budget
-        img = reader.Execute()
+        plan = raw_nifti_plan(*nifti, reader) if nifti is not None else None
+        img = reader.Execute() if plan is None else None
     except RuntimeError as exc:
         raise _SitkRefused(_first_line(exc)) from None
+    src = reader if img is None else img
     modality = ""
-    if img.HasMetaDataKey("Modality"):
-        modality = _MET_MODALITIES.get(img.GetMetaData("Modality").strip(), ("", ""))[0]
-    dim = img.GetDimension()
-    ncomp = img.GetNumberOfComponentsPerPixel()
-    try:
-        arr = sitk.GetArrayFromImage(img)  # (z, y, x[, c]) or (t, z, y, x[, c]) or (y, x[, c])
-    except RuntimeError as exc:
-        raise LoadError(f"{p.name}: cannot read pixels: {_first_line(exc)}") from None
-    spacing = list(img.GetSpacing())
-    origin = list(img.GetOrigin())
-    direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
-    del img
+    if src.HasMetaDataKey("Modality"):
+        modality = _MET_MODALITIES.get(src.GetMetaData("Modality").strip(), ("", ""))[0]
+    dim = src.GetDimension()
+    size = tuple(int(s) for s in src.GetSize())
+    ncomp = reader.GetNumberOfComponents() if img is None else img.GetNumberOfComponentsPerPixel()
+    spacing = list(src.GetSpacing())
+    origin = list(src.GetOrigin())
+    direction = np.asarray(src.GetDirection(), dtype=float).reshape(dim, dim)
+    if plan is not None:
+        arr = read_raw_nifti(p, plan)  # (z, y, x) or (y, x); a 4D file's first volume
+    else:
+        try:
+            arr = image_array(img)  # (z, y, x[, c]) or (t, z, y, x[, c]) or (y, x[, c])
+        except RuntimeError as exc:
+            raise LoadError(f"{p.name}: cannot read pixels: {_first_line(exc)}") from None
+        del img  # the array owns it now
     if dim > 4 or dim < 2:
         raise LoadError(f"{p.name}: {dim}D images are not supported")
     if dim == 4:
-        nt = arr.shape[0]
-        warnings.append(f"4D image with {nt} volumes: showing the first")
-        arr = arr[0]
+        warnings.append(f"4D image with {size[3]} volumes: showing the first")
+        if plan is None:  # SimpleITK read them all: keep a copy of the first, free the rest
+            arr = arr[0].copy()
         spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
     elif dim == 2:
         arr = arr[np.newaxis]
@@ -242,18 +254,27 @@ def _read_sitk(p: Path, warnings: list):
 
 
 # ---------------------------------------------------------------------------- nibabel
+def _data_offset(hdr) -> int:
+    """Where a NIfTI's voxels start: vox_offset, except in a one-file NIfTI whose vox_offset
+    points into the header (0 in some old files): then right after it, as in ITK's reader."""
+    import nibabel as nib
+
+    offset = int(hdr.get_data_offset())
+    if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
+        return max(offset, int(hdr.single_vox_offset))
+    return offset
+
+
 def _data_proxy(img, p: Path):
-    """The image's data proxy; for a one-file NIfTI whose vox_offset points into the header
-    (0 in some old files), the data start right after the header, as in ITK's reader."""
+    """The image's data proxy, starting where ``_data_offset`` says."""
     import nibabel as nib
 
     hdr = img.header
-    if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
-        start = hdr.single_vox_offset
-        if hdr.get_data_offset() < start:
-            fixed = hdr.copy()
-            fixed.set_data_offset(start)
-            return nib.arrayproxy.ArrayProxy(str(p), fixed)
+    start = _data_offset(hdr)
+    if hdr.get_data_offset() < start:
+        fixed = hdr.copy()
+        fixed.set_data_offset(start)
+        return nib.arrayproxy.ArrayProxy(str(p), fixed)
     return img.dataobj
 
 

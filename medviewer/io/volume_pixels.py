@@ -1,0 +1,112 @@
+"""Pixel buffers of volume files without the copies a plain read makes.
+
+- ``image_array(img)``: a SimpleITK image's pixels as a NumPy (z, y, x[, c]) array that
+  *shares* the image's buffer (``GetArrayFromImage`` copies it: twice the volume's memory at
+  the peak, and time) and keeps the image alive for as long as the array, or any view of it,
+  lives (``GetArrayViewFromImage`` alone does not: its view dangles once the image goes).
+- ``raw_nifti_plan(hdr, reader)`` and ``read_raw_nifti(p, plan)``: an uncompressed one-file
+  NIfTI whose voxels SimpleITK would return unchanged (one component, no scl_slope/scl_inter
+  scaling, a plain numeric type) is read straight from the file into its final array, once:
+  NIfTI's (x, y, z) Fortran order is our (z, y, x) C order, so the bytes need no transpose.
+  The header was read by SimpleITK (``ImageFileReader.ReadImageInformation``), whose size,
+  dimension and pixel type must agree with nibabel's parse of the same header; otherwise
+  there is no plan and SimpleITK reads the file as before. A 4D file reads its first volume
+  only (the one we keep).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LoadError
+
+__all__ = ["image_array", "RawPlan", "raw_nifti_plan", "read_raw_nifti"]
+
+
+class _ImageBuffer:
+    """Exposes a SimpleITK image's pixel buffer to NumPy and owns the image: NumPy keeps the
+    exporting object as the array's base, so the image lives as long as the array."""
+
+    def __init__(self, img):
+        import SimpleITK as sitk
+
+        view = sitk.GetArrayViewFromImage(img)  # a view that does not own the image
+        self.__array_interface__ = dict(view.__array_interface__)
+        self._image = img
+
+
+def image_array(img) -> np.ndarray:
+    """The pixels of a SimpleITK image, (z, y, x[, c]) as ``GetArrayFromImage`` gives them,
+    without copying the buffer; the array keeps the image alive."""
+    return np.asarray(_ImageBuffer(img))
+
+
+def _sitk_dtypes() -> dict:
+    import SimpleITK as sitk
+
+    return {sitk.sitkUInt8: np.uint8, sitk.sitkInt8: np.int8, sitk.sitkUInt16: np.uint16,
+            sitk.sitkInt16: np.int16, sitk.sitkUInt32: np.uint32, sitk.sitkInt32: np.int32,
+            sitk.sitkUInt64: np.uint64, sitk.sitkInt64: np.int64,
+            sitk.sitkFloat32: np.float32, sitk.sitkFloat64: np.float64}
+
+
+@dataclass(frozen=True)
+class RawPlan:
+    offset: int  # where the voxels start in the file
+    dtype: np.dtype  # as stored (byte order included)
+    shape_zyx: tuple  # what SimpleITK's array would be: size reversed (first volume of 4D)
+
+
+def _no_scaling(hdr) -> bool:
+    """scl_slope in {0, 1, NaN} and scl_inter in {0, NaN}: no reader scales these."""
+    try:
+        slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
+    except (KeyError, ValueError, TypeError):
+        return False
+    return (slope in (0.0, 1.0) or math.isnan(slope)) and (inter == 0.0 or math.isnan(inter))
+
+
+def raw_nifti_plan(hdr, data_offset: int, reader):
+    """A RawPlan when the voxels can be read raw (see the module doc), else None.
+
+    ``hdr``: nibabel's header of a one-file NIfTI; ``data_offset``: where its voxels start
+    (``volume_files`` corrects a vox_offset inside the header); ``reader``: SimpleITK's
+    ImageFileReader after ``ReadImageInformation``."""
+    magic = bytes(hdr["magic"]).rstrip(b"\x00")
+    if magic not in (b"n+1", b"n+2") or not _no_scaling(hdr):
+        return None
+    if int(reader.GetNumberOfComponents()) != 1:
+        return None
+    stored = np.dtype(hdr.get_data_dtype())
+    want = _sitk_dtypes().get(reader.GetPixelID())
+    if want is None or stored.kind not in "iuf" or stored.newbyteorder("=") != np.dtype(want):
+        return None
+    size = tuple(int(s) for s in reader.GetSize())
+    shape = tuple(int(s) for s in hdr.get_data_shape())
+    if len(size) not in (2, 3, 4) or math.prod(size) != math.prod(shape):
+        return None
+    keep = size[:3] if len(size) == 4 else size
+    return RawPlan(offset=int(data_offset), dtype=stored, shape_zyx=keep[::-1])
+
+
+def read_raw_nifti(p: Path, plan: RawPlan) -> np.ndarray:
+    """The voxels of ``plan`` read from ``p`` into a new native-order (z, y, x) array."""
+    arr = np.empty(plan.shape_zyx, dtype=plan.dtype)
+    buf = memoryview(arr.reshape(-1).view(np.uint8))
+    got = 0
+    with open(p, "rb", buffering=0) as fh:
+        fh.seek(plan.offset)
+        while got < len(buf):
+            n = fh.readinto(buf[got:])
+            if not n:
+                break
+            got += n
+    if got < len(buf):
+        raise LoadError(f"{p.name}: file is truncated ({plan.offset + got} bytes, the header "
+                        f"needs {plan.offset + len(buf)})")
+    if not plan.dtype.isnative:
+        arr = arr.byteswap(inplace=True).view(plan.dtype.newbyteorder("="))
+    return arr
