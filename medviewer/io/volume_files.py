@@ -36,7 +36,8 @@ from medviewer.core.volume import Volume
 
 from .errors import LoadError, guarded, passthrough
 from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
-from .volume_pixels import image_array, raw_nifti_plan, read_raw_nifti
+from .volume_pixels import (array_from_bytes, header_reader, image_array, raw_nifti_plan,
+                            read_raw_nifti, small_gz_nifti)
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
 
@@ -111,7 +112,7 @@ def _read_volume_file(p: Path, reporter) -> Volume:
         array, geometry, modality = _read_nibabel(p, warnings)
     else:
         try:
-            array, geometry, modality = _read_sitk(p, warnings, nifti if suf == ".nii" else None)
+            array, geometry, modality = _read_sitk(p, warnings, nifti)
         except _SitkRefused as exc:
             if suf not in (".nii", ".nii.gz"):
                 raise LoadError(f"{p.name}: cannot read: {exc}") from None
@@ -155,7 +156,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_nifti(p: Path) -> tuple:
     """Check a NIfTI header before any reader allocates from it; returns (reader, why,
-    (header, where the voxels start)).
+    nifti): nifti is (nibabel's header, where the voxels start) for ``_read_sitk``'s raw
+    reads, None when the file's vox_offset points into the header (SimpleITK reads those).
 
     The memory budget and finite geometry (``volume_checks.nifti_plan``), then the size:
     SimpleITK reads a truncated NIfTI without error (garbage voxels). .nii: the file must
@@ -165,10 +167,12 @@ def _check_nifti(p: Path) -> tuple:
     import nibabel as nib
 
     try:
-        hdr = nib.load(str(p)).header
+        img = nib.load(str(p))
+        hdr = img.header  # a copy whose vox_offset says 0: the file's is the proxy's offset
         data_bytes, reader, why = nifti_plan(p, hdr)
-        offset = _data_offset(hdr)
+        offset = _data_offset(img)
         need = offset + data_bytes
+        nifti = (hdr, offset) if offset == int(img.dataobj.offset) else None
     except LoadError:
         raise
     except Exception as exc:
@@ -177,12 +181,12 @@ def _check_nifti(p: Path) -> tuple:
         have = p.stat().st_size
         if have < need:
             raise LoadError(f"{p.name}: file is truncated ({have} bytes, the header needs {need})")
-        return reader, why, (hdr, offset)
+        return reader, why, nifti
     with open(p, "rb") as fh:
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
     if isize == need % (1 << 32):
-        return reader, why, (hdr, offset)
+        return reader, why, nifti
     have = 0
     try:
         with gzip.open(p, "rb") as gz:
@@ -196,16 +200,19 @@ def _check_nifti(p: Path) -> tuple:
     if have < need:
         raise LoadError(f"{p.name}: file is truncated ({have} bytes uncompressed, the header "
                         f"needs {need})")
-    return reader, why, (hdr, offset)
+    return reader, why, nifti
 
 
 # ---------------------------------------------------------------------------- SimpleITK
 def _read_sitk(p: Path, warnings: list, nifti=None):
     """SimpleITK reads the header; the voxels come from ``read_raw_nifti`` when ``nifti``
     (nibabel's header, where the voxels start) allows a raw read, else from SimpleITK."""
+    reader, plan, data = _nifti_header_reader(p, nifti)
     try:
-        reader = sitk_reader(p)  # the header first: finite geometry, within the budget
-        plan = raw_nifti_plan(*nifti, reader) if nifti is not None else None
+        if reader is None:
+            reader = sitk_reader(p)  # the header first: finite geometry, within the budget
+            if nifti is not None and not p.name.lower().endswith(".gz"):
+                plan = raw_nifti_plan(*nifti, reader)
         img = reader.Execute() if plan is None else None
     except RuntimeError as exc:
         raise _SitkRefused(_first_line(exc)) from None
@@ -219,7 +226,10 @@ def _read_sitk(p: Path, warnings: list, nifti=None):
     spacing = list(src.GetSpacing())
     origin = list(src.GetOrigin())
     direction = np.asarray(src.GetDirection(), dtype=float).reshape(dim, dim)
-    if plan is not None:
+    if data is not None:
+        arr = array_from_bytes(data, plan)
+        del data
+    elif plan is not None:
         arr = read_raw_nifti(p, plan)  # (z, y, x) or (y, x); a 4D file's first volume
     else:
         try:
@@ -253,13 +263,32 @@ def _read_sitk(p: Path, warnings: list, nifti=None):
     return arr, geom, modality
 
 
+def _nifti_header_reader(p: Path, nifti) -> tuple:
+    """(reader, plan, decompressed bytes) for a small .nii.gz read raw: SimpleITK reads its
+    header bytes alone (``volume_pixels.header_reader``); (None, None, None) otherwise, and
+    when that fails for any reason (then the real file goes to SimpleITK, which says why)."""
+    if nifti is None or not p.name.lower().endswith(".gz"):
+        return None, None, None
+    data = small_gz_nifti(p, *nifti)
+    if data is None:
+        return None, None, None
+    try:
+        reader = header_reader(data, nifti[1])
+    except (RuntimeError, LoadError):
+        return None, None, None
+    plan = raw_nifti_plan(*nifti, reader)
+    return (reader, plan, data) if plan is not None else (None, None, None)
+
+
 # ---------------------------------------------------------------------------- nibabel
-def _data_offset(hdr) -> int:
-    """Where a NIfTI's voxels start: vox_offset, except in a one-file NIfTI whose vox_offset
-    points into the header (0 in some old files): then right after it, as in ITK's reader."""
+def _data_offset(img) -> int:
+    """Where a NIfTI's voxels start: its vox_offset (nibabel's data proxy has it; the image's
+    header is a copy that says 0), except in a one-file NIfTI whose vox_offset points into
+    the header (0 in some old files): then right after the header."""
     import nibabel as nib
 
-    offset = int(hdr.get_data_offset())
+    offset = int(getattr(img.dataobj, "offset", 0))
+    hdr = img.header
     if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
         return max(offset, int(hdr.single_vox_offset))
     return offset
@@ -269,10 +298,9 @@ def _data_proxy(img, p: Path):
     """The image's data proxy, starting where ``_data_offset`` says."""
     import nibabel as nib
 
-    hdr = img.header
-    start = _data_offset(hdr)
-    if hdr.get_data_offset() < start:
-        fixed = hdr.copy()
+    start = _data_offset(img)
+    if int(getattr(img.dataobj, "offset", start)) < start:
+        fixed = img.header.copy()
         fixed.set_data_offset(start)
         return nib.arrayproxy.ArrayProxy(str(p), fixed)
     return img.dataobj

@@ -1,0 +1,151 @@
+"""Benchmark `nifti_load`: our NIfTI/NRRD loading (``read_volume_file``) against a plain
+reader of the same file, time and peak memory, in the same run.
+
+Baselines, each returning the same array as ours (same dtype and values: the parent checks
+a digest of the (z, y, x) array, computed after the clock stops):
+- NIfTI: nibabel, ``np.asanyarray(nib.load(p, mmap=False).dataobj)`` (unscaled here, so the
+  stored dtype, int16 for CT; ``get_fdata`` would be float64). ``mmap=False`` because we
+  return voxels in memory: nibabel's default memory map of a .nii reads nothing until the
+  voxels are touched, so it is not the same work;
+- NRRD: SimpleITK (pynrrd is not installed), ``GetArrayViewFromImage(ReadImage(p))``, the
+  image kept alive: SimpleITK's read without the copy ``GetArrayFromImage`` adds.
+
+Files: the shared NIfTIs (TotalSegmentator reference CT/MR/segmentations, the MNI152
+template) and NRRDs (pyradiomics), plus a study-sized CT: the real chest CT's slices repeated
+to 512 x 512 x 300 int16, written by our NIfTI writer as .nii.gz and .nii (cached).
+
+Each read runs in a fresh interpreter (file cache warm) whose libraries are imported before
+the clock starts (nibabel, SimpleITK, psutil and our modules for ours; nibabel or SimpleITK
+for the baseline), so time and memory are those of the read. Memory: peak RSS (VmHWM) minus
+RSS after the imports. Best of ``--repeats`` runs per method, the methods alternating.
+Ratios are ours / baseline (goal <= 1.2 for both). ``--busy N`` keeps N processes spinning
+on the CPU during the runs.
+
+Usage: python benchmarks/nifti_load.py [--quick] [--busy N] [--repeats R]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CACHE, CHEST_CT, SHARED_DATA, busy_cores, emit, run_child  # noqa: E402
+
+CHILD = r'''
+import hashlib, json, sys, time
+method, path = sys.argv[1], sys.argv[2]
+from _common import rss_bytes, peak_rss_bytes
+import numpy as np
+if method == "ours":
+    import nibabel, SimpleITK, psutil  # noqa: F401  (what the loader imports lazily)
+    from medviewer.io import budget, volume_files  # noqa: F401
+elif method == "nibabel":
+    import nibabel as nib
+else:
+    import SimpleITK as sitk
+base = rss_bytes()
+t0 = time.perf_counter()
+if method == "ours":
+    arr = volume_files.read_volume_file(path).array
+elif method == "nibabel":
+    arr = np.asanyarray(nib.load(path, mmap=False).dataobj)
+else:
+    img = sitk.ReadImage(path)
+    arr = sitk.GetArrayViewFromImage(img)
+dt = time.perf_counter() - t0
+peak = peak_rss_bytes() - base
+zyx = arr.transpose(2, 1, 0) if method == "nibabel" else arr
+digest = hashlib.sha1(np.ascontiguousarray(zyx).tobytes()).hexdigest()
+print(json.dumps({"s": dt, "peak_extra": peak, "nbytes": int(arr.nbytes), "dtype": str(arr.dtype),
+                  "shape": list(zyx.shape), "digest": digest}))
+'''
+
+SHARED = [
+    "totalseg/tests/reference_files/example_ct.nii.gz",
+    "totalseg/tests/reference_files/example_ct_sm.nii.gz",
+    "totalseg/tests/reference_files/example_mr_sm.nii.gz",
+    "totalseg/tests/reference_files/example_seg.nii.gz",
+    "nilearn_mni152/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "pyradiomics_data/data/brain1_image.nrrd",
+    "pyradiomics_data/data/breast1_image.nrrd",
+    "pyradiomics_data/data/prostate_phantom_subvolume.nrrd",
+]
+
+
+def study_ct(n_slices: int) -> list:
+    """The chest CT's slices repeated to 512 x 512 x N int16, as .nii.gz and .nii (cached)."""
+    out = CACHE / "nifti_load"
+    paths = [out / f"chest_ct_{n_slices}.nii.gz", out / f"chest_ct_{n_slices}.nii"]
+    if all(p.is_file() for p in paths):
+        return paths
+    import numpy as np
+
+    from medviewer.core.geometry import Geometry
+    from medviewer.core.volume import Volume
+    from medviewer.io.load import open_first
+    from medviewer.io.nifti_writer import write_nifti
+
+    src = open_first(CHEST_CT)
+    arr = np.resize(src.array, (n_slices,) + src.array.shape[1:])
+    g = src.geometry
+    vol = Volume(array=arr, geometry=Geometry(shape=arr.shape, spacing=g.spacing,
+                                              origin=g.origin, direction=g.direction),
+                 modality="CT", units="HU")
+    out.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        write_nifti(vol, p)
+    return paths
+
+
+def bench(path: Path, repeats: int) -> dict:
+    path.read_bytes()  # warm the file cache
+    base = "simpleitk" if path.name.lower().endswith((".nrrd", ".nhdr")) else "nibabel"
+    runs = {"ours": [], base: []}
+    for r in range(repeats):
+        for method in (("ours", base) if r % 2 == 0 else (base, "ours")):
+            runs[method].append(run_child(CHILD, method, str(path)))
+    ours, ref = runs["ours"], runs[base]
+    same = {(x["digest"], x["dtype"], tuple(x["shape"])) for x in ours + ref}
+    if len(same) != 1:
+        raise SystemExit(f"{path.name}: ours and {base} returned different arrays: {same}")
+    t_o, t_b = min(x["s"] for x in ours), min(x["s"] for x in ref)
+    m_o, m_b = min(x["peak_extra"] for x in ours), min(x["peak_extra"] for x in ref)
+    return {"baseline": base, "dtype": ours[0]["dtype"], "shape": ours[0]["shape"],
+            "mb": round(ours[0]["nbytes"] / 1e6, 2),
+            "ours_s": round(t_o, 4), "baseline_s": round(t_b, 4),
+            "ours_peak_mb": round(m_o / 1e6, 2), "baseline_peak_mb": round(m_b / 1e6, 2),
+            "time_ratio": round(t_o / t_b, 3), "memory_ratio": round(m_o / max(m_b, 1), 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a 100-slice study CT, 1 repeat")
+    ap.add_argument("--busy", type=int, default=0, help="CPU-spinning processes during runs")
+    ap.add_argument("--repeats", type=int, default=None, help="runs per method (default 3)")
+    a = ap.parse_args()
+    repeats = a.repeats or (1 if a.quick else 3)
+    n_slices = 100 if a.quick else 300
+    files = [SHARED_DATA / rel for rel in SHARED if (SHARED_DATA / rel).is_file()]
+    files += study_ct(n_slices)  # written before the hogs start
+    out = {"benchmark": "nifti_load", "quick": a.quick, "busy": a.busy, "repeats": repeats,
+           "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "files": {}}
+    with busy_cores(a.busy):
+        for p in files:
+            out["files"][p.name] = res = bench(p, repeats)
+            print(p.name, res, file=sys.stderr)
+    res = out["files"]
+    study = [res[p.name] for p in files[-2:]]
+    out["study_time_ratio"] = max(r["time_ratio"] for r in study)
+    out["study_memory_ratio"] = max(r["memory_ratio"] for r in study)
+    out["worst_time_ratio"] = max(r["time_ratio"] for r in res.values())
+    out["worst_memory_ratio"] = max(r["memory_ratio"] for r in res.values())
+    out["goals_met"] = {"time_within_1.2x": out["worst_time_ratio"] <= 1.2,
+                        "memory_within_1.2x": out["worst_memory_ratio"] <= 1.2}
+    emit(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
