@@ -36,8 +36,8 @@ from medviewer.core.volume import Volume
 
 from .errors import LoadError, guarded, passthrough
 from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
-from .volume_pixels import (array_from_bytes, header_reader, image_array, raw_nifti_plan,
-                            read_raw_nifti, small_gz_nifti)
+from .volume_pixels import (header_reader, image_array, raw_nifti_plan, read_raw_nifti,
+                            small_gz_header)
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
 
@@ -207,7 +207,7 @@ def _check_nifti(p: Path) -> tuple:
 def _read_sitk(p: Path, warnings: list, nifti=None):
     """SimpleITK reads the header; the voxels come from ``read_raw_nifti`` when ``nifti``
     (nibabel's header, where the voxels start) allows a raw read, else from SimpleITK."""
-    reader, plan, data = _nifti_header_reader(p, nifti)
+    reader, plan = _nifti_header_reader(p, nifti)
     try:
         if reader is None:
             reader = sitk_reader(p)  # the header first: finite geometry, within the budget
@@ -226,10 +226,7 @@ def _read_sitk(p: Path, warnings: list, nifti=None):
     spacing = list(src.GetSpacing())
     origin = list(src.GetOrigin())
     direction = np.asarray(src.GetDirection(), dtype=float).reshape(dim, dim)
-    if data is not None:
-        arr = array_from_bytes(data, plan)
-        del data
-    elif plan is not None:
+    if plan is not None:
         arr = read_raw_nifti(p, plan)  # (z, y, x) or (y, x); a 4D file's first volume
     else:
         try:
@@ -264,20 +261,20 @@ def _read_sitk(p: Path, warnings: list, nifti=None):
 
 
 def _nifti_header_reader(p: Path, nifti) -> tuple:
-    """(reader, plan, decompressed bytes) for a small .nii.gz read raw: SimpleITK reads its
-    header bytes alone (``volume_pixels.header_reader``); (None, None, None) otherwise, and
-    when that fails for any reason (then the real file goes to SimpleITK, which says why)."""
+    """(reader, plan) for a small .nii.gz read raw: SimpleITK reads its header bytes alone
+    (``volume_pixels.header_reader``); (None, None) otherwise, and when that fails for any
+    reason (then the real file goes to SimpleITK, which says why)."""
     if nifti is None or not p.name.lower().endswith(".gz"):
-        return None, None, None
-    data = small_gz_nifti(p, *nifti)
-    if data is None:
-        return None, None, None
+        return None, None
     try:
-        reader = header_reader(data, nifti[1])
-    except (RuntimeError, LoadError):
-        return None, None, None
+        head = small_gz_header(p, *nifti)
+        reader = header_reader(head) if head is not None else None
+    except (RuntimeError, LoadError, OSError, EOFError, zlib.error):
+        return None, None
+    if reader is None:
+        return None, None
     plan = raw_nifti_plan(*nifti, reader)
-    return (reader, plan, data) if plan is not None else (None, None, None)
+    return (reader, plan) if plan is not None else (None, None)
 
 
 # ---------------------------------------------------------------------------- nibabel

@@ -12,12 +12,14 @@
   dimension and pixel type must agree with nibabel's parse of the same header; otherwise
   there is no plan and SimpleITK reads the file as before. A 4D file reads its first volume
   only (the one we keep).
-- ``small_gz_nifti(p, hdr, offset)``: a small .nii.gz (voxels up to ``GZ_RAW_LIMIT``) that
-  may be read raw is decompressed once by Python's zlib, and ``header_reader`` gives
-  SimpleITK its header bytes alone (a temporary header-only .nii) to read the geometry from.
-  SimpleITK spends ~10 ms on any .nii.gz (it opens the stream twice, header then voxels),
-  3-4x nibabel's whole read of a TotalSegmentator-sized file; from a few MB on, its zlib
-  (~4x faster than Python's) wins, so bigger files go to SimpleITK.
+- ``small_gz_header(p, hdr, offset)`` and ``header_reader(head)``: a .nii.gz with voxels up
+  to ``GZ_RAW_LIMIT`` that may be read raw: SimpleITK reads its header bytes alone (a
+  temporary header-only .nii) for the geometry, and ``read_raw_nifti`` decompresses the
+  voxels once with Python's zlib, straight into the array. SimpleITK spends ~10 ms on any
+  .nii.gz (it opens the stream twice, header then voxels: 2-4x nibabel's whole read of a
+  TotalSegmentator-sized file) and holds the voxels twice while it reads; past ~16 MB its
+  zlib (~3x faster than Python's) wins on time while its memory stays that of nibabel's
+  read (which holds them twice too), so bigger files go to SimpleITK.
 """
 from __future__ import annotations
 
@@ -35,9 +37,9 @@ from .errors import LoadError
 from .volume_checks import sitk_reader
 
 __all__ = ["image_array", "RawPlan", "raw_nifti_plan", "read_raw_nifti", "GZ_RAW_LIMIT",
-           "small_gz_nifti", "header_reader", "array_from_bytes"]
+           "small_gz_header", "header_reader"]
 
-GZ_RAW_LIMIT = 4 << 20  # voxel bytes of a .nii.gz that Python decompresses itself
+GZ_RAW_LIMIT = 16 << 20  # voxel bytes of a .nii.gz that Python decompresses itself
 
 
 class _ImageBuffer:
@@ -111,57 +113,91 @@ def raw_nifti_plan(hdr, data_offset: int, reader):
 
 
 def read_raw_nifti(p: Path, plan: RawPlan) -> np.ndarray:
-    """The voxels of ``plan`` read from ``p`` into a new native-order (z, y, x) array."""
+    """The voxels of ``plan`` read from ``p`` (.nii, or .nii.gz decompressed on the way) into
+    a new native-order (z, y, x) array, the only copy."""
     arr = np.empty(plan.shape_zyx, dtype=plan.dtype)
     buf = memoryview(arr.reshape(-1).view(np.uint8))
-    got = 0
-    with open(p, "rb", buffering=0) as fh:
-        fh.seek(plan.offset)
-        while got < len(buf):
-            n = fh.readinto(buf[got:])
-            if not n:
-                break
-            got += n
+    if p.name.lower().endswith(".gz"):
+        got = _inflate_into(p, plan.offset, buf)
+    else:
+        got = 0
+        with open(p, "rb", buffering=0) as fh:
+            fh.seek(plan.offset)
+            while got < len(buf):
+                n = fh.readinto(buf[got:])
+                if not n:
+                    break
+                got += n
     if got < len(buf):
-        raise LoadError(f"{p.name}: file is truncated ({plan.offset + got} bytes, the header "
-                        f"needs {plan.offset + len(buf)})")
+        raise LoadError(f"{p.name}: file is truncated ({plan.offset + got} bytes"
+                        f"{' uncompressed' if p.name.lower().endswith('.gz') else ''}, the "
+                        f"header needs {plan.offset + len(buf)})")
     if not plan.dtype.isnative:
         arr = arr.byteswap(inplace=True).view(plan.dtype.newbyteorder("="))
     return arr
 
 
-def small_gz_nifti(p: Path, hdr, data_offset: int):
-    """The decompressed bytes of a .nii.gz whose voxels may be read raw and hold at most
-    ``GZ_RAW_LIMIT`` bytes; None for any other file (SimpleITK reads it)."""
+def _gz_chunks(fh, stop: int):
+    """Decompressed chunks of a (multi-member) gzip stream, about ``stop`` bytes in all, then
+    on to the end of the stream so that zlib checks the CRC-32 and length (when the stream
+    ends within 1 MiB more: trailing data is not ours to decompress in full)."""
+    d = zlib.decompressobj(31)  # 31: gzip header and trailer
+    total = 0
+    while True:
+        data = fh.read(1 << 18)
+        if not data:
+            if not d.eof:
+                raise EOFError("compressed data ended before the end-of-stream marker")
+            return
+        while data:
+            if d.eof:  # another member (zero padding between members is allowed)
+                data = data.lstrip(b"\x00")
+                if not data:
+                    break
+                d = zlib.decompressobj(31)
+            out = d.decompress(data)
+            data = d.unused_data if d.eof else b""
+            total += len(out)
+            yield out
+            if total > stop + (1 << 20):
+                return
+
+
+def _inflate_into(p: Path, skip: int, out: memoryview) -> int:
+    """Decompress ``p`` into ``out``, its first ``skip`` bytes dropped; bytes written."""
+    pos = -skip
+    try:
+        with open(p, "rb") as fh:
+            for chunk in _gz_chunks(fh, skip + len(out)):
+                lo, hi = max(pos, 0), min(pos + len(chunk), len(out))
+                if hi > lo:
+                    out[lo:hi] = chunk[lo - pos: hi - pos]
+                pos += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise LoadError(f"{p.name}: compressed data is truncated or corrupt ({exc})") from None
+    return min(max(pos, 0), len(out))
+
+
+def small_gz_header(p: Path, hdr, data_offset: int):
+    """The header bytes (header and extensions, up to the voxels) of a .nii.gz whose voxels
+    may be read raw and hold at most ``GZ_RAW_LIMIT`` bytes; None for any other file
+    (SimpleITK reads it)."""
     n = math.prod(int(s) for s in hdr.get_data_shape()) * np.dtype(hdr.get_data_dtype()).itemsize
     if not _raw_candidate(hdr) or n > GZ_RAW_LIMIT or data_offset > GZ_RAW_LIMIT:
         return None
-    try:
-        data = gzip.decompress(p.read_bytes())
-    except (EOFError, OSError, zlib.error) as exc:
-        raise LoadError(f"{p.name}: compressed data is truncated or corrupt ({exc})") from None
-    if len(data) < data_offset + n:
-        raise LoadError(f"{p.name}: file is truncated ({len(data)} bytes uncompressed, the "
-                        f"header needs {data_offset + n})")
-    return data
+    with gzip.open(p, "rb") as gz:
+        head = gz.read(data_offset)
+    return head if len(head) == data_offset else None
 
 
-def header_reader(data: bytes, data_offset: int):
-    """``volume_checks.sitk_reader`` of the header bytes ``data[:data_offset]`` (header and
-    extensions) written to a temporary .nii: SimpleITK's geometry for the whole file, which
-    depends on the header alone. Its errors name the temporary file: the caller falls back
-    to reading the real file."""
+def header_reader(head: bytes):
+    """``volume_checks.sitk_reader`` of a NIfTI's header bytes alone, written to a temporary
+    .nii: SimpleITK's geometry for the whole file, which depends on the header alone. Its
+    errors name the temporary file: the caller falls back to reading the real file."""
     fd, tmp = tempfile.mkstemp(suffix=".nii", prefix="medviewer-header-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data[:data_offset])
+            fh.write(head)
         return sitk_reader(Path(tmp))
     finally:
         os.unlink(tmp)
-
-
-def array_from_bytes(data: bytes, plan: RawPlan) -> np.ndarray:
-    """The voxels of ``plan`` in ``data`` (a decompressed file) as a native (z, y, x) array."""
-    arr = np.frombuffer(data, dtype=plan.dtype, count=math.prod(plan.shape_zyx),
-                        offset=plan.offset).reshape(plan.shape_zyx)
-    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
