@@ -71,8 +71,8 @@ def looks_like_hu(array: np.ndarray) -> bool:
     if array.ndim != 3 or array.size == 0 or array.dtype.kind not in "iuf":
         return False
     flat = array.reshape(-1)
-    if flat.size > 1_000_000:
-        flat = flat[:: flat.size // 1_000_000 + 1]
+    if flat.size > 1_000_000:  # a contiguous copy: each test below would gather again
+        flat = np.ascontiguousarray(flat[:: flat.size // 1_000_000 + 1])
     if array.dtype.kind == "f" and not (np.all(np.isfinite(flat))
                                         and np.array_equal(flat, np.round(flat))):
         return False
