@@ -3,10 +3,10 @@
 NIfTI, NRRD and MetaImage go through SimpleITK, whose origin/spacing/direction are already
 DICOM LPS with direction columns along the (x, y, z) index axes, exactly our Geometry
 convention; its pixel buffer is already (z, y, x) and becomes our array without a copy
-(``volume_pixels.image_array``). An uncompressed NIfTI whose voxels need no scaling is read
-by SimpleITK's header only and its voxels straight into our array (``volume_pixels``): one
-read, one buffer, where SimpleITK holds the file's data twice while it reads. FreeSurfer MGH/MGZ (which
-SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
+(``volume_pixels.image_array``). A NIfTI whose voxels need no scaling (uncompressed, or
+compressed up to 16 MiB of voxels) has only its header read by SimpleITK and its voxels
+read straight into our array (``volume_pixels``): one pass, one buffer, where SimpleITK
+holds the voxels twice while it reads. FreeSurfer MGH/MGZ (which SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
 through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
 (z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
 

@@ -96,7 +96,8 @@ def test_stored_types_little_and_big_endian(ct, tmp_path, suffix, dtype):
     for order in "<>":
         hdr = nib.Nifti1Header(endianness=order)
         hdr.set_data_dtype(np.dtype(dtype).newbyteorder(order))
-        path = _write(tmp_path, ("le" if order == "<" else "be") + suffix, _nifti_bytes(values, affine, header=hdr))
+        raw = _nifti_bytes(values, affine, header=hdr)
+        path = _write(tmp_path, ("le" if order == "<" else "be") + suffix, raw)
         vol = _assert_as_before(path)
         np.testing.assert_array_equal(vol.array, values.transpose(2, 1, 0))
 
@@ -163,3 +164,12 @@ def test_truncated_and_corrupt_small_files_raise(ct, tmp_path, suffix):
         (tmp_path / "bad.nii.gz").write_bytes(bytes(blob))
         with pytest.raises(LoadError, match="bad\\.nii\\.gz"):
             read_volume_file(tmp_path / "bad.nii.gz")
+
+
+def test_multi_member_gzip_reads_as_before(ct, tmp_path):
+    data, affine = ct
+    raw = _nifti_bytes(data, affine)
+    half = len(raw) // 2  # two gzip members, as `cat a.gz b.gz` makes
+    (tmp_path / "two.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
+    vol = _assert_as_before(tmp_path / "two.nii.gz")
+    np.testing.assert_array_equal(vol.array, data.transpose(2, 1, 0))
