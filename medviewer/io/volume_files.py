@@ -6,8 +6,8 @@ convention; its pixel buffer is already (z, y, x) and becomes our array without 
 (``volume_pixels.image_array``). A NIfTI whose voxels need no scaling (uncompressed, or
 compressed up to 16 MiB of voxels) has only its header read by SimpleITK and its voxels
 read straight into our array (``volume_pixels``): one pass, one buffer, where SimpleITK
-holds the voxels twice while it reads. FreeSurfer MGH/MGZ (which SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
-through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
+holds the voxels twice while it reads. FreeSurfer MGH/MGZ (which SimpleITK cannot read)
+and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
 (z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
 
 Data types are kept as stored (int16 stays int16); NIfTI scl_slope/scl_inter are applied
