@@ -7,8 +7,9 @@ convention; its pixel buffer is already (z, y, x) and becomes our array without 
 compressed up to 16 MiB of voxels) has only its header read by SimpleITK and its voxels
 read straight into our array (``volume_pixels``): one pass, one buffer, where SimpleITK
 holds the voxels twice while it reads. FreeSurfer MGH/MGZ (which SimpleITK cannot read)
-and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
-(z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
+and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go through nibabel, whose
+data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to (z, y, x) and convert the
+affine with ``Geometry.from_affine_ras``.
 
 Data types are kept as stored (int16 stays int16); NIfTI scl_slope/scl_inter are applied
 by the library when they are not the identity. 4D and multi-component images keep their
