@@ -173,3 +173,21 @@ def test_multi_member_gzip_reads_as_before(ct, tmp_path):
     (tmp_path / "two.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
     vol = _assert_as_before(tmp_path / "two.nii.gz")
     np.testing.assert_array_equal(vol.array, data.transpose(2, 1, 0))
+
+
+def test_nibabel_path_reads_after_the_extensions(ct, tmp_path):
+    # a sheared sform (gantry tilt): SimpleITK refuses it and nibabel reads it; its voxels
+    # start after the extension (vox_offset > 352), not at 352 (the old proxy's start)
+    data, affine = ct
+    sheared = affine.copy()
+    sheared[1, 2] = 0.4 * affine[2, 2]
+    img = nib.Nifti1Image(data, sheared)
+    img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"x" * 500))
+    img.header.set_qform(None, code=0)
+    img.header.set_sform(sheared, code=1)
+    path = tmp_path / "tilt.nii"
+    nib.save(img, path)
+    assert nib.load(path).dataobj.offset > 352
+    vol = read_volume_file(path)
+    assert any("nibabel" in w for w in vol.warnings)
+    np.testing.assert_array_equal(vol.array, data.transpose(2, 1, 0))
