@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, REPO, SHARED_DATA, emit  # noqa: E402
+from _common import CACHE, REPO, SHARED_DATA, busy_cores, emit  # noqa: E402
 
 CT_STUDIES = SHARED_DATA / "totalseg/tests/reference_files"
 
@@ -95,11 +94,6 @@ def launch(model: str, lst: Path, out: Path, nproc: int, extra: list,
             "once_each": len({r["study_id"] for r in recs}) == n}
 
 
-def _spin() -> None:  # pragma: no cover - a CPU hog for the loaded case
-    while True:
-        pass
-
-
 SETTINGS = {"p1": (1, None), "p2": (2, None), "p1_1thread": (1, 1)}  # processes, threads
 
 
@@ -139,24 +133,17 @@ def main() -> int:
     n = 8 if a.quick else 24
     repeats = a.repeats or (1 if a.quick else 3)
     load = os.getloadavg()[0]
-    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(a.busy)]
-    for h in hogs:
-        h.start()
     out = {"benchmark": "batch", "quick": a.quick, "cores": os.cpu_count(), "busy": a.busy,
            "load_avg_1m": round(load, 2), "repeats": repeats}
-    try:
-        with tempfile.TemporaryDirectory(prefix="mv-batch-") as tmp:
-            root = Path(tmp)
-            warm = _write_list(root / "warm.txt", [CT_STUDIES / "example_ct_sm.nii.gz"])
-            launch("ct-abdomen-organs", warm, root / "warm", 1, ["--slice", "0"])  # bytecode
-            if a.workload in ("cxr", "both"):
-                out["cxr"] = measure("cxr", "pneumonia-cxr", cxr_list(root, n), root, repeats, [])
-            if a.workload in ("ct", "both"):
-                out["ct"] = measure("ct", "ct-abdomen-organs", ct_list(root, n), root, repeats,
-                                    ["--slice", "0"])
-    finally:
-        for h in hogs:
-            h.terminate()
+    with busy_cores(a.busy), tempfile.TemporaryDirectory(prefix="mv-batch-") as tmp:
+        root = Path(tmp)
+        warm = _write_list(root / "warm.txt", [CT_STUDIES / "example_ct_sm.nii.gz"])
+        launch("ct-abdomen-organs", warm, root / "warm", 1, ["--slice", "0"])  # bytecode
+        if a.workload in ("cxr", "both"):
+            out["cxr"] = measure("cxr", "pneumonia-cxr", cxr_list(root, n), root, repeats, [])
+        if a.workload in ("ct", "both"):
+            out["ct"] = measure("ct", "ct-abdomen-organs", ct_list(root, n), root, repeats,
+                                ["--slice", "0"])
     first = out.get("cxr") or out["ct"]
     out["ratio"] = first["ratio_2_over_1"]  # the headline: the first workload measured
     emit(out)

@@ -2,10 +2,14 @@
 
 NIfTI, NRRD and MetaImage go through SimpleITK, whose origin/spacing/direction are already
 DICOM LPS with direction columns along the (x, y, z) index axes, exactly our Geometry
-convention; ``GetArrayFromImage`` already returns (z, y, x). FreeSurfer MGH/MGZ (which
-SimpleITK cannot read) and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go
-through nibabel, whose data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to
-(z, y, x) and convert the affine with ``Geometry.from_affine_ras``.
+convention; its pixel buffer is already (z, y, x) and becomes our array without a copy
+(``volume_pixels.image_array``). A NIfTI whose voxels need no scaling (uncompressed, or
+compressed up to 16 MiB of voxels) has only its header read by SimpleITK and its voxels
+read straight into our array (``volume_pixels``): one pass, one buffer, where SimpleITK
+holds the voxels twice while it reads. FreeSurfer MGH/MGZ (which SimpleITK cannot read)
+and NIfTI files that SimpleITK refuses (e.g. a sheared sform) go through nibabel, whose
+data are (i, j, k) = (x, y, z) with a RAS affine: we transpose to (z, y, x) and convert the
+affine with ``Geometry.from_affine_ras``.
 
 Data types are kept as stored (int16 stays int16); NIfTI scl_slope/scl_inter are applied
 by the library when they are not the identity. 4D and multi-component images keep their
@@ -33,6 +37,8 @@ from medviewer.core.volume import Volume
 
 from .errors import LoadError, guarded, passthrough
 from .volume_checks import check_nibabel_size, nifti_plan, sitk_reader
+from .volume_pixels import (header_reader, image_array, raw_nifti_plan, read_raw_nifti,
+                            small_gz_header)
 
 __all__ = ["VOLUME_SUFFIXES", "LoadError", "is_volume_file", "read_volume_file", "looks_like_hu"]
 
@@ -66,8 +72,8 @@ def looks_like_hu(array: np.ndarray) -> bool:
     if array.ndim != 3 or array.size == 0 or array.dtype.kind not in "iuf":
         return False
     flat = array.reshape(-1)
-    if flat.size > 1_000_000:
-        flat = flat[:: flat.size // 1_000_000 + 1]
+    if flat.size > 1_000_000:  # a contiguous copy: each test below would gather again
+        flat = np.ascontiguousarray(flat[:: flat.size // 1_000_000 + 1])
     if array.dtype.kind == "f" and not (np.all(np.isfinite(flat))
                                         and np.array_equal(flat, np.round(flat))):
         return False
@@ -98,16 +104,16 @@ def _read_volume_file(p: Path, reporter) -> Volume:
         reporter(0, 1, f"Reading {p.name}")
     warnings: list = []
     meta = {"format": _FORMAT_NAMES[suf], "file": p.name}
-    reader = "sitk"
+    reader, nifti = "sitk", None
     if suf in (".nii", ".nii.gz"):
-        reader, why = _check_nifti(p)
+        reader, why, nifti = _check_nifti(p)
         if why:
             warnings.append(f"read with nibabel ({why})")
     if suf in _NIBABEL_ONLY or reader == "nibabel":
         array, geometry, modality = _read_nibabel(p, warnings)
     else:
         try:
-            array, geometry, modality = _read_sitk(p, warnings)
+            array, geometry, modality = _read_sitk(p, warnings, nifti)
         except _SitkRefused as exc:
             if suf not in (".nii", ".nii.gz"):
                 raise LoadError(f"{p.name}: cannot read: {exc}") from None
@@ -150,7 +156,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_nifti(p: Path) -> tuple:
-    """Check a NIfTI header before any reader allocates from it; returns (reader, why).
+    """Check a NIfTI header before any reader allocates from it; returns (reader, why,
+    nifti): nifti is (nibabel's header, where the voxels start) for ``_read_sitk``'s raw
+    reads, None when the file's vox_offset points into the header (SimpleITK reads those).
 
     The memory budget and finite geometry (``volume_checks.nifti_plan``), then the size:
     SimpleITK reads a truncated NIfTI without error (garbage voxels). .nii: the file must
@@ -160,9 +168,12 @@ def _check_nifti(p: Path) -> tuple:
     import nibabel as nib
 
     try:
-        hdr = nib.load(str(p)).header
+        img = nib.load(str(p))
+        hdr = img.header  # a copy whose vox_offset says 0: the file's is the proxy's offset
         data_bytes, reader, why = nifti_plan(p, hdr)
-        need = int(hdr.get_data_offset()) + data_bytes
+        offset = _data_offset(img)
+        need = offset + data_bytes
+        nifti = (hdr, offset) if offset == int(img.dataobj.offset) else None
     except LoadError:
         raise
     except Exception as exc:
@@ -171,12 +182,12 @@ def _check_nifti(p: Path) -> tuple:
         have = p.stat().st_size
         if have < need:
             raise LoadError(f"{p.name}: file is truncated ({have} bytes, the header needs {need})")
-        return reader, why
+        return reader, why, nifti
     with open(p, "rb") as fh:
         fh.seek(-4, os.SEEK_END)
         isize = struct.unpack("<I", fh.read(4))[0]
     if isize == need % (1 << 32):
-        return reader, why
+        return reader, why, nifti
     have = 0
     try:
         with gzip.open(p, "rb") as gz:
@@ -190,37 +201,46 @@ def _check_nifti(p: Path) -> tuple:
     if have < need:
         raise LoadError(f"{p.name}: file is truncated ({have} bytes uncompressed, the header "
                         f"needs {need})")
-    return reader, why
+    return reader, why, nifti
 
 
 # ---------------------------------------------------------------------------- SimpleITK
-def _read_sitk(p: Path, warnings: list):
-    import SimpleITK as sitk
-
+def _read_sitk(p: Path, warnings: list, nifti=None):
+    """SimpleITK reads the header; the voxels come from ``read_raw_nifti`` when ``nifti``
+    (nibabel's header, where the voxels start) allows a raw read, else from SimpleITK."""
+    reader, plan = _nifti_header_reader(p, nifti)
     try:
-        reader = sitk_reader(p)  # the header first: finite geometry, within the budget
-        img = reader.Execute()
+        if reader is None:
+            reader = sitk_reader(p)  # the header first: finite geometry, within the budget
+            if nifti is not None and not p.name.lower().endswith(".gz"):
+                plan = raw_nifti_plan(*nifti, reader)
+        img = reader.Execute() if plan is None else None
     except RuntimeError as exc:
         raise _SitkRefused(_first_line(exc)) from None
+    src = reader if img is None else img
     modality = ""
-    if img.HasMetaDataKey("Modality"):
-        modality = _MET_MODALITIES.get(img.GetMetaData("Modality").strip(), ("", ""))[0]
-    dim = img.GetDimension()
-    ncomp = img.GetNumberOfComponentsPerPixel()
-    try:
-        arr = sitk.GetArrayFromImage(img)  # (z, y, x[, c]) or (t, z, y, x[, c]) or (y, x[, c])
-    except RuntimeError as exc:
-        raise LoadError(f"{p.name}: cannot read pixels: {_first_line(exc)}") from None
-    spacing = list(img.GetSpacing())
-    origin = list(img.GetOrigin())
-    direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
-    del img
+    if src.HasMetaDataKey("Modality"):
+        modality = _MET_MODALITIES.get(src.GetMetaData("Modality").strip(), ("", ""))[0]
+    dim = src.GetDimension()
+    size = tuple(int(s) for s in src.GetSize())
+    ncomp = reader.GetNumberOfComponents() if img is None else img.GetNumberOfComponentsPerPixel()
+    spacing = list(src.GetSpacing())
+    origin = list(src.GetOrigin())
+    direction = np.asarray(src.GetDirection(), dtype=float).reshape(dim, dim)
+    if plan is not None:
+        arr = read_raw_nifti(p, plan)  # (z, y, x) or (y, x); a 4D file's first volume
+    else:
+        try:
+            arr = image_array(img)  # (z, y, x[, c]) or (t, z, y, x[, c]) or (y, x[, c])
+        except RuntimeError as exc:
+            raise LoadError(f"{p.name}: cannot read pixels: {_first_line(exc)}") from None
+        del img  # the array owns it now
     if dim > 4 or dim < 2:
         raise LoadError(f"{p.name}: {dim}D images are not supported")
     if dim == 4:
-        nt = arr.shape[0]
-        warnings.append(f"4D image with {nt} volumes: showing the first")
-        arr = arr[0]
+        warnings.append(f"4D image with {size[3]} volumes: showing the first")
+        if plan is None:  # SimpleITK read them all: keep a copy of the first, free the rest
+            arr = arr[0].copy()
         spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
     elif dim == 2:
         arr = arr[np.newaxis]
@@ -241,19 +261,46 @@ def _read_sitk(p: Path, warnings: list):
     return arr, geom, modality
 
 
+def _nifti_header_reader(p: Path, nifti) -> tuple:
+    """(reader, plan) for a small .nii.gz read raw: SimpleITK reads its header bytes alone
+    (``volume_pixels.header_reader``); (None, None) otherwise, and when that fails for any
+    reason (then the real file goes to SimpleITK, which says why)."""
+    if nifti is None or not p.name.lower().endswith(".gz"):
+        return None, None
+    try:
+        head = small_gz_header(p, *nifti)
+        reader = header_reader(head) if head is not None else None
+    except (RuntimeError, LoadError, OSError, EOFError, zlib.error):
+        return None, None
+    if reader is None:
+        return None, None
+    plan = raw_nifti_plan(*nifti, reader)
+    return (reader, plan) if plan is not None else (None, None)
+
+
 # ---------------------------------------------------------------------------- nibabel
-def _data_proxy(img, p: Path):
-    """The image's data proxy; for a one-file NIfTI whose vox_offset points into the header
-    (0 in some old files), the data start right after the header, as in ITK's reader."""
+def _data_offset(img) -> int:
+    """Where a NIfTI's voxels start: its vox_offset (nibabel's data proxy has it; the image's
+    header is a copy that says 0), except in a one-file NIfTI whose vox_offset points into
+    the header (0 in some old files): then right after the header."""
     import nibabel as nib
 
+    offset = int(getattr(img.dataobj, "offset", 0))
     hdr = img.header
     if isinstance(hdr, nib.Nifti1Header) and bytes(hdr["magic"]).rstrip(b"\x00") in (b"n+1", b"n+2"):
-        start = hdr.single_vox_offset
-        if hdr.get_data_offset() < start:
-            fixed = hdr.copy()
-            fixed.set_data_offset(start)
-            return nib.arrayproxy.ArrayProxy(str(p), fixed)
+        return max(offset, int(hdr.single_vox_offset))
+    return offset
+
+
+def _data_proxy(img, p: Path):
+    """The image's data proxy, starting where ``_data_offset`` says."""
+    import nibabel as nib
+
+    start = _data_offset(img)
+    if int(getattr(img.dataobj, "offset", start)) < start:
+        fixed = img.header.copy()
+        fixed.set_data_offset(start)
+        return nib.arrayproxy.ArrayProxy(str(p), fixed)
     return img.dataobj
 
 
