@@ -122,7 +122,11 @@ def test_oblique_slab_mip_is_the_max_over_its_planes(chest):
     f.rotate("coronal", math.radians(20))
     cursor = chest.geometry.index_zyx_to_lps(centre)
     step = f.normal_step("axial")
-    assert 2.5 < step < 2.7  # about one 2.5 mm slice along a normal tilted 20 degrees
+    # one voxel along a normal tilted 20 degrees from the 2.5 mm axis towards a 0.898 mm one
+    t = math.radians(20)
+    assert step == pytest.approx(1 / math.hypot(math.sin(t) / 0.898438, math.cos(t) / 2.5), rel=1e-4)
+    assert f.normal_step("coronal") == pytest.approx(0.898438)  # the rotation axis
+    assert f.normal_step("sagittal") == pytest.approx(1 / math.hypot(math.cos(t) / 0.898438, math.sin(t) / 2.5), rel=1e-4)
     slab = f.image(chest.array, "axial", cursor, 4 * step, "mip", fill=-2000)
     n = f.axes("axial")[:, 2]
     planes = [f.image(chest.array, "axial", cursor + k * step * n, fill=-2000) for k in (-1, 0, 1, 2)]
