@@ -305,3 +305,39 @@ class ObliqueFrame:
     def index_of(self, plane: str, y: float, x: float, depth: float) -> np.ndarray:
         return self.geometry.lps_to_index_zyx(self.lps_of(plane, y, x, depth))
 
+
+
+@dataclass
+class MprSettings:
+    """What the MPR views of one window show, shared by them: a thin slice or a slab
+    (``slab_mode`` over ``slab_mm``; 0 mm = thin) on the orthogonal planes, or on the
+    oblique planes of ``frame`` (None = orthogonal)."""
+
+    slab_mode: str = "mip"
+    slab_mm: float = 0.0
+    frame: Optional[ObliqueFrame] = None
+
+    def set_slab(self, mode: str, thickness_mm: float) -> None:
+        _check_mode(mode)
+        t = float(thickness_mm)
+        if not math.isfinite(t) or t < 0:
+            raise ValueError(f"slab thickness must be 0 (thin) or more mm, got {thickness_mm}")
+        self.slab_mode, self.slab_mm = mode, t
+
+    def describe(self) -> str:
+        """'MIP 10 mm', 'oblique', 'oblique MinIP 5 mm' or '' (thin, orthogonal)."""
+        parts = ["oblique"] if self.frame is not None else []
+        if self.slab_mm > 0:
+            parts.append(f"{SLAB_NAMES[self.slab_mode]} {self.slab_mm:g} mm")
+        return " ".join(parts)
+
+
+# the other plane whose crossing a view draws as its horizontal / vertical crosshair line
+H_LINE = {"axial": "coronal", "coronal": "axial", "sagittal": "axial"}
+V_LINE = {"axial": "sagittal", "coronal": "sagittal", "sagittal": "coronal"}
+
+
+def view_turn_sign(plane: str) -> float:
+    """+1 when a counter-clockwise turn in ``plane``'s view coordinates (x = col, y = row)
+    is a right-handed turn about its normal, else -1."""
+    return -float(np.sign(np.linalg.det(_base_frame(plane))))

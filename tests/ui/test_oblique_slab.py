@@ -1,0 +1,96 @@
+"""Thick slabs and oblique MPR in the tri-planar window (issue 14 §3), on the real chest CT."""
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from medviewer.core.reformat import slab_count
+
+
+def _slab_ref(vol, view, mode_fn, mm):
+    """numpy over the slices the slab covers, shown like the view's thin slice."""
+    r = view.reslicer
+    fixed = r.fixed_axis(view.plane)
+    n = slab_count(mm, vol.geometry.spacing[2 - fixed])
+    k = view.current.index
+    first = max(0, k - (n - 1) // 2)
+    sub = np.take(vol.array, range(first, min(vol.shape[fixed], k - (n - 1) // 2 + n)), axis=fixed)
+    return r.extract(np.expand_dims(mode_fn(sub, axis=fixed), fixed), view.plane, 0).image
+
+
+def test_slab_controls_change_every_plane(chest_window, chest_volume):
+    win = chest_window
+    win.slab_mode_box.setCurrentIndex(win.slab_mode_box.findData("mip"))
+    win.slab_mm_box.setValue(10.0)
+    for plane, view in win.tri.views.items():
+        np.testing.assert_array_equal(view.current.image, _slab_ref(chest_volume, view, np.max, 10.0))
+        assert view.label("title").text().endswith("(MIP 10 mm)")
+    win.slab_mode_box.setCurrentIndex(win.slab_mode_box.findData("minip"))
+    ax = win.tri.views["axial"]
+    np.testing.assert_array_equal(ax.current.image, _slab_ref(chest_volume, ax, np.min, 10.0))
+    win.session.set_cursor_index((20, 256, 256))  # a new slice: the slab follows it
+    assert ax.current.index == 20
+    np.testing.assert_array_equal(ax.current.image, _slab_ref(chest_volume, ax, np.min, 10.0))
+    win.slab_mm_box.setValue(0.0)  # thin
+    assert win.slab_mm_box.text() == "thin"
+    np.testing.assert_array_equal(ax.current.image, ax.reslicer.extract(chest_volume.array, "axial", 20).image)
+    assert ax.label("title").text().endswith("/100")
+
+
+def _turn(view, degrees):
+    """Ctrl + left drag in ``view`` turning the mouse ``degrees`` about the crosshair centre."""
+    c = QPointF(view.vline.pos())
+    r = 60.0
+    p0 = QPointF(c.x() + r, c.y())
+    t = math.radians(degrees)
+    p1 = QPointF(c.x() + r * math.cos(t), c.y() + r * math.sin(t))
+    view._on_rotate_drag("press", p0)
+    view._on_rotate_drag("drag", p1)
+    view._on_rotate_drag("release", p1)
+
+
+def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, chest_volume):
+    win = chest_window
+    views = win.tri.views
+    win.session.set_cursor_index((50, 240, 270))
+    before = {p: v.current.image.copy() for p, v in views.items()}
+    _turn(views["axial"], 30)
+    frame = win.tri.mpr.frame
+    assert frame is not None and not frame.is_identity
+    ax, co, sa = views["axial"], views["coronal"], views["sagittal"]
+    # the axial picture keeps still; its crosshair lines turn by the drag
+    np.testing.assert_allclose(ax.current.image, before["axial"], atol=1e-3)
+    assert abs(ax.hline.angle) == pytest.approx(30.0, abs=1e-6)
+    assert abs(ax.vline.angle) == pytest.approx(60.0, abs=1e-6)
+    # the other views show the rotated planes through the cursor
+    cursor = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
+    for v in (co, sa):
+        assert not np.allclose(v.current.image[:100], before[v.plane][:100])
+        np.testing.assert_allclose(v.current.image, frame.image(chest_volume.array, v.plane, cursor,
+                                                                fill=float(chest_volume.array.min())))
+        assert v.label("title").text().endswith("(oblique)")
+    assert (co.label("left").text(), co.label("right").text()) != ("R", "L")
+    # a click in the oblique coronal view moves the cursor onto a point of that plane
+    co._on_left("click", QPointF(200.0, 80.0))
+    lps = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
+    y, x, depth = frame.view_of("coronal", lps)
+    assert (y, x) == pytest.approx((80.0, 200.0), abs=1.5) and abs(depth - co._depth) < 1.5
+    # the next image of an oblique plane is one voxel step along its normal
+    co.step_slice(4)
+    moved = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx) - lps
+    n = frame.axes("coronal")[:, 2]
+    assert abs(moved @ n) == pytest.approx(4 * frame.normal_step("coronal"), abs=1.5)
+    assert np.linalg.norm(moved - (moved @ n) * n) < 1.5
+    # slab on the oblique planes too
+    win.slab_mm_box.setValue(5.0)
+    assert sa.label("title").text().endswith("(oblique MIP 5 mm)")
+    # reset obliques: the orthogonal planes again
+    win.actions_by_name["reset_obliques"].trigger()
+    assert win.tri.mpr.frame is None
+    win.slab_mm_box.setValue(0.0)
+    for p, v in views.items():
+        idx = v.reslicer.slice_index(p, win.session.cursor_zyx)
+        np.testing.assert_array_equal(v.current.image, v.reslicer.extract(chest_volume.array, p, idx).image)
+    assert (ax.hline.angle, ax.vline.angle) == (0, 90)
+    assert (co.label("left").text(), co.label("right").text()) == ("R", "L")
