@@ -31,7 +31,7 @@ from PySide6.QtWidgets import QLabel
 
 from medviewer.core.overlay import label_boundaries
 from medviewer.core.projection import projection_edges
-from medviewer.core.reformat import (H_LINE, V_LINE, MprSettings, ObliqueFrame, ortho_slab,
+from medviewer.core.reformat import (H_LINE, SLAB_NAMES, V_LINE, MprSettings, ObliqueFrame, ortho_slab,
                                      view_turn_sign)
 from medviewer.core.reslice import Edges, PlaneSlice, Reslicer, direction_letters
 from medviewer.core.session import Session
@@ -366,9 +366,7 @@ class SliceView(pg.GraphicsView):
             self._update_overlay()
             self.overlay.on_slice_changed(s)
             if self._oriented:
-                what = mpr.describe() if not self.volume.is_rgb else ""
-                self._labels["title"].setText(f"{self.plane.capitalize()}  {self.numbering.label(s)}"
-                                              + (f"  ({what})" if what else ""))
+                self._labels["title"].setText(f"{self.plane.capitalize()}  {self.numbering.label(s)}")
             else:  # no patient axes to count along
                 self._labels["title"].setText(f"Image  {s + 1}/{r.n_slices(self.plane)}")
             self._refresh_corners()
@@ -575,9 +573,11 @@ class SliceView(pg.GraphicsView):
         L["info_tr"].setText(corner_text.top_right(fields, window, self.zoom()))
         if self._oriented:
             fixed = self.reslicer.fixed_axis(self.plane)
+            mpr = self.mpr
+            slab = f"{SLAB_NAMES[mpr.slab_mode]} {mpr.slab_mm:g} mm" if mpr.slab_mm > 0 and not v.is_rgb else ""
             L["info_br"].setText(corner_text.bottom_right(
                 v, fields, self.plane, self.session.cursor_lps, fixed == 0,
-                float(v.geometry.spacing[2 - fixed])))
+                float(v.geometry.spacing[2 - fixed]), slab, self.oblique_frame() is not None))
         else:  # a projection image: no patient position to give
             L["info_br"].setText("")
         calibrated = "ruler" in fields and not v.meta.get("spacing_unknown")

@@ -25,7 +25,7 @@ def test_slab_controls_change_every_plane(chest_window, chest_volume):
     win.slab_mm_box.setValue(10.0)
     for plane, view in win.tri.views.items():
         np.testing.assert_array_equal(view.current.image, _slab_ref(chest_volume, view, np.max, 10.0))
-        assert view.label("title").text().endswith("(MIP 10 mm)")
+        assert view.label("info_br").text().splitlines()[-1] == "Slab MIP 10 mm"
     win.slab_mode_box.setCurrentIndex(win.slab_mode_box.findData("minip"))
     ax = win.tri.views["axial"]
     np.testing.assert_array_equal(ax.current.image, _slab_ref(chest_volume, ax, np.min, 10.0))
@@ -35,7 +35,7 @@ def test_slab_controls_change_every_plane(chest_window, chest_volume):
     win.slab_mm_box.setValue(0.0)  # thin
     assert win.slab_mm_box.text() == "thin"
     np.testing.assert_array_equal(ax.current.image, ax.reslicer.extract(chest_volume.array, "axial", 20).image)
-    assert ax.label("title").text().endswith("/100")
+    assert ax.label("info_br").text().splitlines()[-1].startswith("Thk 2.5 mm")
 
 
 def _turn(view, degrees):
@@ -69,7 +69,7 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
         assert not np.allclose(v.current.image[:100], before[v.plane][:100])
         np.testing.assert_allclose(v.current.image, frame.image(chest_volume.array, v.plane, cursor,
                                                                 fill=float(chest_volume.array.min())))
-        assert v.label("title").text().endswith("(oblique)")
+        assert v.label("info_br").text().splitlines()[0] == "Oblique"
     assert (co.label("left").text(), co.label("right").text()) != ("R", "L")
     # a click in the oblique coronal view moves the cursor onto a point of that plane
     co._on_left("click", QPointF(200.0, 80.0))
@@ -84,7 +84,7 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
     assert np.linalg.norm(moved - (moved @ n) * n) < 1.5
     # slab on the oblique planes too
     win.slab_mm_box.setValue(5.0)
-    assert sa.label("title").text().endswith("(oblique MIP 5 mm)")
+    assert sa.label("info_br").text().splitlines() == ["Oblique", "Slab MIP 5 mm"]
     # reset obliques: the orthogonal planes again
     win.actions_by_name["reset_obliques"].trigger()
     assert win.tri.mpr.frame is None
