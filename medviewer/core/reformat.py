@@ -2,7 +2,7 @@
 
 Slabs on the orthogonal planes reduce whole slices of the array (no interpolation): a slab of
 ``thickness_mm`` holds ``slab_count(thickness_mm, spacing)`` slices of the plane's slice
-spacing, centred on the cursor's slice (one more before than after for an even count) and cut
+spacing, centred on the cursor's slice (an even count has one more at the higher index) and cut
 at the volume's ends. ``thickness_mm`` 0 is the thin slice.
 
 Oblique planes: an :class:`ObliqueFrame` rotates the three MPR planes together (they stay

@@ -165,6 +165,7 @@ class SliceView(pg.GraphicsView):
         self.paint = None  # the annotation PaintTool of this view (set by the annotation UI)
         self.prompt = None  # the annotation PromptTool of this view (interactive segmentation)
         self.heat = None  # the AI heat-map layer of this view (ui/ai/overlays.HeatLayer)
+        self.layers = []  # its SliceLayers (heat maps, proposals), shown on orthogonal planes only
         self._labels = {}
         for key in ("top", "bottom", "left", "right", "title", "readout"):
             lab = QLabel(self)
@@ -248,6 +249,8 @@ class SliceView(pg.GraphicsView):
         if frame is None and self._oriented:
             self._set_edges(self.reslicer.edges(self.plane))
         self._update_slice()
+        for layer in self.layers:
+            layer.update()
 
     def _fill_value(self) -> float:
         if self._fill is None:

@@ -94,3 +94,24 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
         np.testing.assert_array_equal(v.current.image, v.reslicer.extract(chest_volume.array, p, idx).image)
     assert (ax.hline.angle, ax.vline.angle) == (0, 90)
     assert (co.label("left").text(), co.label("right").text()) == ("R", "L")
+
+
+def test_slice_layers_hide_on_oblique_planes_and_come_back(chest_window, chest_volume):
+    from medviewer.ui.slice_layer import SliceLayer
+
+    class Bright(SliceLayer):  # a layer of the orthogonal slice: voxels above 300 HU
+        def update(self):
+            v = self.view
+            img = v.reslicer.extract(chest_volume.array > 300, v.plane, v.current.index).image
+            key = v.current.index
+            if not self._is_shown(key):
+                self._show(img.astype(np.float32), key, (0, 1))
+
+    co = chest_window.tri.views["coronal"]
+    layer = Bright(co, "bright", 6)
+    layer.update()
+    assert layer.shown_image() is not None
+    chest_window.tri.rotate("axial", math.radians(15))
+    assert layer.shown_image() is None  # its data would not lie on the oblique plane
+    chest_window.tri.reset_obliques()
+    assert layer.shown_image() is not None and layer.shown_image().shape == co.current.image.shape

@@ -140,3 +140,24 @@ def test_trilinear_clamps_and_fills_like_itk():
     got = trilinear(a, np.array([0.5, -0.4, 1.45, -0.6]), np.array([0.5, 0.0, 1.0, 0.0]),
                     np.array([0.5, 0.0, 1.0, 0.0]), fill=-1)
     np.testing.assert_allclose(got, [3.5, 0.0, 7.0, -1.0])
+
+
+def test_uneven_slices_slab_and_oblique():
+    """monai_testing_data's 4-slice CT layout (1.25-202.5 mm gaps): slabs count the mean step,
+    oblique planes place samples at the true slice positions."""
+    from medviewer.core.geometry import Geometry
+
+    offs = (0.0, 1.25, 2.5, 202.5)
+    g = Geometry(shape=(4, 8, 10), spacing=(1.0, 1.0, 1.25), slice_offsets=offs)
+    arr = np.broadcast_to(np.arange(4, dtype=np.int16)[:, None, None] * 100, g.shape).copy()
+    r = Reslicer(g)
+    slab = ortho_slab(r, arr, "axial", 1, 140.0, "mip")  # mean step 67.5 mm: 2 slices, 1 and 2
+    np.testing.assert_array_equal(slab.image, r.extract(arr[1:3].max(0, keepdims=True), "axial", 0).image)
+    f = ObliqueFrame.identity(r, (2, 4, 5))
+    f.rotate("axial", math.radians(10))
+    mid = g.index_zyx_to_lps((2.5, 4, 5))  # half-way through the 200 mm gap
+    co = f.image(arr, "coronal", mid, fill=-1)
+    inside = co[co >= 0]
+    assert inside.size and inside.min() >= 0 and inside.max() <= 300
+    ax = f.image(arr, "axial", mid, fill=-1)
+    assert np.allclose(ax[ax >= 0], 250.0, atol=1e-3)  # linear between slices 2 and 3
