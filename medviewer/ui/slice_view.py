@@ -454,6 +454,15 @@ class SliceView(pg.GraphicsView):
         elif self.tool == "prompt" and self.prompt is not None:
             self.prompt.handle(phase, p)
 
+    def crosshair_centre(self) -> QPointF:
+        """Where the cursor is in this view (view coordinates, mm)."""
+        frame = self.oblique_frame()
+        if frame is not None:
+            y, x, _ = frame.view_of(self.plane, self.volume.geometry.index_zyx_to_lps(self.session.cursor_zyx))
+            return QPointF(x, y)
+        row, col = self.reslicer.to_display(self.plane, self.session.cursor_zyx)
+        return QPointF(col * self.current.col_spacing, row * self.current.row_spacing)
+
     def _on_rotate_drag(self, phase: str, p: QPointF) -> None:
         """Ctrl + left drag: the turn of the mouse about the crosshair centre, as
         ``sig_rotate`` (the TriPlanarView turns the shared frame)."""
@@ -465,10 +474,7 @@ class SliceView(pg.GraphicsView):
             return
         if self._rot_last is None:
             return
-        c = QPointF(self.vline.pos())  # the crosshair centre (both lines pass through it)
-        if self.oblique_frame() is None:
-            row, col = self.reslicer.to_display(self.plane, self.session.cursor_zyx)
-            c = QPointF(col * self.current.col_spacing, row * self.current.row_spacing)
+        c = self.crosshair_centre()
         a0 = np.arctan2(self._rot_last.y() - c.y(), self._rot_last.x() - c.x())
         a1 = np.arctan2(p.y() - c.y(), p.x() - c.x())
         turn = float((a1 - a0 + np.pi) % (2 * np.pi) - np.pi)

@@ -40,7 +40,7 @@ def test_slab_controls_change_every_plane(chest_window, chest_volume):
 
 def _turn(view, degrees):
     """Ctrl + left drag in ``view`` turning the mouse ``degrees`` about the crosshair centre."""
-    c = QPointF(view.vline.pos())
+    c = view.crosshair_centre()
     r = 60.0
     p0 = QPointF(c.x() + r, c.y())
     t = math.radians(degrees)
@@ -115,3 +115,25 @@ def test_slice_layers_hide_on_oblique_planes_and_come_back(chest_window, chest_v
     assert layer.shown_image() is None  # its data would not lie on the oblique plane
     chest_window.tri.reset_obliques()
     assert layer.shown_image() is not None and layer.shown_image().shape == co.current.image.shape
+
+
+def test_ctrl_drag_with_real_mouse_events_turns_the_crosshair(chest_window):
+    from PySide6.QtCore import Qt
+
+    from annot_helpers import drag
+
+    ax = chest_window.tri.views["axial"]
+    before = ax.current.image.copy()
+    c = ax.crosshair_centre()
+    r = 80.0  # mm
+    arc = [QPointF(c.x() + r * math.cos(math.radians(a)), c.y() + r * math.sin(math.radians(a)))
+           for a in range(0, 41, 5)]
+    pts = [ax.mapFromScene(ax.vb.mapViewToScene(p)) for p in arc]
+    drag(ax.viewport(), pts, modifiers=Qt.KeyboardModifier.ControlModifier)
+    assert chest_window.tri.mpr.frame is not None
+    assert abs(ax.hline.angle) == pytest.approx(40.0, abs=2.0)  # the line followed the mouse
+    np.testing.assert_allclose(ax.current.image, before, atol=1e-3)
+    assert chest_window.session.cursor_zyx == (50, 256, 256)  # a Ctrl drag never moves the cursor
+    # a plain drag still moves the cursor
+    drag(ax.viewport(), pts[:3])
+    assert chest_window.session.cursor_zyx != (50, 256, 256)
