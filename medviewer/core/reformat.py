@@ -20,6 +20,8 @@ View coordinates are millimetres: the pixel (i, j) of a plane's image is centred
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -94,6 +96,33 @@ def ortho_slab(reslicer: Reslicer, array: np.ndarray, plane: str, index: int,
 
 
 # ---------------------------------------------------------------------------- sampling
+_SPLIT_POINTS = 65536  # fewer samples than this: one thread
+_POOL = None
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reformat")
+    return _POOL
+
+
+def _forget_pool() -> None:  # a forked child has none of the parent's threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def trilinear(array: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray,
               fill: float = 0.0) -> np.ndarray:
     """Trilinear samples (float32) of a (z, y, x) ``array`` at continuous indices, as ITK's
@@ -102,7 +131,15 @@ def trilinear(array: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray,
     from scipy import ndimage  # imported on the first oblique picture, not at start-up
 
     z, y, x = (np.asarray(c, dtype=np.float32) for c in (z, y, x))
-    out = ndimage.map_coordinates(array, (z, y, x), order=1, mode="nearest", output=np.float32)
+    out = np.empty(z.shape, dtype=np.float32)
+    if z.ndim == 0 or z.size < _SPLIT_POINTS or _workers() < 2:
+        ndimage.map_coordinates(array, (z, y, x), order=1, mode="nearest", output=out)
+    else:  # map_coordinates lets go of the GIL: the halves run on two cores when free
+        def part(s):
+            ndimage.map_coordinates(array, (z[s], y[s], x[s]), order=1, mode="nearest", output=out[s])
+
+        half = z.shape[0] // 2
+        list(_pool().map(part, (slice(0, half), slice(half, None))))
     outside = np.zeros(z.shape, dtype=bool)
     for c, n in zip((z, y, x), array.shape):
         outside |= (c < -0.5) | (c >= n - 0.5)
