@@ -353,6 +353,14 @@ class MprSettings:
     slab_mode: str = "mip"
     slab_mm: float = 0.0
     frame: Optional[ObliqueFrame] = None
+    turning: Optional[str] = None  # the plane in whose view a rotation drag is going on
+
+    def slab_of(self, plane: str) -> Tuple[str, float]:
+        """(mode, mm) that ``plane`` shows now: thin while the planes turn under another
+        view's drag (an oblique slab costs one plane per voxel of thickness), else the slab."""
+        if self.frame is not None and self.turning not in (None, plane):
+            return self.slab_mode, 0.0
+        return self.slab_mode, self.slab_mm
 
     def set_slab(self, mode: str, thickness_mm: float) -> None:
         _check_mode(mode)

@@ -13,7 +13,8 @@ Mouse and keys (documented in ui/shortcuts.py):
   on oblique planes the next image is one voxel step along the plane's normal
 - Ctrl + left drag: rotate the MPR planes together about the cursor (the turn of the mouse
   around the crosshair centre); this view's picture keeps still and its crosshair lines turn,
-  the other views show the rotated planes (TriPlanarView.reset_obliques goes back)
+  the other views show the rotated planes, thin while the drag lasts and as the slab after
+  (TriPlanarView.reset_obliques goes back)
 
 What the view shows (thin or slab, orthogonal or oblique) comes from ``mpr``, the
 core.reformat.MprSettings that a TriPlanarView shares between its three views. Paint and
@@ -120,7 +121,7 @@ class SliceView(pg.GraphicsView):
     sig_readout = Signal(str)
     sig_wl_drag = Signal(float, float)
     sig_measured = Signal(str)
-    sig_rotate = Signal(str, str, float)  # plane, phase ("press", "turn"), radians (view turn)
+    sig_rotate = Signal(str, str, float)  # plane, phase ("press", "turn", "release"), radians
 
     def __init__(self, session: Session, plane: str, parent=None):
         super().__init__(parent, background="k")
@@ -334,7 +335,7 @@ class SliceView(pg.GraphicsView):
         s = r.slice_index(self.plane, cur)
         frame = self.oblique_frame()
         mpr = self.mpr
-        slab = (mpr.slab_mode, mpr.slab_mm) if self._oriented and not self.volume.is_rgb else ("", 0.0)
+        slab = mpr.slab_of(self.plane) if self._oriented and not self.volume.is_rgb else ("", 0.0)
         if frame is not None:
             cur_lps = self.volume.geometry.index_zyx_to_lps(cur)
             y, x, depth = frame.view_of(self.plane, cur_lps)
@@ -481,6 +482,8 @@ class SliceView(pg.GraphicsView):
         self._rot_last = None if phase == "release" else p
         if turn:
             self.sig_rotate.emit(self.plane, "turn", turn * view_turn_sign(self.plane))
+        if phase == "release":
+            self.sig_rotate.emit(self.plane, "release", 0.0)
 
     def reset_view(self) -> None:
         if self.current is not None:

@@ -173,6 +173,10 @@ class TriPlanarView(QWidget):
     def _on_rotate(self, plane: str, phase: str, angle: float) -> None:
         if phase == "press":
             self._frame_at_cursor()
+            self.mpr.turning = plane
+        elif phase == "release":
+            self.mpr.turning = None
+            self._refresh_reformat()  # the slab again, if there is one
         elif self.mpr.frame is not None:
             self.mpr.frame.rotate(plane, angle)
             self._refresh_reformat()

@@ -85,6 +85,20 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
     # slab on the oblique planes too
     win.slab_mm_box.setValue(5.0)
     assert sa.label("info_br").text().splitlines() == ["Oblique", "Slab MIP 5 mm"]
+    cur = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
+    fill = float(chest_volume.array.min())
+    slab_sa = frame.image(chest_volume.array, "sagittal", cur, 5.0, "mip", fill=fill)
+    np.testing.assert_allclose(sa.current.image, slab_sa)
+    # while a drag turns the planes the other views show thin planes, the slab again after
+    c = co.crosshair_centre()
+    co._on_rotate_drag("press", QPointF(c.x() + 50, c.y()))
+    co._on_rotate_drag("drag", QPointF(c.x() + 50, c.y() + 20))
+    cur = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
+    np.testing.assert_allclose(sa.current.image, frame.image(chest_volume.array, "sagittal", cur, fill=fill))
+    co._on_rotate_drag("release", QPointF(c.x() + 50, c.y() + 20))
+    np.testing.assert_allclose(sa.current.image, frame.image(chest_volume.array, "sagittal", cur, 5.0, "mip",
+                                                             fill=fill))
+    assert not np.allclose(sa.current.image, slab_sa)  # turned
     # reset obliques: the orthogonal planes again
     win.actions_by_name["reset_obliques"].trigger()
     assert win.tri.mpr.frame is None
