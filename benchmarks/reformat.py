@@ -97,7 +97,7 @@ def measure(ct, n: int) -> dict:
         origin = frame.lps_of("axial", 0.0, 0.0, frame.view_of("axial", cursors[i])[2])
         res = sitk.Resample(img, (nc, nr, 1), sitk.Transform(), sitk.sitkLinear, tuple(origin),
                             (frame.spacing,) * 3, direction, -5000.0, sitk.sitkFloat32)
-        return sitk.GetArrayViewFromImage(res)[0]
+        return sitk.GetArrayFromImage(res)[0]  # a copy: a view dies with `res`
 
     default_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     out["sitk_resample_default_threads_ms"] = _timed(sitk_plane, n)
@@ -107,7 +107,7 @@ def measure(ct, n: int) -> dict:
         out["sitk_resample_1_thread_ms"] = _timed(sitk_plane, n)
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(default_threads)
-    ref = np.array(sitk_plane(0))
+    ref = sitk_plane(0)
     ours = frame.image(arr, "axial", cursors[0], fill=-5000.0)
     inside = ref > -5000
     out["oblique_mad_vs_sitk_hu"] = round(float(np.abs(ours[inside] - ref[inside]).mean()), 4)

@@ -130,7 +130,7 @@ def trilinear(array: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray,
     [-0.5, n - 0.5) on any axis set to ``fill``."""
     from scipy import ndimage  # imported on the first oblique picture, not at start-up
 
-    z, y, x = (np.asarray(c, dtype=np.float32) for c in (z, y, x))
+    z, y, x = (np.asarray(c, dtype=np.float64) for c in (z, y, x))  # map_coordinates' own type
     out = np.empty(z.shape, dtype=np.float32)
     if z.ndim == 0 or z.size < _SPLIT_POINTS or _workers() < 2:
         ndimage.map_coordinates(array, (z, y, x), order=1, mode="nearest", output=out)
@@ -152,7 +152,7 @@ def nearest(array: np.ndarray, z, y, x, fill=0) -> np.ndarray:
     idx = []
     inside = np.ones(np.shape(z), dtype=bool)
     for c, n in zip((z, y, x), array.shape):
-        i = np.floor(np.asarray(c, dtype=np.float32) + 0.5).astype(np.int64)
+        i = np.floor(np.asarray(c, dtype=np.float64) + 0.5).astype(np.int64)
         inside &= (i >= 0) & (i < n)
         idx.append(np.clip(i, 0, n - 1))
     out = array[tuple(idx)]
@@ -162,7 +162,7 @@ def nearest(array: np.ndarray, z, y, x, fill=0) -> np.ndarray:
 
 def plane_indices(geometry: Geometry, origin_lps, row_dir, col_dir, shape: Tuple[int, int],
                   spacing: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Continuous (z, y, x) indices (float32, each ``shape``) of the grid
+    """Continuous (z, y, x) indices (float64, each ``shape``) of the grid
     origin + i * spacing * row_dir + j * spacing * col_dir."""
     nr, nc = int(shape[0]), int(shape[1])
     o = np.asarray(origin_lps, dtype=float)
@@ -170,13 +170,13 @@ def plane_indices(geometry: Geometry, origin_lps, row_dir, col_dir, shape: Tuple
     c = np.asarray(col_dir, dtype=float) * spacing
     if geometry.slice_offsets is None:  # an affine map: three index points give the grid
         i0, ir, ic = geometry.lps_to_index_zyx(np.stack([o, o + r, o + c]))
-        dr, dc = (ir - i0).astype(np.float32), (ic - i0).astype(np.float32)
-        rows = np.arange(nr, dtype=np.float32)[:, None]
-        cols = np.arange(nc, dtype=np.float32)[None, :]
-        return tuple(np.float32(i0[k]) + rows * dr[k] + cols * dc[k] for k in range(3))
+        dr, dc = ir - i0, ic - i0
+        rows = np.arange(nr, dtype=np.float64)[:, None]
+        cols = np.arange(nc, dtype=np.float64)[None, :]
+        return tuple(i0[k] + rows * dr[k] + cols * dc[k] for k in range(3))
     ii, jj = np.mgrid[0:nr, 0:nc]
     pts = o + ii.reshape(-1, 1) * r + jj.reshape(-1, 1) * c
-    idx = geometry.lps_to_index_zyx(pts).astype(np.float32)
+    idx = geometry.lps_to_index_zyx(pts)
     return tuple(idx[:, k].reshape(nr, nc) for k in range(3))
 
 

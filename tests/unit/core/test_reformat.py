@@ -90,8 +90,8 @@ def test_oblique_planes_match_simpleitk_within_1_hu(chest):
         inside = ref > -5000
         assert inside.mean() > 0.5
         np.testing.assert_array_equal(ours == -5000.0, ~inside)
-        assert np.abs(ours[inside] - ref[inside]).mean() <= 1.0
-        assert np.abs(ours[inside] - ref[inside]).max() < 5.0
+        assert np.abs(ours[inside] - ref[inside]).mean() <= 1.0  # the goal
+        assert np.abs(ours[inside] - ref[inside]).max() < 0.01  # measured: ~4e-6 HU
     # the three planes stay perpendicular; the view one rotates in keeps its own axes
     n = np.column_stack([f.axes(p)[:, 2] for p in PLANES])
     np.testing.assert_allclose(n.T @ n, np.eye(3), atol=1e-9)
