@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
+from PySide6.QtGui import QAction
 
 from medviewer.core.reformat import slab_count
 
@@ -32,8 +33,14 @@ def test_slab_controls_change_every_plane(chest_window, chest_volume):
     win.session.set_cursor_index((20, 256, 256))  # a new slice: the slab follows it
     assert ax.current.index == 20
     np.testing.assert_array_equal(ax.current.image, _slab_ref(chest_volume, ax, np.min, 10.0))
+    win.findChild(QAction, "action_slab_20mm").trigger()  # View > Slab > 20 mm
+    assert win.slab_mm_box.value() == 20.0 and win.findChild(QAction, "action_slab_minip").isChecked()
+    assert ax.label("info_br").text().splitlines()[-1] == "Slab MinIP 20 mm"
+    win.findChild(QAction, "action_slab_average").trigger()
+    assert win.slab_mode_box.currentData() == "average"
+    np.testing.assert_allclose(ax.current.image, _slab_ref(chest_volume, ax, np.mean, 20.0), atol=1e-3)
     win.slab_mm_box.setValue(0.0)  # thin
-    assert win.slab_mm_box.text() == "thin"
+    assert win.slab_mm_box.text() == "thin" and win.findChild(QAction, "action_slab_0mm").isChecked()
     np.testing.assert_array_equal(ax.current.image, ax.reslicer.extract(chest_volume.array, "axial", 20).image)
     assert ax.label("info_br").text().splitlines()[-1].startswith("Thk 2.5 mm")
 
