@@ -79,13 +79,17 @@ def top_right(fields: Iterable[str], window: Optional[tuple], zoom: Optional[flo
 
 
 def bottom_right(volume: Volume, fields: Iterable[str], plane: str, lps, native: bool,
-                 spacing_mm: float) -> str:
-    """Slice position along the plane's patient axis (LPS mm) and its thickness."""
+                 spacing_mm: float, slab: str = "", oblique: bool = False) -> str:
+    """Slice position along the plane's patient axis (LPS mm) and its thickness; on an
+    oblique plane "Oblique" instead of the position, for a slab its mode and thickness
+    (``slab``, e.g. "MIP 10 mm") instead of the slice thickness."""
     fields = set(fields)
     lines = []
-    if "position" in fields and lps is not None:
+    if "position" in fields and oblique:
+        lines.append("Oblique")
+    elif "position" in fields and lps is not None:
         axis, name = _LPS_AXIS[plane]
         lines.append(f"Pos {name} {float(lps[axis]):.1f} mm")
     if "thickness" in fields:
-        lines.append(_thickness(volume, native, spacing_mm))
+        lines.append(f"Slab {slab}" if slab else _thickness(volume, native, spacing_mm))
     return "\n".join(lines)

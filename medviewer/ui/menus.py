@@ -5,7 +5,9 @@ from typing import Callable, Dict
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QToolBar
+
+from medviewer.core.reformat import SLAB_MODES, SLAB_NAMES
 
 from . import corner_text
 from . import settings as st
@@ -85,6 +87,11 @@ def build_menus(win) -> Dict[str, QAction]:
         m.addAction(act)
     m.addSeparator()
     m.addAction(_action(win, acts, "reset_view", "&Reset zoom/pan", win.tri.reset_views))
+    m.addAction(_action(win, acts, "reset_obliques", "Reset o&bliques", win.tri.reset_obliques,
+                        "Back to the axial, coronal and sagittal planes (Ctrl+drag in a view "
+                        "rotates them)"))
+    win.slab_menu = m.addMenu("S&lab")  # filled with the toolbar's slab controls
+    win.slab_menu.setObjectName("slabMenu")
     m.addAction(_action(win, acts, "resample", "Resample to &even spacing", win.resample_active,
                         "Resample the active series to even slice spacing (linear, new volume)"))
     acts["resample"].setEnabled(False)
@@ -127,6 +134,8 @@ def build_menus(win) -> Dict[str, QAction]:
     tb.addSeparator()
     tb.addWidget(win.presets)
     tb.addSeparator()
+    add_slab_controls(win, tb)
+    tb.addSeparator()
     for name in ("layout_tri", "layout_axial", "layout_coronal", "layout_sagittal"):
         tb.addAction(acts[name])
     win.addToolBar(tb)
@@ -136,6 +145,69 @@ def build_menus(win) -> Dict[str, QAction]:
     m.addAction(_action(win, acts, "help_shortcuts", "&Keyboard shortcuts", win.show_shortcuts))
     m.addAction(_action(win, acts, "about", "&About MedViewer", win.show_about))
     return acts
+
+
+SLAB_MENU_MM = (0.0, 5.0, 10.0, 20.0, 40.0)  # View > Slab thicknesses (any in the toolbar)
+
+
+def add_slab_controls(win, tb: QToolBar) -> None:
+    """Slab mode and thickness (mm; 0 = thin) for every MPR plane: ``win.slab_mode_box``,
+    ``win.slab_mm_box``."""
+    mode = QComboBox(tb)
+    mode.setObjectName("slabModeBox")
+    for key in SLAB_MODES:
+        mode.addItem(SLAB_NAMES[key], key)
+    mode.setToolTip("Thick-slab rendering: maximum (MIP), minimum (MinIP) or average intensity")
+    mm = QDoubleSpinBox(tb)
+    mm.setObjectName("slabMmBox")
+    mm.setRange(0.0, 300.0)
+    mm.setDecimals(1)
+    mm.setSingleStep(2.5)
+    mm.setSuffix(" mm")
+    mm.setSpecialValueText("thin")
+    mm.setToolTip("Slab thickness in mm in every plane (0 = thin slices)")
+    mm.setKeyboardTracking(False)
+
+    # View > Slab: the same choices (modes, common thicknesses), kept in step with the toolbar
+    menu = getattr(win, "slab_menu", None)
+    mode_acts, mm_acts = {}, {}
+    if menu is not None:
+        group = QActionGroup(win)
+        for thickness in SLAB_MENU_MM:
+            act = menu.addAction("Thin slices" if thickness == 0 else f"{thickness:g} mm")
+            act.setObjectName(f"action_slab_{thickness:g}mm")
+            act.setCheckable(True)
+            act.triggered.connect(lambda _c=False, t=thickness: mm.setValue(t))
+            group.addAction(act)
+            mm_acts[thickness] = act
+        menu.addSeparator()
+        group = QActionGroup(win)
+        for key in SLAB_MODES:
+            act = menu.addAction(SLAB_NAMES[key])
+            act.setObjectName(f"action_slab_{key}")
+            act.setCheckable(True)
+            act.triggered.connect(lambda _c=False, k=key: mode.setCurrentIndex(mode.findData(k)))
+            group.addAction(act)
+            mode_acts[key] = act
+
+    def show_checks():
+        for key, act in mode_acts.items():
+            act.setChecked(key == mode.currentData())
+        for thickness, act in mm_acts.items():
+            act.setChecked(abs(thickness - mm.value()) < 1e-6)
+
+    def apply():
+        win.tri.set_slab(mode.currentData(), mm.value())
+        show_checks()
+
+    mode.currentIndexChanged.connect(lambda _i: apply())
+    mm.valueChanged.connect(lambda _v: apply())
+    show_checks()
+    label = QLabel(" Slab ", tb)
+    tb.addWidget(label)
+    tb.addWidget(mode)
+    tb.addWidget(mm)
+    win.slab_mode_box, win.slab_mm_box = mode, mm
 
 
 def build_declared(win, declared, menus: Dict[str, QMenu]) -> None:

@@ -17,6 +17,7 @@ KEYS = {
     "layout_coronal": "2",
     "layout_sagittal": "3",
     "reset_view": "R",
+    "reset_obliques": "Shift+R",
     "hide_patient": "Ctrl+Shift+H",
     "clear_measurements": "Ctrl+Backspace",
     "help_shortcuts": "F1",
@@ -67,6 +68,8 @@ MOUSE = [
     ("Right drag", "Window/level: horizontal = width, vertical = centre"),
     ("Middle drag", "Pan"),
     ("Ctrl+wheel", "Zoom"),
+    ("Ctrl+left drag", "Rotate the MPR planes together about the cursor (oblique); "
+                       "View > Reset obliques goes back"),
     ("Drop files or folders", "Open them"),
     ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step); "
                                   "Esc while dragging drops the stroke"),
@@ -84,6 +87,7 @@ def shortcut_rows() -> list:
         (KEYS["quit"], "Quit"), (KEYS["layout_tri"], "Tri-planar layout"),
         (KEYS["layout_axial"], "Axial only"), (KEYS["layout_coronal"], "Coronal only"),
         (KEYS["layout_sagittal"], "Sagittal only"), (KEYS["reset_view"], "Reset zoom and pan"),
+        (KEYS["reset_obliques"], "Reset obliques: back to axial / coronal / sagittal planes"),
         (KEYS["clear_measurements"], "Clear measurements"),
         (KEYS["hide_patient"], "Hide / show patient details (names, IDs, dates)"),
     ]

@@ -9,7 +9,16 @@ Mouse and keys (documented in ui/shortcuts.py):
 - middle drag: pan; Ctrl+wheel: zoom; R: reset zoom and pan
 - wheel, PageUp/PageDown, Up/Down: previous / next image; "next" follows InstanceNumber on
   the stored images, else head to feet / front to back / right to left
-  (core/slice_numbers.py); wheel towards the user = next image unless ``wheel_reversed``
+  (core/slice_numbers.py); wheel towards the user = next image unless ``wheel_reversed``;
+  on oblique planes the next image is one voxel step along the plane's normal
+- Ctrl + left drag: rotate the MPR planes together about the cursor (the turn of the mouse
+  around the crosshair centre); this view's picture keeps still and its crosshair lines turn,
+  the other views show the rotated planes, thin while the drag lasts and as the slab after
+  (TriPlanarView.reset_obliques goes back)
+
+What the view shows (thin or slab, orthogonal or oblique) comes from ``mpr``, the
+core.reformat.MprSettings that a TriPlanarView shares between its three views. Paint and
+prompt tools work on the orthogonal thin planes only.
 """
 from __future__ import annotations
 
@@ -23,7 +32,9 @@ from PySide6.QtWidgets import QLabel
 
 from medviewer.core.overlay import label_boundaries
 from medviewer.core.projection import projection_edges
-from medviewer.core.reslice import PlaneSlice, Reslicer
+from medviewer.core.reformat import (H_LINE, SLAB_NAMES, V_LINE, MprSettings, ObliqueFrame, ortho_slab,
+                                     view_turn_sign)
+from medviewer.core.reslice import Edges, PlaneSlice, Reslicer, direction_letters
 from medviewer.core.session import Session
 from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
@@ -56,6 +67,7 @@ class SliceViewBox(pg.ViewBox):
     sig_left = Signal(str, QPointF)  # phase ("click", "press", "drag", "release"), view point
     sig_wl_drag = Signal(float, float)  # screen dx, dy
     sig_right = Signal(QPointF)  # a right click (no drag), view point
+    sig_rotate = Signal(str, QPointF)  # phase ("press", "drag", "release"), view point
 
     def __init__(self):
         super().__init__(enableMenu=False, invertY=True, lockAspect=True)
@@ -93,6 +105,10 @@ class SliceViewBox(pg.ViewBox):
         if button == Qt.MouseButton.RightButton or (button == Qt.MouseButton.LeftButton and self.left_is_wl):
             d = ev.screenPos() - ev.lastScreenPos()
             self.sig_wl_drag.emit(float(d.x()), float(d.y()))
+        elif button == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            if ev.isStart():
+                self.sig_rotate.emit("press", self.mapSceneToView(ev.buttonDownScenePos()))
+            self.sig_rotate.emit("release" if ev.isFinish() else "drag", self.mapSceneToView(ev.scenePos()))
         elif button == Qt.MouseButton.LeftButton:
             if ev.isStart():
                 self.sig_left.emit("press", self.mapSceneToView(ev.buttonDownScenePos()))
@@ -105,6 +121,7 @@ class SliceView(pg.GraphicsView):
     sig_readout = Signal(str)
     sig_wl_drag = Signal(float, float)
     sig_measured = Signal(str)
+    sig_rotate = Signal(str, str, float)  # plane, phase ("press", "turn", "release"), radians
 
     def __init__(self, session: Session, plane: str, parent=None):
         super().__init__(parent, background="k")
@@ -123,6 +140,11 @@ class SliceView(pg.GraphicsView):
         self._shape = None
         self._rect = self._overlay_rect = None
         self._oriented = True
+        self.mpr = MprSettings()  # a TriPlanarView shares one between its views
+        self._shown_key = None
+        self._depth = 0.0  # on an oblique plane: its distance along the normal (frame mm)
+        self._fill: Optional[float] = None  # outside the volume on oblique planes
+        self._rot_last: Optional[QPointF] = None
         self.numbering: Optional[SliceNumbering] = None
         self.wheel_reversed = False  # the user's "reverse mouse wheel" setting
         self.overlay_fields = set(corner_text.FIELDS)  # the corner texts shown
@@ -144,6 +166,7 @@ class SliceView(pg.GraphicsView):
         self.paint = None  # the annotation PaintTool of this view (set by the annotation UI)
         self.prompt = None  # the annotation PromptTool of this view (interactive segmentation)
         self.heat = None  # the AI heat-map layer of this view (ui/ai/overlays.HeatLayer)
+        self.layers = []  # its SliceLayers (heat maps, proposals), shown on orthogonal planes only
         self._labels = {}
         for key in ("top", "bottom", "left", "right", "title", "readout"):
             lab = QLabel(self)
@@ -167,6 +190,7 @@ class SliceView(pg.GraphicsView):
         self.vb.sigRangeChanged.connect(lambda *_: (self._refresh_corners(), self._refresh_readout()))
         self.vb.sig_wheel.connect(self._on_wheel)
         self.vb.sig_left.connect(self._on_left)
+        self.vb.sig_rotate.connect(self._on_rotate_drag)
         self.vb.sig_wl_drag.connect(self.sig_wl_drag)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.active_changed.connect(self._on_active_changed)
@@ -181,6 +205,11 @@ class SliceView(pg.GraphicsView):
         self.volume = volume
         self.overlay.clear()
         self.current = None
+        self._shown_key = None
+        self._fill = None
+        frame = self.mpr.frame
+        if frame is not None and (volume is None or frame.geometry != volume.geometry):
+            self.mpr.frame = None  # a frame belongs to one voxel grid
         if volume is None:
             self.reslicer = None
             self.image_item.clear()
@@ -194,13 +223,40 @@ class SliceView(pg.GraphicsView):
         known = self._oriented = orientation_known(volume)
         if not known:  # a radiograph: its PatientOrientation letters, on its own plane only
             e = self._projection_edges(volume)
-        for key in ("top", "bottom", "left", "right"):
-            self._labels[key].setText(getattr(e, key) if e is not None else "")
+        self._set_edges(e)
         self.image_item.setLookupTable(None if volume.is_rgb else (_INVERTED_LUT if volume.invert else _GREY_LUT))
         self._shape = None
         self._update_slice(force=True)
         self.reset_view()
         self._refresh_corners()
+
+    def _set_edges(self, e: Optional[Edges]) -> None:
+        for key in ("top", "bottom", "left", "right"):
+            self._labels[key].setText(getattr(e, key) if e is not None else "")
+
+    def oblique_frame(self) -> Optional[ObliqueFrame]:
+        """The oblique frame this view shows, or None (orthogonal; or an image without
+        patient axes, or colour)."""
+        v = self.volume
+        if self.mpr.frame is None or v is None or v.is_rgb or not self._oriented:
+            return None
+        return self.mpr.frame
+
+    def refresh_reformat(self) -> None:
+        """Redraw after the shared MprSettings changed (slab, rotation, reset)."""
+        if self.reslicer is None:
+            return
+        frame = self.oblique_frame()
+        if frame is None and self._oriented:
+            self._set_edges(self.reslicer.edges(self.plane))
+        self._update_slice()
+        for layer in self.layers:
+            layer.update()
+
+    def _fill_value(self) -> float:
+        if self._fill is None:
+            self._fill = float(self.volume.array.min())
+        return self._fill
 
     def _projection_edges(self, volume: Volume):
         """Edge letters from PatientOrientation for the stored images of a volume without
@@ -227,7 +283,12 @@ class SliceView(pg.GraphicsView):
         ov = self.session.overlay
         if ov is None or not ov.visible:
             return
-        img = self.reslicer.extract(ov.labels, self.plane, self.current.index).image
+        frame = self.oblique_frame()
+        if frame is not None:
+            cur = self.volume.geometry.index_zyx_to_lps(self.session.cursor_zyx)
+            img = frame.image(ov.labels, self.plane, cur, order=0, fill=0)
+        else:
+            img = self.reslicer.extract(ov.labels, self.plane, self.current.index).image
         if getattr(ov, "outline", False):
             img = label_boundaries(img)
         self.overlay_item.setImage(img, autoLevels=False, levels=(0, max(ov.n_labels, 1)))
@@ -241,7 +302,7 @@ class SliceView(pg.GraphicsView):
         ov = self.session.overlay
         if ov is None or not ov.visible or self.current is None:
             return False
-        if flat_indices is not None:
+        if flat_indices is not None and self.oblique_frame() is None:
             idx = np.asarray(flat_indices)
             if idx.size == 0:
                 return False
@@ -272,8 +333,31 @@ class SliceView(pg.GraphicsView):
     def _update_slice(self, force: bool = False) -> None:
         r, cur = self.reslicer, self.session.cursor_zyx
         s = r.slice_index(self.plane, cur)
-        if force or self.current is None or self.current.index != s:
-            self.current = r.extract(self.volume.array, self.plane, s)
+        frame = self.oblique_frame()
+        mpr = self.mpr
+        slab = mpr.slab_of(self.plane) if self._oriented and not self.volume.is_rgb else ("", 0.0)
+        if frame is not None:
+            cur_lps = self.volume.geometry.index_zyx_to_lps(cur)
+            y, x, depth = frame.view_of(self.plane, cur_lps)
+            key = ("oblique", id(frame), round(depth, 4), np.round(frame.axes(self.plane), 9).tobytes(),
+                   frame.anchor[self.plane], slab)
+        else:
+            key = ("ortho", s, slab)
+        if force or self.current is None or key != self._shown_key:
+            self._shown_key = key
+            if frame is not None:
+                self._depth = depth
+                img = frame.image(self.volume.array, self.plane, cur_lps, slab[1], slab[0],
+                                  fill=self._fill_value())
+                a = frame.axes(self.plane)
+                edges = Edges(top=direction_letters(-a[:, 0]), bottom=direction_letters(a[:, 0]),
+                              left=direction_letters(-a[:, 1]), right=direction_letters(a[:, 1]))
+                self._set_edges(edges)
+                self.current = PlaneSlice(self.plane, s, img, frame.spacing, frame.spacing, edges)
+            elif slab[1] > 0:
+                self.current = ortho_slab(r, self.volume.array, self.plane, s, slab[1], slab[0])
+            else:
+                self.current = r.extract(self.volume.array, self.plane, s)
             img = self.current.image
             levels = (0, 255) if self.volume.is_rgb else window_to_levels(*self.session.window)
             self.image_item.setImage(img, autoLevels=False, levels=levels)
@@ -292,6 +376,15 @@ class SliceView(pg.GraphicsView):
             self._refresh_corners()
             self._labels["title"].adjustSize()
             self._refresh_readout()
+        if frame is not None:
+            self.hline.setAngle(frame.line_angle(self.plane, H_LINE[self.plane]))
+            self.vline.setAngle(frame.line_angle(self.plane, V_LINE[self.plane]))
+            self.hline.setPos(QPointF(x, y))
+            self.vline.setPos(QPointF(x, y))
+            return
+        if self.hline.angle != 0 or self.vline.angle != 90:
+            self.hline.setAngle(0)
+            self.vline.setAngle(90)
         row, col = r.to_display(self.plane, cur)
         self.vline.setValue(col * self.current.col_spacing)
         self.hline.setValue(row * self.current.row_spacing)
@@ -317,6 +410,17 @@ class SliceView(pg.GraphicsView):
         """Move ``steps`` images on in image order (negative: back; see the module doc)."""
         if self.reslicer is None:
             return
+        frame = self.oblique_frame()
+        if frame is not None:  # one voxel step along the plane's normal per image
+            g = self.volume.geometry
+            lps = g.index_zyx_to_lps(self.session.cursor_zyx)
+            n = frame.axes(self.plane)[:, 2] * frame.normal_step(self.plane)
+            # "next" as on the orthogonal plane: the way the stored index runs, turned with it
+            along = g.direction_matrix[:, 2 - self.reslicer.fixed_axis(self.plane)]
+            base_normal = frame.rotation.T @ frame.axes(self.plane)[:, 2]
+            sign = float(np.sign(self.numbering.step)) * (1.0 if along @ base_normal >= 0 else -1.0)
+            self.session.set_cursor_lps(lps + steps * sign * n)
+            return
         idx = list(self.session.cursor_zyx)
         fixed = self.reslicer.fixed_axis(self.plane)
         idx[fixed] = int(np.clip(idx[fixed] + steps * self.numbering.step, 0,
@@ -331,6 +435,9 @@ class SliceView(pg.GraphicsView):
         return QPointF(col * self.current.col_spacing, row * self.current.row_spacing)
 
     def view_to_index(self, p: QPointF) -> np.ndarray:
+        frame = self.oblique_frame()
+        if frame is not None:
+            return frame.index_of(self.plane, p.y(), p.x(), self._depth)
         row, col = self.view_to_display(p)
         return self.reslicer.to_index(self.plane, self.current.index, row, col)
 
@@ -341,10 +448,42 @@ class SliceView(pg.GraphicsView):
             self.session.set_cursor_index(self.view_to_index(p))
         elif self.tool in ("distance", "roi_rect", "roi_ellipse"):
             self.overlay.handle(self.tool, phase, p)
+        elif self.oblique_frame() is not None and self.tool in PAINT_TOOLS + ("prompt",):
+            return  # labels are painted on the stored voxel grid: orthogonal planes only
         elif self.tool in PAINT_TOOLS and self.paint is not None:
             self.paint.handle(self.tool, phase, p)
         elif self.tool == "prompt" and self.prompt is not None:
             self.prompt.handle(phase, p)
+
+    def crosshair_centre(self) -> QPointF:
+        """Where the cursor is in this view (view coordinates, mm)."""
+        frame = self.oblique_frame()
+        if frame is not None:
+            y, x, _ = frame.view_of(self.plane, self.volume.geometry.index_zyx_to_lps(self.session.cursor_zyx))
+            return QPointF(x, y)
+        row, col = self.reslicer.to_display(self.plane, self.session.cursor_zyx)
+        return QPointF(col * self.current.col_spacing, row * self.current.row_spacing)
+
+    def _on_rotate_drag(self, phase: str, p: QPointF) -> None:
+        """Ctrl + left drag: the turn of the mouse about the crosshair centre, as
+        ``sig_rotate`` (the TriPlanarView turns the shared frame)."""
+        if self.current is None or not self._oriented or self.volume.is_rgb:
+            return
+        if phase == "press":
+            self._rot_last = p
+            self.sig_rotate.emit(self.plane, "press", 0.0)
+            return
+        if self._rot_last is None:
+            return
+        c = self.crosshair_centre()
+        a0 = np.arctan2(self._rot_last.y() - c.y(), self._rot_last.x() - c.x())
+        a1 = np.arctan2(p.y() - c.y(), p.x() - c.x())
+        turn = float((a1 - a0 + np.pi) % (2 * np.pi) - np.pi)
+        self._rot_last = None if phase == "release" else p
+        if turn:
+            self.sig_rotate.emit(self.plane, "turn", turn * view_turn_sign(self.plane))
+        if phase == "release":
+            self.sig_rotate.emit(self.plane, "release", 0.0)
 
     def reset_view(self) -> None:
         if self.current is not None:
@@ -446,9 +585,11 @@ class SliceView(pg.GraphicsView):
         L["info_tr"].setText(corner_text.top_right(fields, window, self.zoom()))
         if self._oriented:
             fixed = self.reslicer.fixed_axis(self.plane)
+            mpr = self.mpr
+            slab = f"{SLAB_NAMES[mpr.slab_mode]} {mpr.slab_mm:g} mm" if mpr.slab_mm > 0 and not v.is_rgb else ""
             L["info_br"].setText(corner_text.bottom_right(
                 v, fields, self.plane, self.session.cursor_lps, fixed == 0,
-                float(v.geometry.spacing[2 - fixed])))
+                float(v.geometry.spacing[2 - fixed]), slab, self.oblique_frame() is not None))
         else:  # a projection image: no patient position to give
             L["info_br"].setText("")
         calibrated = "ruler" in fields and not v.meta.get("spacing_unknown")

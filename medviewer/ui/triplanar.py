@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QSizePolicy, QWidget
 
 from medviewer.core.deid import identity_values, redact
+from medviewer.core.reformat import MprSettings, ObliqueFrame
 from medviewer.core.reslice import PLANES
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
@@ -75,15 +76,21 @@ class InfoPanel(QLabel):
 
 
 class TriPlanarView(QWidget):
-    """Three linked SliceViews (they all follow ``session.cursor``) and the info panel."""
+    """Three linked SliceViews (they all follow ``session.cursor``) and the info panel. The
+    views share one MprSettings: thin or slab, orthogonal or oblique planes."""
 
     sig_layout_changed = Signal(str)
+    sig_reformat_changed = Signal(str)  # MprSettings.describe()
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.setObjectName("triPlanarView")
         self.session = session
         self.views: Dict[str, SliceView] = {p: SliceView(session, p, self) for p in PLANES}
+        self.mpr = MprSettings()
+        for view in self.views.values():
+            view.mpr = self.mpr
+            view.sig_rotate.connect(self._on_rotate)
         self.info = InfoPanel(session, self)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -131,3 +138,50 @@ class TriPlanarView(QWidget):
     def clear_measurements(self) -> None:
         for view in self.views.values():
             view.overlay.clear()
+
+    # ------------------------------------------------------------------ slab / oblique
+    def set_slab(self, mode: str, thickness_mm: float) -> None:
+        """Thick slab (``mode`` 'mip', 'minip' or 'average') of ``thickness_mm`` in every
+        plane; 0 mm = thin slices."""
+        self.mpr.set_slab(mode, thickness_mm)
+        self._refresh_reformat()
+
+    def rotate(self, plane: str, angle: float) -> None:
+        """Turn the three planes together by ``angle`` radians about ``plane``'s normal through
+        the cursor (right hand); ``plane``'s picture keeps still, its crosshair lines turn."""
+        frame = self._frame_at_cursor()
+        if frame is not None:
+            frame.rotate(plane, angle)
+            self._refresh_reformat()
+
+    def reset_obliques(self) -> None:
+        """Back to the orthogonal axial / coronal / sagittal planes."""
+        if self.mpr.frame is not None:
+            self.mpr.frame = None
+            self._refresh_reformat()
+
+    def _frame_at_cursor(self) -> Optional[ObliqueFrame]:
+        view = self.views["axial"]
+        if view.reslicer is None or view.volume.is_rgb or not view._oriented:
+            return None
+        if self.mpr.frame is None:
+            self.mpr.frame = ObliqueFrame.identity(view.reslicer, self.session.cursor_zyx)
+        else:
+            self.mpr.frame.recentre(self.session.cursor_lps)
+        return self.mpr.frame
+
+    def _on_rotate(self, plane: str, phase: str, angle: float) -> None:
+        if phase == "press":
+            self._frame_at_cursor()
+            self.mpr.turning = plane
+        elif phase == "release":
+            self.mpr.turning = None
+            self._refresh_reformat()  # the slab again, if there is one
+        elif self.mpr.frame is not None:
+            self.mpr.frame.rotate(plane, angle)
+            self._refresh_reformat()
+
+    def _refresh_reformat(self) -> None:
+        for view in self.views.values():
+            view.refresh_reformat()
+        self.sig_reformat_changed.emit(self.mpr.describe())

@@ -25,15 +25,17 @@ def _send(widget, kind, pos: QPoint, button, buttons, modifiers=Qt.KeyboardModif
     QApplication.sendEvent(widget, ev)
 
 
-def drag(widget, points, button=Qt.MouseButton.LeftButton, wait_ms: int = 15) -> None:
-    """Press at points[0], move (button held) through the others, release at the last.
+def drag(widget, points, button=Qt.MouseButton.LeftButton, wait_ms: int = 15,
+         modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """Press at points[0], move (button held) through the others, release at the last
+    (``modifiers`` held throughout, e.g. Ctrl).
 
     pyqtgraph drops move events closer than 10 ms apart, so the moves are paced."""
-    _send(widget, QEvent.Type.MouseButtonPress, points[0], button, button)
+    _send(widget, QEvent.Type.MouseButtonPress, points[0], button, button, modifiers)
     for p in points[1:]:
         QTest.qWait(wait_ms)
-        _send(widget, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button)
-    _send(widget, QEvent.Type.MouseButtonRelease, points[-1], button, Qt.MouseButton.NoButton)
+        _send(widget, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button, modifiers)
+    _send(widget, QEvent.Type.MouseButtonRelease, points[-1], button, Qt.MouseButton.NoButton, modifiers)
 
 
 def line(a: QPoint, b: QPoint, steps: int = 6):
