@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,3 +69,24 @@ def emit(result: dict) -> None:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def _spin() -> None:  # pragma: no cover - a CPU hog for the loaded case
+    while True:
+        pass
+
+
+@contextmanager
+def busy_cores(n: int):
+    """``n`` processes keeping a core each at 100 % while the block runs: the "machine is
+    busy" case of the benchmarks' ``--busy N``."""
+    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
+    for h in hogs:
+        h.start()
+    try:
+        yield
+    finally:
+        for h in hogs:
+            h.terminate()
+        for h in hogs:
+            h.join()
