@@ -61,7 +61,9 @@ class WindowedImageItem(pg.ImageItem):
             self._buffer = None
             return super().render()
         img, lut, levels = self.image, self.lut, self.levels
-        key = (img.dtype.str, id(lut), tuple(np.asarray(levels, dtype=float).ravel()))
+        # the table's contents, not its id: a new table may reuse a freed one's address
+        key = (img.dtype.str, None if lut is None else (lut.shape, lut.tobytes()),
+               tuple(np.asarray(levels, dtype=float).ravel()))
         if key != self._table_key:
             self._table, self._table_format = colour_table(img.dtype, levels, lut)
             self._table_key = key

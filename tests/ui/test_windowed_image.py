@@ -116,3 +116,17 @@ def test_sagittal_view_from_blocks_follows_window_and_label_edits(qtbot, window,
     rgb32 = ref.qimage.convertToFormat(QImage.Format.Format_RGB32)
     expect = pg.functions.ndarray_from_qimage(rgb32).copy()
     np.testing.assert_array_equal(shown[..., :3], expect[..., :3])
+
+
+def test_a_new_lookup_table_is_used_even_at_a_reused_address(chest_volume):
+    lab = _labels(chest_volume.array[chest_volume.shape[0] // 2].astype(np.int16))
+    item = WindowedImageItem(axisOrder="row-major")
+    for opacity in (0.5, 0.9, 0.2, 0.9, 0.5):  # each a fresh array; freed addresses come back
+        lut = label_lut(3, opacity)
+        want = int(lut[1:, 3].max())
+        item.setLookupTable(lut)
+        item.setImage(lab, autoLevels=False, levels=(0, 3))
+        del lut
+        item.render()
+        shown = pg.functions.ndarray_from_qimage(item.qimage)
+        assert int(shown[..., 3].max()) == want  # this opacity, not a stale table's
