@@ -193,7 +193,7 @@ class SliceView(pg.GraphicsView):
             return
         self.reslicer = Reslicer(volume.geometry)
         self._image_slabs = SlabCache(self.reslicer, self.plane)
-        self._label_slabs = SlabCache(self.reslicer, self.plane)
+        self._label_slabs = SlabCache(self.reslicer, self.plane, phase=4)  # not the same step
         self.numbering = slice_numbering(volume.geometry, volume.meta, self.plane,
                                          self.reslicer.fixed_axis(self.plane))
         e = self.reslicer.edges(self.plane)
