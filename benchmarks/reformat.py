@@ -13,9 +13,7 @@ core at 100 %). Usage: python benchmarks/reformat.py [--busy N] [--updates N]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -23,31 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-from _common import CHEST_CT, emit, median_ms  # noqa: E402
-
-
-def _spin() -> None:  # pragma: no cover - runs in the busy child
-    while True:
-        pass
-
-
-@contextlib.contextmanager
-def _busy_cores(n: int):
-    """``n`` children keeping a core each at 100 % (as _common.busy_cores, where it exists)."""
-    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
-    for h in hogs:
-        h.start()
-    try:
-        yield
-    finally:
-        for h in hogs:
-            h.terminate()
-        for h in hogs:
-            h.join()
-
-
-busy_cores = getattr(_common, "busy_cores", _busy_cores)
+from _common import CHEST_CT, busy_cores, emit, median_ms  # noqa: E402
 
 
 def _timed(fn, n: int) -> float:

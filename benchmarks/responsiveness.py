@@ -7,7 +7,7 @@ processes: "cold" (no background preload: the first run imports torch/MONAI on t
 start-up, measured on its own, then the first run). Each measures (1) idle, the baseline, same
 process; (2) the first run (imports if not preloaded, model loading); (3) a warm whole-volume run
 (the model cached, as in normal use). Goal: <= 50 ms while a segmentation runs.
-Usage: python benchmarks/responsiveness.py [--quick] [--mode cold|preload]
+Usage: python benchmarks/responsiveness.py [--quick] [--mode cold|preload] [--busy 1]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CHEST_CT, emit  # noqa: E402
+from _common import CHEST_CT, busy_cores, emit  # noqa: E402
 
 os.environ["MEDVIEWER_WORKSPACE"] = tempfile.mkdtemp(prefix="mv_resp_ws_")
 
@@ -56,17 +56,20 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="(same work; kept for symmetry)")
     ap.add_argument("--mode", choices=("cold", "preload"), default=None,
                     help="one scenario in this process (default: both, each in a fresh one)")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="N other processes keep a core each at 100 %% while it measures")
     a = ap.parse_args()
-    if a.mode is None:
-        return both(a.quick)
-    return scenario(a.mode, a.quick)
+    with busy_cores(a.busy):
+        if a.mode is None:
+            return both(a.quick, a.busy)
+        return scenario(a.mode, a.quick)
 
 
-def both(quick: bool) -> int:
+def both(quick: bool, busy: int = 0) -> int:
     import json
     import subprocess
 
-    out = {"benchmark": "responsiveness", "quick": quick}
+    out = {"benchmark": "responsiveness", "quick": quick, "busy": busy}
     for mode in ("cold", "preload"):
         res = subprocess.run([sys.executable, __file__, "--mode", mode] + (["--quick"] if quick
                                                                           else []),

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
+from .lazy_import import LazyModule
+
+ndimage = LazyModule("scipy.ndimage")  # imported on first use: this module loads at start-up
 
 __all__ = ["dice", "next_click", "noc", "Click", "MAX_CLICKS", "run_protocol"]
 

@@ -6,12 +6,24 @@ from functools import lru_cache
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from .geometry import Geometry
-from .interpolation import interpolate_between_slices  # noqa: F401  (re-exported)
+from .lazy_import import LazyModule
+
+# scipy (ndimage, and the interpolation's optimize/sparse: 0.5-0.8 s of imports) is imported
+# on first use, not with this module: the annotation UI imports it at start-up.
+ndimage = LazyModule("scipy.ndimage")
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def __getattr__(name: str):
+    """``interpolate_between_slices`` re-exported from .interpolation, imported on first use."""
+    if name == "interpolate_between_slices":
+        from .interpolation import interpolate_between_slices
+
+        return interpolate_between_slices
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _spacing_zyx(geometry: Geometry) -> Tuple[float, float, float]:

@@ -34,7 +34,7 @@ from medviewer.core.overlay import label_boundaries
 from medviewer.core.projection import projection_edges
 from medviewer.core.reformat import (H_LINE, SLAB_NAMES, V_LINE, MprSettings, ObliqueFrame, ortho_slab,
                                      view_turn_sign)
-from medviewer.core.reslice import Edges, PlaneSlice, Reslicer, direction_letters
+from medviewer.core.reslice import Edges, PlaneSlice, Reslicer, SlabCache, direction_letters
 from medviewer.core.session import Session
 from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
@@ -43,6 +43,7 @@ from medviewer.core.windowing import window_to_levels
 from . import corner_text
 from .scale_bar import ScaleBar
 from .tools import PAINT_TOOLS, MeasureOverlay
+from .windowed_image import WindowedImageItem
 
 PLANE_COLOURS = {"axial": "#e0c040", "coronal": "#40c0e0", "sagittal": "#e060a0"}
 _GREY_LUT = np.arange(256, dtype=np.uint8)
@@ -135,6 +136,9 @@ class SliceView(pg.GraphicsView):
         self.session, self.plane = session, plane
         self.volume: Optional[Volume] = None
         self.reslicer: Optional[Reslicer] = None
+        # blocks of contiguous slices for a strided plane (sagittal): image and label map
+        self._image_slabs: Optional[SlabCache] = None
+        self._label_slabs: Optional[SlabCache] = None
         self.current: Optional[PlaneSlice] = None
         self._tool = "navigate"
         self._shape = None
@@ -151,9 +155,9 @@ class SliceView(pg.GraphicsView):
         self.hide_patient = False  # "hide patient details": no name, ID or date in the corners
         self.vb = SliceViewBox()
         self.setCentralItem(self.vb)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = WindowedImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
-        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item = WindowedImageItem(axisOrder="row-major")
         self.overlay_item.setZValue(5)
         self.vb.addItem(self.overlay_item)
         pen = pg.mkPen(QColor(PLANE_COLOURS[plane]), width=1)
@@ -211,12 +215,14 @@ class SliceView(pg.GraphicsView):
         if frame is not None and (volume is None or frame.geometry != volume.geometry):
             self.mpr.frame = None  # a frame belongs to one voxel grid
         if volume is None:
-            self.reslicer = None
+            self.reslicer = self._image_slabs = self._label_slabs = None
             self.image_item.clear()
             for lab in self._labels.values():
                 lab.setText("")
             return
         self.reslicer = Reslicer(volume.geometry)
+        self._image_slabs = SlabCache(self.reslicer, self.plane)
+        self._label_slabs = SlabCache(self.reslicer, self.plane, phase=4)  # not the same step
         self.numbering = slice_numbering(volume.geometry, volume.meta, self.plane,
                                          self.reslicer.fixed_axis(self.plane))
         e = self.reslicer.edges(self.plane)
@@ -277,6 +283,7 @@ class SliceView(pg.GraphicsView):
             lut = lut.copy()
             lut[:, 3] = np.where(lut[:, 3] > 0, np.maximum(lut[:, 3], 204), 0)
         self.overlay_item.setLookupTable(lut)
+        self._label_slabs.invalidate()  # new labels, or the same array edited
         self._update_overlay()
 
     def _update_overlay(self) -> None:
@@ -288,7 +295,8 @@ class SliceView(pg.GraphicsView):
             cur = self.volume.geometry.index_zyx_to_lps(self.session.cursor_zyx)
             img = frame.image(ov.labels, self.plane, cur, order=0, fill=0)
         else:
-            img = self.reslicer.extract(ov.labels, self.plane, self.current.index).image
+            img = self._label_slabs.extract(ov.labels, self.current.index,
+                                            getattr(ov, "version", None)).image
         if getattr(ov, "outline", False):
             img = label_boundaries(img)
         self.overlay_item.setImage(img, autoLevels=False, levels=(0, max(ov.n_labels, 1)))
@@ -302,6 +310,7 @@ class SliceView(pg.GraphicsView):
         ov = self.session.overlay
         if ov is None or not ov.visible or self.current is None:
             return False
+        self._label_slabs.invalidate()  # edited in place: cached blocks of other slices too
         if flat_indices is not None and self.oblique_frame() is None:
             idx = np.asarray(flat_indices)
             if idx.size == 0:
@@ -345,6 +354,8 @@ class SliceView(pg.GraphicsView):
             key = ("ortho", s, slab)
         if force or self.current is None or key != self._shown_key:
             self._shown_key = key
+            if force:
+                self._image_slabs.invalidate()
             if frame is not None:
                 self._depth = depth
                 img = frame.image(self.volume.array, self.plane, cur_lps, slab[1], slab[0],
@@ -357,7 +368,7 @@ class SliceView(pg.GraphicsView):
             elif slab[1] > 0:
                 self.current = ortho_slab(r, self.volume.array, self.plane, s, slab[1], slab[0])
             else:
-                self.current = r.extract(self.volume.array, self.plane, s)
+                self.current = self._image_slabs.extract(self.volume.array, s)
             img = self.current.image
             levels = (0, 255) if self.volume.is_rgb else window_to_levels(*self.session.window)
             self.image_item.setImage(img, autoLevels=False, levels=levels)

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
+from medviewer.core.lazy_import import LazyModule
+
+ndimage = LazyModule("scipy.ndimage")  # imported on first use: this module loads at start-up
 
 __all__ = ["GRID", "CHANNELS", "SIGMA_PX", "Window", "add_guidance", "SlicePrompts", "encode", "to_window",
            "from_window", "window_around", "fit_window"]

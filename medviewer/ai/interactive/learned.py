@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
+from medviewer.core.lazy_import import LazyModule
+
+ndimage = LazyModule("scipy.ndimage")  # imported on first use: this module loads at start-up
 
 from medviewer.ai.interactive.encoding import (SlicePrompts, Window, encode,
                                                fit_window, from_window, window_around)

@@ -7,7 +7,7 @@ import pytest
 
 from _core_data import CHEST_CT, DATA, OBLIQUE_ALL, OBLIQUE_AX, geometry_from_folder  # noqa: F401
 from medviewer.core.geometry import Geometry
-from medviewer.core.reslice import PLANES, Reslicer, direction_letters
+from medviewer.core.reslice import PLANES, Reslicer, SlabCache, direction_letters
 
 
 
@@ -109,3 +109,79 @@ def test_uneven_spacing_shows_true_positions():
     mid = r.to_index("coronal", 4, 80.0, 0.0)[0]
     assert 2.0 < mid < 3.0
     assert r.extract(arr, "axial", 2).image.shape == (8, 10)
+
+
+def _chest_array(n_slices: int) -> np.ndarray:
+    """The real chest CT's pixel data (rows/cols as stored), ``n_slices`` of them."""
+    files = sorted(CHEST_CT.glob("*.dcm"))[:n_slices]
+    return np.stack([pydicom.dcmread(p).pixel_array.astype(np.int16) for p in files])
+
+
+@pytest.mark.parametrize("folder", [CHEST_CT, OBLIQUE_ALL], ids=["ct", "obl20"])
+def test_slab_cache_gives_the_pixels_of_extract(folder):
+    g0 = geometry_from_folder(folder)
+    arr = _chest_array(40)  # 40 x 512 sagittal slices: large enough to be worth blocks
+    g = Geometry(shape=arr.shape, spacing=g0.spacing, origin=g0.origin, direction=g0.direction)
+    r = Reslicer(g)
+    used_blocks = False
+    for plane in PLANES:
+        cache = SlabCache(r, plane, block=8, phase=3)
+        k = r.n_slices(plane)
+        # forwards, backwards in steps of 3, and outside the range (clamped like extract)
+        for i in list(range(0, k, 5)) + list(range(k - 1, -1, -3)) + [-4, k + 7]:
+            got, want = cache.extract(arr, i), r.extract(arr, plane, i)
+            assert got.index == want.index and got.image.shape == want.image.shape
+            np.testing.assert_array_equal(got.image, want.image)
+        used_blocks |= bool(cache._blocks)
+    assert used_blocks  # the strided plane was served from blocks, not from extract
+
+
+def test_slab_cache_on_an_uneven_grid_and_a_flipped_axis():
+    offs = tuple(float(v) for v in np.cumsum([0.0] + [1.0, 3.0] * 6)[:12])
+    arr = (np.arange(12 * 130 * 140) % 3001 - 1000).astype(np.int16).reshape(12, 130, 140)
+    g = Geometry(shape=arr.shape, spacing=(0.8, 0.9, 2.0), slice_offsets=offs,
+                 direction=(-1, 0, 0, 0, 1, 0, 0, 0, -1))
+    r = Reslicer(g)
+    for plane, phase in zip(PLANES, (0, 5, 11)):
+        cache = SlabCache(r, plane, block=16, phase=phase)
+        for i in range(r.n_slices(plane)):
+            cache.extract(arr, i)  # the first call of an array is a plain extract
+            np.testing.assert_array_equal(cache.extract(arr, i).image, r.extract(arr, plane, i).image)
+
+
+def test_slab_cache_follows_edits_new_arrays_and_versions():
+    arr = _chest_array(40)
+    r = Reslicer(Geometry(shape=arr.shape))
+    plane = "sagittal"
+    assert r.fixed_axis(plane) == 2 and SlabCache.worthwhile(arr, 2)
+    cache = SlabCache(r, plane, block=16)
+    cache.extract(arr, 100)
+    before = cache.extract(arr, 101).image.copy()  # from the block 96..111
+    assert 96 in cache._blocks
+
+    arr[:, :, 103] += 7  # edited in place, on a slice of the cached block not shown yet
+    stale = cache.extract(arr, 103).image
+    assert not np.array_equal(stale, r.extract(arr, plane, 103).image)  # as documented
+    cache.invalidate()
+    np.testing.assert_array_equal(cache.extract(arr, 103).image, r.extract(arr, plane, 103).image)
+
+    # a new version of the same array is never served from the old blocks
+    arr[:, :, 101] -= 5
+    cache.extract(arr, 101, version=2)
+    np.testing.assert_array_equal(cache.extract(arr, 101, version=2).image, before - 5)
+    # nor is another array with the same shape
+    other = arr.copy()
+    other[:, :, 101] = 1
+    assert (cache.extract(other, 101, version=2).image == 1).all()
+    assert (cache.extract(other, 101, version=2).image == 1).all()
+
+
+def test_slab_cache_is_not_used_where_slices_are_contiguous_or_small():
+    r = Reslicer(Geometry(shape=(80, 256, 256)))
+    arr = np.zeros((80, 256, 256), np.int16)
+    assert not SlabCache.worthwhile(arr, 0) and not SlabCache.worthwhile(arr, 1)
+    assert SlabCache.worthwhile(arr, 2)
+    assert not SlabCache.worthwhile(np.zeros((20, 30, 40), np.int16), 2)
+    cache = SlabCache(r, "axial")
+    for _ in range(3):
+        assert np.shares_memory(cache.extract(arr, 4).image, arr)  # still a view, no copy
