@@ -128,7 +128,8 @@ def test_two_finetunes_started_together_commit_as_two_versions(manifest, tmp_pat
     else:  # judged against the first, already active: promoted exactly when it beat it
         passed = json.loads((Path(second["folder"]) / "report.json").read_text())["passed"]
         assert second["promoted"] is bool(passed)
-    assert versions.active_version(reg, NAME) == "1.1.0"
+    expected = second["version"] if second["promoted"] else first["version"]
+    assert versions.active_version(reg, NAME) == expected
 
 
 def test_a_killed_finetunes_staging_is_removed_at_the_next_start_a_live_ones_is_not(
