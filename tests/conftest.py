@@ -29,15 +29,3 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     the default workspace (where e.g. ``predict`` keeps its pseudonym key) out of ~."""
     monkeypatch.setenv("MEDVIEWER_SETTINGS_DIR", str(tmp_path_factory.getbasetemp() / "settings"))
     monkeypatch.setenv("MEDVIEWER_WORKSPACE", str(tmp_path_factory.getbasetemp() / "workspace"))
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage_on_the_main_thread():
-    """Collect each test's cyclic garbage (windows, panels) here, on the main thread. Left to
-    chance, a collection may start on a worker thread; PySide then defers the widgets'
-    deletion to the main thread's next pending call, which can land inside a signal emission
-    and deadlock in ``QObject::~QObject`` (seen once in CI: a full session test hung)."""
-    yield
-    import gc
-
-    gc.collect()
