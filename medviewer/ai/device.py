@@ -93,13 +93,10 @@ def tune_allocator() -> bool:
     global _allocator_tuned
     if _allocator_tuned:
         return True
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
         ok = ok and libc.mallopt(_M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD) == 1
     except (OSError, AttributeError):
@@ -114,16 +111,27 @@ def release_freed_memory() -> bool:
     :func:`tune_allocator` keeps freed activation buffers for reuse while a job runs; once the
     network is done (before post-processing, which needs memory of its own) they would only
     raise the process's peak. A no-op returning False off glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    try:
+        libc.malloc_trim(0)
+    except AttributeError:
+        return False
+    return True
+
+
+def _glibc():
+    """The C library when it is glibc (Linux), else None."""
     import ctypes
     import platform
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return True
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def configure_threads(n: int | None = None) -> int:
