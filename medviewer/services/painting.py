@@ -22,6 +22,7 @@ problem is kept in :attr:`PaintSession.problem` and reported once through ``on_p
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -61,6 +62,40 @@ class SaveAsResult:
     left_out: int  # records that could not be read from the old one
 
 
+class SaveTurns:
+    """One save at a time, in the order they were asked for: :meth:`ticket` is taken on the
+    thread that asks (the GUI's), :meth:`turn` waits on the worker until every earlier
+    ticket is done. Two pool workers may start two saves in either order; a plain lock
+    then let 'Mark final' run before the Ctrl+S asked just before it, and the Ctrl+S
+    found nothing left to store. A FIFO pool starts the earliest ticket first, so the one
+    waited for is always running."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._next = 0  # the next ticket handed out
+        self._serving = 0  # the ticket whose turn it is
+
+    def ticket(self) -> int:
+        with self._cond:
+            self._next += 1
+            return self._next - 1
+
+    @contextmanager
+    def turn(self, ticket: Optional[int] = None):
+        """Hold the turn of ``ticket`` (None: a new ticket, i.e. after every save asked
+        so far)."""
+        ticket = self.ticket() if ticket is None else ticket
+        with self._cond:
+            while self._serving != ticket:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._serving += 1
+                self._cond.notify_all()
+
+
 class PaintSession:
     """The label map of one image under edit, with its undo stack, effort clock, journal and
     the record it is based on. Painting and undo happen on one thread; :meth:`snapshot`,
@@ -80,7 +115,7 @@ class PaintSession:
         self.problem: Optional[str] = None  # why the workspace cannot be written, once seen
         self.on_problem: Optional[Callable[[str], None]] = None
         self.lock = threading.RLock()  # edits, journal and snapshots: one at a time
-        self._save_lock = threading.Lock()  # saves: one at a time
+        self.save_turns = SaveTurns()  # saves: one at a time, in the order asked for
         self._stroke: Optional[StrokeRecorder] = None
         self._memory_only = False  # the journal failed: edits stay in memory until a save
         self._stale: list = []  # journals let go of when they failed: removed after a save
@@ -283,11 +318,12 @@ class PaintSession:
         return rec.payload.get("table") == table
 
     def save(self, store, volume, tag: str, source, extra: Optional[dict] = None,
-             force: bool = False):
+             force: bool = False, ticket: Optional[int] = None):
         """Store the label map as a new record (parent: the record it is based on; the
         effort since the last save); returns it, or None when nothing changed (unless
-        ``force``). From any thread; one save of this session at a time."""
-        with self._save_lock:
+        ``force``). From any thread; one save of this session at a time, in the order of
+        their ``ticket`` (:meth:`SaveTurns.ticket`, taken when the save was asked for)."""
+        with self.save_turns.turn(ticket):
             snap = self.snapshot()
             if not force and self.unchanged(store, tag, snap):
                 return None
@@ -337,7 +373,7 @@ class PaintSession:
         store, None when unreadable), then store the label map as a record there (the copy
         of its base as parent) unless the copied base already holds it. The journal starts
         again in the (already switched) workspace. Returns the new record or None."""
-        with self._save_lock:
+        with self.save_turns.turn():
             snap = self.snapshot()
             here, _ = dst.copy_history(src, self.image_hash) if src is not None else ([], [])
             parent = snap.parent_id if snap.parent_id in here else None

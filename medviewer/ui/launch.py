@@ -19,6 +19,9 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
     app.setOrganizationName("MedViewer")
     app.setApplicationName("MedViewer")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    from .gui_gc import GuiThreadCollector
+
+    collector = GuiThreadCollector(parent=app).start()  # no collection on worker threads
 
     from . import settings as st
     from .main_window import MainWindow
@@ -69,4 +72,5 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
         QTimer.singleShot(0, lambda: win.open_paths(paths))
     app.exec()
     win.services.close()
+    collector.stop(collect=False)
     return result["code"]

@@ -66,6 +66,20 @@ def _row_major_images():
 
 
 @pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread(qapp):
+    """As the app does (``run_gui``): cyclic garbage is collected on the GUI thread only,
+    and what a test's widgets left behind is collected here at its end, not during a later
+    test on a worker thread (where PySide hands the deletion back to the GUI thread and a
+    signal emission there deadlocked once in CI)."""
+    from medviewer.ui.gui_gc import GuiThreadCollector
+
+    collector = GuiThreadCollector().start()
+    yield collector
+    collector.stop(collect=True)
+    collector.deleteLater()
+
+
+@pytest.fixture(autouse=True)
 def _settings_per_test(tmp_path, monkeypatch):
     """Each UI test starts from empty settings (a saved layout must not leak into the next)."""
     monkeypatch.setenv("MEDVIEWER_SETTINGS_DIR", str(tmp_path / "settings"))

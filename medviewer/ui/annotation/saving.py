@@ -53,9 +53,10 @@ class SavingMixin:
                 self.sig_message.emit("No changes since the last save: nothing stored")
             return None
         paint, ws, source, vol = st.paint, self.ws, self.source(), st.volume
+        ticket = paint.save_turns.ticket()  # saves run in the order they were asked for
 
         def work(reporter):
-            return paint.save(ws.store, vol, tag, source, extra, force)
+            return paint.save(ws.store, vol, tag, source, extra, force, ticket)
 
         def done(rec):
             if rec is None:

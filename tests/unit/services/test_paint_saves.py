@@ -287,3 +287,27 @@ def test_a_save_once_the_workspace_is_writable_again_leaves_no_stale_journal(ct,
     labels, res = _recovered(ct, folder)  # reopened: the record, no old strokes over it
     assert res.base_record_id == rec.id and not res.recovered
     np.testing.assert_array_equal(labels, reference(ct.shape, plan, range(3)))
+
+
+def test_saves_run_in_the_order_they_were_asked_for_whatever_thread_starts_first(ct, tmp_path):
+    """Ctrl+S, then Mark final at once: two pool workers may start them in either order.
+    Here the 'final' save's thread starts first and must wait for the earlier ticket; both
+    are stored, the 'final' one the child of the 'corrected' one."""
+    ps, ws = _session(ct, tmp_path / "ws")
+    _paint(ps, stroke_plan(ct.geometry, 1, seed=3, cancel_every=99)[0])
+    first, second = ps.save_turns.ticket(), ps.save_turns.ticket()
+    out = {}
+
+    def run(tag, ticket):
+        out[tag] = ps.save(ws.store, ct, tag, ws.person(), ticket=ticket)
+
+    late = threading.Thread(target=run, args=("final", second))
+    late.start()
+    late.join(0.5)
+    assert late.is_alive() and "final" not in out  # waiting for its turn, nothing stored
+    run("corrected", first)
+    late.join(30)
+    assert not late.is_alive()
+    assert out["corrected"] is not None and out["final"] is not None
+    assert out["final"].parent_id == out["corrected"].id
+    assert [r.tag for r in ws.store.records(ps.image_hash)] == ["corrected", "final"]
