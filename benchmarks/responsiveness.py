@@ -106,7 +106,9 @@ def scenario(mode: str, quick: bool) -> int:
     from medviewer.ai.registry import ModelRegistry
     from medviewer.io.load import open_first
 
-    seg = next((c for c in ModelRegistry().list() if c.task == "segmentation"), None)
+    cards = [c for c in ModelRegistry().list() if c.task == "segmentation"]
+    # the model the app offers first for a CT (the whole-trunk one), else the first one
+    seg = next((c for c in cards if c.name == "ct-trunk-organs"), cards[0] if cards else None)
     if seg is None:
         raise SystemExit("no segmentation model in the registry")
     app, win = shown_window(open_first([CHEST_CT]))
