@@ -21,7 +21,7 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QImage
 
-from annot_helpers import drag, line, viewport_pos
+from annot_helpers import click, drag, line, viewport_pos
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "view3d_totalseg.png"
@@ -168,11 +168,10 @@ def test_a_click_on_a_surface_moves_the_crosshair(qtbot, window, ts, gl):
     scene = pane.scene
     target = np.argwhere(labels == 5).mean(axis=0)  # the liver's centre, seen from the front
     x, y = _display_xy(scene, session.active.geometry.index_zyx_to_lps(target))
-    dpr = pane.canvas.devicePixelRatioF()
+    sw, sh = scene.size
+    cx, cy = x * pane.canvas.width() / sw, y * pane.canvas.height() / sh
     start = session.cursor_zyx
-    from annot_helpers import click
-
-    click(pane.canvas, QPoint(int(round(x / dpr)), int(round(y / dpr))))
+    click(pane.canvas, QPoint(int(round(cx)), int(round(cy))))
     assert session.cursor_zyx != start
     z, y_, x_ = session.cursor_zyx
     near = labels[max(z - 1, 0):z + 2, max(y_ - 1, 0):y_ + 2, max(x_ - 1, 0):x_ + 2]
@@ -197,7 +196,11 @@ def test_presets_planes_and_camera(qtbot, window, ts, gl):
     assert np.abs(pictures["bone"] - pictures["soft_tissue"]).mean() > 2
     assert np.abs(pictures["lung"] - pictures["bone"]).mean() > 2
     cam = pane.scene.renderer.GetActiveCamera()
-    pane.scene.rotate(40, 10)
+    centre = pane.canvas.rect().center()
+    n = pane.renders
+    drag(pane.canvas, line(centre, centre + QPoint(60, 20), 6))  # left drag turns the view
+    assert pane.renders > n and not pane.interactive
+    assert cam.GetDirectionOfProjection() != pytest.approx((0.0, 1.0, 0.0), abs=1e-3)
     moved = cam.GetPosition()
     window.actions_by_name["view3d_reset_camera"].trigger()
     assert cam.GetPosition() != moved

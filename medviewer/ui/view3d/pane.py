@@ -56,6 +56,7 @@ class _Canvas(QWidget):
         self._press = self._last = ev.position().toPoint()
         self._button = ev.button()
         self._dragged = False
+        self.pane.set_interactive(True)
 
     def mouseMoveEvent(self, ev):
         if self._last is None:
@@ -75,8 +76,9 @@ class _Canvas(QWidget):
         elif self._button == Qt.MouseButton.RightButton:
             scene.zoom(1.01 ** (-d.y()))
         elif self._button == Qt.MouseButton.MiddleButton:
-            dpr = self.devicePixelRatioF()
-            scene.pan(d.x() * dpr, d.y() * dpr)
+            x0, y0 = self.pane.to_scene(0, 0)
+            x1, y1 = self.pane.to_scene(d.x(), d.y())
+            scene.pan(x1 - x0, y1 - y0)
         self.pane.request_render()
 
     def mouseReleaseEvent(self, ev):
@@ -84,6 +86,7 @@ class _Canvas(QWidget):
                 and self._button == Qt.MouseButton.LeftButton:
             self.pane.pick_at(ev.position().x(), ev.position().y())
         self._press = self._last = None
+        self.pane.set_interactive(False)
 
     def wheelEvent(self, ev):
         if self.pane.scene is not None:
@@ -106,6 +109,7 @@ class View3DPane(QWidget):
         self.problem: Optional[str] = None
         self._asking = False
         self._render_queued = False
+        self.interactive = False  # a drag is going on: render at half resolution
         self.renders = 0
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("QWidget#view3dPane { background: #111; } QCheckBox { color: #ddd; }")
@@ -278,6 +282,17 @@ class View3DPane(QWidget):
             self.request_render()
 
     # ------------------------------------------------------------------ rendering
+    def set_interactive(self, on: bool) -> None:
+        """While a drag turns, zooms or pans the view, pictures are rendered at half the
+        resolution and with fewer volume samples (software OpenGL keeps up); the full
+        picture follows on release."""
+        if on != self.interactive:
+            self.interactive = on
+            if self.scene is not None:
+                self.scene.set_interactive(on)
+            if not on:
+                self.request_render()
+
     def request_render(self) -> None:
         """Render once the events queued now are handled (many requests, one render)."""
         if self.scene is not None and not self._render_queued:
@@ -289,12 +304,13 @@ class View3DPane(QWidget):
         if self.scene is None or not self.isVisible():
             return
         w, h = self._pixel_size()
+        if self.interactive:
+            w, h = max(w // 2, 16), max(h // 2, 16)
         if (w, h) != self.scene.size:
             self.scene.resize(w, h)
         rgb = self.scene.render()
         img = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1],
                      QImage.Format.Format_RGB888).copy()
-        img.setDevicePixelRatio(self.canvas.devicePixelRatioF())
         self.canvas.image = img
         self.canvas.update()
         self.renders += 1
@@ -310,13 +326,17 @@ class View3DPane(QWidget):
         return arr[:, :3 * img.width()].reshape(img.height(), img.width(), 3).copy()
 
     # ------------------------------------------------------------------ picking
+    def to_scene(self, x: float, y: float):
+        """Scene (picture) pixel of canvas position (x, y): the picture fills the canvas."""
+        sw, sh = self.scene.size
+        return x * sw / max(self.canvas.width(), 1), y * sh / max(self.canvas.height(), 1)
+
     def pick_at(self, x: float, y: float) -> Optional[np.ndarray]:
         """Move the crosshair to what is under canvas position (x, y) (widget pixels);
         returns the LPS point, or None when nothing is there."""
         if self.scene is None or self.session.active is None:
             return None
-        dpr = self.canvas.devicePixelRatioF()
-        lps = self.scene.pick(x * dpr, y * dpr)
+        lps = self.scene.pick(*self.to_scene(x, y))
         if lps is not None:
             self.session.set_cursor_lps(lps)
         return lps
