@@ -193,6 +193,13 @@ def test_presets_planes_and_camera(qtbot, window, ts, gl):
         qtbot.waitUntil(lambda: pane.renders > n, timeout=10000)
         pictures[key] = pane.picture().astype(int)
         assert (pictures[key].max(axis=2) > 60).mean() > 0.005, key  # the volume shows
+    # with volume rendering a change shows a half-resolution preview first, then the full
+    # picture once nothing changed for a while
+    full = pane._pixel_size()
+    qtbot.waitUntil(lambda: pane.scene.size == full, timeout=10000)
+    window.session.set_cursor_index((10, 40, 40))
+    qtbot.waitUntil(lambda: pane.scene.size == (full[0] // 2, full[1] // 2), timeout=5000)
+    qtbot.waitUntil(lambda: pane.scene.size == full, timeout=10000)
     assert np.abs(pictures["bone"] - pictures["soft_tissue"]).mean() > 2
     assert np.abs(pictures["lung"] - pictures["bone"]).mean() > 2
     cam = pane.scene.renderer.GetActiveCamera()

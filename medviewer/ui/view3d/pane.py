@@ -24,6 +24,7 @@ from .presets import PRESETS
 
 DEG_PER_PX = 0.5  # rotation per dragged pixel
 CLICK_PX = 4  # a press and release closer than this is a click (pick), not a drag
+SETTLE_MS = 400  # with volume rendering: previews while things change, the full picture after
 
 
 class _Canvas(QWidget):
@@ -109,7 +110,12 @@ class View3DPane(QWidget):
         self.problem: Optional[str] = None
         self._asking = False
         self._render_queued = False
-        self.interactive = False  # a drag is going on: render at half resolution
+        self.interactive = False  # a drag is going on
+        self._final = False  # the next picture is the settled one (volume rendering)
+        self._settle = QTimer(self)  # volume rendering: the full picture once things are still
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(lambda: self.request_render(final=True))
         self.renders = 0
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("QWidget#view3dPane { background: #111; } QCheckBox { color: #ddd; }")
@@ -283,18 +289,19 @@ class View3DPane(QWidget):
 
     # ------------------------------------------------------------------ rendering
     def set_interactive(self, on: bool) -> None:
-        """While a drag turns, zooms or pans the view, pictures are rendered at half the
-        resolution and with fewer volume samples (software OpenGL keeps up); the full
-        picture follows on release."""
+        """While a drag turns, zooms or pans the view (and, with volume rendering, while the
+        cursor or the surfaces keep changing) pictures are previews: half the resolution and
+        fewer volume samples, so that software OpenGL keeps up; the full picture follows
+        once things are still."""
         if on != self.interactive:
             self.interactive = on
-            if self.scene is not None:
-                self.scene.set_interactive(on)
             if not on:
-                self.request_render()
+                self.request_render(final=True)
 
-    def request_render(self) -> None:
+    def request_render(self, final: bool = False) -> None:
         """Render once the events queued now are handled (many requests, one render)."""
+        if final:
+            self._final = True
         if self.scene is not None and not self._render_queued:
             self._render_queued = True
             QTimer.singleShot(0, self._render_now)
@@ -303,8 +310,12 @@ class View3DPane(QWidget):
         self._render_queued = False
         if self.scene is None or not self.isVisible():
             return
+        volume_shown = self.scene.preset is not None and self.scene.volume_actor is not None
+        preview = volume_shown and (self.interactive or not self._final)
+        self._final = False
+        self.scene.set_interactive(preview)
         w, h = self._pixel_size()
-        if self.interactive:
+        if preview:
             w, h = max(w // 2, 16), max(h // 2, 16)
         if (w, h) != self.scene.size:
             self.scene.resize(w, h)
@@ -314,6 +325,8 @@ class View3DPane(QWidget):
         self.canvas.image = img
         self.canvas.update()
         self.renders += 1
+        if preview and not self.interactive:
+            self._settle.start()  # (again): the full picture once nothing changed for a while
         self.sig_rendered.emit()
 
     def picture(self) -> Optional[np.ndarray]:
