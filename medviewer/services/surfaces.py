@@ -188,19 +188,35 @@ def union_box(*boxes: Optional[Box]) -> Optional[Box]:
 
 @dataclass(frozen=True)
 class RemeshPlan:
-    """What to mesh again after an edit: ``values`` within ``box`` (padded, clipped)."""
+    """What to mesh again after an edit: each changed label within the box (padded,
+    clipped) that holds all of its voxels."""
 
-    values: Tuple[int, ...]
-    box: Box
+    regions: Tuple[Tuple[int, Box], ...]  # (value, box), ascending values
 
-    def slices(self) -> tuple:
-        return tuple(slice(a, b) for a, b in self.box)
+    @property
+    def values(self) -> Tuple[int, ...]:
+        return tuple(v for v, _box in self.regions)
+
+    def crops(self, labels: np.ndarray) -> list:
+        """[(value, a copy of its box of ``labels``, the box's (z, y, x) start)]: what a
+        worker meshes (take them while no one writes the labels)."""
+        return [(v, np.array(labels[tuple(slice(a, b) for a, b in box)]), tuple(a for a, _ in box))
+                for v, box in self.regions]
+
+
+def mesh_crops(crops: Sequence[tuple], geometry: Geometry,
+               smoothing: int = SMOOTHING_ITERATIONS) -> Dict[int, LabelSurface]:
+    """The surfaces of :meth:`RemeshPlan.crops`, each label meshed in its own box."""
+    out: Dict[int, LabelSurface] = {}
+    for value, crop, offset in crops:
+        out.update(mesh_labels(crop, geometry, [value], offset, smoothing))
+    return out
 
 
 def remesh_plan(indices: np.ndarray, old: np.ndarray, new: np.ndarray, shape: Sequence[int],
                 boxes: Dict[int, Box], margin: int = 1) -> Optional[RemeshPlan]:
-    """The labels an edit changed (those it painted and those it painted over or erased) and
-    the region holding all of their voxels: their known boxes joined with the edit's own,
+    """The labels an edit changed (those it painted and those it painted over or erased),
+    each with the region holding all of its voxels: its known box joined with the edit's own,
     ``margin`` voxels wider. ``boxes`` (value -> Box) is updated to the new extents' bound."""
     from medviewer.core.labelmap import distinct_values
 
@@ -208,8 +224,11 @@ def remesh_plan(indices: np.ndarray, old: np.ndarray, new: np.ndarray, shape: Se
     edit_box = indices_box(indices, shape)
     if not changed or edit_box is None:
         return None
-    region = union_box(edit_box, *(boxes.get(v) for v in changed))
+    regions = []
+    for v in sorted(changed):
+        region = union_box(edit_box, boxes.get(v))
+        regions.append((v, tuple((max(0, a - margin), min(int(n), b + margin))
+                                 for (a, b), n in zip(region, shape))))
     for v in {int(x) for x in distinct_values(np.ravel(new)) if x}:
         boxes[v] = union_box(boxes.get(v), edit_box)
-    box = tuple((max(0, a - margin), min(int(n), b + margin)) for (a, b), n in zip(region, shape))
-    return RemeshPlan(tuple(sorted(changed)), box)
+    return RemeshPlan(tuple(regions))

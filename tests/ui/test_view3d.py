@@ -181,6 +181,22 @@ def test_a_click_on_a_surface_moves_the_crosshair(qtbot, window, ts, gl):
                                 - session.cursor_lps[2]) < 1e-3, timeout=5000)
 
 
+def test_label_colours_and_visibility_follow_the_table(qtbot, window, ts, gl):
+    pane, ctl = _open_ts(qtbot, window, ts)
+    table, actors = ctl.labelmap.table, pane.scene.actors
+    table.set_color(5, (0, 0, 255))
+    assert actors[5].GetProperty().GetColor() == pytest.approx((0.0, 0.0, 1.0))
+    table.set_visible(5, False)
+    assert not actors[5].GetVisibility() and actors[20].GetVisibility()
+    assert pane.mesher.last_remesh_s is None  # colours and visibility need no new mesh
+    table.set_visible(5, True)
+    assert actors[5].GetVisibility()
+    # a new, empty label map: no surfaces
+    with qtbot.waitSignal(pane.mesher.sig_surfaces, timeout=30000):
+        ctl.new_labelmap()
+    qtbot.waitUntil(lambda: not pane.scene.actors, timeout=30000)
+
+
 def test_presets_planes_and_camera(qtbot, window, ts, gl):
     pane, _ctl = _open_ts(qtbot, window, ts)
     pane.surfaces_box.setChecked(False)

@@ -42,6 +42,7 @@ class SurfaceMesher(QObject):
         self.last_remesh_s: Optional[float] = None
         self.triangles: Dict[int, int] = {}
         self._sig_edited.connect(self._on_edited)
+        self._forward = lambda edit: self._sig_edited.emit(edit)  # one callable: disconnectable
         session.overlay_changed.connect(self._on_overlay)
         session.active_changed.connect(lambda v: self._on_overlay(session.overlay))
 
@@ -60,10 +61,10 @@ class SurfaceMesher(QObject):
             return
         old = self.overlay
         if old is not None and hasattr(old, "edited"):
-            old.edited.disconnect(self._sig_edited.emit)
+            old.edited.disconnect(self._forward)
         self.overlay = overlay
         if overlay is not None and hasattr(overlay, "edited"):
-            overlay.edited.connect(self._sig_edited.emit)
+            overlay.edited.connect(self._forward)
         self.remesh_all()
 
     def colours(self) -> dict:
@@ -148,16 +149,15 @@ class SurfaceMesher(QObject):
         if plan is None:
             return
         with ov.lock:
-            crop = ov.labels[plan.slices()].copy()
+            crops = plan.crops(ov.labels)
         gens = {}
         for v in plan.values:
             self._gens[v] = gens[v] = self._gens.get(v, 0) + 1
         full_gen, geo = self._full_gen, vol.geometry
-        offset = tuple(b[0] for b in plan.box)
 
         def work(reporter):
             t0 = time.perf_counter()
-            return sf.mesh_labels(crop, geo, plan.values, offset), time.perf_counter() - t0
+            return sf.mesh_crops(crops, geo), time.perf_counter() - t0
 
         self.bridge.submit(work, "remesh-label",
                            on_done=lambda res: self._edit_done(full_gen, gens, res),

@@ -96,9 +96,9 @@ def test_an_edit_remeshes_only_its_labels_in_their_box_as_a_whole_mesh_would(ts)
     plan = sf.remesh_plan(idx, old, np.full(len(idx), 5, lab.dtype), lab.shape, boxes)
     others = {int(v) for v in np.unique(old) if v and v != 5}
     assert set(plan.values) == {5} | others
-    crop = lab[plan.slices()]
-    assert crop.size < lab.size / 2  # a region, not the whole image
-    part = sf.mesh_labels(crop, geo, plan.values, [b[0] for b in plan.box])
+    crops = plan.crops(lab)
+    assert all(crop.size < lab.size / 2 for _v, crop, _o in crops)  # regions, not the image
+    part = sf.mesh_crops(crops, geo)
     whole = sf.mesh_labels(lab, geo, plan.values)
     for v in plan.values:
         assert part[v].n_triangles == whole[v].n_triangles
@@ -116,7 +116,7 @@ def test_a_label_erased_entirely_gets_an_empty_surface(ts):
     plan = sf.remesh_plan(idx, np.ones(len(idx), lab.dtype), np.zeros(len(idx), lab.dtype),
                           lab.shape, sf.label_boxes(labels))
     assert plan.values == (1,)
-    out = sf.mesh_labels(lab[plan.slices()], vol.geometry, plan.values, [b[0] for b in plan.box])
+    out = sf.mesh_crops(plan.crops(lab), vol.geometry)
     assert out[1].n_triangles == 0 and out[1].volume_mm3() == 0.0
 
 
