@@ -281,3 +281,15 @@ def test_without_vtk_the_pane_says_why_and_the_app_works(tmp_path):
     assert out["shown"] and not out["vtk"]
     assert out["said"] == [out["message"]]
     assert out["message"].startswith("VTK is not available") and "pip install vtk" in out["message"]
+
+
+def test_a_single_slice_or_colour_image_has_no_volume_rendering(gl, mono1_volume):
+    from medviewer.ui.view3d.scene import Scene3D
+
+    scene = Scene3D(64, 64)
+    scene.set_volume(mono1_volume)  # a radiograph: one slice
+    scene.set_preset("bone")
+    scene.set_cursor((0, 10, 10))
+    rgb = scene.render()
+    assert scene.volume_actor is None and rgb.shape == (64, 64, 3)
+    assert (rgb.max(axis=2) > 100).any()  # the crosshair planes' outlines are drawn

@@ -169,16 +169,16 @@ class Scene3D:
     # ------------------------------------------------------------------ volume rendering
     def set_volume(self, volume: Optional[Volume]) -> None:
         """The image for direct volume rendering (shown while a preset is chosen)."""
-        key = None if volume is None or volume.is_rgb else id(volume.array)
-        if key == self._volume_key:
+        # colour images and single slices have no volume to render (surfaces and planes do)
+        key = None if volume is None or volume.is_rgb or volume.shape[0] < 2 else volume
+        if volume is not None:
+            self.set_geometry(volume.geometry)
+        if key is self._volume_key:
             return
         if self.volume_actor is not None:
             self.renderer.RemoveVolume(self.volume_actor)
             self.volume_actor = None
-        self._volume_key = key
-        self._volume = None if key is None else volume
-        if volume is not None:
-            self.set_geometry(volume.geometry)
+        self._volume_key = self._volume = key
         if self.preset is not None:
             self.set_preset(self.preset)
 
