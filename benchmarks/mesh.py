@@ -181,7 +181,7 @@ def measure_stall(runs: int = 5) -> dict:
 
 def measure_app(repeats: int) -> dict:
     """Release of a real brush stroke -> re-meshed surface in the 3D pane's scene."""
-    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtCore import QEvent, QEventLoop, QPointF, Qt, QTimer
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -198,7 +198,11 @@ def measure_app(repeats: int) -> dict:
     feature.show_3d(True)
     wait_until(lambda: feature.pane.scene is not None and len(feature.pane.scene.actors) > 10)
     done = []
-    feature.mesher.sig_remeshed.connect(lambda values: done.append(time.perf_counter()))
+    # the timed wait is an event loop, as the app's: QTest.qWait keeps the GIL while it
+    # sleeps, which slowed the meshing worker 5x in this measurement
+    loop = QEventLoop()
+    feature.mesher.sig_remeshed.connect(lambda values: (done.append(time.perf_counter()),
+                                                        loop.quit()))
     win.set_tool("brush")
     win.annotation.options.set(radius_mm=10.0)
     ax = win.tri.views["axial"]
@@ -212,7 +216,7 @@ def measure_app(repeats: int) -> dict:
         return ax.mapFromScene(ax.vb.mapViewToScene(ax.display_to_view(row, col)))
 
     samples = []
-    for i in range(repeats):
+    for i in range(repeats + 1):  # the first stroke (journal created, first edit) not counted
         ctl.active_label = 5 + (i % 3)
         pts = [pos(40 + 2 * i, 30 + 4 * k) for k in range(8)]
         send(QEvent.Type.MouseButtonPress, pts[0], lb, lb)
@@ -222,25 +226,34 @@ def measure_app(repeats: int) -> dict:
         done.clear()
         t0 = time.perf_counter()
         send(QEvent.Type.MouseButtonRelease, pts[-1], lb, Qt.MouseButton.NoButton)
-        wait_until(lambda: bool(done), 30)
-        samples.append(done[0] - t0)
+        if not done:
+            QTimer.singleShot(30000, loop.quit)
+            loop.exec()
+        if not done:
+            raise TimeoutError("no re-mesh within 30 s of the stroke")
+        if i:
+            samples.append(done[0] - t0)
         QTest.qWait(50)
     status = feature.pane.status.text()
     win.close()
     return {"benchmark": "mesh", "case": "ct_sm", "measure": "stroke_to_surface",
             "strokes": len(samples), "ms": round(median_ms(samples), 1),
-            "max_ms": round(1000 * max(samples), 1), "goal_ms": 1000 * GOAL_ONE_S,
+            "max_ms": round(1000 * max(samples), 1),
+            "samples_ms": [round(1000 * x) for x in samples], "goal_ms": 1000 * GOAL_ONE_S,
             "goal_ratio": round(median_ms(samples) / 1000 / GOAL_ONE_S, 3), "pane_status": status}
 
 
 def wait_until(cond, seconds: float = 60) -> None:
-    from PySide6.QtTest import QTest
+    """Run the event loop until ``cond()`` (an event loop lets workers have the GIL)."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
     end = time.time() + seconds
     while not cond():
         if time.time() > end:
             raise TimeoutError("the app did not get there in time")
-        QTest.qWait(5)
+        loop = QEventLoop()
+        QTimer.singleShot(5, loop.quit)
+        loop.exec()
 
 
 def main() -> int:
