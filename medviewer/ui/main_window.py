@@ -39,8 +39,9 @@ def default_features() -> list:
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
     from .training.queue_wiring import ReviewFeature
+    from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
-    return [AnnotationFeature, AiFeature, ReviewFeature]
+    return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature]
 
 
 class MainWindow(QMainWindow):
@@ -140,7 +141,8 @@ class MainWindow(QMainWindow):
         registry = FeatureRegistry()
         host = FeatureHost(window=self, services=self.services, bridge=self.bridge,
                            settings=self.settings, views=self.tri.views, tri=self.tri,
-                           events=self.events, actions=self.actions_by_name, menus={},
+                           events=self.events, actions=self.actions_by_name,
+                           menus={"view": self.view_menu},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
                            confirm_leave=self.confirm_leave,
