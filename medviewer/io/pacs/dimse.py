@@ -1,0 +1,448 @@
+"""DIMSE with pynetdicom: C-ECHO, C-FIND (patient/study/series/image), C-GET, C-MOVE to our own
+storage SCP, and C-STORE. Every call has the server's timeout (TCP connect, association,
+each message); a retrieve writes each instance into the cache as it arrives, can be cancelled
+(the association is aborted) and says how many instances arrived when it ends early."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional, Sequence
+
+from pydicom.dataset import Dataset
+
+from .cache import InstanceSink
+from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
+                     RetrieveCancelled, dicom_date_range, quiet_third_party_logs)
+
+__all__ = ["DimseClient"]
+
+_PENDING = (0xFF00, 0xFF01)
+_STORE_OK = (0x0000, 0xB000, 0xB006, 0xB007)
+
+
+def _pnd():
+    import pynetdicom
+    from pynetdicom import sop_class
+
+    return pynetdicom, sop_class
+
+
+def _int(value) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    v = ds.get(keyword, "")
+    if v is None:
+        return ""
+    if not isinstance(v, str) and hasattr(v, "__iter__"):
+        return "\\".join(str(x) for x in v)
+    return str(v)
+
+
+def match_from(ds: Dataset, level: str) -> Match:
+    return Match(level=level, patient_id=_text(ds, "PatientID"),
+                 patient_name=_text(ds, "PatientName"),
+                 patient_birth_date=_text(ds, "PatientBirthDate"),
+                 study_uid=_text(ds, "StudyInstanceUID"), study_date=_text(ds, "StudyDate"),
+                 study_description=_text(ds, "StudyDescription"),
+                 accession=_text(ds, "AccessionNumber"),
+                 modalities=_text(ds, "ModalitiesInStudy"),
+                 series_uid=_text(ds, "SeriesInstanceUID"),
+                 series_number=_int(ds.get("SeriesNumber")),
+                 series_description=_text(ds, "SeriesDescription"),
+                 modality=_text(ds, "Modality"),
+                 n_series=_int(ds.get("NumberOfStudyRelatedSeries")),
+                 n_instances=_int(ds.get("NumberOfSeriesRelatedInstances")
+                                  if level == "series" else ds.get("NumberOfStudyRelatedInstances")))
+
+
+def identifier(query: Query) -> Dataset:
+    """The C-FIND identifier for ``query`` (return keys empty, matching keys filled)."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = query.level.upper()
+    ds.PatientID = query.patient_id
+    ds.PatientName = query.patient_name
+    if query.level == "patient":
+        ds.PatientBirthDate = ""
+        ds.NumberOfPatientRelatedStudies = ""
+        return ds
+    ds.StudyInstanceUID = query.study_uid
+    ds.StudyDate = dicom_date_range(query.date_from, query.date_to)
+    ds.AccessionNumber = query.accession
+    ds.StudyDescription = ""
+    ds.PatientBirthDate = ""
+    if query.level == "study":
+        ds.ModalitiesInStudy = query.modality
+        ds.NumberOfStudyRelatedSeries = ""
+        ds.NumberOfStudyRelatedInstances = ""
+    else:
+        ds.SeriesInstanceUID = ""
+        ds.Modality = query.modality
+        ds.SeriesNumber = ""
+        ds.SeriesDescription = ""
+        ds.NumberOfSeriesRelatedInstances = ""
+    return ds
+
+
+class DimseClient:
+    """DIMSE calls to one server (``PacsServer`` with host, port and AE titles)."""
+
+    def __init__(self, server: PacsServer):
+        server.check()
+        self.server = server
+        quiet_third_party_logs()
+
+    # ------------------------------------------------------------------ association
+    def _ae(self):
+        pynetdicom, _ = _pnd()
+        ae = pynetdicom.AE(ae_title=self.server.calling_aet)
+        t = float(self.server.timeout)
+        ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = t
+        return ae
+
+    def _why_not(self, assoc) -> str:
+        s = self.server
+        where = f"{s.host}:{s.port}"
+        if assoc.is_rejected:
+            return (f"{where} rejected the association: check the AE titles (ours "
+                    f"{s.calling_aet!r}, the server's {s.called_aet!r}) and that the server "
+                    f"knows ours")
+        try:
+            with socket.create_connection((s.host, int(s.port)), timeout=s.timeout):
+                pass
+        except ConnectionRefusedError:
+            return f"nothing listens on {where} (connection refused): check the host and port"
+        except socket.timeout:
+            return f"{where} did not answer within {s.timeout:g} s"
+        except OSError as exc:
+            return f"cannot reach {where}: {exc.strerror or exc}"
+        if assoc.is_aborted:
+            return f"{where} aborted the association: check the AE titles and the port"
+        return (f"{where} did not answer the association request within {s.timeout:g} s "
+                f"(is it a DICOM port?)")
+
+    @contextmanager
+    def _assoc(self, ae, **kwargs) -> Iterator:
+        s = self.server
+        assoc = ae.associate(s.host, int(s.port), ae_title=s.called_aet, **kwargs)
+        if not assoc.is_established:
+            raise PacsError(self._why_not(assoc))
+        try:
+            yield assoc
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+    # ------------------------------------------------------------------ calls
+    def echo(self) -> None:
+        _, sc = _pnd()
+        ae = self._ae()
+        ae.add_requested_context(sc.Verification)
+        with self._assoc(ae) as assoc:
+            status = assoc.send_c_echo()
+        if "Status" not in status:
+            raise PacsError(f"{self.server.label} did not answer the C-ECHO within "
+                            f"{self.server.timeout:g} s")
+        if status.Status != 0:
+            raise PacsError(f"{self.server.label} answered the C-ECHO with status 0x{status.Status:04X}")
+
+    def find(self, query: Query, cancel: Optional[CancelFn] = None) -> List[Match]:
+        """C-FIND at ``query.level`` (patient root for patients, study root otherwise)."""
+        return [match_from(ds, query.level) for ds in self._find(identifier(query), query.level, cancel)]
+
+    def _find(self, ident: Dataset, level: str, cancel: Optional[CancelFn]) -> List[Dataset]:
+        _, sc = _pnd()
+        model = (sc.PatientRootQueryRetrieveInformationModelFind if level == "patient"
+                 else sc.StudyRootQueryRetrieveInformationModelFind)
+        ae = self._ae()
+        ae.add_requested_context(model)
+        out: List[Dataset] = []
+        with self._assoc(ae) as assoc:
+            for status, found in assoc.send_c_find(ident, model):
+                if "Status" not in status:
+                    raise PacsError(f"{self.server.label} stopped answering the C-FIND "
+                                    f"(no reply within {self.server.timeout:g} s)")
+                if status.Status in _PENDING:
+                    if found is not None:
+                        out.append(found)
+                    if cancel is not None and cancel():
+                        assoc.abort()
+                        break
+                elif status.Status != 0:
+                    raise PacsError(f"{self.server.label} refused the C-FIND (status "
+                                    f"0x{status.Status:04X}): does it allow queries from "
+                                    f"{self.server.calling_aet!r}?")
+        return out
+
+    def instance_uids(self, study_uid: str, series_uid: str) -> List[str]:
+        """The SOP Instance UIDs of a series (an IMAGE-level C-FIND)."""
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ""
+        return [_text(f, "SOPInstanceUID") for f in self._find(ds, "image", None)]
+
+    # ------------------------------------------------------------------ retrieve
+    def retrieve_series(self, study_uid: str, series_uid: str, sink: InstanceSink,
+                        method: str = "get", cancel: Optional[CancelFn] = None) -> None:
+        """Fetch one series into ``sink`` by C-GET or C-MOVE; instances already in the cache
+        are not fetched again (the missing ones are asked for one by one)."""
+        try:
+            uids = self.instance_uids(study_uid, series_uid)
+        except PacsError:
+            uids = None  # the server does not answer image-level queries: fetch the series
+        requests: List[Dataset] = []
+        if uids is not None:
+            sink.set_expected((sink.expected or 0) + len(uids) if sink.expected else len(uids))
+            have = sink.note_existing(series_uid, uids)
+            missing = [u for u in uids if not sink.exists(series_uid, u)]
+            if not missing:
+                return
+            if have:
+                for uid in missing:
+                    ds = self._retrieve_id("IMAGE", study_uid, series_uid)
+                    ds.SOPInstanceUID = uid
+                    requests.append(ds)
+        if not requests:
+            requests.append(self._retrieve_id("SERIES", study_uid, series_uid))
+        if method == "move":
+            self._move(requests, sink, cancel)
+        else:
+            self._get(requests, sink, cancel)
+
+    @staticmethod
+    def _retrieve_id(level: str, study_uid: str, series_uid: str) -> Dataset:
+        ds = Dataset()
+        ds.QueryRetrieveLevel = level
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        return ds
+
+    def _store_handler(self, sink: InstanceSink, cancel: Optional[CancelFn], errors: list):
+        def handle(event):
+            if cancel is not None and cancel():
+                return 0xA700
+            try:
+                sink.write(sink.series_uid, event.request.AffectedSOPInstanceUID,
+                           event.encoded_dataset(include_meta=True))
+            except Exception as exc:  # a full disk: refuse this one, report after
+                errors.append(exc)
+                return 0xA700
+            return 0x0000
+        return handle
+
+    @contextmanager
+    def _cancel_watch(self, assoc, cancel: Optional[CancelFn]):
+        """Abort ``assoc`` when ``cancel()`` turns true (the caller is blocked in a generator)."""
+        stop = threading.Event()
+        hit = []
+
+        def watch():
+            while not stop.wait(0.1):
+                if cancel():
+                    hit.append(True)
+                    assoc.abort()
+                    return
+
+        t = None
+        if cancel is not None:
+            t = threading.Thread(target=watch, name="pacs-cancel", daemon=True)
+            t.start()
+        try:
+            yield hit
+        finally:
+            stop.set()
+            if t is not None:
+                t.join()
+
+    def _run_retrieve(self, assoc, requests, send, sink, cancel, what: str) -> None:
+        last = None
+        with self._cancel_watch(assoc, cancel) as cancelled:
+            for ds in requests:
+                for status, _ in send(ds):
+                    last = status
+                    if "Status" not in status:
+                        break
+                    if status.Status in _PENDING and len(requests) == 1:
+                        n = sum(_int(status.get(k)) or 0 for k in (
+                            "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
+                            "NumberOfFailedSuboperations", "NumberOfWarningSuboperations"))
+                        if n and not sink.expected:
+                            sink.set_expected(n)
+                if last is None or "Status" not in last:
+                    break
+                if last.Status not in (0x0000, 0xB000) and last.Status not in _PENDING:
+                    self._refused(last.Status, what)
+                sink.result.failed += _int(last.get("NumberOfFailedSuboperations")) or 0
+        self._check_done(sink, last, bool(cancelled) or (cancel is not None and cancel()), what)
+
+    def _refused(self, status: int, what: str) -> None:
+        s = self.server
+        if status == 0xA801:
+            raise PacsError(f"{s.label} does not know {s.calling_aet!r} as a C-MOVE destination: "
+                            f"register it in the server's modality list with our host and "
+                            f"port {s.move_port or '(the storage port)'}, or use C-GET")
+        raise PacsError(f"{s.label} refused the {what} (status 0x{status:04X})")
+
+    def _check_done(self, sink: InstanceSink, last, cancelled: bool, what: str) -> None:
+        res = sink.result
+        n, total = len(res.paths), res.expected
+        of = f"{n} of {total}" if total else f"{n}"
+        if cancelled:
+            raise RetrieveCancelled(f"retrieve cancelled: {of} instances arrived and are kept "
+                                    f"in {res.folder}", res)
+        if last is None or "Status" not in last:
+            raise IncompleteRetrieve(
+                f"{self.server.label} stopped mid-transfer ({what} got no reply within "
+                f"{self.server.timeout:g} s or the connection closed): {of} instances arrived "
+                f"and are kept in {res.folder}", res)
+        if not res.complete:
+            raise IncompleteRetrieve(f"{self.server.label} sent {of} instances ({res.failed} "
+                                     f"failed); those that arrived are kept in {res.folder}", res)
+
+    def _get(self, requests: Sequence[Dataset], sink: InstanceSink, cancel: Optional[CancelFn]):
+        pynetdicom, sc = _pnd()
+        from pynetdicom import build_role, evt
+
+        ae = self._ae()
+        ae.add_requested_context(sc.StudyRootQueryRetrieveInformationModelGet)
+        classes = []
+        for uid, syntaxes in get_contexts():
+            ae.add_requested_context(uid, syntaxes)
+            if uid not in classes:
+                classes.append(uid)
+        roles = [build_role(uid, scp_role=True) for uid in classes]
+        errors: list = []
+        handlers = [(evt.EVT_C_STORE, self._store_handler(sink, cancel, errors))]
+        with self._assoc(ae, ext_neg=roles, evt_handlers=handlers) as assoc:
+            send = lambda ds: assoc.send_c_get(ds, sc.StudyRootQueryRetrieveInformationModelGet)  # noqa: E731
+            self._run_retrieve(assoc, requests, send, sink, cancel, "C-GET")
+        if errors:
+            raise PacsError(f"cannot write into {sink.root}: {errors[0]}")
+
+    def _move(self, requests: Sequence[Dataset], sink: InstanceSink, cancel: Optional[CancelFn]):
+        pynetdicom, sc = _pnd()
+        from pynetdicom import AllStoragePresentationContexts, evt
+
+        s = self.server
+        scp = self._ae()
+        for cx in AllStoragePresentationContexts:
+            scp.add_supported_context(cx.abstract_syntax, pynetdicom.ALL_TRANSFER_SYNTAXES)
+        errors: list = []
+        handlers = [(evt.EVT_C_STORE, self._store_handler(sink, cancel, errors))]
+        bind = "127.0.0.1" if _is_loopback(s.host) else ""
+        try:
+            server = scp.start_server((bind, int(s.move_port)), block=False, evt_handlers=handlers)
+        except OSError as exc:
+            raise PacsError(f"cannot listen on port {s.move_port} for the C-MOVE: "
+                            f"{exc.strerror or exc}") from None
+        try:
+            ae = self._ae()
+            ae.add_requested_context(sc.StudyRootQueryRetrieveInformationModelMove)
+            with self._assoc(ae) as assoc:
+                send = lambda ds: assoc.send_c_move(  # noqa: E731
+                    ds, s.calling_aet, sc.StudyRootQueryRetrieveInformationModelMove)
+                self._run_retrieve(assoc, requests, send, sink, cancel, "C-MOVE")
+        finally:
+            server.shutdown()
+        if errors:
+            raise PacsError(f"cannot write into {sink.root}: {errors[0]}")
+
+    # ------------------------------------------------------------------ send
+    def store(self, paths: Sequence[str], progress: Optional[Callable] = None,
+              cancel: Optional[CancelFn] = None) -> int:
+        """C-STORE ``paths``; returns how many the server accepted (raises if any failed)."""
+        from pydicom import dcmread
+        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        wanted: dict = {}
+        for p in paths:
+            try:
+                ds = dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+                wanted.setdefault(str(ds.SOPClassUID), set()).add(str(ds.file_meta.TransferSyntaxUID))
+            except Exception as exc:
+                raise PacsError(f"cannot send {p}: not a DICOM file with an SOP class ({exc})") from None
+        if len(wanted) > 128:
+            raise PacsError("more than 128 kinds of DICOM object in one send: send them in parts")
+        ae = self._ae()
+        for sop, syntaxes in wanted.items():
+            ae.add_requested_context(sop, sorted(syntaxes | {ExplicitVRLittleEndian,
+                                                             ImplicitVRLittleEndian}))
+        ok = failed = 0
+        with self._assoc(ae) as assoc:
+            for i, p in enumerate(paths):
+                if cancel is not None and cancel():
+                    raise PacsError(f"send cancelled after {ok} of {len(paths)} instances")
+                try:
+                    status = assoc.send_c_store(p)
+                except ValueError as exc:  # no accepted context for its class/syntax
+                    raise PacsError(f"{self.server.label} accepts no transfer syntax for "
+                                    f"{p}: {exc}") from None
+                if "Status" not in status:
+                    raise PacsError(f"{self.server.label} stopped answering after {ok} of "
+                                    f"{len(paths)} instances (no reply within "
+                                    f"{self.server.timeout:g} s)")
+                if status.Status in _STORE_OK:
+                    ok += 1
+                else:
+                    failed += 1
+                if progress is not None:
+                    progress(i + 1, len(paths), f"sent {i + 1} of {len(paths)}")
+        if failed:
+            raise PacsError(f"{self.server.label} refused {failed} of {len(paths)} instances")
+        return ok
+
+
+# image classes often stored JPEG 2000-compressed: besides one context with every transfer
+# syntax they get one context per JPEG 2000 syntax, because the server picks one syntax per
+# context and cannot always transcode JPEG 2000 (Orthanc without GDCM cannot), so the
+# instance must be able to travel as it is stored
+_J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
+_KEY_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1",  # CT, enhanced CT
+                "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",  # MR, enhanced MR
+                "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",  # CR, DX
+                "1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.6.1",  # MG, US
+                "1.2.840.10008.5.1.4.1.1.3.1", "1.2.840.10008.5.1.4.1.1.7",  # US multi-frame, SC
+                "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.20",  # PET, NM
+                "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.7.4")  # XA, SC word
+# then these (segmentations, structured reports, key objects, RT structures, presentation
+# states, PDF), then the rest of pynetdicom's list while there is room
+_NEXT_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.11",
+                 "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33",
+                 "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.88.59",
+                 "1.2.840.10008.5.1.4.1.1.88.67", "1.2.840.10008.5.1.4.1.1.481.3",
+                 "1.2.840.10008.5.1.4.1.1.11.1", "1.2.840.10008.5.1.4.1.1.104.1")
+_MAX_STORAGE_CONTEXTS = 127  # 128 presentation contexts per association, one for C-GET
+
+
+def get_contexts():
+    """(SOP class, transfer syntaxes) to propose for C-GET storage sub-operations."""
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
+
+    out = [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _KEY_CLASSES]
+    out += [(uid, [ts]) for uid in _KEY_CLASSES for ts in _J2K]
+    out += [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _NEXT_CLASSES]
+    seen = set(_KEY_CLASSES) | set(_NEXT_CLASSES)
+    for cx in StoragePresentationContexts:
+        if len(out) >= _MAX_STORAGE_CONTEXTS:
+            break
+        if cx.abstract_syntax not in seen:
+            seen.add(cx.abstract_syntax)
+            out.append((cx.abstract_syntax, list(ALL_TRANSFER_SYNTAXES)))
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
