@@ -43,7 +43,6 @@ class IncompleteRetrieve(PacsError):
         self.result = result
 
 
-@dataclass(frozen=True)
 class RetrieveCancelled(IncompleteRetrieve):
     """The caller cancelled a retrieve; the instances that arrived are kept."""
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from .cache import InstanceSink
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
@@ -40,7 +42,7 @@ def _text(ds: Dataset, keyword: str) -> str:
     v = ds.get(keyword, "")
     if v is None:
         return ""
-    if not isinstance(v, str) and hasattr(v, "__iter__"):
+    if isinstance(v, MultiValue):
         return "\\".join(str(x) for x in v)
     return str(v)
 
@@ -106,7 +108,7 @@ class DimseClient:
         ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = t
         return ae
 
-    def _why_not(self, assoc) -> str:
+    def _why_not(self, assoc, waited: float) -> str:
         s = self.server
         where = f"{s.host}:{s.port}"
         if assoc.is_rejected:
@@ -122,7 +124,7 @@ class DimseClient:
             return f"{where} did not answer within {s.timeout:g} s"
         except OSError as exc:
             return f"cannot reach {where}: {exc.strerror or exc}"
-        if assoc.is_aborted:
+        if assoc.is_aborted and waited < 0.9 * s.timeout:
             return f"{where} aborted the association: check the AE titles and the port"
         return (f"{where} did not answer the association request within {s.timeout:g} s "
                 f"(is it a DICOM port?)")
@@ -130,9 +132,10 @@ class DimseClient:
     @contextmanager
     def _assoc(self, ae, **kwargs) -> Iterator:
         s = self.server
+        t0 = time.monotonic()
         assoc = ae.associate(s.host, int(s.port), ae_title=s.called_aet, **kwargs)
         if not assoc.is_established:
-            raise PacsError(self._why_not(assoc))
+            raise PacsError(self._why_not(assoc, time.monotonic() - t0))
         try:
             yield assoc
         finally:
@@ -205,17 +208,28 @@ class DimseClient:
             missing = [u for u in uids if not sink.exists(series_uid, u)]
             if not missing:
                 return
-            if have:
-                for uid in missing:
-                    ds = self._retrieve_id("IMAGE", study_uid, series_uid)
-                    ds.SOPInstanceUID = uid
-                    requests.append(ds)
+            if have:  # one IMAGE-level request listing the missing instances' UIDs
+                ds = self._retrieve_id("IMAGE", study_uid, series_uid)
+                ds.SOPInstanceUID = missing if len(missing) > 1 else missing[0]
+                requests.append(ds)
         if not requests:
             requests.append(self._retrieve_id("SERIES", study_uid, series_uid))
-        if method == "move":
-            self._move(requests, sink, cancel)
-        else:
-            self._get(requests, sink, cancel)
+        fetch = self._move if method == "move" else self._get
+        try:
+            fetch(requests, sink, cancel)
+        except RetrieveCancelled:
+            raise
+        except IncompleteRetrieve:
+            if not requests[0].get("SOPInstanceUID") or uids is None:
+                raise
+            # a server that does not match a list of UIDs: ask for the rest one by one
+            rest = [u for u in uids if not sink.exists(series_uid, u)]
+            one_by_one = []
+            for uid in rest:
+                ds = self._retrieve_id("IMAGE", study_uid, series_uid)
+                ds.SOPInstanceUID = uid
+                one_by_one.append(ds)
+            fetch(one_by_one, sink, cancel)
 
     @staticmethod
     def _retrieve_id(level: str, study_uid: str, series_uid: str) -> Dataset:
@@ -249,6 +263,11 @@ class DimseClient:
                 if cancel():
                     hit.append(True)
                     assoc.abort()
+                    # the caller waits for the next DIMSE message up to the whole timeout:
+                    # wake it now with the (None, None) that stands for "aborted"
+                    queue = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+                    if queue is not None:
+                        queue.put((None, None))
                     return
 
         t = None
@@ -298,6 +317,13 @@ class DimseClient:
         if cancelled:
             raise RetrieveCancelled(f"retrieve cancelled: {of} instances arrived and are kept "
                                     f"in {res.folder}", res)
+        if (last is None or "Status" not in last) and n == 0:
+            s = self.server
+            dest = (f" and know it as a move destination at port {s.move_port}"
+                    if what == "C-MOVE" else "")
+            raise IncompleteRetrieve(
+                f"{s.label} ended the {what} without an answer and sent nothing: does it "
+                f"allow {what} from our AE title {s.calling_aet!r}{dest}?", res)
         if last is None or "Status" not in last:
             raise IncompleteRetrieve(
                 f"{self.server.label} stopped mid-transfer ({what} got no reply within "
