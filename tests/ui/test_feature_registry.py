@@ -93,4 +93,5 @@ def test_the_app_features_menus_and_docks(window):
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review"}
+    assert set(window.features) == {"annotation", "ai", "review", "pacs"}
+    assert window.docks["pacsDock"] in window.tabifiedDockWidgets(window.docks["seriesDock"])

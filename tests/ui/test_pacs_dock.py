@@ -1,0 +1,62 @@
+"""The PACS dock against the real Orthanc (fixture ``orthanc``): servers persist (the password
+never shows), a search lists the study, patient details follow "hide patient details", a
+series retrieved on the job bridge with a progress bar opens like a local study."""
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
+
+from medviewer.services.pacs import PacsServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from orthanc_server import ORTHANC_AET, OUR_AET, PASSWORD, USER  # noqa: E402
+
+CHEST_PID = "CMB-CRC-MSB-01068"
+
+
+def test_servers_persist_and_the_password_never_shows(window, orthanc):
+    from medviewer.ui.pacs.servers import ServerDialog, load_servers
+
+    panel = window.pacs.panel
+    web = PacsServer(name="", url=orthanc.dicomweb_url, username=USER, password=PASSWORD)
+    panel.set_servers([web])
+    assert load_servers(window.settings)[0].password == PASSWORD
+    shown = [panel.server_box.itemText(i) for i in range(panel.server_box.count())]
+    assert shown and all(PASSWORD not in t for t in shown)
+    dlg = ServerDialog(web, panel)
+    assert dlg.password.echoMode() == QLineEdit.EchoMode.Password
+    assert dlg.server() == web
+    dlg.deleteLater()
+
+
+def test_search_retrieve_a_series_and_it_opens(window, qtbot, orthanc, tmp_path):
+    panel = window.pacs.panel
+    assert window.docks["pacsDock"].widget() is panel
+    panel.cache_dir = tmp_path / "cache"
+    panel.set_servers([PacsServer(name="Test Orthanc", host="127.0.0.1", port=orthanc.dicom_port,
+                                  called_aet=ORTHANC_AET, calling_aet=OUR_AET, timeout=10)])
+    panel.patient_id.setText(CHEST_PID)
+    qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 1, timeout=20000)
+    study = panel.tree.topLevelItem(0)
+    assert CHEST_PID in study.text(0)
+    window.privacy.set_hidden(True)
+    assert study.text(0) == "(hidden)"
+    window.privacy.set_hidden(False)
+    assert CHEST_PID in study.text(0)
+    study.setExpanded(True)
+    qtbot.waitUntil(lambda: study.childCount() == 1, timeout=20000)
+    series = study.child(0)
+    assert series.text(3) == "CT" and series.text(4) == "100"
+    panel.tree.setCurrentItem(series)
+    assert panel.retrieve_button.isEnabled()
+    qtbot.mouseClick(panel.retrieve_button, Qt.MouseButton.LeftButton)
+    assert panel.cancel_button.isEnabled() and panel.progress.isVisible()
+    qtbot.waitUntil(lambda: window.session.active is not None, timeout=60000)
+    vol = window.session.active
+    assert vol.shape == (100, 512, 512) and vol.modality == "CT"
+    files = list((tmp_path / "cache").rglob("*.dcm"))
+    assert len(files) == 100
+    assert all(str(tmp_path / "cache") in p for p in vol.source_paths)
+    assert not panel.cancel_button.isEnabled() and not panel.progress.isVisible()
