@@ -1,6 +1,11 @@
 """The retrieve cache: ``ROOT/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``, each instance written
 atomically the moment it arrives (a crash or a stopped server leaves only whole files), so a
-retrieve can resume: what is there already is not fetched again."""
+retrieve can resume: what is there already is not fetched again.
+
+Writes skip fsync (``atomic_open(durable=False)``): the cache can be fetched again, and two
+fsyncs per instance doubled a series' retrieve. A power loss can therefore leave an empty or
+short file under its final name, so an instance counts as cached only when it looks whole
+(a Part-10 preamble and ``DICM`` at least); anything else is fetched again."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +20,7 @@ from medviewer.core.atomic import atomic_open, is_temp_name
 
 from .common import RetrieveResult
 
-__all__ = ["InstanceSink", "safe_name", "cached_uids"]
+__all__ = ["InstanceSink", "safe_name", "cached_uids", "looks_whole"]
 
 _UID = re.compile(r"^[0-9.]{1,64}$")
 
@@ -28,11 +33,23 @@ def safe_name(uid: str) -> str:
     return "x" + hashlib.sha1(uid.encode("utf-8", "replace")).hexdigest()[:24]
 
 
+def looks_whole(path: Path) -> bool:
+    """A cached file that a power loss did not cut short: longer than the Part-10 header and
+    with ``DICM`` after its 128-byte preamble."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+            fh.seek(0, os.SEEK_END)
+            return len(head) == 132 and head[128:] == b"DICM" and fh.tell() > 256
+    except OSError:
+        return False
+
+
 def cached_uids(folder: Path) -> Set[str]:
     """The file stems (SOP Instance UIDs) of the whole instances in ``folder``."""
     if not folder.is_dir():
         return set()
-    return {p.stem for p in folder.glob("*.dcm") if not is_temp_name(p.name)}
+    return {p.stem for p in folder.glob("*.dcm") if not is_temp_name(p.name) and looks_whole(p)}
 
 
 class InstanceSink:
@@ -57,7 +74,7 @@ class InstanceSink:
         return self.root / safe_name(series_uid or self.series_uid or "unknown")
 
     def exists(self, series_uid: str, sop_uid: str) -> bool:
-        return (self.folder_for(series_uid) / f"{safe_name(sop_uid)}.dcm").exists()
+        return looks_whole(self.folder_for(series_uid) / f"{safe_name(sop_uid)}.dcm")
 
     def note_existing(self, series_uid: str, sop_uids: Iterable[str]) -> int:
         """Count instances already in the cache as part of this retrieve; returns how many."""
@@ -66,7 +83,7 @@ class InstanceSink:
         with self._lock:
             for uid in sop_uids:
                 path = folder / f"{safe_name(uid)}.dcm"
-                if path.exists() and str(path) not in self._seen:
+                if looks_whole(path) and str(path) not in self._seen:
                     self._seen.add(str(path))
                     self.result.paths.append(str(path))
                     self.result.already_there += 1
@@ -77,7 +94,7 @@ class InstanceSink:
         """Write one encoded Part-10 file atomically; returns its path."""
         path = self.folder_for(series_uid) / f"{safe_name(sop_uid)}.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path) as fh:
+        with atomic_open(path, durable=False) as fh:
             fh.write(data)
         with self._lock:
             if self.result.first_arrival_s is None:

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, List, Optional, Sequence
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .cache import InstanceSink
+from .cache import InstanceSink, cached_uids
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
                      RetrieveCancelled, dicom_date_range, quiet_third_party_logs)
 
@@ -136,6 +136,7 @@ class DimseClient:
         assoc = ae.associate(s.host, int(s.port), ae_title=s.called_aet, **kwargs)
         if not assoc.is_established:
             raise PacsError(self._why_not(assoc, time.monotonic() - t0))
+        no_delay(assoc)
         try:
             yield assoc
         finally:
@@ -197,10 +198,14 @@ class DimseClient:
                         method: str = "get", cancel: Optional[CancelFn] = None) -> None:
         """Fetch one series into ``sink`` by C-GET or C-MOVE; instances already in the cache
         are not fetched again (the missing ones are asked for one by one)."""
-        try:
-            uids = self.instance_uids(study_uid, series_uid)
-        except PacsError:
-            uids = None  # the server does not answer image-level queries: fetch the series
+        uids = None
+        if cached_uids(sink.folder_for(series_uid)):  # resuming: which instances are missing?
+            try:
+                uids = self.instance_uids(study_uid, series_uid)
+            except PacsError:
+                uids = None  # no image-level queries: fetch the series, keep what is there
+        # else the first retrieve of this series: no extra query before the first image; the
+        # server's sub-operation counts say how many instances to expect
         requests: List[Dataset] = []
         if uids is not None:
             sink.set_expected((sink.expected or 0) + len(uids) if sink.expected else len(uids))
@@ -362,7 +367,8 @@ class DimseClient:
         for cx in AllStoragePresentationContexts:
             scp.add_supported_context(cx.abstract_syntax, pynetdicom.ALL_TRANSFER_SYNTAXES)
         errors: list = []
-        handlers = [(evt.EVT_C_STORE, self._store_handler(sink, cancel, errors))]
+        handlers = [(evt.EVT_C_STORE, self._store_handler(sink, cancel, errors)),
+                    (evt.EVT_ESTABLISHED, lambda event: no_delay(event.assoc))]
         bind = "127.0.0.1" if _is_loopback(s.host) else ""
         try:
             server = scp.start_server((bind, int(s.move_port)), block=False, evt_handlers=handlers)
@@ -463,6 +469,18 @@ def get_contexts():
             seen.add(cx.abstract_syntax)
             out.append((cx.abstract_syntax, list(ALL_TRANSFER_SYNTAXES)))
     return out
+
+
+def no_delay(assoc) -> None:
+    """Turn Nagle's algorithm off on the association's socket (pynetdicom leaves it on; small
+    C-STORE responses then wait for delayed ACKs: dcmtk's getscu takes 4.6 s instead of 0.4 s
+    for 100 instances without TCP_NODELAY=1; here it took C-GET from 1.25 to 0.96 s)."""
+    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 def _is_loopback(host: str) -> bool:
