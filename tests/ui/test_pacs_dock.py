@@ -41,14 +41,15 @@ def test_search_retrieve_a_series_and_it_opens(window, qtbot, orthanc, tmp_path)
     qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 1, timeout=20000)
     study = panel.tree.topLevelItem(0)
     assert CHEST_PID in study.text(0)
+    assert study.text(1) == "19600329"
     window.privacy.set_hidden(True)
-    assert study.text(0) == "(hidden)"
+    assert study.text(0) == "(hidden)" and study.text(1) == "(hidden)"
     window.privacy.set_hidden(False)
-    assert CHEST_PID in study.text(0)
+    assert CHEST_PID in study.text(0) and study.text(1) == "19600329"
     study.setExpanded(True)
     qtbot.waitUntil(lambda: study.childCount() == 1, timeout=20000)
     series = study.child(0)
-    assert series.text(3) == "CT" and series.text(4) == "100"
+    assert series.text(2) == "CT" and series.text(3) == "100" and series.text(4) == "lung"
     panel.tree.setCurrentItem(series)
     assert panel.retrieve_button.isEnabled()
     qtbot.mouseClick(panel.retrieve_button, Qt.MouseButton.LeftButton)

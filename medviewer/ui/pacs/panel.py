@@ -17,7 +17,7 @@ from medviewer.services import pacs
 
 from .servers import ServerDialog, load_servers, save_servers
 
-COLUMNS = ("Patient", "Date", "Description", "Modality", "Images")
+COLUMNS = ("Patient / series", "Date", "Modality", "Images", "Description")
 MODALITIES = ("", "CT", "MR", "PT", "CR", "DX", "US", "MG", "NM", "XA", "SEG", "SR")
 _UID = Qt.ItemDataRole.UserRole
 
@@ -48,6 +48,8 @@ class PacsPanel(QWidget):
 
         self.server_box = QComboBox(self)
         self.server_box.setObjectName("pacsServerCombo")
+        self.server_box.setMinimumContentsLength(16)
+        self.server_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         buttons = QHBoxLayout()
         buttons.addWidget(self.server_box, 1)
         self.add_button = self._button("Add…", "pacsAddServer", buttons, self.add_server)
@@ -79,7 +81,9 @@ class PacsPanel(QWidget):
         self.tree.setObjectName("pacsResults")
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setAlternatingRowColors(True)
-        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         self.tree.itemExpanded.connect(self._on_expanded)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self.retrieve())
         self.tree.itemSelectionChanged.connect(self._update_buttons)
@@ -211,14 +215,20 @@ class PacsPanel(QWidget):
     def _patient_text(self, m: pacs.Match) -> str:
         if self.hidden_fn():
             return "(hidden)"
-        return f"{m.patient_name.replace('^', ' ').strip()}  [{m.patient_id}]".strip()
+        name = m.patient_name.replace("^", " ").strip()
+        pid = f"[{m.patient_id}]" if m.patient_id and m.patient_id != name else ""
+        return "  ".join(t for t in (name, pid) if t) or "(no name)"
+
+    def _date_text(self, m: pacs.Match) -> str:
+        """The study date, hidden with the patient details (as the slice views' overlays)."""
+        return "(hidden)" if self.hidden_fn() and m.study_date else m.study_date
 
     def show_studies(self, matches: List[pacs.Match]) -> None:
         self.matches = list(matches)
         self.tree.clear()
         for m in self.matches:
-            item = QTreeWidgetItem([self._patient_text(m), m.study_date, m.study_description,
-                                    m.modalities, str(m.n_instances or "")])
+            item = QTreeWidgetItem([self._patient_text(m), self._date_text(m), m.modalities,
+                                    str(m.n_instances or ""), m.study_description])
             item.setData(0, _UID, m)
             item.setChildIndicatorPolicy(QTreeWidgetItem.ChildIndicatorPolicy.ShowIndicator)
             self.tree.addTopLevelItem(item)
@@ -230,6 +240,7 @@ class PacsPanel(QWidget):
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
             item.setText(0, self._patient_text(item.data(0, _UID)))
+            item.setText(1, self._date_text(item.data(0, _UID)))
 
     def _on_expanded(self, item: QTreeWidgetItem) -> None:
         if item.parent() is not None or item.childCount() or item.data(1, _UID) == "loading":
@@ -253,8 +264,8 @@ class PacsPanel(QWidget):
 
     def add_series(self, study_item: QTreeWidgetItem, series: List[pacs.Match]) -> None:
         for m in sorted(series, key=lambda s: (s.series_number is None, s.series_number or 0)):
-            child = QTreeWidgetItem(["", "", f"#{m.series_number or '?'} {m.series_description}",
-                                     m.modality, str(m.n_instances or "")])
+            child = QTreeWidgetItem([f"Series {m.series_number or '?'}", "", m.modality,
+                                     str(m.n_instances or ""), m.series_description])
             child.setData(0, _UID, m)
             study_item.addChild(child)
         if not series:
