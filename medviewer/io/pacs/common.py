@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, List, Optional
 
 __all__ = ["PacsError", "IncompleteRetrieve", "RetrieveCancelled", "PacsServer", "Query", "Match", "RetrieveResult",
-           "CancelFn", "ProgressFn", "LEVELS", "quiet_third_party_logs", "dicom_date_range"]
+           "CancelFn", "ProgressFn", "LEVELS", "quiet_third_party_logs", "dicom_date_range",
+           "match_from"]
 
 LEVELS = ("patient", "study", "series")
 CancelFn = Callable[[], bool]
@@ -162,6 +163,22 @@ class Match:
             for k in ("patient_id", "patient_name", "patient_birth_date"):
                 d[k] = "(hidden)" if d[k] else ""
         return d
+
+
+def match_from(level: str, text: Callable[[str], str],
+               number: Callable[[str], Optional[int]]) -> Match:
+    """A Match from an answer read by keyword (``text``: its string value, ``number``: its
+    integer value or None), whichever protocol it came by."""
+    return Match(level=level, patient_id=text("PatientID"), patient_name=text("PatientName"),
+                 patient_birth_date=text("PatientBirthDate"),
+                 study_uid=text("StudyInstanceUID"), study_date=text("StudyDate"),
+                 study_description=text("StudyDescription"), accession=text("AccessionNumber"),
+                 modalities=text("ModalitiesInStudy"), series_uid=text("SeriesInstanceUID"),
+                 series_number=number("SeriesNumber"),
+                 series_description=text("SeriesDescription"), modality=text("Modality"),
+                 n_series=number("NumberOfStudyRelatedSeries"),
+                 n_instances=number("NumberOfSeriesRelatedInstances" if level == "series"
+                                    else "NumberOfStudyRelatedInstances"))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pydicom.multival import MultiValue
 
 from .cache import InstanceSink, cached_uids
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
-                     RetrieveCancelled, dicom_date_range, quiet_third_party_logs)
+                     RetrieveCancelled, dicom_date_range, match_from, quiet_third_party_logs)
 
 __all__ = ["DimseClient"]
 
@@ -47,21 +47,8 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(v)
 
 
-def match_from(ds: Dataset, level: str) -> Match:
-    return Match(level=level, patient_id=_text(ds, "PatientID"),
-                 patient_name=_text(ds, "PatientName"),
-                 patient_birth_date=_text(ds, "PatientBirthDate"),
-                 study_uid=_text(ds, "StudyInstanceUID"), study_date=_text(ds, "StudyDate"),
-                 study_description=_text(ds, "StudyDescription"),
-                 accession=_text(ds, "AccessionNumber"),
-                 modalities=_text(ds, "ModalitiesInStudy"),
-                 series_uid=_text(ds, "SeriesInstanceUID"),
-                 series_number=_int(ds.get("SeriesNumber")),
-                 series_description=_text(ds, "SeriesDescription"),
-                 modality=_text(ds, "Modality"),
-                 n_series=_int(ds.get("NumberOfStudyRelatedSeries")),
-                 n_instances=_int(ds.get("NumberOfSeriesRelatedInstances")
-                                  if level == "series" else ds.get("NumberOfStudyRelatedInstances")))
+def _match(ds: Dataset, level: str) -> Match:
+    return match_from(level, lambda k: _text(ds, k), lambda k: _int(ds.get(k)))
 
 
 def identifier(query: Query) -> Dataset:
@@ -158,7 +145,7 @@ class DimseClient:
 
     def find(self, query: Query, cancel: Optional[CancelFn] = None) -> List[Match]:
         """C-FIND at ``query.level`` (patient root for patients, study root otherwise)."""
-        return [match_from(ds, query.level) for ds in self._find(identifier(query), query.level, cancel)]
+        return [_match(ds, query.level) for ds in self._find(identifier(query), query.level, cancel)]
 
     def _find(self, ident: Dataset, level: str, cancel: Optional[CancelFn]) -> List[Dataset]:
         _, sc = _pnd()

@@ -11,7 +11,8 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 from .cache import InstanceSink
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
-                     RetrieveCancelled, dicom_date_range, quiet_third_party_logs)
+                     RetrieveCancelled, dicom_date_range, match_from,
+                     quiet_third_party_logs)
 
 __all__ = ["WebClient"]
 
@@ -45,20 +46,7 @@ def _int(item: dict, keyword: str) -> Optional[int]:
 
 
 def _match(item: dict, level: str) -> Match:
-    return Match(level=level, patient_id=_value(item, "PatientID"),
-                 patient_name=_value(item, "PatientName"),
-                 patient_birth_date=_value(item, "PatientBirthDate"),
-                 study_uid=_value(item, "StudyInstanceUID"), study_date=_value(item, "StudyDate"),
-                 study_description=_value(item, "StudyDescription"),
-                 accession=_value(item, "AccessionNumber"),
-                 modalities=_value(item, "ModalitiesInStudy"),
-                 series_uid=_value(item, "SeriesInstanceUID"),
-                 series_number=_int(item, "SeriesNumber"),
-                 series_description=_value(item, "SeriesDescription"),
-                 modality=_value(item, "Modality"),
-                 n_series=_int(item, "NumberOfStudyRelatedSeries"),
-                 n_instances=_int(item, "NumberOfSeriesRelatedInstances" if level == "series"
-                                  else "NumberOfStudyRelatedInstances"))
+    return match_from(level, lambda k: _value(item, k), lambda k: _int(item, k))
 
 
 class WebClient:
