@@ -7,7 +7,10 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
-from medviewer.services.pacs import PacsServer
+import numpy as np
+
+from medviewer.services import pacs
+from medviewer.services.pacs import PacsServer, Query
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orthanc_server import ORTHANC_AET, OUR_AET, PASSWORD, USER  # noqa: E402
@@ -47,8 +50,9 @@ def test_search_retrieve_a_series_and_it_opens(window, qtbot, orthanc, tmp_path)
     window.privacy.set_hidden(False)
     assert CHEST_PID in study.text(0) and study.text(1) == "19600329"
     study.setExpanded(True)
-    qtbot.waitUntil(lambda: study.childCount() == 1, timeout=20000)
-    series = study.child(0)
+    qtbot.waitUntil(lambda: study.childCount() >= 1, timeout=20000)  # + SEGs other tests sent
+    (series,) = [study.child(i) for i in range(study.childCount())
+                 if study.child(i).text(2) == "CT"]
     assert series.text(2) == "CT" and series.text(3) == "100" and series.text(4) == "lung"
     panel.tree.setCurrentItem(series)
     assert panel.retrieve_button.isEnabled()
@@ -61,3 +65,20 @@ def test_search_retrieve_a_series_and_it_opens(window, qtbot, orthanc, tmp_path)
     assert len(files) == 100
     assert all(str(tmp_path / "cache") in p for p in vol.source_paths)
     assert not panel.cancel_button.isEnabled() and not panel.progress.isVisible()
+
+    # paint a label and send it back as a DICOM SEG to the server the image came from
+    ctl = window.annotation.ctl
+    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
+    ctl.new_labelmap()
+    mask = np.zeros(vol.shape, bool)
+    mask[45:55, 200:260, 200:260] = True
+    ctl.apply_voxels(np.flatnonzero(mask.reshape(-1)), 1, "brush")
+    server = panel.servers[0]
+    segs = Query(level="series", modality="SEG", study_uid=vol.meta.get("StudyInstanceUID", "")
+                 or study.data(0, Qt.ItemDataRole.UserRole).study_uid)
+    before = {m.series_uid for m in pacs.find(server, segs)}
+    panel.server_box.setCurrentIndex(-1)  # the origin is remembered, not the selection
+    qtbot.mouseClick(panel.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Sent the DICOM SEG"), timeout=60000)
+    (new,) = [m for m in pacs.find(server, segs) if m.series_uid not in before]
+    assert new.n_instances == 1 and new.patient_id == CHEST_PID

@@ -1,12 +1,14 @@
 """PacsPanel: the PACS dock's widget. A server list (persisted; add, edit, remove, test), a
 search form (patient ID and name, date range, modality, accession), results by study with
 their series unfolding underneath, and Retrieve (the selected series, or the whole study)
-with a progress bar and Cancel. Every call runs on the job bridge, never on the GUI thread;
-patient columns follow the "hide patient details" toggle."""
+with a progress bar and Cancel, and "Send labels as SEG" (the current label map as a DICOM SEG
+of the same study, to the server its image came from, else the selected one). Every call runs
+on the job bridge, never on the GUI thread; patient columns follow the "hide patient details"
+toggle."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
@@ -29,18 +31,21 @@ def _message(text: str) -> str:
 
 
 class PacsPanel(QWidget):
-    """``open_paths(list)`` opens what a retrieve brought (as any local folder)."""
+    """``open_paths(list)`` opens what a retrieve brought (as any local folder);
+    ``labels_fn()`` gives (labels, table dict, volume) of the current label map, or None."""
 
     sig_retrieved = Signal(object)  # RetrieveResult
     sig_status = Signal(str)
     sig_error = Signal(str, str)
 
     def __init__(self, bridge, settings, open_paths: Callable[[List[str]], None],
-                 hidden_fn: Callable[[], bool] = lambda: False, cache_dir=None, parent=None):
+                 hidden_fn: Callable[[], bool] = lambda: False, cache_dir=None,
+                 labels_fn: Callable[[], Optional[tuple]] = lambda: None, parent=None):
         super().__init__(parent)
         self.setObjectName("pacsPanel")
         self.bridge, self.settings, self.open_paths = bridge, settings, open_paths
-        self.hidden_fn = hidden_fn
+        self.hidden_fn, self.labels_fn = hidden_fn, labels_fn
+        self.origins: Dict[str, pacs.PacsServer] = {}  # cache folder -> server it came from
         self.cache_dir = Path(cache_dir) if cache_dir else pacs.default_cache(settings)
         self.servers = load_servers(settings)
         self.matches: List[pacs.Match] = []
@@ -93,6 +98,10 @@ class PacsPanel(QWidget):
         self.retrieve_button = self._button("Retrieve and open", "pacsRetrieve", actions,
                                             self.retrieve)
         self.cancel_button = self._button("Cancel", "pacsCancel", actions, self.cancel)
+        self.send_button = self._button("Send labels as SEG", "pacsSendSeg", actions,
+                                        self.send_seg)
+        self.send_button.setToolTip("Send the current label map as a DICOM SEG of the same "
+                                    "study to the server its image came from")
         self.progress = QProgressBar(self)
         self.progress.setObjectName("pacsProgress")
         self.progress.setVisible(False)
@@ -140,6 +149,7 @@ class PacsPanel(QWidget):
             b.setEnabled(has)
         self.retrieve_button.setEnabled(has and not running and bool(self.tree.selectedItems()))
         self.cancel_button.setEnabled(running)
+        self.send_button.setEnabled(has)
 
     def server(self) -> Optional[pacs.PacsServer]:
         i = self.server_box.currentIndex()
@@ -286,7 +296,7 @@ class PacsPanel(QWidget):
         self._say(f"Retrieving the {what} from {server.label}…")
         self.job = self.bridge.submit(
             lambda r: pacs.retrieve(server, m.study_uid, series, out=self.cache_dir, reporter=r),
-            "PACS retrieve", on_done=self._on_retrieved, on_error=self._on_retrieve_failed,
+            "PACS retrieve", on_done=lambda res: self._on_retrieved(res, server), on_error=self._on_retrieve_failed,
             on_progress=self._on_progress, on_cancelled=self._on_cancelled)
         self._update_buttons()
 
@@ -306,9 +316,12 @@ class PacsPanel(QWidget):
         self.progress.setVisible(False)
         self._update_buttons()
 
-    def _on_retrieved(self, res) -> None:
+    def _on_retrieved(self, res, server=None) -> None:
         self._finish()
         folders = sorted({str(Path(p).parent) for p in res.paths})
+        for f in folders:
+            if server is not None:
+                self.origins[f] = server
         self._say(f"{len(res.paths)} instances in the cache ({res.arrived} retrieved now, "
                   f"{res.already_there} were there); opening")
         self.sig_retrieved.emit(res)
@@ -324,6 +337,38 @@ class PacsPanel(QWidget):
         self._finish()
         self._say("Retrieve cancelled; what arrived is kept, and the next retrieve fetches "
                   "only the rest")
+
+    # ------------------------------------------------------------------ send
+    def origin(self, volume) -> Optional[pacs.PacsServer]:
+        """The server ``volume`` was retrieved from (this session), else the selected one."""
+        paths = list(getattr(volume, "source_paths", None) or [])
+        if paths and str(Path(paths[0]).parent) in self.origins:
+            return self.origins[str(Path(paths[0]).parent)]
+        return self.server()
+
+    def send_seg(self) -> None:
+        got = self.labels_fn()
+        if got is None:
+            self._say("No label map to send: open a DICOM series and paint or accept labels")
+            return
+        labels, table, volume = got
+        server = self.origin(volume)
+        if server is None:
+            return
+        self._say(f"Sending the label map as DICOM SEG to {server.label}…")
+        self.send_button.setEnabled(False)
+
+        def done(path):
+            self._update_buttons()
+            self._say(f"Sent the DICOM SEG to {server.label}")
+
+        def failed(msg):
+            self._update_buttons()
+            self._say(_message(msg))
+            self.sig_error.emit("Send DICOM SEG", _message(msg))
+
+        self.bridge.submit(lambda r: pacs.send_seg(server, labels, table, volume, r),
+                           "PACS send SEG", on_done=done, on_error=failed)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
