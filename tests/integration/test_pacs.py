@@ -295,3 +295,18 @@ def test_cli_find_json_and_get(orthanc, chest_series, tmp_path, capsys, monkeypa
             "--called-aet", ORTHANC_AET, "--timeout", "2"]
     assert main(echo) == 1
     assert "connection refused" in capsys.readouterr().err
+
+
+def test_c_get_falls_back_to_every_storage_context_when_the_study_classes_are_wrong(
+        dimse, chest_series, tmp_path, monkeypatch):
+    """C-GET proposes only the classes SOPClassesInStudy names; a server that names the wrong
+    ones (here: MR for the chest CT) makes every sub-operation fail, and the rest comes with
+    the full list of storage contexts."""
+    from medviewer.io.pacs.dimse import DimseClient
+
+    assert DimseClient(dimse).study_sop_classes(chest_series.study_uid)[0] == \
+        "1.2.840.10008.5.1.4.1.1.2"  # CT image storage (and the SEGs other tests sent)
+    monkeypatch.setattr(DimseClient, "study_sop_classes",
+                        lambda self, uid: ["1.2.840.10008.5.1.4.1.1.4"])
+    res = pacs.retrieve(dimse, chest_series.study_uid, chest_series.series_uid, out=tmp_path)
+    assert res.complete and len(res.paths) == N_CHEST and res.failed == 0

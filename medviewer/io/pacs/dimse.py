@@ -184,7 +184,8 @@ class DimseClient:
     def retrieve_series(self, study_uid: str, series_uid: str, sink: InstanceSink,
                         method: str = "get", cancel: Optional[CancelFn] = None) -> None:
         """Fetch one series into ``sink`` by C-GET or C-MOVE; instances already in the cache
-        are not fetched again (the missing ones are asked for one by one)."""
+        are not fetched again (the missing ones are asked for in one request listing their
+        UIDs, or one by one where the server cannot match a list)."""
         uids = None
         if cached_uids(sink.folder_for(series_uid)):  # resuming: which instances are missing?
             try:
@@ -206,22 +207,67 @@ class DimseClient:
                 requests.append(ds)
         if not requests:
             requests.append(self._retrieve_id("SERIES", study_uid, series_uid))
-        fetch = self._move if method == "move" else self._get
+        # C-GET: propose storage contexts for the study's SOP classes only when the server
+        # names them (127 contexts took 0.17 s to negotiate with Orthanc, 20 took 0.02 s)
+        classes = self.study_sop_classes(study_uid) if method == "get" else None
+        fetch = (self._move if method == "move"
+                 else lambda reqs, snk, cn: self._get(reqs, snk, cn, classes))
         try:
             fetch(requests, sink, cancel)
         except RetrieveCancelled:
             raise
-        except IncompleteRetrieve:
-            if not requests[0].get("SOPInstanceUID") or uids is None:
+        except PacsError as exc:
+            # a class missing from SOPClassesInStudy fails its sub-operations (Orthanc then
+            # answers 0xC000; others count them as failed)
+            narrowed = bool(classes) and (not isinstance(exc, IncompleteRetrieve)
+                                          or exc.result.failed > 0)
+            listed = isinstance(exc, IncompleteRetrieve) and bool(
+                requests[0].get("SOPInstanceUID")) and uids is not None
+            if not narrowed and not listed:
                 raise
-            # a server that does not match a list of UIDs: ask for the rest one by one
+            # the rest: with every storage context when some class was missing from the
+            # study's list, one by one when the server did not match a list of UIDs
+            if uids is None:
+                try:
+                    uids = self.instance_uids(study_uid, series_uid)
+                except PacsError:
+                    raise exc from None
             rest = [u for u in uids if not sink.exists(series_uid, u)]
-            one_by_one = []
-            for uid in rest:
-                ds = self._retrieve_id("IMAGE", study_uid, series_uid)
-                ds.SOPInstanceUID = uid
-                one_by_one.append(ds)
-            fetch(one_by_one, sink, cancel)
+            sink.result.failed = 0
+            if not rest:
+                return
+            if narrowed and len(rest) == len(uids):  # nothing arrived: the series again
+                again = [self._retrieve_id("SERIES", study_uid, series_uid)]
+            elif narrowed:
+                again = [self._retrieve_id("IMAGE", study_uid, series_uid)]
+                again[0].SOPInstanceUID = rest if len(rest) > 1 else rest[0]
+            else:
+                again = []
+                for uid in rest:
+                    again.append(self._retrieve_id("IMAGE", study_uid, series_uid))
+                    again[-1].SOPInstanceUID = uid
+            if method == "move":
+                self._move(again, sink, cancel)
+            else:
+                self._get(again, sink, cancel, None)
+
+    def study_sop_classes(self, study_uid: str) -> Optional[List[str]]:
+        """The SOP classes the server says the study holds (SOPClassesInStudy), or None."""
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        ds.StudyInstanceUID = study_uid
+        ds.SOPClassesInStudy = ""
+        try:
+            found = self._find(ds, "study", None)
+        except PacsError:
+            return None
+        out: List[str] = []
+        for f in found:
+            v = f.get("SOPClassesInStudy", None)
+            for uid in (v if isinstance(v, MultiValue) else [v] if v else []):
+                if str(uid) not in out:
+                    out.append(str(uid))
+        return out or None
 
     @staticmethod
     def _retrieve_id(level: str, study_uid: str, series_uid: str) -> Dataset:
@@ -325,14 +371,15 @@ class DimseClient:
             raise IncompleteRetrieve(f"{self.server.label} sent {of} instances ({res.failed} "
                                      f"failed); those that arrived are kept in {res.folder}", res)
 
-    def _get(self, requests: Sequence[Dataset], sink: InstanceSink, cancel: Optional[CancelFn]):
+    def _get(self, requests: Sequence[Dataset], sink: InstanceSink, cancel: Optional[CancelFn],
+             sop_classes: Optional[List[str]] = None):
         pynetdicom, sc = _pnd()
         from pynetdicom import build_role, evt
 
         ae = self._ae()
         ae.add_requested_context(sc.StudyRootQueryRetrieveInformationModelGet)
         classes = []
-        for uid, syntaxes in get_contexts():
+        for uid, syntaxes in get_contexts(sop_classes):
             ae.add_requested_context(uid, syntaxes)
             if uid not in classes:
                 classes.append(uid)
@@ -441,10 +488,16 @@ _NEXT_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.11"
 _MAX_STORAGE_CONTEXTS = 127  # 128 presentation contexts per association, one for C-GET
 
 
-def get_contexts():
-    """(SOP class, transfer syntaxes) to propose for C-GET storage sub-operations."""
+def get_contexts(sop_classes: Optional[Sequence[str]] = None):
+    """(SOP class, transfer syntaxes) to propose for C-GET storage sub-operations: for
+    ``sop_classes`` (each with every syntax, plus one context per JPEG 2000 syntax), else for
+    the common classes and as many others as fit."""
     from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
 
+    if sop_classes:
+        wanted = list(dict.fromkeys(sop_classes))[:_MAX_STORAGE_CONTEXTS // 3]
+        return ([(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in wanted]
+                + [(uid, [ts]) for uid in wanted for ts in _J2K])
     out = [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _KEY_CLASSES]
     out += [(uid, [ts]) for uid in _KEY_CLASSES for ts in _J2K]
     out += [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _NEXT_CLASSES]
