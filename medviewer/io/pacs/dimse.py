@@ -4,7 +4,6 @@ each message); a retrieve writes each instance into the cache as it arrives, can
 (the association is aborted) and says how many instances arrived when it ends early."""
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -16,7 +15,9 @@ from pydicom.multival import MultiValue
 
 from .cache import InstanceSink, cached_uids
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
-                     RetrieveCancelled, dicom_date_range, match_from, quiet_third_party_logs)
+                     RetrieveCancelled, quiet_third_party_logs)
+from .identifiers import answer_match, identifier, int_of, text_of
+from .negotiation import get_contexts, is_loopback, no_delay
 
 __all__ = ["DimseClient"]
 
@@ -29,54 +30,6 @@ def _pnd():
     from pynetdicom import sop_class
 
     return pynetdicom, sop_class
-
-
-def _int(value) -> Optional[int]:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    v = ds.get(keyword, "")
-    if v is None:
-        return ""
-    if isinstance(v, MultiValue):
-        return "\\".join(str(x) for x in v)
-    return str(v)
-
-
-def _match(ds: Dataset, level: str) -> Match:
-    return match_from(level, lambda k: _text(ds, k), lambda k: _int(ds.get(k)))
-
-
-def identifier(query: Query) -> Dataset:
-    """The C-FIND identifier for ``query`` (return keys empty, matching keys filled)."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = query.level.upper()
-    ds.PatientID = query.patient_id
-    ds.PatientName = query.patient_name
-    if query.level == "patient":
-        ds.PatientBirthDate = ""
-        ds.NumberOfPatientRelatedStudies = ""
-        return ds
-    ds.StudyInstanceUID = query.study_uid
-    ds.StudyDate = dicom_date_range(query.date_from, query.date_to)
-    ds.AccessionNumber = query.accession
-    ds.StudyDescription = ""
-    ds.PatientBirthDate = ""
-    if query.level == "study":
-        ds.ModalitiesInStudy = query.modality
-        ds.NumberOfStudyRelatedSeries = ""
-        ds.NumberOfStudyRelatedInstances = ""
-    else:
-        ds.SeriesInstanceUID = ""
-        ds.Modality = query.modality
-        ds.SeriesNumber = ""
-        ds.SeriesDescription = ""
-        ds.NumberOfSeriesRelatedInstances = ""
-    return ds
 
 
 class DimseClient:
@@ -145,7 +98,7 @@ class DimseClient:
 
     def find(self, query: Query, cancel: Optional[CancelFn] = None) -> List[Match]:
         """C-FIND at ``query.level`` (patient root for patients, study root otherwise)."""
-        return [_match(ds, query.level) for ds in self._find(identifier(query), query.level, cancel)]
+        return [answer_match(ds, query.level) for ds in self._find(identifier(query), query.level, cancel)]
 
     def _find(self, ident: Dataset, level: str, cancel: Optional[CancelFn]) -> List[Dataset]:
         _, sc = _pnd()
@@ -178,7 +131,7 @@ class DimseClient:
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = ""
-        return [_text(f, "SOPInstanceUID") for f in self._find(ds, "image", None)]
+        return [text_of(f, "SOPInstanceUID") for f in self._find(ds, "image", None)]
 
     # ------------------------------------------------------------------ retrieve
     def retrieve_series(self, study_uid: str, series_uid: str, sink: InstanceSink,
@@ -328,7 +281,7 @@ class DimseClient:
                     if "Status" not in status:
                         break
                     if status.Status in _PENDING and len(requests) == 1:
-                        n = sum(_int(status.get(k)) or 0 for k in (
+                        n = sum(int_of(status.get(k)) or 0 for k in (
                             "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
                             "NumberOfFailedSuboperations", "NumberOfWarningSuboperations"))
                         if n and not sink.expected:
@@ -337,7 +290,7 @@ class DimseClient:
                     break
                 if last.Status not in (0x0000, 0xB000) and last.Status not in _PENDING:
                     self._refused(last.Status, what)
-                sink.result.failed += _int(last.get("NumberOfFailedSuboperations")) or 0
+                sink.result.failed += int_of(last.get("NumberOfFailedSuboperations")) or 0
         self._check_done(sink, last, bool(cancelled) or (cancel is not None and cancel()), what)
 
     def _refused(self, status: int, what: str) -> None:
@@ -403,7 +356,7 @@ class DimseClient:
         errors: list = []
         handlers = [(evt.EVT_C_STORE, self._store_handler(sink, cancel, errors)),
                     (evt.EVT_ESTABLISHED, lambda event: no_delay(event.assoc))]
-        bind = "127.0.0.1" if _is_loopback(s.host) else ""
+        bind = "127.0.0.1" if is_loopback(s.host) else ""
         try:
             server = scp.start_server((bind, int(s.move_port)), block=False, evt_handlers=handlers)
         except OSError as exc:
@@ -464,69 +417,3 @@ class DimseClient:
         if failed:
             raise PacsError(f"{self.server.label} refused {failed} of {len(paths)} instances")
         return ok
-
-
-# image classes often stored JPEG 2000-compressed: besides one context with every transfer
-# syntax they get one context per JPEG 2000 syntax, because the server picks one syntax per
-# context and cannot always transcode JPEG 2000 (Orthanc without GDCM cannot), so the
-# instance must be able to travel as it is stored
-_J2K = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
-_KEY_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1",  # CT, enhanced CT
-                "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",  # MR, enhanced MR
-                "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",  # CR, DX
-                "1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.6.1",  # MG, US
-                "1.2.840.10008.5.1.4.1.1.3.1", "1.2.840.10008.5.1.4.1.1.7",  # US multi-frame, SC
-                "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.20",  # PET, NM
-                "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.7.4")  # XA, SC word
-# then these (segmentations, structured reports, key objects, RT structures, presentation
-# states, PDF), then the rest of pynetdicom's list while there is room
-_NEXT_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.11",
-                 "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33",
-                 "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.88.59",
-                 "1.2.840.10008.5.1.4.1.1.88.67", "1.2.840.10008.5.1.4.1.1.481.3",
-                 "1.2.840.10008.5.1.4.1.1.11.1", "1.2.840.10008.5.1.4.1.1.104.1")
-_MAX_STORAGE_CONTEXTS = 127  # 128 presentation contexts per association, one for C-GET
-
-
-def get_contexts(sop_classes: Optional[Sequence[str]] = None):
-    """(SOP class, transfer syntaxes) to propose for C-GET storage sub-operations: for
-    ``sop_classes`` (each with every syntax, plus one context per JPEG 2000 syntax), else for
-    the common classes and as many others as fit."""
-    from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
-
-    if sop_classes:
-        wanted = list(dict.fromkeys(sop_classes))[:_MAX_STORAGE_CONTEXTS // 3]
-        return ([(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in wanted]
-                + [(uid, [ts]) for uid in wanted for ts in _J2K])
-    out = [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _KEY_CLASSES]
-    out += [(uid, [ts]) for uid in _KEY_CLASSES for ts in _J2K]
-    out += [(uid, list(ALL_TRANSFER_SYNTAXES)) for uid in _NEXT_CLASSES]
-    seen = set(_KEY_CLASSES) | set(_NEXT_CLASSES)
-    for cx in StoragePresentationContexts:
-        if len(out) >= _MAX_STORAGE_CONTEXTS:
-            break
-        if cx.abstract_syntax not in seen:
-            seen.add(cx.abstract_syntax)
-            out.append((cx.abstract_syntax, list(ALL_TRANSFER_SYNTAXES)))
-    return out
-
-
-def no_delay(assoc) -> None:
-    """Turn Nagle's algorithm off on the association's socket (pynetdicom leaves it on; small
-    C-STORE responses then wait for delayed ACKs: dcmtk's getscu takes 4.6 s instead of 0.4 s
-    for 100 instances without TCP_NODELAY=1; here it took C-GET from 1.25 to 0.96 s)."""
-    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
