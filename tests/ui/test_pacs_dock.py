@@ -82,3 +82,21 @@ def test_search_retrieve_a_series_and_it_opens(window, qtbot, orthanc, tmp_path)
     qtbot.waitUntil(lambda: panel.status.text().startswith("Sent the DICOM SEG"), timeout=60000)
     (new,) = [m for m in pacs.find(server, segs) if m.series_uid not in before]
     assert new.n_instances == 1 and new.patient_id == CHEST_PID
+
+
+def test_cancel_a_retrieve_from_the_dock_keeps_what_arrived(window, qtbot, orthanc, tmp_path):
+    panel = window.pacs.panel
+    panel.cache_dir = tmp_path / "cache"
+    server = PacsServer(name="Test Orthanc", host="127.0.0.1", port=orthanc.dicom_port,
+                        called_aet=ORTHANC_AET, calling_aet=OUR_AET, timeout=10)
+    panel.set_servers([server])
+    (study,) = pacs.find(server, Query(level="study", patient_id=CHEST_PID))
+    panel.show_studies([study])
+    panel.tree.setCurrentItem(panel.tree.topLevelItem(0))  # the whole study
+    panel.progress.valueChanged.connect(
+        lambda v: v > 0 and panel.cancel_button.isEnabled() and panel.cancel_button.click())
+    qtbot.mouseClick(panel.retrieve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert panel.status.text().startswith("Retrieve cancelled")
+    kept = list((tmp_path / "cache").rglob("*.dcm"))
+    assert 0 < len(kept) < 100 and window.session.active is None
