@@ -211,12 +211,15 @@ def test_cancel_keeps_what_arrived_and_a_second_call_resumes(dimse, chest_series
     assert res.complete and res.already_there == len(kept)
 
 
-def test_server_killed_mid_transfer_keeps_what_arrived(tmp_path, chest_ct_dir):
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_server_killed_mid_transfer_keeps_what_arrived(tmp_path, chest_ct_dir, protocol):
     server = Orthanc(tmp_path / "orthanc").start()
     try:
         server.upload_files(sorted(chest_ct_dir.glob("*.dcm")))
         s = PacsServer(host="127.0.0.1", port=server.dicom_port, called_aet=ORTHANC_AET,
                        calling_aet=OUR_AET, timeout=5)
+        if protocol == "dicomweb":
+            s = PacsServer(url=server.dicomweb_url, username=USER, password=PASSWORD, timeout=5)
         (m,) = pacs.find(s, Query(level="series"))
         killed = threading.Event()
 

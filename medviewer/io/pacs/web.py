@@ -169,8 +169,10 @@ class WebClient:
                 f"{res.expected} instances arrived and are kept in {res.folder}", res) from None
         res = sink.result
         if len(res.paths) < (res.expected or 0):
-            raise IncompleteRetrieve(f"{self.server.label} sent {len(res.paths)} of {res.expected} "
-                                     f"instances; those that arrived are kept in {res.folder}", res)
+            raise IncompleteRetrieve(
+                f"{self.server.label} stopped mid-transfer (the answer ended early): "
+                f"{len(res.paths)} of {res.expected} instances arrived and are kept in "
+                f"{res.folder}", res)
 
     @staticmethod
     def _check_cancel(cancel: Optional[CancelFn], sink: InstanceSink) -> None:
