@@ -5,11 +5,12 @@ never in a URL or a message."""
 from __future__ import annotations
 
 import io
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Sequence
 
-from .cache import InstanceSink
+from .cache import InstanceSink, cached_uids
 from .common import (CancelFn, IncompleteRetrieve, Match, PacsError, PacsServer, Query,
                      RetrieveCancelled, dicom_date_range, match_from,
                      quiet_third_party_logs)
@@ -138,11 +139,15 @@ class WebClient:
                         method: str = "wado", cancel: Optional[CancelFn] = None) -> None:
         import requests
 
-        uids = self.instance_uids(study_uid, series_uid)
-        sink.set_expected((sink.expected or 0) + len(uids) if sink.expected else len(uids))
+        counted = None
+        if cached_uids(sink.folder_for(series_uid)):  # resuming: which instances are missing?
+            uids = self.instance_uids(study_uid, series_uid)
+            self._expect(sink, uids)
+        else:  # the first retrieve: count the instances while the first ones arrive
+            uids, counted = [], self._count_aside(study_uid, series_uid, sink)
         have = sink.note_existing(series_uid, uids)
         missing = [u for u in uids if not sink.exists(series_uid, u)]
-        if not missing:
+        if uids and not missing:
             return
         try:
             with self._errors("retrieve"):
@@ -155,8 +160,10 @@ class WebClient:
                 else:
                     it = self.client.iter_series(study_uid, series_uid, media_types=_ANY_SYNTAX)
                     try:
-                        for ds in it:
+                        for i, ds in enumerate(it):
                             self._write(sink, series_uid, ds)
+                            if i == 0 and counted is not None:
+                                counted.join()  # the count is in before the second instance
                             self._check_cancel(cancel, sink)
                     finally:
                         it.close()
@@ -167,12 +174,40 @@ class WebClient:
             raise IncompleteRetrieve(
                 f"{self.server.label} stopped mid-transfer ({exc}): {len(res.paths)} of "
                 f"{res.expected} instances arrived and are kept in {res.folder}", res) from None
+        finally:
+            if counted is not None:
+                counted.join()
+        if counted is not None and counted.error is not None:
+            res = sink.result
+            raise IncompleteRetrieve(f"{self.server.label} did not say how many instances the "
+                                     f"series has ({counted.error}): {len(res.paths)} arrived and "
+                                     f"are kept in {res.folder}", res)
         res = sink.result
         if len(res.paths) < (res.expected or 0):
             raise IncompleteRetrieve(
                 f"{self.server.label} stopped mid-transfer (the answer ended early): "
                 f"{len(res.paths)} of {res.expected} instances arrived and are kept in "
                 f"{res.folder}", res)
+
+    @staticmethod
+    def _expect(sink: InstanceSink, uids: List[str]) -> None:
+        sink.set_expected((sink.expected or 0) + len(uids) if sink.expected else len(uids))
+
+    def _count_aside(self, study_uid: str, series_uid: str, sink: InstanceSink):
+        """A thread that asks (QIDO-RS, its own session) how many instances the series has and
+        sets the sink's expected count: WADO-RS's stream can end early without an error."""
+        worker = threading.Thread(name="pacs-qido-count", daemon=True)
+        worker.error = None
+
+        def count():
+            try:
+                self._expect(sink, WebClient(self.server).instance_uids(study_uid, series_uid))
+            except PacsError as exc:
+                worker.error = exc
+
+        worker.run = count
+        worker.start()
+        return worker
 
     @staticmethod
     def _check_cancel(cancel: Optional[CancelFn], sink: InstanceSink) -> None:
