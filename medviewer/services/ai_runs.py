@@ -34,8 +34,11 @@ class ModelLane:
 
     def __init__(self, preference: str = "auto",
                  on_device: Optional[Callable[[str, str], None]] = None, strict: bool = False,
-                 threads: Optional[int] = None, precision: str = "auto"):
+                 threads: Optional[int] = None, precision: str = "auto", process=None):
         self.preference = preference
+        # an InferenceProcess (services.ai_process): whole-volume segmentations run there,
+        # out of this interpreter (the app: the GUI never waits for the GIL); None: here
+        self.process = process
         self.strict = strict  # an unusable forced device is an error (the CLI), not a fallback
         self.threads = threads  # CPU threads for torch (None: all cores but one, for a GUI)
         self.precision_preference = precision  # "auto" (per model and machine) or "fp32"
@@ -55,6 +58,11 @@ class ModelLane:
             if self._on_device is not None:
                 self._on_device(dev, device_label(dev))
         return self._device_for[1]
+
+    def announce(self, device: str, label: str) -> None:
+        """Tell ``on_device`` about a device chosen elsewhere (the inference process)."""
+        if self._on_device is not None:
+            self._on_device(device, label)
 
     def precision(self, card, device: Optional[str] = None) -> str:
         """The autocast of ``card``'s forward passes: "fp32", "bf16" or "fp16"
@@ -300,7 +308,10 @@ def segment_volume(ctx: InferenceContext, card, volume: Volume, z: Optional[int]
     variance when ``method`` asks for it; score how far the input lies from the training
     data. DomainMismatch when the volume is outside the model's domain (unless ``force``).
     The case score and the most uncertain slice are computed batch by batch as the entropy
-    arrives; ``keep_entropy=False`` (``medviewer predict``) keeps no entropy volume at all."""
+    arrives; ``keep_entropy=False`` (``medviewer predict``) keeps no entropy volume at all.
+    A lane with an inference process runs all of this there (the same function, in it)."""
+    if ctx.lane.process is not None:
+        return ctx.lane.process.segment(ctx, card, volume, z, method, force, keep_entropy)
     from medviewer.ai import uncertainty
     from medviewer.ai.inference import segment
 

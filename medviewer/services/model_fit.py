@@ -21,6 +21,9 @@ class DomainMismatch(ValueError):
         super().__init__(f"{card.ref} does not fit this image: {fit.reason}")
         self.card, self.fit = card, fit
 
+    def __reduce__(self):  # crosses from the inference process with its card and fit
+        return type(self), (self.card, self.fit)
+
 
 def model_fit(card, volume) -> DomainFit:
     """Whether ``volume`` (a core Volume) is what ``card``'s model was trained on."""

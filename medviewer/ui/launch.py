@@ -72,5 +72,8 @@ def run_gui(paths: List[str], demo: bool = False, screenshot: Optional[str] = No
         QTimer.singleShot(0, lambda: win.open_paths(paths))
     app.exec()
     win.services.close()
+    from medviewer.services import ai_process
+
+    ai_process.shared().close()
     collector.stop(collect=False)
     return result["code"]

@@ -40,8 +40,9 @@ def default_features() -> list:
     from .annotation.wiring import AnnotationFeature
     from .pacs.wiring import PacsFeature
     from .training.queue_wiring import ReviewFeature
+    from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
-    return [AnnotationFeature, AiFeature, ReviewFeature, PacsFeature]
+    return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature, PacsFeature]
 
 
 class MainWindow(QMainWindow):
@@ -141,7 +142,8 @@ class MainWindow(QMainWindow):
         registry = FeatureRegistry()
         host = FeatureHost(window=self, services=self.services, bridge=self.bridge,
                            settings=self.settings, views=self.tri.views, tri=self.tri,
-                           events=self.events, actions=self.actions_by_name, menus={},
+                           events=self.events, actions=self.actions_by_name,
+                           menus={"view": self.view_menu},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
                            confirm_leave=self.confirm_leave,

@@ -18,6 +18,8 @@ KEYS = {
     "layout_sagittal": "3",
     "reset_view": "R",
     "reset_obliques": "Shift+R",
+    "view3d_toggle": "4",
+    "view3d_reset_camera": "Ctrl+4",
     "hide_patient": "Ctrl+Shift+H",
     "clear_measurements": "Ctrl+Backspace",
     "help_shortcuts": "F1",
@@ -71,6 +73,8 @@ MOUSE = [
     ("Ctrl+left drag", "Rotate the MPR planes together about the cursor (oblique); "
                        "View > Reset obliques goes back"),
     ("Drop files or folders", "Open them"),
+    ("3D pane: left drag / right drag or wheel / middle drag", "Rotate / zoom / pan"),
+    ("3D pane: left click on a surface", "Move the crosshair there"),
     ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step); "
                                   "Esc while dragging drops the stroke"),
     ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
@@ -88,6 +92,8 @@ def shortcut_rows() -> list:
         (KEYS["layout_axial"], "Axial only"), (KEYS["layout_coronal"], "Coronal only"),
         (KEYS["layout_sagittal"], "Sagittal only"), (KEYS["reset_view"], "Reset zoom and pan"),
         (KEYS["reset_obliques"], "Reset obliques: back to axial / coronal / sagittal planes"),
+        (KEYS["view3d_toggle"], "Fourth pane: 3D view / image information"),
+        (KEYS["view3d_reset_camera"], "Reset the 3D camera (front view)"),
         (KEYS["clear_measurements"], "Clear measurements"),
         (KEYS["hide_patient"], "Hide / show patient details (names, IDs, dates)"),
     ]

@@ -3,6 +3,7 @@ on the AI worker thread while the GUI thread keeps processing timer ticks; Cance
 ends the job as cancelled with nothing stored."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -29,6 +30,9 @@ def test_whole_volume_segmentation_runs_off_the_gui_thread(qtbot, chest_window, 
     ai.sig_progress.connect(lambda msg, done, total: steps.append((done, total)))
     probe = StallProbe()
     probe.start()
+    from medviewer.services import ai_process
+
+    child, runs = ai_process.shared(), ai_process.shared().runs
     qtbot.mouseClick(panel.run_volume_button, Qt.MouseButton.LeftButton)
     assert ai.running and panel.cancel_button.isEnabled() and not panel.run_volume_button.isEnabled()
     assert win.actions_by_name["ai_cancel"].isEnabled()
@@ -39,6 +43,9 @@ def test_whole_volume_segmentation_runs_off_the_gui_thread(qtbot, chest_window, 
     probe.stop()
     print(f"\nAI responsiveness: {probe.ticks} ticks, longest GUI gap {1000 * probe.longest:.0f} ms")
     assert ai.worker.last_thread is not None and ai.worker.last_thread != threading.get_ident()
+    # the network ran in the app's inference process, not in this interpreter
+    assert ai.worker.lane.process is child and child.runs == runs + 1
+    assert child.alive and child.pid != os.getpid()
     assert probe.thread == threading.get_ident()
     assert len(steps) >= 3 and steps[-1][0] == steps[-1][1]  # progress reached the GUI
     assert probe.ticks >= 20  # the GUI thread kept turning while the model ran

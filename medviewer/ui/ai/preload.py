@@ -29,6 +29,10 @@ def _import_ai() -> None:
     try:
         from medviewer.services.ai_runs import preload_ai_libraries
 
+        from medviewer.services import ai_process
+
+        if ai_process.enabled():
+            ai_process.shared().start()  # the inference process imports them too, meanwhile
         preload_ai_libraries()
     except Exception as exc:  # noqa: BLE001 - the first job will report a real problem
         log.info("AI libraries not preloaded: %s", type(exc).__name__)

@@ -34,7 +34,12 @@ class AiWorker(QObject):
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.bridge = QtJobBridge(max_workers=1, parent=self, thread_name_prefix="medviewer-ai")
-        self.lane = ModelLane(on_device=self.sig_device.emit)  # emitted on the AI thread: queued
+        from medviewer.services import ai_process
+
+        # whole-volume segmentations run in the app's inference process (the GUI never waits
+        # for the GIL there); MEDVIEWER_AI_PROCESS=0: on this worker's thread
+        self.lane = ModelLane(on_device=self.sig_device.emit,  # emitted on the AI thread: queued
+                              process=ai_process.shared() if ai_process.enabled() else None)
         self.job: Optional[Job] = None
         self.job_name = ""
         self.last_thread: Optional[int] = None  # thread ident of the last job (tests)
