@@ -313,3 +313,21 @@ def test_c_get_falls_back_to_every_storage_context_when_the_study_classes_are_wr
                         lambda self, uid: ["1.2.840.10008.5.1.4.1.1.4"])
     res = pacs.retrieve(dimse, chest_series.study_uid, chest_series.series_uid, out=tmp_path)
     assert res.complete and len(res.paths) == N_CHEST and res.failed == 0
+
+
+def test_cli_send_a_folder_then_find_it(orthanc, tmp_path, capsys):
+    from medviewer.cli import main
+
+    (tmp_path / "in").mkdir()
+    path = _new_instance(tmp_path / "in")
+    pid = str(pydicom.dcmread(path).PatientID)
+    server = ["--host", "127.0.0.1", "--port", str(orthanc.dicom_port), "--aet", OUR_AET,
+              "--called-aet", ORTHANC_AET]
+    assert main(["pacs", "send", *server, str(path.parent)]) == 0
+    assert "sent 1 instances" in capsys.readouterr().out
+    assert main(["pacs", "find", *server, "--level", "patient", "--patient-id", pid,
+                 "--json", "--show-patient"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["patient_id"] == pid
+    assert main(["pacs", "send", *server, str(tmp_path / "missing.dcm")]) == 1
+    assert "cannot send" in capsys.readouterr().err
