@@ -6,12 +6,18 @@
                         [--date-from YYYYMMDD] [--date-to YYYYMMDD] [--accession A] [--json]
     medviewer pacs get  ... --study UID [--series UID] --out DIR [--method get|move|wado]
     medviewer pacs send ... FILES...
+    medviewer pacs predict ... --model NAME[:VERSION] --study UID [--series UID] --out DIR
+                        [--slice N] [--no-send] [--force] [--device auto|cpu|cuda|mps]
 
 DICOMweb credentials: ``--user NAME`` and the password in ``$MEDVIEWER_PACS_PASSWORD`` (never
 on the command line, where other users see it). ``find`` prints patient names and IDs as
 "(hidden)" unless ``--show-patient``. ``get`` exits 0 only when every instance arrived; what
-did arrive is kept in DIR and a second run fetches only the rest. Exit 1 on any failure (one
-``medviewer: error:`` line saying why), 2 for usage errors."""
+did arrive is kept in DIR and a second run fetches only the rest. ``predict`` retrieves each
+series (the study's series, or one), segments it as ``medviewer predict`` does, writes
+``DIR/<SeriesInstanceUID>.nii.gz`` with its sidecar and sends the labels back as a DICOM SEG of
+the same study (``--no-send``: keep them local); one JSON line per series; exit 0 when every
+series succeeded. Exit 1 on any failure (one ``medviewer: error:`` line saying why), 2 for
+usage errors."""
 from __future__ import annotations
 
 import argparse
@@ -46,7 +52,7 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medviewer pacs", description="Query, retrieve and send "
                                 "DICOM with a PACS (DIMSE or DICOMweb).")
-    sub = p.add_subparsers(dest="action", required=True, metavar="{echo,find,get,send}")
+    sub = p.add_subparsers(dest="action", required=True, metavar="{echo,find,get,send,predict}")
     pe = sub.add_parser("echo", help="check the server answers (C-ECHO or a QIDO-RS search)")
     _server_args(pe)
     pf = sub.add_parser("find", help="search patients, studies or series")
@@ -72,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("send", help="send DICOM files (C-STORE or STOW-RS)")
     _server_args(ps)
     ps.add_argument("files", nargs="+", metavar="FILE", help="DICOM files or folders")
+    pp = sub.add_parser("predict", help="retrieve, segment with a model, send the SEG back")
+    _server_args(pp)
+    pp.add_argument("--model", required=True, metavar="NAME[:VERSION]")
+    pp.add_argument("--study", required=True, metavar="UID")
+    pp.add_argument("--series", default="", metavar="UID",
+                    help="one series (default: every series of the study with a modality "
+                         "other than SEG/SR/PR/KO)")
+    pp.add_argument("--out", required=True, metavar="DIR")
+    pp.add_argument("--slice", type=int, metavar="N", help="segment only slice N")
+    pp.add_argument("--no-send", action="store_true", help="keep the labels local")
+    pp.add_argument("--force", action="store_true", help="run outside the model's domain")
+    pp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     return p
 
 
@@ -134,6 +152,8 @@ def run(args, out=None) -> int:
             print(f"{len(res.paths)} instances in {args.out} ({res.arrived} retrieved, "
                   f"{res.already_there} were there already)", file=out)
             return 0 if res.complete else 1
+        if args.action == "predict":
+            return _predict(server, args, out)
         files = _files(args.files)
         n = pacs.send(server, files)
         print(f"sent {n} instances to {server.label}", file=out)
@@ -141,6 +161,52 @@ def run(args, out=None) -> int:
     except pacs.PacsError as exc:
         print(f"medviewer: error: {exc}", file=sys.stderr)
         return 1
+
+
+_NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "DOC"}
+
+
+def _predict(server, args, out) -> int:
+    from medviewer.services import pacs
+    from medviewer.services.ai_runs import ModelLane, cpu_cores
+    from medviewer.services.model_fit import DomainMismatch
+    from medviewer.services.models import ModelCatalog, ModelError, require_automatic
+    from medviewer.services.pacs_predict import predict_series
+
+    from .progress import err, reason
+
+    lane = ModelLane(args.device, strict=True, threads=cpu_cores())
+    try:
+        card = ModelCatalog().get(args.model)
+        require_automatic(card)
+        lane.model(card)
+    except (ModelError, RuntimeError, ValueError) as exc:
+        err(f"error: {exc}")
+        return 1
+    series = [args.series] if args.series else [
+        m.series_uid for m in pacs.find(server, pacs.Query(level="series", study_uid=args.study))
+        if m.modality.upper() not in _NOT_IMAGES]
+    if not series:
+        err(f"error: no image series in study {args.study}")
+        return 1
+    ok = 0
+    for uid in series:
+        tty = TtyProgress()
+        try:
+            got = predict_series(server, args.study, uid, card, lane, args.out, z=args.slice,
+                                 send=not args.no_send, force=args.force, reporter=reporter(tty))
+        except DomainMismatch as exc:
+            err(f"refused series {uid}: {card.ref} does not fit it: {exc.fit.reason}")
+            continue
+        except (pacs.PacsError, ValueError) as exc:
+            err(f"series {uid}: {reason(exc)}")
+            continue
+        finally:
+            tty.done()
+        ok += 1
+        print(json.dumps({"series_uid": uid, "model": card.ref, "out": got.label_map,
+                          "seg_sent": got.seg is not None, "labels": got.labels}), file=out)
+    return 0 if ok == len(series) else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

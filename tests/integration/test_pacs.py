@@ -331,3 +331,39 @@ def test_cli_send_a_folder_then_find_it(orthanc, tmp_path, capsys):
     assert json.loads(line)["patient_id"] == pid
     assert main(["pacs", "send", *server, str(tmp_path / "missing.dcm")]) == 1
     assert "cannot send" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_pacs_predict_retrieves_segments_and_sends_the_seg_back(orthanc, chest_series,
+                                                                     tmp_path, capsys):
+    """`medviewer pacs predict` on one slice of the chest CT: the label map is written and a
+    SEG of the same study is on the server afterwards, equal to the label map."""
+    import nibabel as nib
+
+    from medviewer.cli import main
+    from medviewer.io.dicom_seg import read_seg
+    from medviewer.io.load import open_first
+
+    server = ["--host", "127.0.0.1", "--port", str(orthanc.dicom_port), "--aet", OUR_AET,
+              "--called-aet", ORTHANC_AET]
+    before = {m.series_uid for m in pacs.find(
+        PacsServer(host="127.0.0.1", port=orthanc.dicom_port, called_aet=ORTHANC_AET,
+                   calling_aet=OUR_AET), Query(level="series", modality="SEG"))}
+    rc = main(["pacs", "predict", *server, "--model", "ct-trunk-organs", "--study",
+               chest_series.study_uid, "--series", chest_series.series_uid, "--slice", "50",
+               "--out", str(tmp_path), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    (rec,) = [json.loads(ln) for ln in captured.out.splitlines()]
+    assert rec["seg_sent"] and rec["labels"] and rec["series_uid"] == chest_series.series_uid
+    s = PacsServer(host="127.0.0.1", port=orthanc.dicom_port, called_aet=ORTHANC_AET,
+                   calling_aet=OUR_AET)
+    (new,) = [m for m in pacs.find(s, Query(level="series", modality="SEG"))
+              if m.series_uid not in before]
+    assert new.study_uid == chest_series.study_uid
+    back = pacs.retrieve(s, new.study_uid, new.series_uid, out=tmp_path / "back")
+    vol = open_first([tmp_path / "images"])  # the series as predict retrieved it
+    labels, _, _ = read_seg(back.paths[0], vol.geometry, vol.source_paths)
+    written = np.asarray(nib.load(rec["out"]).dataobj)  # (x, y, z) RAS-flipped on disk
+    assert labels[50].any() and not labels[:50].any() and not labels[51:].any()
+    assert int((labels > 0).sum()) == int((written > 0).sum())
