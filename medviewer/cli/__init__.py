@@ -8,6 +8,8 @@
 - ``labels``: ``medviewer labels import WORKSPACE FILE.csv [--model NAME]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
+- ``pacs``: ``medviewer pacs echo|find|get|send`` (DIMSE ``--host/--port/--called-aet`` or
+  DICOMweb ``--url``)
 
 Patient names and IDs are never printed."""
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "labels": "labels", "finetune": "finetune", "prompt": "prompt"}
+            "labels": "labels", "finetune": "finetune", "prompt": "prompt", "pacs": "pacs"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

@@ -146,6 +146,8 @@ class FeatureHost:
     # proceed() runs once the user agreed (unsaved strokes are saved or discarded)
     confirm_leave: Callable[[str, Callable[[], None]], bool] = lambda what, proceed: True
     withdraw_notice: Callable[[str], None] = lambda text: None  # a notice no longer holds
+    privacy: Any = None  # the window's PatientPrivacy (patient details shown or hidden)
+    open_paths: Callable[[List[str]], None] = lambda paths: None  # open files/folders as local
 
     @property
     def session(self):

@@ -38,10 +38,11 @@ def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
+    from .pacs.wiring import PacsFeature
     from .training.queue_wiring import ReviewFeature
     from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
-    return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature]
+    return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature, PacsFeature]
 
 
 class MainWindow(QMainWindow):
@@ -146,7 +147,8 @@ class MainWindow(QMainWindow):
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
                            confirm_leave=self.confirm_leave,
-                           withdraw_notice=self.withdraw_notice)
+                           withdraw_notice=self.withdraw_notice, privacy=self.privacy,
+                           open_paths=self.open_paths)
         self.feature_host = host
         for cls in classes:
             feature = cls(host)

@@ -93,7 +93,8 @@ def test_the_app_features_menus_and_docks(window):
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review", "view3d"}
+    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs"}
+    assert window.docks["pacsDock"] in window.tabifiedDockWidgets(window.docks["seriesDock"])
     # a feature adds to the View menu (menu key "view"): the 3D pane's switch, shortcut 4
     assert acts["view3d_toggle"] in window.feature_host.menus["view"].actions()
     assert acts["view3d_toggle"].shortcut().toString() == "4"
