@@ -10,6 +10,8 @@
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
 - ``pacs``: ``medviewer pacs echo|find|get|send`` (DIMSE ``--host/--port/--called-aet`` or
   DICOMweb ``--url``)
+- ``register``: ``medviewer register FIXED MOVING OUT.nii.gz [--kind rigid|affine|deformable]
+  [--transform OUT.tfm] [--labels L --labels-out OUT_L]``
 
 Patient names and IDs are never printed."""
 from __future__ import annotations
@@ -19,7 +21,8 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "labels": "labels", "finetune": "finetune", "prompt": "prompt", "pacs": "pacs"}
+            "labels": "labels", "finetune": "finetune", "prompt": "prompt", "pacs": "pacs",
+            "register": "register"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

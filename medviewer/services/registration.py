@@ -88,14 +88,30 @@ def _reference(g: Geometry, pixel):
 
 
 def _working(img):
-    """The image the registration works on: voxels finer than :data:`WORK_MM` averaged in
-    whole blocks (a 0.9 mm CT at 1.8 mm): the transform is as precise (it is smooth, and the
-    metric samples points anyway) and a 512x512x300 CT registers in seconds, not minutes."""
+    """The image the registration works on: an isotropic grid of :data:`WORK_MM` or of its
+    finest spacing if coarser (finer voxels smoothed away, thick slices interpolated). The multi-resolution pyramid
+    shrinks every axis alike, which on a 0.8 x 0.8 x 6.5 mm MR leaves a few slices at the
+    coarse levels and makes rigid registration hit or miss; and a 0.9 mm CT registers in
+    seconds instead of minutes, as precisely (the transform is smooth; the metric samples
+    points anyway)."""
     import SimpleITK as sitk
 
-    factors = [max(1, int(round(WORK_MM / sp))) for sp in img.GetSpacing()]
-    factors = [f if n // f >= 16 else 1 for f, n in zip(factors, img.GetSize())]
-    return img if factors == [1, 1, 1] else sitk.BinShrink(img, factors)
+    sp = np.asarray(img.GetSpacing(), float)
+    work = max(WORK_MM, float(sp.min()))  # never finer than the finest axis
+    if np.allclose(sp, work, rtol=0.1):
+        return img
+    size = np.asarray(img.GetSize(), float)
+    new_size = [max(1, int(round(n))) for n in size * sp / work]
+    if min(sp) < work:  # anti-aliasing before taking coarser samples
+        sigma = [max(0.01 * s, max(0.0, work ** 2 - s ** 2) ** 0.5 / 2.355) for s in sp]
+        img = sitk.SmoothingRecursiveGaussian(img, sigma)
+    ref = sitk.Image(new_size, img.GetPixelID())
+    ref.SetSpacing([work] * 3)
+    ref.SetDirection(img.GetDirection())
+    ref.SetOrigin(img.TransformContinuousIndexToPhysicalPoint(
+        [(work / s - 1) / 2 for s in sp]))  # the same extent, voxel centres re-spaced
+    return sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, float(
+        sitk.GetArrayViewFromImage(img).min()), img.GetPixelID())
 
 
 def _pyramid(f_img, levels: int) -> tuple:
@@ -343,3 +359,29 @@ def displacement_mm(transform, reference, geometry: Geometry, step: int = 8,
     a = np.array([transform.TransformPoint(tuple(p)) for p in world])
     b = np.array([reference.TransformPoint(tuple(p)) for p in world])
     return np.linalg.norm(a - b, axis=1)
+
+
+# ---------------------------------------------------------------------------- files
+def open_series(path) -> Volume:
+    """The first image series at ``path`` (a file, a DICOM folder), as the app opens it."""
+    from .studies import load, scan
+
+    cat = scan([str(path)])
+    if not cat.series:
+        raise RegistrationError(f"{path}: no image series found")
+    return load(cat.series[0])
+
+
+def write_series(volume: Volume, path) -> Path:
+    """A registered series as NIfTI (.nii/.nii.gz), written atomically; patient details
+    left out."""
+    from medviewer.io.nifti_writer import write_nifti
+
+    return write_nifti(volume, path, anonymise=True)
+
+
+def write_labels(labels: np.ndarray, geometry: Geometry, path) -> Path:
+    """A label map that followed the registration (.nii/.nii.gz/.nrrd), written atomically."""
+    from medviewer.io.labels_io import write_labelmap
+
+    return write_labelmap(labels, geometry, path)
