@@ -10,7 +10,8 @@ their sizes in millimetres, so one setting means the same on every scanner:
 - ``diffusion``: gradient (Perona-Malik) anisotropic diffusion (SimpleITK);
 - ``clahe``: contrast-limited adaptive histogram equalisation (scikit-image) within the
   image's 0.5-99.5th percentile range, mapped back to its units;
-- ``unsharp``: unsharp masking (SimpleITK).
+- ``unsharp``: unsharp masking (SimpleITK);
+- ``learned``: the shipped denoising autoencoder (:mod:`medviewer.ai.denoise`; torch).
 
 Integer images stay integer (rounded, clipped to the type); HU stay HU. Qt-free: the app
 previews on the GUI's request and applies on a worker with progress and cancel."""
@@ -66,6 +67,9 @@ FILTERS: Dict[str, FilterSpec] = {f.name: f for f in (
         "tile_mm": Param(60.0, 10.0, 300.0, "mm", "size of the contextual regions"),
         "clip": Param(0.01, 0.001, 0.1, "", "contrast limit (higher: stronger)")},
         "Contrast-limited adaptive histogram equalisation: brings out local contrast."),
+    FilterSpec("learned", "Learned denoiser", {},
+               "A small autoencoder trained here on CT and MR slices with synthetic noise "
+               "(models/denoise-ae): blind, no setting."),
     FilterSpec("unsharp", "Unsharp mask", {
         "sigma_mm": Param(1.0, 0.2, 10.0, "mm", "blur that is subtracted"),
         "amount": Param(0.6, 0.05, 3.0, "", "how much edge is added")},
@@ -135,6 +139,10 @@ def filter_slice(image: np.ndarray, spacing_xy, name: str,
         dist = max(1, int(round(p["search_mm"] / pix / 2)))
         return denoise_nl_means(img, h=p["strength"] * sigma, sigma=sigma, patch_size=patch,
                                 patch_distance=dist, fast_mode=True).astype(np.float32)
+    if name == "learned":
+        from medviewer.ai.denoise import shipped
+
+        return shipped()(img)
     if name == "bilateral":
         sigma = max(noise_sigma(img), 1e-3)
         out = sitk.Bilateral(_sitk(img, (sx, sy)), domainSigma=p["sigma_mm"],
@@ -189,7 +197,7 @@ def describe(name: str, params: Optional[dict] = None) -> str:
     spec, p = _settings(name, params)
     parts = [f"{k.replace('_mm', '')} {v:g}{' ' + spec.params[k].unit if spec.params[k].unit else ''}"
              for k, v in p.items()]
-    return f"{spec.label} ({', '.join(parts)})"
+    return f"{spec.label} ({', '.join(parts)})" if parts else spec.label
 
 
 def enhance_volume(volume: Volume, name: str, params: Optional[dict] = None,
@@ -236,3 +244,24 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float) -> float:
                                        np.asarray(test, np.float64), data_range=data_range,
                                        gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False))
+
+
+def compare_on_held_out(filters=("nlm", "bilateral", "diffusion", "learned"),
+                        shared=None) -> dict:
+    """PSNR/SSIM (range 1) of every filter at its defaults on the learned denoiser's held-out
+    slices with the trainer's noise (:mod:`medviewer.ai.starters.denoise_ae`), per modality,
+    means over slices, with the noisy input's as the baseline."""
+    from medviewer.ai.starters import denoise_ae as trainer
+
+    _, held = trainer.load_slices(shared) if shared else trainer.load_slices()
+    rows: dict = {}
+    for (_, modality, clean, _, spacing), noisy in zip(held, trainer.noisy_copy(held)):
+        outs = {"noisy": noisy}
+        outs.update({name: filter_slice(noisy, spacing, name) for name in filters})
+        for key, out in outs.items():
+            r = rows.setdefault(modality, {}).setdefault(key, {"psnr": [], "ssim": []})
+            r["psnr"].append(psnr(clean, out, 1.0))
+            r["ssim"].append(ssim(clean, out, 1.0))
+    return {m: {k: {"psnr": round(float(np.mean(v["psnr"])), 2),
+                    "ssim": round(float(np.mean(v["ssim"])), 4), "slices": len(v["psnr"])}
+                for k, v in per.items()} for m, per in rows.items()}
