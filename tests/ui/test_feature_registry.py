@@ -98,3 +98,15 @@ def test_the_app_features_menus_and_docks(window):
     # a feature adds to the View menu (menu key "view"): the 3D pane's switch, shortcut 4
     assert acts["view3d_toggle"] in window.feature_host.menus["view"].actions()
     assert acts["view3d_toggle"].shortcut().toString() == "4"
+
+
+def test_the_docks_leave_the_slice_views_room(window):
+    """Every feature's dock shares a side with others: none may be so wide that the slice
+    views shrink (a PACS dock with four buttons a row once left the axial view 179 px of a
+    1300 px window)."""
+    from PySide6.QtWidgets import QDockWidget
+
+    for dock in window.findChildren(QDockWidget):
+        assert dock.minimumSizeHint().width() <= 400, dock.objectName()
+    ax = window.tri.views["axial"]
+    assert ax.viewport().width() >= 240

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QTreeWidget,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from medviewer.services import pacs
@@ -55,8 +55,10 @@ class PacsPanel(QWidget):
         self.server_box.setObjectName("pacsServerCombo")
         self.server_box.setMinimumContentsLength(16)
         self.server_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.server_box, 1)
+        # two buttons a row: the dock shares the left side with the series browser and must
+        # not push the slice views narrow (a row of four made it 540 px at least)
+        buttons = QGridLayout()
+        buttons.addWidget(self.server_box, 0, 0, 1, 2)
         self.add_button = self._button("Add…", "pacsAddServer", buttons, self.add_server)
         self.edit_button = self._button("Edit…", "pacsEditServer", buttons, self.edit_server)
         self.remove_button = self._button("Remove", "pacsRemoveServer", buttons, self.remove_server)
@@ -93,7 +95,7 @@ class PacsPanel(QWidget):
         self.tree.itemDoubleClicked.connect(lambda item, _c: self.retrieve())
         self.tree.itemSelectionChanged.connect(self._update_buttons)
 
-        actions = QHBoxLayout()
+        actions = QGridLayout()
         self.search_button = self._button("Search", "pacsSearch", actions, self.search)
         self.retrieve_button = self._button("Retrieve and open", "pacsRetrieve", actions,
                                             self.retrieve)
@@ -124,7 +126,12 @@ class PacsPanel(QWidget):
         b = QPushButton(text, self)
         b.setObjectName(name)
         b.clicked.connect(lambda _=False: slot())
-        layout.addWidget(b)
+        if isinstance(layout, QGridLayout):  # fill row by row, two a row
+            n = sum(1 for i in range(layout.count())
+                    if isinstance(layout.itemAt(i).widget(), QPushButton))
+            layout.addWidget(b, 1 + n // 2, n % 2)
+        else:
+            layout.addWidget(b)
         return b
 
     def _field(self, name: str, placeholder: str) -> QLineEdit:
