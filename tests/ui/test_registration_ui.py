@@ -283,3 +283,8 @@ def test_bad_choices_are_refused_in_one_sentence(qtbot, window, files):
         assert not dlg.running and not feature.pairs
         dlg.reject()
     assert not window.actions_by_name["fusion_toggle"].isEnabled()  # nothing to fuse yet
+    from medviewer.ui.registration.dialog import error_sentence
+
+    assert error_sentence("RegistrationError: the affine stage failed") == "The affine stage failed."
+    assert error_sentence("RuntimeError: Exception thrown in SimpleITK\nline 2") == \
+        "Exception thrown in SimpleITK."

@@ -18,9 +18,14 @@ KIND_TEXT = {"rigid": "Rigid (rotation + translation)",
 
 
 def error_sentence(message: str) -> str:
-    """A job's error message ("RegistrationError: the reason") as one sentence."""
-    text = message.split(": ", 1)[1] if message.startswith("RegistrationError: ") else message
-    text = text.strip().splitlines()[0] if text.strip() else "the registration failed"
+    """A job's error message ("RegistrationError: the reason", the first line of any other
+    exception's) as one sentence, without the exception's name."""
+    text = (message or "").strip()
+    text = text.splitlines()[0].strip() if text else ""
+    head, sep, rest = text.partition(": ")
+    if sep and head.isidentifier() and head.endswith(("Error", "Exception")):
+        text = rest.strip()
+    text = text or "the registration failed"
     return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
