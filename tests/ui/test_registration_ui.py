@@ -113,6 +113,10 @@ def test_register_fuse_carry_labels_save_and_export(qtbot, window, files, tmp_pa
     assert "Mattes MI" in text and "iterations" in text and text == dlg.status.text()
     assert window.session.active is fixed and feature.fusion.enabled
     assert window.docks["registrationDock"].isVisible()
+    assert dlg.cancel_button.text() == "Close"
+    qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    assert not dlg.isVisible() and len(feature.pairs) == 1
+    window.activateWindow()
 
     # the crosshair is one physical point in both series, and stays so when switching
     window.session.set_cursor_index((12, 40, 70))
@@ -204,6 +208,17 @@ def test_register_fuse_carry_labels_save_and_export(qtbot, window, files, tmp_pa
     assert fusion.enabled and layers["axial"].shown_image() is not None
     window.actions_by_name["fusion_mode"].trigger()  # swipe -> blend
     assert fusion.mode == "blend"
+    view.setFocus()  # the keys themselves, wherever the focus is
+    ctrl_alt = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+    qtbot.keyClick(view, Qt.Key.Key_F, ctrl_alt)
+    assert not fusion.enabled
+    qtbot.keyClick(view, Qt.Key.Key_F, ctrl_alt)
+    qtbot.keyClick(view, Qt.Key.Key_M, ctrl_alt)
+    assert fusion.enabled and fusion.mode == "checker"
+    fusion.set_mode("blend")
+    fusion.set_blend(0.5)
+    qtbot.keyClick(view, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert abs(fusion.blend - 0.6) < 1e-9 and panel.blend.value() == 60
 
     # the derived series is listed in the series browser, in the fixed series' study, and
     # shows like any other series from there
