@@ -128,14 +128,20 @@ class RegistrationFeature:
         if len(vols) < 2:
             self._error("Open two series first: registration aligns a moving series to a fixed one.")
             return None
-        if self.dialog is not None and self.dialog.running:
-            self.dialog.raise_()
-            return self.dialog
+        old = self.dialog
+        if old is not None and old.running:
+            old.raise_()
+            return old
+        if old is not None:  # a new one lists the series open now
+            old.close()
+            old.deleteLater()
         dlg = RegisterDialog(vols, self.host.bridge, self._describe, self.host.session.active,
                              self.host.window)
         dlg.sig_done.connect(self._on_registered)
         self.dialog = dlg
-        dlg.open()
+        dlg.setModal(False)  # the views stay usable while it runs
+        dlg.show()
+        dlg.raise_()
         return dlg
 
     def _on_registered(self, fixed: Volume, moving: Volume, result, registered: Volume) -> None:
