@@ -152,8 +152,13 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
     try:
         ai_runs.preload_ai_libraries()
         conn.send(("ready", os.getpid()))
+    except (BrokenPipeError, ConnectionError, EOFError):
+        return  # the app quit while this process was starting: nobody to tell
     except BaseException as exc:  # noqa: BLE001 - said to the app
-        conn.send(("error", None, type(exc).__name__, str(exc), ""))
+        try:
+            conn.send(("error", None, type(exc).__name__, str(exc), ""))
+        except OSError:
+            pass
         return
     while True:
         try:
@@ -208,7 +213,10 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
 def _main(argv) -> int:  # pragma: no cover - the child's entry point
     from multiprocessing.connection import Connection
 
-    _child_main(Connection(int(argv[0])), Connection(int(argv[1])))
+    try:
+        _child_main(Connection(int(argv[0])), Connection(int(argv[1])))
+    except (BrokenPipeError, ConnectionError, EOFError):
+        pass  # the app went away in the middle of a run: its results have no reader
     return 0
 
 

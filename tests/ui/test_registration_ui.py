@@ -161,10 +161,11 @@ def test_register_fuse_carry_labels_save_and_export(qtbot, window, files, tmp_pa
     feature.show_series("fixed")
     h, w = full.shape[:2]
     mid = (slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
-    diff = np.abs(full[mid] - reg_alone[mid])
-    # (Qt may map a row of pixels at another zoom step differently for the translucent
-    # layer: a line or two of neighbouring image rows; 0.5 % of the pixels here)
-    assert still_on and (diff.max(axis=2) > 2).mean() < 0.02
+    # (Qt maps rows and columns of the translucent layer at a non-integer zoom to screen
+    # pixels one off from the image's own: each pixel is compared with its 3x3 neighbours)
+    diff = np.min([np.abs(full[mid] - np.roll(reg_alone, (dy, dx), (0, 1))[mid]).max(axis=2)
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+    assert still_on and (diff > 2).mean() < 0.02
     assert np.abs(full[mid] - alone[mid]).mean() > 2.0
     panel.blend.setValue(50)
     assert (layers["axial"].shown_image()[..., 3] == 128).all()
