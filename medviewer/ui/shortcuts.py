@@ -51,6 +51,11 @@ KEYS = {
     "proposal_accept_slice": "Ctrl+Alt+Return",
     "proposal_reject": "Ctrl+Shift+Backspace",
     "labels_history": "Ctrl+H",
+    "register_series": "Ctrl+Alt+R",
+    "fusion_toggle": "Ctrl+Alt+F",
+    "fusion_mode": "Ctrl+Alt+M",
+    "fusion_blend_down": "Alt+Left",
+    "fusion_blend_up": "Alt+Right",
     # only while the Prompt tool is active
     "prompt_positive": "A",
     "prompt_negative": "S",
