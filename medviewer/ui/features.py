@@ -153,8 +153,14 @@ class FeatureHost:
     def session(self):
         return self.services.session
 
-    def get(self, name: str) -> Any:
-        return self.registry.shared(name)
+    def get(self, name: str, *default) -> Any:
+        """What an earlier feature shared as ``name``; ``default`` (when given) if none did."""
+        try:
+            return self.registry.shared(name)
+        except KeyError:
+            if default:
+                return default[0]
+            raise
 
     def status(self, message: str, ms: int = 8000) -> None:
         self.status_bar.showMessage(message, ms)

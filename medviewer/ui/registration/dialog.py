@@ -46,8 +46,8 @@ class RegisterDialog(QDialog):
         self.fixed_box.setObjectName("registerFixed")
         self.moving_box.setObjectName("registerMoving")
         for i, v in enumerate(self.volumes):
-            text = f"{i + 1}. {v.modality or '?'} {describe(v) or '(no description)'} " \
-                   f"({' x '.join(str(n) for n in v.shape[:3][::-1])})"
+            text = " ".join(x for x in (f"{i + 1}.", v.modality, describe(v) or "(no description)",
+                                        f"({' x '.join(str(n) for n in v.shape[:3][::-1])})") if x)
             self.fixed_box.addItem(text)
             self.moving_box.addItem(text)
         if self.volumes:  # the active one as fixed, another as moving

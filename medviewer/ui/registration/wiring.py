@@ -42,10 +42,7 @@ class RegistrationFeature:
     def __init__(self, host: FeatureHost):
         self.host = host
         win = host.window
-        try:
-            self.labels = host.get("labels")  # the annotation feature's label controller
-        except KeyError:
-            self.labels = None
+        self.labels = host.get("labels", None)  # the annotation feature's label controller
         self.fusion = Fusion(win)
         self.overlays = FusionOverlays(host.session, host.views, self.fusion, win)
         self.panel = FusionPanel(self.fusion, win)
@@ -214,14 +211,14 @@ class RegistrationFeature:
             self._error("The moving series has no labels to carry over: open or paint a "
                         "label map on it first.")
             return None
-        labels, table = lm.snapshot(), lm.table.to_dict()
+        table = lm.table.to_dict()
         moving_geo, fixed_geo, transform = pair.moving.geometry, pair.fixed.geometry, \
             pair.result.transform
         source = f"registration ({pair.result.kind}) from {self._describe(pair.moving) or 'the moving series'}"
 
         def work(reporter):
             reporter(0, 1, "Moving the labels onto the fixed series")
-            moved = reg.resample_labels(labels, moving_geo, fixed_geo, transform)
+            moved = reg.resample_labels(lm.snapshot(), moving_geo, fixed_geo, transform)
             return Proposal.make(moved, table, "", source)
 
         def done(prop: Proposal) -> None:
@@ -248,44 +245,44 @@ class RegistrationFeature:
 
         return st.last_folder(self.host.settings)
 
-    def save_transform_dialog(self) -> None:
+    def _ask_path(self, title: str, name: str, filters: str) -> str:
         if self.current is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self.host.window, "Save transform",
-                                              str(Path(self._folder()) / "registration.tfm"),
-                                              "ITK transform (*.tfm *.txt *.h5)")
+            return ""
+        path, _ = QFileDialog.getSaveFileName(self.host.window, title,
+                                              str(Path(self._folder()) / name), filters)
+        return path
+
+    def _write(self, write, name: str, done: str, failed: str):
+        """``write(pair)`` on a worker for the current pair (a file written atomically)."""
+        pair = self.current
+        if pair is None:
+            self._error("Register two series first.")
+            return None
+        return self._submit(lambda reporter: write(pair), name,
+                            lambda out: self.host.status(f"{done} {out}"), failed)
+
+    def save_transform_dialog(self) -> None:
+        path = self._ask_path("Save transform", "registration.tfm",
+                              "ITK transform (*.tfm *.txt *.h5)")
         if path:
             self.save_transform(path)
 
     def save_transform(self, path):
         """The current transform as an ITK transform file with its provenance beside it
         (``PATH.json``), both written atomically on a worker."""
-        pair = self.current
-        if pair is None:
-            self._error("Register two series first.")
-            return None
-        return self._submit(lambda reporter: reg.save_transform(pair.result, path),
-                            "save-transform", lambda out: self.host.status(f"Saved {out}"),
-                            "Could not save the transform")
+        return self._write(lambda pair: reg.save_transform(pair.result, path), "save-transform",
+                           "Saved", "Could not save the transform")
 
     def export_dialog(self) -> None:
-        if self.current is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self.host.window, "Export registered series",
-                                              str(Path(self._folder()) / "registered.nii.gz"),
-                                              "NIfTI (*.nii.gz *.nii)")
+        path = self._ask_path("Export registered series", "registered.nii.gz",
+                              "NIfTI (*.nii.gz *.nii)")
         if path:
             self.export(path)
 
     def export(self, path):
         """The registered series as NIfTI (atomically, patient details left out)."""
-        pair = self.current
-        if pair is None:
-            self._error("Register two series first.")
-            return None
-        return self._submit(lambda reporter: reg.write_series(pair.volume, path),
-                            "export-registered", lambda out: self.host.status(f"Exported {out}"),
-                            "Could not export the registered series")
+        return self._write(lambda pair: reg.write_series(pair.volume, path), "export-registered",
+                           "Exported", "Could not export the registered series")
 
     def shutdown(self) -> None:
         if self.dialog is not None and self.dialog.job is not None:
