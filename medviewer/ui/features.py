@@ -148,6 +148,8 @@ class FeatureHost:
     withdraw_notice: Callable[[str], None] = lambda text: None  # a notice no longer holds
     privacy: Any = None  # the window's PatientPrivacy (patient details shown or hidden)
     open_paths: Callable[[List[str]], None] = lambda paths: None  # open files/folders as local
+    # add_series(volume, source): a derived series into the session and the series browser
+    add_series: Optional[Callable[[Any, Any], Any]] = None
 
     @property
     def session(self):

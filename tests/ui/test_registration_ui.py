@@ -186,6 +186,21 @@ def test_register_fuse_carry_labels_save_and_export(qtbot, window, files, tmp_pa
     window.actions_by_name["fusion_mode"].trigger()  # swipe -> blend
     assert fusion.mode == "blend"
 
+    # the derived series is listed in the series browser, in the fixed series' study, and
+    # shows like any other series from there
+    browser, volumes = window.series_browser, window.loader.volumes
+    reg_key = next(k for k, v in volumes.items() if v is reg)
+    fixed_key = next(k for k, v in volumes.items() if v is fixed)
+    item = browser.series_items[reg_key]
+    assert item.parent() is browser.series_items[fixed_key].parent()
+    assert "→" in item.text(0) and item.text(2) == str(fixed.shape[0])
+    browser.setCurrentItem(item)
+    qtbot.keyClick(browser, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session.active is reg, timeout=5000)
+    assert item.font(0).bold() and not fusion.shows_on(reg)
+    feature.show_series("fixed")
+    assert window.session.active is fixed and browser.series_items[fixed_key].font(0).bold()
+
     # labels follow: a proposal on the fixed series, its own labels unchanged
     assert ctl.labelmap_of(fixed) is None
     feature.carry_labels()

@@ -143,7 +143,10 @@ class RegistrationFeature:
         if not any(v is fixed for v in session.volumes):
             return  # the fixed series was closed meanwhile
         self.pairs.append(Registered(fixed, moving, result, registered))
-        session.add_volume(registered, activate=False)
+        if self.host.add_series is not None:  # listed in the series browser too
+            self.host.add_series(registered, fixed)
+        else:
+            session.add_volume(registered, activate=False)
         self.fusion.set_pair(fixed, registered)
         self.panel.pair_label.setText(
             f"Fixed: {self._describe(fixed) or fixed.modality}\n"
