@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from annot_helpers import drag, rendered_rgb, viewport_pos
 
 from medviewer.core.geometry import Geometry
+from medviewer.core.reformat import ortho_slab
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 from medviewer.services import registration as R
@@ -150,6 +151,11 @@ def test_register_fuse_carry_labels_save_and_export(qtbot, window, files, tmp_pa
     assert np.abs(full - alone).mean() > 1.0  # the registered series is what is seen
     panel.blend.setValue(50)
     assert (layers["axial"].shown_image()[..., 3] == 128).all()
+    window.tri.set_slab("mip", 15.0)  # a slab of the fixed series: the same of the registered
+    sl = ortho_slab(view.reslicer, reg.array, "axial", view.current.index, 15.0, "mip").image
+    grey = np.clip((sl.astype(float) - lo) / (hi - lo) * 255, 0, 255)
+    assert np.abs(layers["axial"].shown_image()[..., 0].astype(float) - grey).max() <= 1.0
+    window.tri.set_slab("mip", 0.0)
 
     panel.mode_box.setCurrentIndex(panel.mode_box.findData("checker"))
     panel.checker.setValue(15.0)  # 5 pixels of 3 mm

@@ -19,6 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor
 
+from medviewer.core.reformat import ortho_slab
 from medviewer.core.reslice import SlabCache
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
@@ -147,8 +148,9 @@ class FusionLayer(SliceLayer):
         cur = v.current
         rows, cols = cur.image.shape[:2]
         split_col = int(round(f.split * cols))
+        slab = v.mpr.slab_of(v.plane)  # a thick slab of the fixed: the same of the registered
         key = (id(f.registered), v.plane, cur.index, f.mode, f.blend, f.checker_mm,
-               split_col if f.mode == "swipe" else None, f.levels)
+               split_col if f.mode == "swipe" else None, f.levels, slab)
         if f.mode == "swipe":
             self.handle.blockSignals(True)
             self.handle.setValue((split_col - 0.5) * cur.col_spacing)
@@ -156,7 +158,11 @@ class FusionLayer(SliceLayer):
         self.handle.setVisible(f.mode == "swipe")
         if self._is_shown(key):
             return
-        img = self._slice(f.registered.array, cur.index)
+        if slab[1] > 0:
+            img = ortho_slab(v.reslicer, f.registered.array, v.plane, cur.index, slab[1],
+                             slab[0]).image
+        else:
+            img = self._slice(f.registered.array, cur.index)
         square = (f.checker_mm / cur.row_spacing, f.checker_mm / cur.col_spacing)
         alpha = fusion_alpha(img.shape, f.mode, f.blend, square, split_col)
         self._show(grey_rgba(img, f.levels, alpha), key, (0, 255))
