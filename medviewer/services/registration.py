@@ -49,6 +49,22 @@ class RegistrationResult:
     provenance: dict = field(default_factory=dict)
 
 
+def check_pair(fixed: Volume, moving: Volume) -> None:
+    """Refuse, in one sentence, a pair that cannot be registered (the same series twice, a
+    colour image, a series too thin for 3D) before any work starts."""
+    if fixed is moving:
+        raise RegistrationError("the fixed and the moving series are the same; choose two "
+                                "different series")
+    for role, vol in (("fixed", fixed), ("moving", moving)):
+        if vol.is_rgb:
+            raise RegistrationError(f"the {role} series is a colour image; only greyscale "
+                                    "series can be registered")
+        if min(vol.shape[:3]) < 4:
+            raise RegistrationError(f"the {role} series ({' x '.join(str(n) for n in vol.shape[:3])}"
+                                    " voxels) is too thin to register in 3D; it needs at least "
+                                    "4 voxels along every axis")
+
+
 def _robust(volume: Volume) -> np.ndarray:
     """The pixels as float32 clipped to their 0.1-99.9th percentiles: a few extreme voxels
     (metal, a scanner's padding value) otherwise squeeze all tissue into one or two of the

@@ -51,6 +51,11 @@ KEYS = {
     "proposal_accept_slice": "Ctrl+Alt+Return",
     "proposal_reject": "Ctrl+Shift+Backspace",
     "labels_history": "Ctrl+H",
+    "register_series": "Ctrl+Alt+R",
+    "fusion_toggle": "Ctrl+Alt+F",
+    "fusion_mode": "Ctrl+Alt+M",
+    "fusion_blend_down": "Alt+Left",
+    "fusion_blend_up": "Alt+Right",
     # only while the Prompt tool is active
     "prompt_positive": "A",
     "prompt_negative": "S",
@@ -81,6 +86,8 @@ MOUSE = [
     ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
     ("Prompt: left click / Shift+left click / right click", "Positive / flipped / negative click"),
     ("Prompt: left drag", "A scribble (click and scribble modes) or a box (box mode)"),
+    ("Fusion swipe: left drag on the yellow line", "Move the split between the fixed (left) "
+                                                   "and the registered series (right)"),
 ]
 
 
@@ -125,7 +132,13 @@ def shortcut_rows() -> list:
              (KEYS["ai_cancel"], "AI: cancel the running job (while one runs; otherwise the Navigate tool)"),
              (KEYS["ai_goto_uncertain"], "AI: go to the most uncertain slice (highest mean entropy)"),
              (KEYS["review_next"], "AI: open the next case in the review queue (most uncertain first)"),
-             (KEYS["ai_finetune"], "AI: fine-tune the model on the corrections (Fine-tune dialog)")]
+             (KEYS["ai_finetune"], "AI: fine-tune the model on the corrections (Fine-tune dialog)"),
+             (KEYS["register_series"], "Registration: register a moving series to a fixed one"),
+             (KEYS["fusion_toggle"], "Registration: show the registered series fused over the "
+                                     "fixed one, or the fixed alone"),
+             (KEYS["fusion_mode"], "Registration: next fusion mode (blend, checkerboard, swipe)"),
+             (f"{KEYS['fusion_blend_down']} / {KEYS['fusion_blend_up']}",
+              "Registration: blend 10 % less / more of the registered series")]
     rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
     rows += [(KEYS["help_shortcuts"], "This list")]
     return rows + MOUSE

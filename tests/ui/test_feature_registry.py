@@ -86,14 +86,17 @@ def test_a_feature_built_before_its_provider_fails_clearly(qtbot):
 
 def test_the_app_features_menus_and_docks(window):
     titles = [a.text() for a in window.menuBar().actions()]
-    assert titles[-3:] == ["&Labels", "&AI", "&Help"]
+    assert titles[-4:] == ["&Labels", "&AI", "Re&gistration", "&Help"]
     tabbed = window.tabifiedDockWidgets(window.docks["segmentationDock"])
     assert {window.docks["aiDock"], window.docks["reviewQueueDock"]} <= set(tabbed)
     acts = window.actions_by_name
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs"}
+    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs", "registration"}
+    assert not window.docks["registrationDock"].isVisible()  # shown once a registration ends
+    assert acts["register_series"].shortcut().toString() == "Ctrl+Alt+R"
+    assert acts["register_series"] in window.feature_host.menus["registration"].actions()
     assert window.docks["pacsDock"] in window.tabifiedDockWidgets(window.docks["seriesDock"])
     # a feature adds to the View menu (menu key "view"): the 3D pane's switch, shortcut 4
     assert acts["view3d_toggle"] in window.feature_host.menus["view"].actions()

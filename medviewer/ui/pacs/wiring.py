@@ -13,10 +13,7 @@ class PacsFeature:
     def __init__(self, host: FeatureHost):
         self.host = host
         privacy = host.privacy
-        try:
-            self.labels = host.get("labels")  # the annotation feature's label controller
-        except KeyError:
-            self.labels = None
+        self.labels = host.get("labels", None)  # the annotation feature's label controller
         self.panel = PacsPanel(host.bridge, host.settings, open_paths=host.open_paths,
                                hidden_fn=(lambda: privacy.hidden) if privacy is not None
                                else (lambda: False), labels_fn=self.current_labels,
