@@ -93,6 +93,15 @@ def test_preview_nlm_is_the_service_preview_and_before_after_toggle(qtbot, chest
     (_, img), = view.shown()
     np.testing.assert_array_equal(img[:, :128], original[:, :128])
     np.testing.assert_array_equal(img[:, 128:], expected[:, 128:])
+    sx, sy = vol.geometry.spacing[:2]
+    assert view.handle.isVisible() and view.handle.value() == pytest.approx(0.25 * 512 * sx)
+    view.handle.setValue(0.75 * 512 * sx)  # dragging the split line in the image
+    assert view.split == pytest.approx(0.75) and dlg.view.slider.value() == 75
+    (_, img), = view.shown()
+    np.testing.assert_array_equal(img[:, :384], original[:, :384])
+    np.testing.assert_array_equal(img[:, 384:], expected[:, 384:])
+    rect = view.items[0].boundingRect()  # drawn in mm: the slice's true aspect
+    assert view.items[0].mapRectToParent(rect).width() == pytest.approx(512 * sx)
     win.session.set_window(40, 400)  # the view's window/level follows the slice views'
     assert tuple(view.items[0].levels) == pytest.approx(window_to_levels(40, 400))
     pixels = original.copy()

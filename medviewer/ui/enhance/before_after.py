@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QRadioButton, QSlider, QVBoxLayout,
                                QWidget)
 
@@ -45,6 +45,8 @@ class BeforeAfterView(QWidget):
             pane.setBackground("k")
             title = pane.addLabel("", row=0, col=0)
             vb = pane.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
+            vb.setDefaultPadding(0.0)
+            vb.enableAutoRange()  # fits the slice until the user zooms or pans
             item = pg.ImageItem(axisOrder="row-major")
             vb.addItem(item)
             panes.addWidget(pane, 1)
@@ -52,6 +54,13 @@ class BeforeAfterView(QWidget):
             self.boxes.append(vb)
             self.items.append(item)
             self.titles.append(title)
+        self.spacing = (1.0, 1.0)  # column, row size (mm): the slice drawn at its true aspect
+        self.handle = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#ffd700", width=2),
+                                      hoverPen=pg.mkPen("#fff3a0", width=3))
+        self.handle.setZValue(10)
+        self.handle.setToolTip("Drag: the original left of the line, the filtered image right")
+        self.boxes[0].addItem(self.handle, ignoreBounds=True)
+        self.handle.sigPositionChanged.connect(self._handle_moved)
         self.boxes[1].setXLink(self.boxes[0])
         self.boxes[1].setYLink(self.boxes[0])
         self.buttons = QButtonGroup(self)
@@ -82,14 +91,15 @@ class BeforeAfterView(QWidget):
 
     # ------------------------------------------------------------------ state
     def set_images(self, before: Optional[np.ndarray], after: Optional[np.ndarray],
-                   levels) -> None:
-        first = self.before is None or (before is not None and before.shape != self.before.shape)
+                   levels, spacing=(1.0, 1.0)) -> None:
+        fit = before is not None and (self.before is None or before.shape != self.before.shape)
         self.before, self.after = before, after
         self.levels = (float(levels[0]), float(levels[1]))
+        self.spacing = (float(spacing[0]), float(spacing[1]))
         self._render()
-        if first and before is not None:
+        if fit:  # another slice size: fit it again
             for vb in self.boxes:
-                vb.autoRange(padding=0)
+                vb.enableAutoRange()
 
     def set_levels(self, levels) -> None:
         self.levels = (float(levels[0]), float(levels[1]))
@@ -116,6 +126,16 @@ class BeforeAfterView(QWidget):
         if self.mode == "swipe":
             self._render()
 
+    def _width_mm(self) -> float:
+        return 0.0 if self.before is None else self.before.shape[1] * self.spacing[0]
+
+    def _handle_moved(self) -> None:
+        width = self._width_mm()
+        if width > 0 and self.mode == "swipe":
+            split = min(max(self.handle.value() / width, 0.0), 1.0)
+            if abs(split - self.split) > 1e-9:
+                self.set_split(split)
+
     def shown(self) -> List[Tuple[str, np.ndarray]]:
         """What each visible pane shows: (title, image)."""
         return [(t.text, item.image) for t, item, pane in zip(self.titles, self.items, self.panes)
@@ -138,6 +158,11 @@ class BeforeAfterView(QWidget):
     def _render(self) -> None:
         panes = self._panes()
         self.slider.setVisible(self.mode == "swipe")
+        self.handle.setVisible(self.mode == "swipe" and self.before is not None)
+        if self.before is not None and abs(self.handle.value() - self.split * self._width_mm()) > 1e-6:
+            self.handle.blockSignals(True)
+            self.handle.setValue(self.split * self._width_mm())
+            self.handle.blockSignals(False)
         for i, (pane, item, title) in enumerate(zip(self.panes, self.items, self.titles)):
             if i < len(panes):
                 text, img = panes[i]
@@ -147,6 +172,8 @@ class BeforeAfterView(QWidget):
                     item.clear()
                 else:
                     item.setImage(img, autoLevels=False, levels=self.levels)
+                    item.setRect(QRectF(0.0, 0.0, img.shape[1] * self.spacing[0],
+                                        img.shape[0] * self.spacing[1]))
             else:
                 title.setText("")
                 pane.setVisible(False)

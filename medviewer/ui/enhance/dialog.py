@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFormLayout, QHBoxLayout
                                QListWidget, QListWidgetItem, QProgressBar, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
+from medviewer.core.slice_numbers import slice_numbering
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 from medviewer.services import enhance as E
@@ -189,9 +190,10 @@ class EnhanceDialog(QDialog):
             self.view.set_images(None, None, (0, 1))
         else:
             name = self.describe(vol) or vol.modality or "series"
-            self.source.setText(f"{name}: slice {self.z + 1} of {vol.shape[0]}")
+            number = slice_numbering(vol.geometry, vol.meta, "axial", 0).label(self.z)
+            self.source.setText(f"{name}: axial {number} (the slice views' current image)")
             self.view.set_images(None if vol.is_rgb else np.asarray(vol.array[self.z]), None,
-                                 self._levels())
+                                 self._levels(), vol.geometry.spacing[:2])
         self.preview_key = None
         self._check()
 
@@ -274,17 +276,18 @@ class EnhanceDialog(QDialog):
         self._preview_serial += 1
         serial = self._preview_serial
         key = (id(vol), z, name, tuple(sorted(params.items())))
-        self._say(f"Previewing {E.describe(name, params)} on slice {z + 1}…")
+        self._say(f"Previewing {E.describe(name, params)}…")
 
         def done(img):
             if serial != self._preview_serial or vol is not self.volume:
                 return  # a newer preview was asked for, or another series is shown
             self.preview_job = None
             self.preview_key = key
-            self.view.set_images(np.asarray(vol.array[z]), img, self._levels())
+            self.view.set_images(np.asarray(vol.array[z]), img, self._levels(),
+                                 vol.geometry.spacing[:2])
             if self.view.mode == "before":
                 self.view.set_mode("after")
-            self._say(f"Preview: {E.describe(name, params)}, slice {z + 1}.")
+            self._say(f"Preview: {E.describe(name, params)}.")
 
         def failed(message):
             if serial == self._preview_serial:
