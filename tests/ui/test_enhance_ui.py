@@ -174,3 +174,19 @@ def test_a_colour_series_is_refused_in_one_sentence(window):
     assert dlg.status.property("error") == ("Colour images are not enhanced; choose a "
                                              "greyscale series.")
     assert not dlg.preview_button.isEnabled() and dlg.apply() is None
+
+
+def test_closing_while_previewing_drops_the_preview_and_reopening_works(qtbot, chest_window):
+    win = chest_window
+    dlg = _open(win)
+    assert win.enhance.open_dialog() is dlg  # one dialog at a time
+    assert dlg.select("nlm")
+    assert dlg.preview() is not None
+    dlg.close_button.click()  # Close (nothing is being applied)
+    assert win.enhance.dialog is None
+    qtbot.waitUntil(lambda: not win.bridge.busy, timeout=60000)  # the preview ended, unused
+    qtbot.wait(50)
+    win.session.set_window(40, 400)  # the closed dialog no longer listens to the session
+    win.session.set_cursor_index((10, 100, 100))
+    again = _open(win)
+    assert again is not dlg and again.z == 10 and again.preview_key is None

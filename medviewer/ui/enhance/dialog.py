@@ -358,6 +358,7 @@ class EnhanceDialog(QDialog):
         super().reject()
 
     def done(self, result: int) -> None:
+        self._preview_serial += 1  # a preview still running is dropped when it ends
         self.session.window_changed.disconnect(self._on_window)
         self.session.active_changed.disconnect(self._on_moved)
         self.session.cursor_changed.disconnect(self._on_moved)

@@ -38,16 +38,22 @@ class EnhanceFeature:
             self.host.show_error("Enhance image", "Open a series first: the filter is "
                                  "previewed on its current slice and applied to it.")
             return None
-        if self.dialog is not None and self.dialog.isVisible():
+        if self.dialog is not None:  # open: bring it to the front
             self.dialog.raise_()
             self.dialog.activateWindow()
             return self.dialog
         dlg = EnhanceDialog(self.host.session, self.host.bridge, self._describe,
                             self.host.window)
         dlg.sig_applied.connect(self._on_applied)
+        dlg.finished.connect(lambda _result: self._closed(dlg))
         self.dialog = dlg
         dlg.show()
         return dlg
+
+    def _closed(self, dlg: EnhanceDialog) -> None:
+        if self.dialog is dlg:
+            self.dialog = None
+        dlg.deleteLater()
 
     def _on_applied(self, volume: Volume, source: Volume) -> None:
         if not any(v is source for v in self.host.session.volumes):
@@ -60,5 +66,5 @@ class EnhanceFeature:
         self.host.status(f"Enhanced series added: {volume.description}")
 
     def shutdown(self) -> None:
-        if self.dialog is not None and self.dialog.apply_job is not None:
-            self.dialog.apply_job.cancel()
+        if self.dialog is not None:  # cancels an apply that is running
+            self.dialog.reject()
