@@ -91,10 +91,9 @@ class EnhanceDialog(QDialog):
         self.preview_button = QPushButton("&Preview", self)
         self.preview_button.setObjectName("enhancePreview")
         self.preview_button.setToolTip("Filter the current slice and show it beside the original")
-        self.toggle_button = QPushButton("Before/&after", self)
+        self.toggle_button = QPushButton("&Before/after", self)
         self.toggle_button.setObjectName("enhanceToggle")
-        self.toggle_button.setToolTip("Show the original or the filtered slice (Space)")
-        self.toggle_button.setShortcut("Space")
+        self.toggle_button.setToolTip("Show the original or the filtered slice (Alt+B)")
         self.apply_button = QPushButton("&Apply to series", self)
         self.apply_button.setObjectName("enhanceApply")
         self.apply_button.setToolTip("Filter every slice into a new derived series (the "
