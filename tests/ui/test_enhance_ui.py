@@ -190,3 +190,13 @@ def test_closing_while_previewing_drops_the_preview_and_reopening_works(qtbot, c
     win.session.set_cursor_index((10, 100, 100))
     again = _open(win)
     assert again is not dlg and again.z == 10 and again.preview_key is None
+
+
+def test_a_job_error_reads_as_one_sentence():
+    from medviewer.ui.enhance.dialog import sentence
+
+    assert sentence("EnhanceError: slice 999 is outside the series (0..99)") == \
+        "Slice 999 is outside the series (0..99)."
+    assert sentence("ModelError: the weights do not match their card\nTraceback") == \
+        "The weights do not match their card."
+    assert sentence("") == "The filter failed."

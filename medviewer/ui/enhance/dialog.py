@@ -27,8 +27,9 @@ SPIN_MARGIN = 10.0  # a spin box takes up to this many times its range, so a val
 
 
 def sentence(message: str) -> str:
-    """A job's error ("EnhanceError: the reason") as one sentence."""
-    text = message.split(": ", 1)[1] if message.startswith("EnhanceError: ") else message
+    """A job's error ("EnhanceError: the reason", "ModelError: …") as one sentence."""
+    head, _, rest = message.partition(": ")
+    text = rest if rest and head.isidentifier() and head.endswith("Error") else message
     text = (text.strip().splitlines() or ["the filter failed"])[0]
     return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
