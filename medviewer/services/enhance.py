@@ -77,6 +77,26 @@ FILTERS: Dict[str, FilterSpec] = {f.name: f for f in (
 )}
 
 
+def unavailable(name: str) -> str:
+    """Why filter ``name`` cannot run here, in one sentence ("" when it can): the learned
+    denoiser needs a trained version under models/denoise-ae."""
+    if name not in FILTERS:
+        return f"There is no filter {name!r}."
+    if name == "learned":
+        from medviewer.ai.denoise import builtin_dir
+
+        if builtin_dir() is None:
+            return ("The learned denoiser is not installed: models/denoise-ae has no "
+                    "trained version yet.")
+    return ""
+
+
+def check_settings(name: str, params: Optional[dict] = None) -> dict:
+    """The settings of ``name`` (defaults filled in) or ``EnhanceError`` saying in one
+    sentence which one is out of its range."""
+    return _settings(name, params)[1]
+
+
 def _settings(name: str, params: Optional[dict]) -> tuple:
     spec = FILTERS.get(name)
     if spec is None:

@@ -39,13 +39,14 @@ def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
+    from .enhance.wiring import EnhanceFeature
     from .pacs.wiring import PacsFeature
     from .registration.wiring import RegistrationFeature
     from .training.queue_wiring import ReviewFeature
     from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
     return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature, PacsFeature,
-            RegistrationFeature]
+            RegistrationFeature, EnhanceFeature]
 
 
 class MainWindow(QMainWindow):
@@ -146,7 +147,7 @@ class MainWindow(QMainWindow):
         host = FeatureHost(window=self, services=self.services, bridge=self.bridge,
                            settings=self.settings, views=self.tri.views, tri=self.tri,
                            events=self.events, actions=self.actions_by_name,
-                           menus={"view": self.view_menu},
+                           menus={"view": self.view_menu, "tools": self.tools_menu},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
                            confirm_leave=self.confirm_leave,

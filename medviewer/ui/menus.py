@@ -120,6 +120,7 @@ def build_menus(win) -> Dict[str, QAction]:
     bar.addMenu(win.presets.menu)
 
     m = bar.addMenu("&Tools")
+    win.tools_menu = m  # features add their entries at its end (feature menu key "tools")
     tb = QToolBar("Tools", win)
     tb.setObjectName("toolsToolbar")
     tgroup = QActionGroup(win)

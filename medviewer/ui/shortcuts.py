@@ -56,6 +56,7 @@ KEYS = {
     "fusion_mode": "Ctrl+Alt+M",
     "fusion_blend_down": "Alt+Left",
     "fusion_blend_up": "Alt+Right",
+    "enhance_image": "Ctrl+Alt+E",
     # only while the Prompt tool is active
     "prompt_positive": "A",
     "prompt_negative": "S",

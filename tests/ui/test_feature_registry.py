@@ -93,7 +93,8 @@ def test_the_app_features_menus_and_docks(window):
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs", "registration"}
+    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs", "registration",
+                                    "enhance"}
     assert not window.docks["registrationDock"].isVisible()  # shown once a registration ends
     assert acts["register_series"].shortcut().toString() == "Ctrl+Alt+R"
     assert acts["register_series"] in window.feature_host.menus["registration"].actions()
@@ -101,6 +102,9 @@ def test_the_app_features_menus_and_docks(window):
     # a feature adds to the View menu (menu key "view"): the 3D pane's switch, shortcut 4
     assert acts["view3d_toggle"] in window.feature_host.menus["view"].actions()
     assert acts["view3d_toggle"].shortcut().toString() == "4"
+    # and to the Tools menu (menu key "tools"): Enhance image…, Ctrl+Alt+E
+    assert acts["enhance_image"] in window.feature_host.menus["tools"].actions()
+    assert acts["enhance_image"].shortcut().toString() == "Ctrl+Alt+E"
 
 
 def test_the_docks_leave_the_slice_views_room(window):

@@ -112,6 +112,21 @@ def test_settings_and_inputs_are_checked(mr):
     assert E.describe("unsharp") == "Unsharp mask (sigma 1 mm, amount 0.6)"
 
 
+def test_availability_and_settings_check_say_why_in_one_sentence():
+    from medviewer.ai.denoise import builtin_dir
+
+    assert all(E.unavailable(n) == "" for n in E.FILTERS if n != "learned")
+    reason = E.unavailable("learned")
+    assert (reason == "") == (builtin_dir() is not None)
+    if reason:
+        assert "not installed" in reason and reason.endswith(".")
+    assert "no filter" in E.unavailable("wavelet")
+    assert E.check_settings("nlm", {"strength": 1.5}) == {"strength": 1.5, "patch_mm": 4.0,
+                                                           "search_mm": 10.0}
+    with pytest.raises(E.EnhanceError, match="strength must be between 0.1 and 3 x noise"):
+        E.check_settings("nlm", {"strength": 9})
+
+
 def test_cancel_stops_between_slices(mr):
     token, done = CancelToken(), []
 
