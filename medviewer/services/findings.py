@@ -1,0 +1,118 @@
+"""Findings of a case (no Qt; run on a worker): measure every connected component of a label
+map or a model's proposal on its image (:mod:`medviewer.core.findings`), and export the list as
+CSV, JSON or a DICOM SR (TID 1500 Measurement Report) referencing a DICOM SEG of the labels.
+
+Exports are written atomically. JSON carries the ``subject`` block of the other exports
+(anonymised by default: a pseudonym, never the patient's name or ID) and the image geometry;
+CSV has one row per finding with :data:`medviewer.core.findings.CSV_COLUMNS`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from medviewer.core.findings import CSV_COLUMNS, Finding, find_findings, findings_to_rows
+from medviewer.core.volume import Volume
+
+__all__ = ["case_findings", "label_names", "export_findings", "read_findings",
+           "export_findings_sr", "FINDINGS_FORMAT"]
+
+FINDINGS_FORMAT = "medviewer-findings"
+
+
+def label_names(table) -> dict:
+    """{value: name} from any label-table form (LabelTable, its dict, a proposal's table)."""
+    from medviewer.io.labels_io_tables import table_entries
+
+    return {int(v): str(e.get("name") or f"Label {v}") for v, e in table_entries(table).items()}
+
+
+def case_findings(volume: Volume, labels: np.ndarray, table=None, *, source: str = "labels",
+                  connectivity: int = 26, min_voxels: int = 1, reporter=None) -> List[Finding]:
+    """The findings of ``labels`` (z, y, x, the label map being edited or a proposal) on
+    ``volume``: mean/SD of the image (HU for CT; not measured on colour images)."""
+    image = None if volume.is_rgb else volume.array
+    return find_findings(labels, volume.geometry, image, label_names(table),
+                         connectivity=connectivity, units=volume.units or "", source=source,
+                         min_voxels=min_voxels, reporter=reporter)
+
+
+def _doc(findings: Sequence[Finding], volume: Optional[Volume], anonymise: bool,
+         key_folder) -> dict:
+    from .exports import subject_for
+
+    doc = {"format": FINDINGS_FORMAT, "version": 1,
+           "connectivity": findings[0].connectivity if findings else None,
+           "findings": [f.to_dict() for f in findings]}
+    if volume is not None:
+        doc["image"] = {"modality": volume.modality or "", "units": volume.units or "",
+                        "geometry": volume.geometry.to_dict()}
+        doc["subject"] = subject_for(volume.meta, anonymise, key_folder)
+    return doc
+
+
+def export_findings(findings: Sequence[Finding], path, volume: Optional[Volume] = None, *,
+                    anonymise: bool = True, key_folder=None) -> Path:
+    """Write ``findings`` to ``path``: ``.csv`` (a row each) or ``.json`` (with the image
+    geometry and the anonymised subject). Atomic; returns the path."""
+    from medviewer.core.atomic import atomic_write_text
+
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(findings_to_rows(findings))
+        atomic_write_text(out, buf.getvalue())
+    elif suffix == ".json":
+        doc = _doc(list(findings), volume, anonymise, key_folder)
+        atomic_write_text(out, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    else:
+        raise ValueError(f"findings are exported as .csv or .json, not {out.name!r}")
+    return out
+
+
+def read_findings(path) -> List[Finding]:
+    """Findings from a JSON export (CSV: use :func:`read_findings_rows`)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != FINDINGS_FORMAT:
+        raise ValueError(f"{Path(path).name} is not a MedViewer findings file")
+    return [Finding.from_dict(d) for d in doc.get("findings", [])]
+
+
+def read_findings_rows(path) -> List[dict]:
+    """The rows of a CSV export, as text."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def export_findings_sr(findings: Sequence[Finding], labels: np.ndarray, table,
+                       volume: Volume, sr_path, seg_path=None, *, anonymise: bool = True,
+                       key_folder=None) -> tuple:
+    """A DICOM SEG of ``labels`` (``seg_path``, default beside the SR as ``<name>_seg.dcm``)
+    and a Comprehensive 3D SR (TID 1500) at ``sr_path`` with one measurement group per
+    finding referencing its segment and the source images. Returns (sr path, seg path).
+    Raises ValueError when the image was not loaded from DICOM (no SR without its images)."""
+    from medviewer.io.dicom_sr_write import write_findings_sr
+
+    from .exports import export_seg, pseudonym_key
+
+    if not findings:
+        raise ValueError("there are no findings to report")
+    if not volume.source_paths:
+        raise ValueError("the image was not loaded from DICOM: a DICOM SR of findings needs "
+                         "its DICOM images (export CSV or JSON instead)")
+    sr_path = Path(sr_path)
+    if seg_path is None:
+        stem = sr_path.name[:-4] if sr_path.name.lower().endswith(".dcm") else sr_path.name
+        seg_path = sr_path.with_name(stem + "_seg.dcm")
+    seg = export_seg(labels, table, volume, seg_path, anonymise=anonymise, key_folder=key_folder)
+    key = pseudonym_key(key_folder) if anonymise else None
+    write_findings_sr(findings, volume, seg, sr_path, anonymise=anonymise, pseudonym_key=key)
+    return sr_path, Path(seg)
