@@ -101,11 +101,12 @@ def export_findings_sr(findings: Sequence[Finding], labels: np.ndarray, table,
     Raises ValueError when the image was not loaded from DICOM (no SR without its images)."""
     from medviewer.io.dicom_sr_write import write_findings_sr
 
+    from .annotations import is_dicom_volume
     from .exports import export_seg, pseudonym_key
 
     if not findings:
         raise ValueError("there are no findings to report")
-    if not volume.source_paths:
+    if not is_dicom_volume(volume):
         raise ValueError("the image was not loaded from DICOM: a DICOM SR of findings needs "
                          "its DICOM images (export CSV or JSON instead)")
     sr_path = Path(sr_path)
