@@ -32,15 +32,17 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 5  # series, tags, case labels, segmentation, label history, AI, review, effort
+DOCK_STATE_VERSION = 6  # series, tags, case labels, segmentation, label history, AI, review,
+# effort, findings
 
 def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
+    from .findings.wiring import FindingsFeature
     from .training.queue_wiring import ReviewFeature
 
-    return [AnnotationFeature, AiFeature, ReviewFeature]
+    return [AnnotationFeature, AiFeature, ReviewFeature, FindingsFeature]
 
 
 class MainWindow(QMainWindow):

@@ -1,0 +1,185 @@
+"""FindingsFeature: the Findings dock (one finding per connected component of a label of the
+label map being edited, or of the model's proposal), kept up to date after edits (debounced,
+measured on a worker), a click or Enter on a finding moves the cursor to it and draws its
+long and short axis; the Findings menu exports CSV, JSON and a DICOM SR with its SEG.
+Uses the annotation controller the annotation feature shares as "labels"."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFileDialog
+
+from medviewer.services import findings as svc
+from medviewer.services.annotations import is_dicom_volume
+
+from .. import settings as st
+from ..features import DockSpec, FeatureHost
+from .diameters import DiameterLines
+from .panel import FindingsPanel
+
+DEBOUNCE_MS = 400  # edits arriving closer than this are measured once
+
+
+class FindingsFeature:
+    name = "findings"
+
+    def __init__(self, host: FeatureHost):
+        self.host = host
+        self.labels_ctl = host.get("labels")
+        self.panel = FindingsPanel(host.window)
+        self.lines = DiameterLines(host.views, host.session)
+        self.findings: list = []
+        self._job = None
+        self._pending = False
+        self.timer = QTimer(host.window)
+        self.timer.setObjectName("findingsDebounce")
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self.refresh)
+        reg = host.registry
+        reg.dock(DockSpec("findingsDock", "Findings", self.panel, tab_with="historyDock",
+                          tab_title="Findings"))
+        reg.menu("findings", "F&indings", "findingsMenu", order=15)
+        reg.actions("findings", [
+            ("findings_refresh", "&Measure now", self.refresh, "Measure the findings again"),
+            None,
+            ("findings_export_csv", "Export findings as &CSV…", lambda: self.export_dialog("csv"), ""),
+            ("findings_export_json", "Export findings as &JSON…", lambda: self.export_dialog("json"), ""),
+            ("findings_export_sr", "Export findings as DICOM &SR…", lambda: self.export_dialog("sr"),
+             "A DICOM SR (TID 1500 measurement report) and the DICOM SEG it references"),
+        ])
+        self.panel.sig_jump.connect(self.jump_to_row)
+        self.panel.sig_source.connect(lambda key: self.schedule(now=True))
+        self.panel.sig_export.connect(self.export_dialog)
+        ctl = self.labels_ctl
+        ctl.sig_voxels_changed.connect(lambda idx: self.schedule())
+        ctl.sig_labelmap_changed.connect(lambda lm: self.schedule(now=True))
+        ctl.sig_table_changed.connect(lambda: self.schedule())
+        ctl.sig_proposal_changed.connect(lambda p: self._on_proposal())
+
+    def start(self) -> None:
+        self.schedule(now=True)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self._pending = False
+        if self._job is not None:
+            self._job.cancel()
+
+    # ------------------------------------------------------------------ measuring
+    def _source(self):
+        """(labels reader, table, source key) of what is measured now, or None."""
+        ctl = self.labels_ctl
+        if self.panel.source_key == "proposal":
+            prop = ctl.proposal
+            if prop is None:
+                return None
+            return (lambda: prop.labels), dict(prop.table), "proposal"
+        lm = ctl.labelmap
+        if lm is None:
+            return None
+        return lm.snapshot, lm.table.to_dict(), "labels"  # snapshot: on the worker
+
+    def _on_proposal(self) -> None:
+        if self.panel.source_key == "proposal":
+            self.schedule(now=True)
+
+    def schedule(self, now: bool = False) -> None:
+        """Measure again after the edits settle (``now``: at the next turn of the loop)."""
+        self.timer.start(0 if now else DEBOUNCE_MS)
+
+    def refresh(self) -> None:
+        if self._job is not None:  # one measurement at a time: again once it ends
+            self._pending = True
+            return
+        vol, src = self.labels_ctl.volume, self._source()
+        if vol is None or src is None:
+            self._show([], "No label map" if vol is not None else "")
+            return
+        read, table, key = src
+
+        def work(reporter):
+            return svc.case_findings(vol, read(), table, source=key, reporter=reporter)
+
+        self.panel.status.setText("Measuring…")
+        self._job = self.host.bridge.submit(
+            work, "findings", on_done=lambda res: self._done(res, vol, key),
+            on_error=lambda msg: self._ended(f"Measuring failed: {msg}"),
+            on_cancelled=lambda: self._ended("Measuring cancelled"))
+
+    def _ended(self, text: str) -> None:
+        self._job = None
+        self.panel.status.setText(text)
+        if self._pending:
+            self._pending = False
+            self.refresh()
+
+    def _done(self, findings: list, vol, key: str) -> None:
+        self._job = None
+        if vol is self.labels_ctl.volume and key == self.panel.source_key:
+            self._show(findings, "")
+        if self._pending:  # changed while measuring
+            self._pending = False
+            self.refresh()
+
+    def _show(self, findings: list, note: str) -> None:
+        self.findings = list(findings)
+        self.panel.set_findings(self.findings)
+        n = len(self.findings)
+        self.panel.status.setText(note or f"{n} finding{'s' if n != 1 else ''} "
+                                           "(26-connected components)")
+        sel = self.panel.selected()
+        if self.lines.finding is not None:
+            self.lines.show(sel)  # the selected finding's new axes, or none
+
+    # ------------------------------------------------------------------ navigation
+    def jump_to_row(self, row: int) -> None:
+        if not 0 <= row < len(self.findings):
+            return
+        f = self.findings[row]
+        self.host.session.set_cursor_index(f.centre_zyx)
+        self.lines.show(f)
+        self.host.status(f"Finding {f.number}: {f.name}, long axis {f.long_mm:.1f} mm, "
+                         f"short axis {f.short_mm:.1f} mm, {f.volume_ml:.2f} ml")
+
+    # ------------------------------------------------------------------ export
+    def export_dialog(self, kind: str) -> None:
+        if not self.findings:
+            self.host.status("No findings to export")
+            return
+        vol = self.labels_ctl.volume
+        if kind == "sr" and not is_dicom_volume(vol):
+            self.host.show_error("DICOM SR export", "A DICOM SR of findings needs an image "
+                                 "loaded from DICOM files; this one is not. Export CSV or JSON.")
+            return
+        suggestion, filt = {"csv": ("findings.csv", "CSV (*.csv)"),
+                            "json": ("findings.json", "JSON (*.json)"),
+                            "sr": ("findings_sr.dcm", "DICOM (*.dcm)")}[kind]
+        folder = str(self.labels_ctl.workspace)
+        path, _ = QFileDialog.getSaveFileName(self.host.window, "Export findings",
+                                              str(Path(folder) / suggestion), filt)
+        if path:
+            self.export(kind, path)
+
+    def export(self, kind: str, path) -> Optional[object]:
+        """Write the findings shown (``kind`` csv/json/sr) on a worker."""
+        findings, vol = list(self.findings), self.labels_ctl.volume
+        anonymise = st.anonymise_exports(self.host.settings)
+        keys = self.labels_ctl.workspace
+        src = self._source() if kind == "sr" else None
+        if kind == "sr" and src is None:
+            return None
+
+        def work(reporter):
+            if kind == "sr":
+                read, table, _ = src
+                return svc.export_findings_sr(findings, read(), table, vol, path,
+                                              anonymise=anonymise, key_folder=keys)[0]
+            return svc.export_findings(findings, path, vol, anonymise=anonymise, key_folder=keys)
+
+        return self.labels_ctl.submit(
+            work, f"export-findings-{kind}",
+            lambda p: self.host.status(f"Wrote findings {Path(p).name}"),
+            "Writing findings…")

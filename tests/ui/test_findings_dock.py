@@ -1,0 +1,91 @@
+"""The Findings dock on the real chest CT: strokes painted with the real annotation controller
+become findings, clicking a finding (or Enter) moves the slice to it and draws its axes,
+edits update the list, exports write CSV and JSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from annot_helpers import click, index_at, viewport_pos
+
+
+def _findings(win):
+    return win.findings.findings
+
+
+def _paint_disc(win, row, col, radius_mm):
+    ax = win.tri.views["axial"]
+    win.set_tool("brush")
+    win.annotation.options.set(radius_mm=radius_mm)
+    pos = viewport_pos(ax, row, col)
+    click(ax.viewport(), pos)
+    return np.round(index_at(ax, pos)).astype(int)
+
+
+def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
+    win, ctl = annot, annot.annotation.ctl
+    feat = win.findings
+    assert win.docks["findingsDock"].widget() is feat.panel
+    ax = win.tri.views["axial"]
+    z0 = ax.slice_index
+    _paint_disc(win, 200, 300, 8.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
+    ax.step_slice(-10)  # another slice: a second, smaller finding
+    z1 = ax.slice_index
+    assert z1 != z0
+    _paint_disc(win, 300, 150, 4.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 2, timeout=20000)
+    big, small = _findings(win)  # one label: largest first
+    assert big.volume_ml > small.volume_ml
+    assert {big.measure_slice, small.measure_slice} == {z0, z1}
+    labels = ctl.labelmap.labels
+    sp = ctl.volume.geometry.spacing
+    assert big.n_voxels + small.n_voxels == int((labels == 1).sum())
+    assert big.volume_ml == pytest.approx(big.n_voxels * sp[0] * sp[1] * sp[2] / 1000)
+    assert 16.0 - 2 * sp[0] <= big.long_mm <= 16.0  # a disc of 8 mm radius
+    table = feat.panel.table
+    assert table.rowCount() == 2 and table.item(0, 1).text() == big.name
+
+    # click the small one: the cursor moves to it, the axial view shows its slice and axes
+    rect = table.visualItemRect(table.item(1, 0))
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert tuple(win.session.cursor_zyx) == tuple(int(round(v)) for v in small.centre_zyx)
+    assert ax.slice_index == small.measure_slice
+    lines = dict(feat.lines.visible_lines())
+    assert set(lines) == {"findingAxis_long", "findingAxis_short"}
+    (x0, y0), (x1, y1) = lines["findingAxis_long"]
+    assert np.hypot(x1 - x0, y1 - y0) == pytest.approx(small.long_mm, rel=1e-6)
+    ax.step_slice(1)  # off its slice: the axes are hidden
+    assert feat.lines.visible_lines() == []
+
+    # keyboard: Up to the first finding, Enter jumps there
+    table.setFocus()
+    QTest.keyClick(table, Qt.Key.Key_Up)
+    assert table.currentRow() == 0
+    QTest.keyClick(table, Qt.Key.Key_Return)
+    assert ax.slice_index == big.measure_slice
+    assert set(dict(feat.lines.visible_lines())) == {"findingAxis_long", "findingAxis_short"}
+
+    # an edit (undo of the second disc) updates the list
+    win.annotation.undo()
+    qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
+    assert _findings(win)[0].n_voxels == big.n_voxels
+
+
+def test_findings_export_csv_and_json(qtbot, annot, tmp_path):
+    win = annot
+    _paint_disc(win, 220, 260, 6.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
+    feat = win.findings
+    for kind in ("csv", "json"):
+        feat.export(kind, tmp_path / f"f.{kind}")
+    qtbot.waitUntil(lambda: (tmp_path / "f.csv").exists() and (tmp_path / "f.json").exists(),
+                    timeout=20000)
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["findings"][0]["n_voxels"] == _findings(win)[0].n_voxels
+    assert "patient_name" not in doc["subject"]
+    assert (tmp_path / "f.csv").read_text().splitlines()[0].startswith("number,label,name")
