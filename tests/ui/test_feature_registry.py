@@ -86,11 +86,12 @@ def test_a_feature_built_before_its_provider_fails_clearly(qtbot):
 
 def test_the_app_features_menus_and_docks(window):
     titles = [a.text() for a in window.menuBar().actions()]
-    assert titles[-3:] == ["&Labels", "&AI", "&Help"]
+    assert titles[-4:] == ["&Labels", "F&indings", "&AI", "&Help"]
     tabbed = window.tabifiedDockWidgets(window.docks["segmentationDock"])
     assert {window.docks["aiDock"], window.docks["reviewQueueDock"]} <= set(tabbed)
     acts = window.actions_by_name
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review"}
+    assert set(window.features) == {"annotation", "ai", "review", "findings"}
+    assert window.docks["findingsDock"] in window.tabifiedDockWidgets(window.docks["historyDock"])
