@@ -122,8 +122,8 @@ def _to_tuple(a) -> tuple:
 def _diameter(geometry: Geometry, z: int, a_yx, b_yx, length: float) -> Diameter:
     a = (float(z), float(a_yx[0]), float(a_yx[1]))
     b = (float(z), float(b_yx[0]), float(b_yx[1]))
-    return Diameter(float(length), a, b, _to_tuple(geometry.index_zyx_to_lps(a)),
-                    _to_tuple(geometry.index_zyx_to_lps(b)))
+    lps = geometry.index_zyx_to_lps(np.array([a, b]))
+    return Diameter(float(length), a, b, _to_tuple(lps[0]), _to_tuple(lps[1]))
 
 
 # ---------------------------------------------------------------------- diameters
@@ -165,16 +165,17 @@ def _perpendicular(pts_mm: np.ndarray, u: np.ndarray, bin_mm: float):
     return tc, float(vmin[k]), float(vmax[k]), v_dir
 
 
-def slice_diameters(mask2d: np.ndarray, geometry: Geometry, z: int = 0,
-                    offset_yx=(0, 0)) -> Tuple[Optional[Diameter], Optional[Diameter]]:
+def slice_diameters(mask2d: np.ndarray, geometry: Geometry, z: int = 0, offset_yx=(0, 0),
+                    r: Optional[np.ndarray] = None) -> Tuple[Optional[Diameter], Optional[Diameter]]:
     """(long axis, short axis) of a 2D mask on slice ``z`` (``offset_yx``: where the mask's
-    (0, 0) sits in the slice). Both None for an empty mask; a single voxel has length 0."""
+    (0, 0) sits in the slice). Both None for an empty mask; a single voxel has length 0.
+    ``r``: the geometry's in-plane matrix, when the caller has it."""
     ys, xs = np.nonzero(mask2d)
     if ys.size == 0:
         return None, None
     ys = ys + int(offset_yx[0])
     xs = xs + int(offset_yx[1])
-    r = _plane_matrix(geometry)
+    r = _plane_matrix(geometry) if r is None else r
     pts = np.column_stack([xs, ys]).astype(float) @ r.T
     # rows' first and last voxels hold the convex hull of the whole mask
     key = ys.astype(np.int64)
@@ -297,14 +298,15 @@ def _measure(comp, c, sub, origin, img_box, geometry, r, vox_mm3, value, name, r
     sy, sx = ys[sel], xs[sel]
     m2 = np.zeros((int(sy.max() - sy.min() + 1), int(sx.max() - sx.min() + 1)), dtype=bool)
     m2[sy - sy.min(), sx - sx.min()] = True
-    long_, short = slice_diameters(m2, geometry, int(mz), (int(sy.min()), int(sx.min())))
+    long_, short = slice_diameters(m2, geometry, int(mz), (int(sy.min()), int(sx.min())), r)
     centre = (float(mz), float(sy.mean()), float(sx.mean()))
     lo = off
     hi = off + np.array(mask.shape) - 1
     corners = np.array([[a, b, c_] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
                         for c_ in (lo[2], hi[2])], dtype=float)
-    corners_lps = geometry.index_zyx_to_lps(corners)
     centroid = (float(zs.mean()), float(ys.mean()), float(xs.mean()))
+    lps = geometry.index_zyx_to_lps(np.vstack([corners, centroid]))
+    corners_lps = lps[:8]
     mean = sd = None
     if img_box is not None:
         vals = img_box[sub][mask].astype(np.float64)
@@ -315,7 +317,7 @@ def _measure(comp, c, sub, origin, img_box, geometry, r, vox_mm3, value, name, r
         bbox_min_zyx=tuple(int(v) for v in lo), bbox_max_zyx=tuple(int(v) for v in hi),
         bbox_min_lps=_to_tuple(corners_lps.min(axis=0)),
         bbox_max_lps=_to_tuple(corners_lps.max(axis=0)),
-        centroid_zyx=centroid, centroid_lps=_to_tuple(geometry.index_zyx_to_lps(centroid)),
+        centroid_zyx=centroid, centroid_lps=_to_tuple(lps[8]),
         measure_slice=int(mz), centre_zyx=centre, largest_slice=int(largest),
         long_axis=long_, short_axis=short, mean=mean, sd=sd, units=units, source=source,
         connectivity=int(connectivity))
