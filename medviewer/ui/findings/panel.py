@@ -3,28 +3,36 @@ model's proposal), the findings table (label, slices, volume, long/short axis, m
 export buttons and a status line. Widgets only: the FindingsFeature fills and reads it."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-COLUMNS = ("#", "Label", "Slices", "Volume ml", "Long mm", "Short mm", "Mean ± SD")
+COLUMNS = ("#", "Label", "Slices", "ml", "Long mm", "Short mm", "Mean ± SD")
 SOURCES = (("labels", "Label map"), ("proposal", "AI proposal"))
 
 
 def _mean_text(f) -> str:
-    if f.mean is None:
-        return ""
-    units = f" {f.units}" if f.units else ""
-    return f"{f.mean:.0f} ± {f.sd:.0f}{units}"
+    return "" if f.mean is None else f"{f.mean:.0f} ± {f.sd:.0f}"
 
 
-def row_texts(f) -> list:
-    """The table's cells for one finding (slices are shown 1-based)."""
+def row_texts(f, position: Callable[[int], int] = lambda z: z + 1) -> list:
+    """The table's cells for one finding; ``position``: array slice -> the number the slice
+    view shows for it (default 1-based array order)."""
+    a, b = sorted((position(f.slices[0]), position(f.slices[1])))
     return [str(f.number), f"{f.name} #{f.component}" if f.component > 1 else f.name,
-            f"{f.slices[0] + 1}–{f.slices[1] + 1}", f"{f.volume_ml:.2f}",
+            f"{a}–{b}" if a != b else str(a), f"{f.volume_ml:.2f}",
             f"{f.long_mm:.1f}", f"{f.short_mm:.1f}", _mean_text(f)]
+
+
+def row_tip(f, position: Callable[[int], int] = lambda z: z + 1) -> str:
+    lo, hi = f.bbox_min_lps, f.bbox_max_lps
+    mean = "" if f.mean is None else f"\nmean {f.mean:.1f} ± {f.sd:.1f} {f.units}".rstrip()
+    return (f"{f.name} (label {f.label}), component {f.component}: {f.n_voxels} voxels, "
+            f"{f.volume_ml:.3f} ml\nlong axis {f.long_mm:.1f} mm, short axis {f.short_mm:.1f} mm"
+            f" on slice {position(f.measure_slice)}\nbox L {lo[0]:.1f}..{hi[0]:.1f}, "
+            f"P {lo[1]:.1f}..{hi[1]:.1f}, S {lo[2]:.1f}..{hi[2]:.1f} mm" + mean)
 
 
 class FindingsTable(QTableWidget):
@@ -72,7 +80,7 @@ class FindingsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        head.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        head.setMinimumSectionSize(24)
         self.table.setToolTip("Click a finding (or Enter) to go to the slice where it is "
                               "longest and draw its long and short axis; Up/Down move")
         self.table.cellClicked.connect(lambda row, col: self.sig_jump.emit(row))
@@ -98,8 +106,12 @@ class FindingsPanel(QWidget):
     def source_key(self) -> str:
         return self.source.currentData()
 
-    def set_findings(self, findings: list) -> None:
-        """Fill the table, keeping the selected finding (same label and component) selected."""
+    def set_findings(self, findings: list, position: Optional[Callable[[int], int]] = None) -> None:
+        """Fill the table, keeping the selected finding (same label and component) selected;
+        ``position`` numbers slices as the slice view does."""
+        position = position or (lambda z: z + 1)
+        units = next((f.units for f in findings if f.units and f.mean is not None), "")
+        self.table.horizontalHeaderItem(6).setText(f"{units} mean ± SD".strip())
         old = self.selected()
         keep = None if old is None else (old.label, old.component)
         self.findings = list(findings)
@@ -108,8 +120,10 @@ class FindingsPanel(QWidget):
         t.setRowCount(len(self.findings))
         select = -1
         for row, f in enumerate(self.findings):
-            for col, text in enumerate(row_texts(f)):
+            tip = row_tip(f, position)
+            for col, text in enumerate(row_texts(f, position)):
                 item = QTableWidgetItem(text)
+                item.setToolTip(tip)
                 if col != 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 t.setItem(row, col, item)

@@ -16,7 +16,7 @@ from medviewer.services.annotations import is_dicom_volume
 
 from .. import settings as st
 from ..features import DockSpec, FeatureHost
-from .diameters import DiameterLines
+from .diameters import DiameterLines, slice_plane_view
 from .panel import FindingsPanel
 
 DEBOUNCE_MS = 400  # edits arriving closer than this are measured once
@@ -126,7 +126,9 @@ class FindingsFeature:
 
     def _show(self, findings: list, note: str) -> None:
         self.findings = list(findings)
-        self.panel.set_findings(self.findings)
+        view = slice_plane_view(self.host.views)
+        numbering = getattr(view, "numbering", None)
+        self.panel.set_findings(self.findings, None if numbering is None else numbering.position)
         n = len(self.findings)
         self.panel.status.setText(note or f"{n} finding{'s' if n != 1 else ''} "
                                            "(26-connected components)")
