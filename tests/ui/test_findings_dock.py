@@ -89,3 +89,27 @@ def test_findings_export_csv_and_json(qtbot, annot, tmp_path):
     assert doc["findings"][0]["n_voxels"] == _findings(win)[0].n_voxels
     assert "patient_name" not in doc["subject"]
     assert (tmp_path / "f.csv").read_text().splitlines()[0].startswith("number,label,name")
+
+
+def test_findings_of_the_model_proposal(qtbot, annot):
+    """'AI proposal' measures the proposal shown over the label map, not the label map."""
+    from medviewer.core.proposal import Proposal
+
+    win, ctl = annot, annot.annotation.ctl
+    feat = win.findings
+    _paint_disc(win, 220, 260, 6.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
+    prop = np.zeros(ctl.volume.shape, np.uint8)
+    prop[40:44, 100:120, 300:330] = 4  # a box of 4 slices
+    prop[60, 400:405, 100:103] = 4  # and a small second part
+    ctl.show_proposal(ctl.volume, Proposal.make(prop, {"labels": [
+        {"value": 4, "name": "Nodule", "color": [255, 0, 0]}]}, ""))
+    feat.panel.source.setCurrentIndex(feat.panel.source.findData("proposal"))
+    qtbot.waitUntil(lambda: [f.source for f in _findings(win)] == ["proposal"] * 2, timeout=20000)
+    box, small = _findings(win)
+    assert (box.name, box.n_voxels, box.slices) == ("Nodule", 4 * 20 * 30, (40, 43))
+    assert small.n_voxels == 15 and small.component == 2
+    sp = ctl.volume.geometry.spacing
+    assert box.long_mm == pytest.approx(np.hypot(19 * sp[1], 29 * sp[0]))
+    feat.panel.source.setCurrentIndex(feat.panel.source.findData("labels"))
+    qtbot.waitUntil(lambda: [f.source for f in _findings(win)] == ["labels"], timeout=20000)
