@@ -18,12 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from medviewer.core.atomic import atomic_path
 from medviewer.core.findings import Finding
 from medviewer.core.volume import Volume
 
-from .dicom_deid import find_leaks, mark_deidentified, scrub_dataset
-from .dicom_seg_write import VALUE_PREFIX, _deidentify, _source_datasets
+from .dicom_seg_write import VALUE_PREFIX, _deidentify, _source_datasets, save_derived
 
 __all__ = ["write_findings_sr", "read_findings_sr"]
 
@@ -93,7 +91,7 @@ def write_findings_sr(findings: Sequence[Finding], volume: Volume, seg_path, pat
     seg = pydicom.dcmread(str(seg_path))
     numbers = _segment_numbers(seg)
     datasets, _ = _source_datasets(volume)
-    sources, leaks = datasets, []
+    sources, leaks, alias = datasets, [], None
     if anonymise:
         sources, alias, leaks = _deidentify(datasets, pseudonym_key)
     groups = [_group(f, seg, numbers) for f in findings]
@@ -116,16 +114,7 @@ def write_findings_sr(findings: Sequence[Finding], volume: Volume, seg_path, pat
                 manufacturer="MedViewer", series_description="MedViewer findings")
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot build the DICOM SR: {str(exc).splitlines()[0][:200]}") from None
-    if anonymise:
-        scrub_dataset(sr, alias)
-        mark_deidentified(sr)
-        if find_leaks(sr, leaks):
-            raise ValueError("the anonymised DICOM SR still holds an identifying value of its "
-                             "source; nothing was written")
-    out = Path(path)
-    with atomic_path(out, ".dcm") as tmp:
-        sr.save_as(str(tmp), enforce_file_format=True)
-    return out
+    return save_derived(sr, path, "SR", alias if anonymise else None, leaks)
 
 
 def read_findings_sr(path) -> list:
