@@ -31,8 +31,8 @@ import numpy as np
 
 from .geometry import Geometry
 
-__all__ = ["Diameter", "Finding", "CONNECTIVITIES", "find_findings", "slice_diameters",
-           "voxel_volumes_mm3", "findings_to_rows", "CSV_COLUMNS"]
+__all__ = ["Diameter", "Finding", "CONNECTIVITIES", "find_findings", "merge_findings",
+           "slice_diameters", "voxel_volumes_mm3", "findings_to_rows", "CSV_COLUMNS"]
 
 CONNECTIVITIES = (6, 26)
 Reporter = Callable[[int, int, str], None]
@@ -280,6 +280,17 @@ def find_findings(labels: np.ndarray, geometry: Geometry, image: Optional[np.nda
     if reporter is not None:
         reporter(len(wanted), len(wanted), "Findings measured")
     return [replace(f, number=i) for i, f in enumerate(out, start=1)]
+
+
+def merge_findings(old: Sequence[Finding], new: Sequence[Finding],
+                   values: Sequence[int]) -> List[Finding]:
+    """``old`` findings with those of ``values`` replaced by ``new`` (measured again for those
+    labels only, e.g. after an edit that touched them), in label order, renumbered."""
+    values = {int(v) for v in values}
+    kept = [f for f in old if f.label not in values]
+    merged = sorted(kept + [f for f in new if f.label in values],
+                    key=lambda f: (f.label, f.component))
+    return [replace(f, number=i) for i, f in enumerate(merged, start=1)]
 
 
 def _measure(comp, c, sub, origin, img_box, geometry, r, vox_mm3, value, name, rank, units,

@@ -16,7 +16,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from medviewer.core.findings import CSV_COLUMNS, Finding, find_findings, findings_to_rows
+from medviewer.core.findings import (CSV_COLUMNS, Finding, find_findings, findings_to_rows,
+                                     merge_findings)
 from medviewer.core.volume import Volume
 
 __all__ = ["case_findings", "label_names", "export_findings", "read_findings",
@@ -33,13 +34,19 @@ def label_names(table) -> dict:
 
 
 def case_findings(volume: Volume, labels: np.ndarray, table=None, *, source: str = "labels",
-                  connectivity: int = 26, min_voxels: int = 1, reporter=None) -> List[Finding]:
+                  connectivity: int = 26, min_voxels: int = 1, reporter=None,
+                  update: Optional[tuple] = None) -> List[Finding]:
     """The findings of ``labels`` (z, y, x, the label map being edited or a proposal) on
-    ``volume``: mean/SD of the image (HU for CT; not measured on colour images)."""
+    ``volume``: mean/SD of the image (HU for CT; not measured on colour images).
+
+    ``update``: (earlier findings of these labels, label values changed since): only those
+    labels are measured again and merged into the earlier list."""
     image = None if volume.is_rgb else volume.array
-    return find_findings(labels, volume.geometry, image, label_names(table),
-                         connectivity=connectivity, units=volume.units or "", source=source,
-                         min_voxels=min_voxels, reporter=reporter)
+    values = None if update is None else sorted(update[1])
+    found = find_findings(labels, volume.geometry, image, label_names(table),
+                          connectivity=connectivity, units=volume.units or "", source=source,
+                          min_voxels=min_voxels, reporter=reporter, values=values)
+    return found if update is None else merge_findings(update[0], found, values)
 
 
 def _doc(findings: Sequence[Finding], volume: Optional[Volume], anonymise: bool,

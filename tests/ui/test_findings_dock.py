@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from annot_helpers import click, index_at, viewport_pos
+from medviewer.services import findings as svc
 
 
 def _findings(win):
@@ -74,6 +75,13 @@ def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
     win.annotation.undo()
     qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
     assert _findings(win)[0].n_voxels == big.n_voxels
+    # another label: only the edited labels are measured again, and the list is what a
+    # measurement of the whole label map gives
+    ctl.active_label = 2
+    _paint_disc(win, 120, 120, 5.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 2, timeout=20000)
+    assert _findings(win) == svc.case_findings(ctl.volume, ctl.labelmap.labels,
+                                               ctl.labelmap.table.to_dict())
 
 
 def test_findings_export_csv_and_json(qtbot, annot, tmp_path):

@@ -5,8 +5,11 @@ long and short axis; the Findings menu exports CSV, JSON and a DICOM SR with its
 Uses the annotation controller the annotation feature shares as "labels"."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
@@ -20,6 +23,7 @@ from .diameters import DiameterLines, slice_plane_view
 from .panel import FindingsPanel
 
 DEBOUNCE_MS = 400  # edits arriving closer than this are measured once
+MAX_TRACKED_EDIT = 2_000_000  # a larger edit re-measures every label (not worth sorting it)
 
 
 class FindingsFeature:
@@ -33,6 +37,12 @@ class FindingsFeature:
         self.findings: list = []
         self._job = None
         self._pending = False
+        # label values edited since the last measurement (None: measure every label); edits
+        # can arrive from a worker (a background accept), hence the lock
+        self._changed: Optional[set] = None
+        self._lock = threading.Lock()
+        self._basis = None  # (volume, source, label map or proposal) of the findings shown
+        self._watched = None  # the LabelMap whose edits are followed
         self.timer = QTimer(host.window)
         self.timer.setObjectName("findingsDebounce")
         self.timer.setSingleShot(True)
@@ -43,7 +53,8 @@ class FindingsFeature:
                           tab_title="Findings"))
         reg.menu("findings", "F&indings", "findingsMenu", order=15)
         reg.actions("findings", [
-            ("findings_refresh", "&Measure now", self.refresh, "Measure the findings again"),
+            ("findings_refresh", "&Measure now", lambda: self.schedule(now=True, everything=True),
+             "Measure every finding again"),
             None,
             ("findings_export_csv", "Export findings as &CSV…", lambda: self.export_dialog("csv"), ""),
             ("findings_export_json", "Export findings as &JSON…", lambda: self.export_dialog("json"), ""),
@@ -55,8 +66,8 @@ class FindingsFeature:
         self.panel.sig_export.connect(self.export_dialog)
         ctl = self.labels_ctl
         ctl.sig_voxels_changed.connect(lambda idx: self.schedule())
-        ctl.sig_labelmap_changed.connect(lambda lm: self.schedule(now=True))
-        ctl.sig_table_changed.connect(lambda: self.schedule())
+        ctl.sig_labelmap_changed.connect(self._on_labelmap)
+        ctl.sig_table_changed.connect(lambda: self.schedule(everything=True))
         ctl.sig_proposal_changed.connect(lambda p: self._on_proposal())
 
     def start(self) -> None:
@@ -65,61 +76,104 @@ class FindingsFeature:
     def shutdown(self) -> None:
         self.timer.stop()
         self._pending = False
+        self._on_labelmap(None, schedule=False)
         if self._job is not None:
             self._job.cancel()
 
+    # ------------------------------------------------------------------ changes
+    def _on_labelmap(self, lm, schedule: bool = True) -> None:
+        if self._watched is not None:
+            self._watched.edited.disconnect(self._on_edit)
+        self._watched = lm
+        if lm is not None:
+            lm.edited.connect(self._on_edit)
+        if schedule:
+            self.schedule(now=True, everything=True)
+
+    def _on_edit(self, edit) -> None:
+        """Remember which labels an edit touched (any thread; the controller's
+        sig_voxels_changed schedules the measurement on the GUI thread)."""
+        big = len(edit.indices) > MAX_TRACKED_EDIT
+        values = set() if big else set(np.unique(edit.old).tolist()) | set(np.unique(edit.new).tolist())
+        with self._lock:
+            if big:
+                self._changed = None
+            elif self._changed is not None:
+                self._changed |= values - {0}
+
     # ------------------------------------------------------------------ measuring
     def _source(self):
-        """(labels reader, table, source key) of what is measured now, or None."""
+        """(labels reader, table, source key, the object measured) now, or None."""
         ctl = self.labels_ctl
         if self.panel.source_key == "proposal":
             prop = ctl.proposal
             if prop is None:
                 return None
-            return (lambda: prop.labels), dict(prop.table), "proposal"
+            return (lambda: prop.labels), dict(prop.table), "proposal", prop
         lm = ctl.labelmap
         if lm is None:
             return None
-        return lm.snapshot, lm.table.to_dict(), "labels"  # snapshot: on the worker
+        return lm.snapshot, lm.table.to_dict(), "labels", lm  # snapshot: on the worker
 
     def _on_proposal(self) -> None:
         if self.panel.source_key == "proposal":
-            self.schedule(now=True)
+            self.schedule(now=True, everything=True)
 
-    def schedule(self, now: bool = False) -> None:
-        """Measure again after the edits settle (``now``: at the next turn of the loop)."""
+    def schedule(self, now: bool = False, everything: bool = False) -> None:
+        """Measure again after the edits settle (``now``: at the next turn of the loop;
+        ``everything``: every label, not only those edited)."""
+        if everything:
+            with self._lock:
+                self._changed = None
         self.timer.start(0 if now else DEBOUNCE_MS)
 
     def refresh(self) -> None:
+        """Measure now: every label, or only the labels edited since the findings shown."""
         if self._job is not None:  # one measurement at a time: again once it ends
             self._pending = True
             return
         vol, src = self.labels_ctl.volume, self._source()
         if vol is None or src is None:
+            self._basis = None
             self._show([], "No label map" if vol is not None else "")
             return
-        read, table, key = src
+        read, table, key, obj = src
+        basis = (id(vol), key, id(obj))
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        update = None
+        if changed is not None and basis == self._basis:
+            if not changed:
+                return  # nothing edited since (e.g. a pause in the middle of a stroke)
+            update = (list(self.findings), changed)
 
         def work(reporter):
-            return svc.case_findings(vol, read(), table, source=key, reporter=reporter)
+            return svc.case_findings(vol, read(), table, source=key, reporter=reporter,
+                                     update=update)
 
         self.panel.status.setText("Measuring…")
         self._job = self.host.bridge.submit(
-            work, "findings", on_done=lambda res: self._done(res, vol, key),
+            work, "findings", on_done=lambda res: self._done(res, vol, basis),
             on_error=lambda msg: self._ended(f"Measuring failed: {msg}"),
             on_cancelled=lambda: self._ended("Measuring cancelled"))
 
     def _ended(self, text: str) -> None:
         self._job = None
+        with self._lock:
+            self._changed = None  # what that job was to measure is still to do
         self.panel.status.setText(text)
         if self._pending:
             self._pending = False
             self.refresh()
 
-    def _done(self, findings: list, vol, key: str) -> None:
+    def _done(self, findings: list, vol, basis) -> None:
         self._job = None
-        if vol is self.labels_ctl.volume and key == self.panel.source_key:
+        src = self._source()
+        if vol is self.labels_ctl.volume and src is not None and basis[1:] == (src[2], id(src[3])):
+            self._basis = basis
             self._show(findings, "")
+        else:
+            self._basis = None
         if self._pending:  # changed while measuring
             self._pending = False
             self.refresh()

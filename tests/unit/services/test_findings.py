@@ -173,6 +173,19 @@ def test_connectivity_6_splits_what_26_joins_and_anisotropic_spacing_counts():
         find_findings(labels[:2], g)
 
 
+def test_measuring_only_the_edited_labels_gives_the_full_measurement(totalseg, ts_findings):
+    ct, labels = totalseg
+    edited = labels.copy()
+    edited[edited == 4] = 0  # a label removed
+    liver = np.argwhere(edited == 5)
+    edited[tuple(liver[: len(liver) // 2].T)] = 0  # half the liver erased
+    edited[2:5, 5:9, 5:9] = 1  # a new piece of label 1 in a corner
+    full = case_findings(ct, edited)
+    update = case_findings(ct, edited, update=(ts_findings, {1, 4, 5}))
+    assert update == full
+    assert len({f.label for f in update}) == len({f.label for f in ts_findings}) - 1
+
+
 def test_csv_and_json_round_trip(totalseg, ts_findings, tmp_path):
     ct, _ = totalseg
     js = export_findings(ts_findings, tmp_path / "f.json", ct, key_folder=tmp_path)
