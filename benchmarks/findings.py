@@ -7,8 +7,10 @@ Measured: ``services.findings.case_findings`` (the app's path: one find_objects 
 label labelled inside its box, hull diameters from each row's ends). Baseline, same run: the
 obvious way — each label labelled over the whole volume, each component's mask taken over the
 whole volume, diameters from the convex hull of all its voxels on every slice.
-Prints one JSON line: times (s, median of repeats), the number of findings and the ratio
-baseline / app. Usage: python benchmarks/findings.py [--quick]
+Also measured: after an edit of one label (a sphere of label 3 erased), the app's update
+(only label 3 measured again and merged) vs measuring everything again.
+Prints one JSON line: times (s, median of repeats), the number of findings and the ratios
+baseline / app and full / update. Usage: python benchmarks/findings.py [--quick]
 """
 from __future__ import annotations
 
@@ -75,20 +77,29 @@ def main() -> int:
 
     vol = open_first([CHEST_CT])
     labels = label_map(vol)
-    app, base = [], []
+    app, base, upd = [], [], []
     n_app = n_base = 0
+    edited = labels.copy()
+    edited[tuple(np.argwhere(labels == 3)[:50].T)] = 0
     for _ in range(repeats):
         t = time.perf_counter()
-        n_app = len(case_findings(vol, labels))
+        found = case_findings(vol, labels)
         app.append(time.perf_counter() - t)
+        n_app = len(found)
+        t = time.perf_counter()
+        updated = case_findings(vol, edited, update=(found, {3}))
+        upd.append(time.perf_counter() - t)
         t = time.perf_counter()
         n_base = baseline(labels, vol)
         base.append(time.perf_counter() - t)
     assert n_app == n_base, (n_app, n_base)
+    assert updated == case_findings(vol, edited)
     app_s, base_s = statistics.median(app), statistics.median(base)
+    upd_s = statistics.median(upd)
     emit({"benchmark": "findings", "shape": list(labels.shape), "findings": n_app,
           "labels": int(len(np.unique(labels)) - 1), "app_s": round(app_s, 3),
           "baseline_s": round(base_s, 3), "ratio": round(base_s / app_s, 2),
+          "edit_update_s": round(upd_s, 3), "edit_ratio": round(app_s / upd_s, 2),
           "repeats": repeats})
     return 0
 

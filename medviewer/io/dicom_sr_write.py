@@ -53,15 +53,29 @@ def _axis(name, d):
                              unit=codes.UCUM.Millimeter)
 
 
-def _group(f: Finding, seg, numbers: dict):
+def _segment(f: Finding, seg, numbers: dict, sources: list, multiframe: bool):
+    """The finding's segment of ``seg`` with the source images of the slices it spans
+    (built here: highdicom's ``from_segmentation`` fails on a SEG of one segment, whose
+    segment identification is shared by all frames)."""
     import highdicom as hd
-    from pydicom.sr.codedict import codes
 
     if f.label not in numbers:
         raise ValueError(f"the DICOM SEG has no segment for label {f.label} ({f.name})")
+    images = sources[:1] if multiframe else sources[f.slices[0]:f.slices[1] + 1]
+    refs = [hd.sr.SourceImageForSegmentation(referenced_sop_class_uid=str(ds.SOPClassUID),
+                                             referenced_sop_instance_uid=str(ds.SOPInstanceUID))
+            for ds in images]
+    return hd.sr.ReferencedSegment(sop_class_uid=str(seg.SOPClassUID),
+                                   sop_instance_uid=str(seg.SOPInstanceUID),
+                                   segment_number=numbers[f.label], source_images=refs)
+
+
+def _group(f: Finding, segment):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
     tracking = hd.sr.TrackingIdentifier(uid=hd.UID(),
                                         identifier=f"Finding {f.number} ({f.name} #{f.component})"[:64])
-    segment = hd.sr.ReferencedSegment.from_segmentation(seg, segment_number=numbers[f.label])
     ms = [hd.sr.Measurement(name=codes.SCT.Volume, value=float(f.volume_ml),
                             unit=hd.sr.CodedConcept(value="ml", scheme_designator="UCUM",
                                                     meaning="milliliter")),
@@ -90,11 +104,11 @@ def write_findings_sr(findings: Sequence[Finding], volume: Volume, seg_path, pat
         raise ValueError("there are no findings to report")
     seg = pydicom.dcmread(str(seg_path))
     numbers = _segment_numbers(seg)
-    datasets, _ = _source_datasets(volume)
+    datasets, multiframe = _source_datasets(volume)
     sources, leaks, alias = datasets, [], None
     if anonymise:
         sources, alias, leaks = _deidentify(datasets, pseudonym_key)
-    groups = [_group(f, seg, numbers) for f in findings]
+    groups = [_group(f, _segment(f, seg, numbers, datasets, multiframe)) for f in findings]
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -118,8 +132,8 @@ def write_findings_sr(findings: Sequence[Finding], volume: Volume, seg_path, pat
 
 
 def read_findings_sr(path) -> list:
-    """[{tracking id, tracking uid, segment number, measurements: {name: (value, unit)}}]
-    from an SR written by :func:`write_findings_sr`."""
+    """[{tracking id, tracking uid, segment number, source image UIDs, measurements:
+    {name: (value, unit)}}] from an SR written by :func:`write_findings_sr`."""
     import highdicom as hd
     import pydicom
 
@@ -128,11 +142,13 @@ def read_findings_sr(path) -> list:
     out = []
     for g in groups:
         ms = {m.name.meaning: (float(m.value), m.unit.value) for m in g.get_measurements()}
-        numbers = [int(r.ReferencedSegmentNumber) for item in (g.referenced_segment or [])
-                   for r in item.get("ReferencedSOPSequence", [])
-                   if "ReferencedSegmentNumber" in r]
+        refs = [r for item in (g.referenced_segment or [])
+                for r in item.get("ReferencedSOPSequence", [])]
+        numbers = [int(r.ReferencedSegmentNumber) for r in refs if "ReferencedSegmentNumber" in r]
+        images = [str(r.ReferencedSOPInstanceUID) for r in refs
+                  if "ReferencedSegmentNumber" not in r]
         out.append({"tracking_id": g.tracking_identifier,
                     "tracking_uid": g.tracking_uid,
-                    "segment_number": numbers[0] if numbers else None,
+                    "segment_number": numbers[0] if numbers else None, "source_images": images,
                     "measurements": ms})
     return out

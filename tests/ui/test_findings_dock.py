@@ -121,3 +121,35 @@ def test_findings_of_the_model_proposal(qtbot, annot):
     assert box.long_mm == pytest.approx(np.hypot(19 * sp[1], 29 * sp[0]))
     feat.panel.source.setCurrentIndex(feat.panel.source.findData("labels"))
     qtbot.waitUntil(lambda: [f.source for f in _findings(win)] == ["labels"], timeout=20000)
+
+
+def test_sr_export_needs_a_dicom_image(qtbot, window, shared_data, tmp_path):
+    """A NIfTI image: the SR export says why it cannot, and writes nothing."""
+    from medviewer.io.load import open_first
+
+    ref = shared_data / "totalseg/tests/reference_files"
+    ct = open_first([ref / "example_ct_sm.nii.gz"])
+    seg = np.asarray(open_first([ref / "example_seg.nii.gz"]).array).astype(np.uint8)
+    window.session.add_volume(ct)
+    ctl = window.annotation.ctl
+    qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
+    ctl.replace_labels(seg, None)
+    qtbot.waitUntil(lambda: len(_findings(window)) > 40, timeout=30000)
+    window.findings.export_dialog("sr")
+    assert any("loaded from DICOM" in e for e in window.errors)
+    assert not list(tmp_path.glob("*.dcm"))
+
+
+@pytest.mark.slow
+def test_sr_export_from_the_dock(qtbot, annot, tmp_path):
+    from medviewer.io.dicom_sr_write import read_findings_sr
+
+    win = annot
+    _paint_disc(win, 220, 260, 6.0)
+    qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
+    win.findings.export("sr", tmp_path / "r.dcm")
+    qtbot.waitUntil(lambda: (tmp_path / "r.dcm").exists(), timeout=60000)
+    (group,) = read_findings_sr(tmp_path / "r.dcm")
+    f = _findings(win)[0]
+    assert group["measurements"]["Long axis"][0] == pytest.approx(f.long_mm)
+    assert (tmp_path / "r_seg.dcm").exists()

@@ -230,7 +230,7 @@ class FindingsFeature:
 
         def work(reporter):
             if kind == "sr":
-                read, table, _ = src
+                read, table = src[0], src[1]
                 return svc.export_findings_sr(findings, read(), table, vol, path,
                                               anonymise=anonymise, key_folder=keys)[0]
             return svc.export_findings(findings, path, vol, anonymise=anonymise, key_folder=keys)

@@ -242,7 +242,9 @@ def test_dicom_sr_reads_back_with_the_findings(chest_ct_dir, tmp_path):
     groups = read_findings_sr(sr_path)
     assert len(groups) == len(findings)
     segments = {int(s.SegmentNumber): s.SegmentLabel for s in seg.SegmentSequence}
+    uids = [pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in vol.source_paths]
     for g, f in zip(groups, findings):
+        assert g["source_images"] == uids[f.slices[0]:f.slices[1] + 1]
         assert g["tracking_id"].startswith(f"Finding {f.number} ({f.name}")
         assert segments[g["segment_number"]] == f.name
         m = g["measurements"]
@@ -251,3 +253,10 @@ def test_dicom_sr_reads_back_with_the_findings(chest_ct_dir, tmp_path):
         assert m["Short axis"] == (pytest.approx(f.short_mm), "mm")
         assert m["Mean"][0] == pytest.approx(f.mean) and m["Mean"][1] == "[hnsf'U]"
         assert m["Standard Deviation"][0] == pytest.approx(f.sd)
+
+    # one label only: a SEG of one segment (its identification shared by every frame)
+    bone = [f for f in findings if f.label == 2]
+    only = np.where(labels == 2, 2, 0).astype(np.uint8)
+    sr1, _ = export_findings_sr(bone, only, table, vol, tmp_path / "bone.dcm", key_folder=tmp_path)
+    assert [g["measurements"]["Volume"][0] for g in read_findings_sr(sr1)] == \
+        pytest.approx([f.volume_ml for f in bone])
