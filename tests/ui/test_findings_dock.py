@@ -18,6 +18,13 @@ def _findings(win):
     return win.findings.findings
 
 
+def _show_dock(qtbot, win):
+    """The list is measured while its dock shows (tabbed behind Label history at start)."""
+    dock = win.docks["findingsDock"]
+    dock.raise_()
+    qtbot.waitUntil(lambda: win.findings.shown, timeout=5000)
+
+
 def _paint_disc(win, row, col, radius_mm):
     ax = win.tri.views["axial"]
     win.set_tool("brush")
@@ -31,6 +38,12 @@ def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
     win, ctl = annot, annot.annotation.ctl
     feat = win.findings
     assert win.docks["findingsDock"].widget() is feat.panel
+    assert not feat.shown  # a tab behind Label history: nothing is measured
+    _paint_disc(win, 100, 100, 3.0)
+    QTest.qWait(600)
+    assert _findings(win) == [] and feat._stale
+    win.annotation.undo()
+    _show_dock(qtbot, win)
     ax = win.tri.views["axial"]
     z0 = ax.slice_index
     _paint_disc(win, 200, 300, 8.0)
@@ -86,6 +99,7 @@ def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
 
 def test_findings_export_csv_and_json(qtbot, annot, tmp_path):
     win = annot
+    _show_dock(qtbot, win)
     _paint_disc(win, 220, 260, 6.0)
     qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
     feat = win.findings
@@ -105,6 +119,7 @@ def test_findings_of_the_model_proposal(qtbot, annot):
 
     win, ctl = annot, annot.annotation.ctl
     feat = win.findings
+    _show_dock(qtbot, win)
     _paint_disc(win, 220, 260, 6.0)
     qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
     prop = np.zeros(ctl.volume.shape, np.uint8)
@@ -112,6 +127,7 @@ def test_findings_of_the_model_proposal(qtbot, annot):
     prop[60, 400:405, 100:103] = 4  # and a small second part
     ctl.show_proposal(ctl.volume, Proposal.make(prop, {"labels": [
         {"value": 4, "name": "Nodule", "color": [255, 0, 0]}]}, ""))
+    _show_dock(qtbot, win)  # a proposal brings the Segmentation dock (its Accept box) forward
     feat.panel.source.setCurrentIndex(feat.panel.source.findData("proposal"))
     qtbot.waitUntil(lambda: [f.source for f in _findings(win)] == ["proposal"] * 2, timeout=20000)
     box, small = _findings(win)
@@ -131,6 +147,7 @@ def test_sr_export_needs_a_dicom_image(qtbot, window, shared_data, tmp_path):
     ct = open_first([ref / "example_ct_sm.nii.gz"])
     seg = np.asarray(open_first([ref / "example_seg.nii.gz"]).array).astype(np.uint8)
     window.session.add_volume(ct)
+    _show_dock(qtbot, window)
     ctl = window.annotation.ctl
     qtbot.waitUntil(lambda: ctl.state is not None and ctl.state.ready, timeout=30000)
     ctl.replace_labels(seg, None)
@@ -145,6 +162,7 @@ def test_sr_export_from_the_dock(qtbot, annot, tmp_path):
     from medviewer.io.dicom_sr_write import read_findings_sr
 
     win = annot
+    _show_dock(qtbot, win)
     _paint_disc(win, 220, 260, 6.0)
     qtbot.waitUntil(lambda: len(_findings(win)) == 1, timeout=20000)
     win.findings.export("sr", tmp_path / "r.dcm")

@@ -43,6 +43,8 @@ class FindingsFeature:
         self._lock = threading.Lock()
         self._basis = None  # (volume, source, label map or proposal) of the findings shown
         self._watched = None  # the LabelMap whose edits are followed
+        self._stale = True  # changes not measured yet (the dock was hidden)
+        self._forced = False  # measure at the next refresh even while hidden
         self.timer = QTimer(host.window)
         self.timer.setObjectName("findingsDebounce")
         self.timer.setSingleShot(True)
@@ -53,7 +55,7 @@ class FindingsFeature:
                           tab_title="Findings"))
         reg.menu("findings", "F&indings", "findingsMenu", order=15)
         reg.actions("findings", [
-            ("findings_refresh", "&Measure now", lambda: self.schedule(now=True, everything=True),
+            ("findings_refresh", "&Measure now", self.measure_now,
              "Measure every finding again"),
             None,
             ("findings_export_csv", "Export findings as &CSV…", lambda: self.export_dialog("csv"), ""),
@@ -71,7 +73,21 @@ class FindingsFeature:
         ctl.sig_proposal_changed.connect(lambda p: self._on_proposal())
 
     def start(self) -> None:
+        self.dock.visibilityChanged.connect(self._on_visible)
         self.schedule(now=True)
+
+    @property
+    def dock(self):
+        return self.host.docks["findingsDock"]
+
+    @property
+    def shown(self) -> bool:
+        """Whether the dock is on screen (a tab behind another is not)."""
+        return self.dock.isVisible() and not self.dock.visibleRegion().isEmpty()
+
+    def _on_visible(self, visible: bool) -> None:
+        if visible and self._stale:
+            self.schedule(now=True)
 
     def shutdown(self) -> None:
         self.timer.stop()
@@ -119,6 +135,11 @@ class FindingsFeature:
         if self.panel.source_key == "proposal":
             self.schedule(now=True, everything=True)
 
+    def measure_now(self) -> None:
+        """Every label, at once, shown or not."""
+        self._forced = True
+        self.schedule(now=True, everything=True)
+
     def schedule(self, now: bool = False, everything: bool = False) -> None:
         """Measure again after the edits settle (``now``: at the next turn of the loop;
         ``everything``: every label, not only those edited)."""
@@ -128,10 +149,15 @@ class FindingsFeature:
         self.timer.start(0 if now else DEBOUNCE_MS)
 
     def refresh(self) -> None:
-        """Measure now: every label, or only the labels edited since the findings shown."""
+        """Measure now: every label, or only the labels edited since the findings shown.
+        Nothing is measured while the dock is hidden: it is measured when it shows."""
         if self._job is not None:  # one measurement at a time: again once it ends
             self._pending = True
             return
+        if not self.shown and not self._forced:
+            self._stale = True
+            return
+        self._stale = self._forced = False
         vol, src = self.labels_ctl.volume, self._source()
         if vol is None or src is None:
             self._basis = None
@@ -202,6 +228,13 @@ class FindingsFeature:
 
     # ------------------------------------------------------------------ export
     def export_dialog(self, kind: str) -> None:
+        if self._stale or self._job is not None or self.timer.isActive():
+            self.dock.show()
+            self.dock.raise_()
+            self.host.status("The findings are being measured: export them once the list is "
+                             "up to date")
+            self.measure_now() if self._stale else None
+            return
         if not self.findings:
             self.host.status("No findings to export")
             return
