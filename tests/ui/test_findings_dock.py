@@ -62,10 +62,11 @@ def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
     assert big.volume_ml == pytest.approx(big.n_voxels * sp[0] * sp[1] * sp[2] / 1000)
     assert 16.0 - 2 * sp[0] <= big.long_mm <= 16.0  # a disc of 8 mm radius
     table = feat.panel.table
-    assert table.rowCount() == 2 and table.item(0, 1).text() == big.name
+    model = feat.panel.model
+    assert model.rowCount() == 2 and model.index(0, 1).data() == big.name
 
     # click the small one: the cursor moves to it, the axial view shows its slice and axes
-    rect = table.visualItemRect(table.item(1, 0))
+    rect = table.visualRect(model.index(1, 0))
     QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert tuple(win.session.cursor_zyx) == tuple(int(round(v)) for v in small.centre_zyx)
     assert ax.slice_index == small.measure_slice
@@ -79,7 +80,7 @@ def test_painted_labels_become_findings_and_a_click_jumps_to_one(qtbot, annot):
     # keyboard: Up to the first finding, Enter jumps there
     table.setFocus()
     QTest.keyClick(table, Qt.Key.Key_Up)
-    assert table.currentRow() == 0
+    assert table.currentIndex().row() == 0
     QTest.keyClick(table, Qt.Key.Key_Return)
     assert ax.slice_index == big.measure_slice
     assert set(dict(feat.lines.visible_lines())) == {"findingAxis_long", "findingAxis_short"}

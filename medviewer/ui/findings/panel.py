@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QPushButton, QTableView, QVBoxLayout, QWidget)
 
 COLUMNS = ("#", "Label", "Slices", "ml", "Long mm", "Short mm", "Mean ± SD")
 SOURCES = (("labels", "Label map"), ("proposal", "AI proposal"))
@@ -35,14 +35,58 @@ def row_tip(f, position: Callable[[int], int] = lambda z: z + 1) -> str:
             f"P {lo[1]:.1f}..{hi[1]:.1f}, S {lo[2]:.1f}..{hi[2]:.1f} mm" + mean)
 
 
-class FindingsTable(QTableWidget):
+class FindingsModel(QAbstractTableModel):
+    """The findings as table rows, made on demand (thousands of findings cost nothing until
+    they are scrolled to)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.findings: List = []
+        self.position: Callable[[int], int] = lambda z: z + 1
+        self.units = ""
+
+    def set(self, findings: list, position: Optional[Callable[[int], int]] = None) -> None:
+        self.beginResetModel()
+        self.findings = list(findings)
+        self.position = position or (lambda z: z + 1)
+        self.units = next((f.units for f in self.findings if f.units and f.mean is not None), "")
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.findings)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self.findings):
+            return None
+        f = self.findings[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row_texts(f, self.position)[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row_tip(f, self.position)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() != 1:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            if section == len(COLUMNS) - 1:
+                return f"{self.units} mean ± SD".strip()
+            return COLUMNS[section]
+        return None
+
+
+class FindingsTable(QTableView):
     """Up/Down move through the findings; Enter (or a click) asks to jump to one."""
 
     sig_jump = Signal(int)  # row
 
     def keyPressEvent(self, ev):
-        if ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
-            self.sig_jump.emit(self.currentRow())
+        row = self.currentIndex().row()
+        if ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and row >= 0:
+            self.sig_jump.emit(row)
             ev.accept()
             return
         super().keyPressEvent(ev)
@@ -71,19 +115,22 @@ class FindingsPanel(QWidget):
             lambda i: self.sig_source.emit(self.source.itemData(i)))
         top.addWidget(self.source, 1)
         lay.addLayout(top)
-        self.table = FindingsTable(0, len(COLUMNS), self)
+        self.model = FindingsModel(self)
+        self.table = FindingsTable(self)
         self.table.setObjectName("findingsTable")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         head = self.table.horizontalHeader()
-        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         head.setMinimumSectionSize(24)
+        head.setResizeContentsPrecision(200)  # widths from the first rows, not thousands
+        self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setToolTip("Click a finding (or Enter) to go to the slice where it is "
                               "longest and draw its long and short axis; Up/Down move")
-        self.table.cellClicked.connect(lambda row, col: self.sig_jump.emit(row))
+        self.table.clicked.connect(lambda index: self.sig_jump.emit(index.row()))
         self.table.sig_jump.connect(self.sig_jump)
         lay.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -107,37 +154,23 @@ class FindingsPanel(QWidget):
         return self.source.currentData()
 
     def set_findings(self, findings: list, position: Optional[Callable[[int], int]] = None) -> None:
-        """Fill the table, keeping the selected finding (same label and component) selected;
-        ``position`` numbers slices as the slice view does."""
-        position = position or (lambda z: z + 1)
-        units = next((f.units for f in findings if f.units and f.mean is not None), "")
-        self.table.horizontalHeaderItem(6).setText(f"{units} mean ± SD".strip())
+        """Show ``findings``, keeping the selected finding (same label and component)
+        selected; ``position`` numbers slices as the slice view does."""
         old = self.selected()
         keep = None if old is None else (old.label, old.component)
         self.findings = list(findings)
         t = self.table
         t.blockSignals(True)
-        t.setRowCount(len(self.findings))
-        select = -1
-        for row, f in enumerate(self.findings):
-            tip = row_tip(f, position)
-            for col, text in enumerate(row_texts(f, position)):
-                item = QTableWidgetItem(text)
-                item.setToolTip(tip)
-                if col != 1:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                t.setItem(row, col, item)
-            if keep == (f.label, f.component):
-                select = row
+        self.model.set(self.findings, position)
+        t.resizeColumnsToContents()
+        select = next((i for i, f in enumerate(self.findings)
+                       if (f.label, f.component) == keep), -1)
         if select >= 0:
             t.selectRow(select)
-        else:
-            t.clearSelection()
         t.blockSignals(False)
 
     def selected(self) -> Optional[object]:
-        row = self.table.currentRow()
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
-        if not rows or not 0 <= row < len(self.findings):
+        if not rows or not 0 <= rows[0].row() < len(self.findings):
             return None
-        return self.findings[row]
+        return self.findings[rows[0].row()]
