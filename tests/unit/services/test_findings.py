@@ -260,3 +260,31 @@ def test_dicom_sr_reads_back_with_the_findings(chest_ct_dir, tmp_path):
     sr1, _ = export_findings_sr(bone, only, table, vol, tmp_path / "bone.dcm", key_folder=tmp_path)
     assert [g["measurements"]["Volume"][0] for g in read_findings_sr(sr1)] == \
         pytest.approx([f.volume_ml for f in bone])
+
+
+def test_oblique_real_geometry_and_uneven_slices(shared_data):
+    """Direction cosines (real oblique MR, 20 degrees in all planes) and uneven slice steps."""
+    mr = open_first([shared_data / "dcm_qa_toshiba_oblique/In/Galan/10006_DTI_ALL_20d"])
+    g = mr.geometry
+    assert not np.allclose(np.abs(g.direction_matrix), np.eye(3), atol=0.1)
+    img = np.asarray(mr.array, dtype=float)
+    labels = (img > np.percentile(img, 90)).astype(np.uint8)
+    found = find_findings(labels, g, img, units="")
+    assert found and found[0].units == ""
+    f = found[0]
+    comp, _ = ndimage.label(labels, structure=np.ones((3, 3, 3), bool))
+    cid = np.argmax(np.bincount(comp.ravel())[1:]) + 1
+    per_slice = [_brute_long(g, z, comp[z] == cid) for z in range(g.shape[0]) if np.any(comp[z] == cid)]
+    assert f.long_mm == pytest.approx(max(per_slice), abs=1e-9)
+    a, b = np.asarray(f.long_axis.a_lps), np.asarray(f.long_axis.b_lps)
+    assert np.linalg.norm(a - b) == pytest.approx(f.long_mm, abs=1e-6)
+
+    # uneven slices: each slice's voxels count with that slice's own step
+    offs = (0.0, 1.0, 3.0, 7.0)
+    gu = Geometry(shape=(4, 6, 6), spacing=(0.5, 0.5, 2.0), slice_offsets=offs)
+    lab = np.zeros(gu.shape, np.uint8)
+    lab[:, 2:4, 2:4] = 1
+    (fu,) = find_findings(lab, gu)
+    steps = np.gradient(np.asarray(offs))  # 1, 1.5, 3, 4
+    assert fu.volume_ml == pytest.approx(4 * 0.25 * steps.sum() / 1000)
+    assert fu.bbox_max_lps[2] - fu.bbox_min_lps[2] == pytest.approx(7.0)
