@@ -8,6 +8,7 @@
 - ``labels``: ``medviewer labels import WORKSPACE FILE.csv [--model NAME]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
+- ``findings``: ``medviewer findings IMAGE LABELS --out OUT.csv|.json|.dcm``
 
 Patient names and IDs are never printed."""
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "labels": "labels", "finetune": "finetune", "prompt": "prompt"}
+            "labels": "labels", "finetune": "finetune", "prompt": "prompt",
+            "findings": "findings"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

@@ -21,7 +21,7 @@ from medviewer.core.findings import (CSV_COLUMNS, Finding, find_findings, findin
 from medviewer.core.volume import Volume
 
 __all__ = ["case_findings", "label_names", "export_findings", "read_findings",
-           "export_findings_sr", "FINDINGS_FORMAT"]
+           "export_findings_sr", "load_image_and_labels", "FINDINGS_FORMAT"]
 
 FINDINGS_FORMAT = "medviewer-findings"
 
@@ -47,6 +47,26 @@ def case_findings(volume: Volume, labels: np.ndarray, table=None, *, source: str
                           connectivity=connectivity, units=volume.units or "", source=source,
                           min_voxels=min_voxels, reporter=reporter, values=values)
     return found if update is None else merge_findings(update[0], found, values)
+
+
+def load_image_and_labels(image_path, labels_path, resample: bool = False, reporter=None):
+    """(volume, labels, table) for the command line: an image (volume file or DICOM series)
+    and its label map (NIfTI/NRRD/MHA on its grid, or a DICOM SEG of its series)."""
+    from medviewer.io.labels_io import GeometryMismatch
+
+    from .annotations import read_label_file, read_seg_file
+    from .interactive import load_volume
+
+    vol = load_volume(image_path, reporter)
+    if Path(labels_path).suffix.lower() in (".dcm", ".seg"):
+        labels, table, _ = read_seg_file(labels_path, vol.geometry, vol.source_paths)
+        return vol, labels, table
+    res = read_label_file(labels_path, vol.geometry, resample=resample)
+    if isinstance(res, GeometryMismatch):
+        raise ValueError(f"{Path(labels_path).name} is not on the image's grid ({res}); "
+                         "--resample puts it there (nearest neighbour)")
+    labels, table, _ = res
+    return vol, labels, table
 
 
 def _doc(findings: Sequence[Finding], volume: Optional[Volume], anonymise: bool,
