@@ -127,6 +127,28 @@ def _diameter(geometry: Geometry, z: int, a_yx, b_yx, length: float) -> Diameter
 
 
 # ---------------------------------------------------------------------- diameters
+def _run_starts(key: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted ``key`` starts."""
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _run_ends(key: np.ndarray) -> np.ndarray:
+    """The first and last position of each run of a sorted ``key`` (one when they agree)."""
+    first = _run_starts(key)
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1:] = len(key) - 1
+    both = np.empty(2 * len(first), dtype=first.dtype)
+    both[0::2], both[1::2] = first, last
+    keep = np.empty(len(both), dtype=bool)
+    keep[:1] = True
+    np.not_equal(both[1:], both[:-1], out=keep[1:])
+    return both[keep]
+
+
 def _longest_pair(pts: np.ndarray) -> Tuple[int, int, float]:
     """Indices of the two farthest points of ``pts`` (n, 2 mm) and their distance."""
     n = len(pts)
@@ -155,7 +177,7 @@ def _perpendicular(pts_mm: np.ndarray, u: np.ndarray, bin_mm: float):
     bins = np.floor(t / bin_mm + 0.5).astype(np.int64)
     order = np.argsort(bins, kind="stable")
     b, vv, tt = bins[order], v[order], t[order]
-    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    starts = _run_starts(b)
     vmax = np.maximum.reduceat(vv, starts)
     vmin = np.minimum.reduceat(vv, starts)
     k = int(np.argmax(vmax - vmin))
@@ -178,10 +200,7 @@ def slice_diameters(mask2d: np.ndarray, geometry: Geometry, z: int = 0, offset_y
     r = _plane_matrix(geometry) if r is None else r
     pts = np.column_stack([xs, ys]).astype(float) @ r.T
     # rows' first and last voxels hold the convex hull of the whole mask
-    key = ys.astype(np.int64)
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    last = np.r_[first[1:] - 1, len(key) - 1]
-    ext = np.unique(np.r_[first, last])
+    ext = _run_ends(ys)
     i, j, length = _longest_pair(pts[ext])
     i, j = ext[i], ext[j]
     long_ = _diameter(geometry, z, (ys[i], xs[i]), (ys[j], xs[j]), length)
@@ -204,13 +223,9 @@ def slice_diameters(mask2d: np.ndarray, geometry: Geometry, z: int = 0, offset_y
 def _component_long_axes(zs, ys, xs, pts):
     """For each slice of a component (voxels sorted by z, y, x): its longest diameter."""
     out = {}
-    zkey = zs
-    zstarts = np.flatnonzero(np.r_[True, zkey[1:] != zkey[:-1]])
-    zends = np.r_[zstarts[1:], len(zkey)]
-    rowkey = zs.astype(np.int64) * (int(ys.max()) + 1) + ys
-    first = np.flatnonzero(np.r_[True, rowkey[1:] != rowkey[:-1]])
-    last = np.r_[first[1:] - 1, len(rowkey) - 1]
-    ext = np.unique(np.r_[first, last])
+    zstarts = _run_starts(zs)
+    zends = np.append(zstarts[1:], len(zs))
+    ext = _run_ends(zs.astype(np.int64) * (int(ys.max()) + 1) + ys)
     ez = zs[ext]
     for s, e in zip(zstarts, zends):
         z = int(zs[s])
