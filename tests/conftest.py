@@ -29,3 +29,37 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     the default workspace (where e.g. ``predict`` keeps its pseudonym key) out of ~."""
     monkeypatch.setenv("MEDVIEWER_SETTINGS_DIR", str(tmp_path_factory.getbasetemp() / "settings"))
     monkeypatch.setenv("MEDVIEWER_WORKSPACE", str(tmp_path_factory.getbasetemp() / "workspace"))
+
+
+def _pydicom_data_dir() -> Path:
+    """pydicom-data's files, opened by path (its get_testdata_files reaches for the network)."""
+    import data_store
+
+    return Path(data_store.__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory, shared_data):
+    """A real Orthanc (tests/orthanc_server.py) on loopback ports for the whole session, loaded
+    with the chest CT (100 slices), the TotalSegmentator DICOM (JPEG 2000, its blank UIDs
+    filled in) and a 10-frame enhanced MR from pydicom-data; stopped after."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from orthanc_server import INSTALL_HINT, Orthanc, orthanc_binary, totalseg_with_uids
+
+    if orthanc_binary() is None:
+        pytest.fail(INSTALL_HINT)
+    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        server.upload_files(sorted((shared_data / "tcia_cmb_crc_ct_chest").glob("*.dcm")))
+        server.upload(totalseg_with_uids(
+            shared_data / "totalseg" / "tests" / "reference_files" / "example_ct_dicom"))
+        server.upload_files([_pydicom_data_dir() / "emri_small.dcm"])
+        yield server
+    finally:
+        server.stop()

@@ -9,6 +9,10 @@
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
 - ``findings``: ``medviewer findings IMAGE LABELS --out OUT.csv|.json|.dcm``
+- ``pacs``: ``medviewer pacs echo|find|get|send`` (DIMSE ``--host/--port/--called-aet`` or
+  DICOMweb ``--url``)
+- ``register``: ``medviewer register FIXED MOVING OUT.nii.gz [--kind rigid|affine|deformable]
+  [--transform OUT.tfm] [--labels L --labels-out OUT_L]``
 
 Patient names and IDs are never printed."""
 from __future__ import annotations
@@ -18,8 +22,8 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
-            "labels": "labels", "finetune": "finetune", "prompt": "prompt",
-            "findings": "findings"}
+            "labels": "labels", "finetune": "finetune", "prompt": "prompt", "pacs": "pacs",
+            "register": "register", "findings": "findings"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

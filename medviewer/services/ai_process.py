@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_S = 10.0  # a cancelled child that has not stopped by then is killed
 START_TIMEOUT_S = 120.0  # spawning and importing the inference code (a cold disk is slow)
 POLL_S = 0.05
+# the child's CPU priority below the app's (Unix niceness; 0: the same). With every core busy
+# the scheduler then runs the GUI thread first: the window keeps turning, the run waits.
+NICE = int(os.environ.get("MEDVIEWER_AI_NICE", "5") or 0)
 
 
 def enabled() -> bool:
@@ -140,12 +143,22 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
 
     lane = ai_runs.ModelLane(on_device=lambda dev, label: conn.send(("device", dev, label)))
     token = _SocketToken(cancel_conn)
+    if NICE:
+        try:  # the window's process first when the cores are contended
+            os.nice(NICE)
+        except (AttributeError, OSError):
+            pass
     loaded: Optional[tuple] = None  # (ref, folder, weights) of the model in the lane
     try:
         ai_runs.preload_ai_libraries()
         conn.send(("ready", os.getpid()))
+    except (BrokenPipeError, ConnectionError, EOFError):
+        return  # the app quit while this process was starting: nobody to tell
     except BaseException as exc:  # noqa: BLE001 - said to the app
-        conn.send(("error", None, type(exc).__name__, str(exc), ""))
+        try:
+            conn.send(("error", None, type(exc).__name__, str(exc), ""))
+        except OSError:
+            pass
         return
     while True:
         try:
@@ -200,7 +213,10 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
 def _main(argv) -> int:  # pragma: no cover - the child's entry point
     from multiprocessing.connection import Connection
 
-    _child_main(Connection(int(argv[0])), Connection(int(argv[1])))
+    try:
+        _child_main(Connection(int(argv[0])), Connection(int(argv[1])))
+    except (BrokenPipeError, ConnectionError, EOFError):
+        pass  # the app went away in the middle of a run: its results have no reader
     return 0
 
 

@@ -146,13 +146,23 @@ class FeatureHost:
     # proceed() runs once the user agreed (unsaved strokes are saved or discarded)
     confirm_leave: Callable[[str, Callable[[], None]], bool] = lambda what, proceed: True
     withdraw_notice: Callable[[str], None] = lambda text: None  # a notice no longer holds
+    privacy: Any = None  # the window's PatientPrivacy (patient details shown or hidden)
+    open_paths: Callable[[List[str]], None] = lambda paths: None  # open files/folders as local
+    # add_series(volume, source): a derived series into the session and the series browser
+    add_series: Optional[Callable[[Any, Any], Any]] = None
 
     @property
     def session(self):
         return self.services.session
 
-    def get(self, name: str) -> Any:
-        return self.registry.shared(name)
+    def get(self, name: str, *default) -> Any:
+        """What an earlier feature shared as ``name``; ``default`` (when given) if none did."""
+        try:
+            return self.registry.shared(name)
+        except KeyError:
+            if default:
+                return default[0]
+            raise
 
     def status(self, message: str, ms: int = 8000) -> None:
         self.status_bar.showMessage(message, ms)

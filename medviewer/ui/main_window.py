@@ -32,17 +32,22 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 6  # series, tags, case labels, segmentation, label history, AI, review,
-# effort, findings
+DOCK_STATE_VERSION = 7  # series, tags, case labels, segmentation, label history, AI, review, effort,
+# registration, findings
 
 def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
+    from .enhance.wiring import EnhanceFeature
     from .findings.wiring import FindingsFeature
+    from .pacs.wiring import PacsFeature
+    from .registration.wiring import RegistrationFeature
     from .training.queue_wiring import ReviewFeature
+    from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
-    return [AnnotationFeature, AiFeature, ReviewFeature, FindingsFeature]
+    return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature, PacsFeature,
+            RegistrationFeature, EnhanceFeature, FindingsFeature]
 
 
 class MainWindow(QMainWindow):
@@ -142,11 +147,13 @@ class MainWindow(QMainWindow):
         registry = FeatureRegistry()
         host = FeatureHost(window=self, services=self.services, bridge=self.bridge,
                            settings=self.settings, views=self.tri.views, tri=self.tri,
-                           events=self.events, actions=self.actions_by_name, menus={},
+                           events=self.events, actions=self.actions_by_name,
+                           menus={"view": self.view_menu, "tools": self.tools_menu},
                            docks=self.docks, registry=registry, status_bar=self.statusBar(),
                            show_error=self.show_error, show_notice=self.show_notice,
                            confirm_leave=self.confirm_leave,
-                           withdraw_notice=self.withdraw_notice)
+                           withdraw_notice=self.withdraw_notice, privacy=self.privacy,
+                           open_paths=self.open_paths, add_series=self.add_derived_series)
         self.feature_host = host
         for cls in classes:
             feature = cls(host)
@@ -174,6 +181,33 @@ class MainWindow(QMainWindow):
         (``proceed`` is not called); False: a question is open and ``proceed()`` runs once
         the user agreed."""
         return run_leave_guards(self._leave_guards, what, proceed, closing)
+
+    def add_derived_series(self, volume: Volume, source: Optional[Volume] = None) -> str:
+        """A series made here (registered, resampled, enhanced…; never replacing its source)
+        added to the session, inactive, and to the series browser under the study of
+        ``source`` (the volume it came from), where a double-click shows it like any other.
+        Returns its key."""
+        import dataclasses
+
+        from medviewer.services.studies import Catalogue, SeriesEntry
+
+        from .thumbnails import thumbnail_array
+
+        key = f"derived:{len(self.loader.volumes)}:{id(volume)}"
+        base = next((self.loader.entries.get(k) for k, v in self.loader.volumes.items()
+                     if v is source), None)
+        nz, ny, nx = volume.shape[:3]
+        fields = dict(key=key, kind="derived", paths=[], modality=volume.modality,
+                      description=volume.description, series_uid="", series_number=None,
+                      n_images=nz, n_frames=0, rows=ny, columns=nx, notes=["made in MedViewer"],
+                      headers=[])
+        entry = dataclasses.replace(base, **fields) if base is not None else SeriesEntry(**fields)
+        self.loader.volumes[key] = volume
+        self.loader.entries[key] = entry
+        self.series_browser.add_catalogue(Catalogue(series=[entry]))
+        self.series_browser.set_thumbnail(key, thumbnail_array(volume))
+        self.session.add_volume(volume, activate=False)
+        return key
 
     def request_series(self, entry) -> None:
         """Show another series (the series browser), once unsaved strokes are dealt with."""
@@ -241,6 +275,9 @@ class MainWindow(QMainWindow):
 
     def _on_active_changed(self, volume: Optional[Volume]) -> None:
         self._auto_layout(volume)
+        key = next((k for k, v in self.loader.volumes.items() if v is volume), None)
+        if key is not None:  # however it became active (the browser, a feature)
+            self.series_browser.mark_active(key)
         self.actions_by_name["resample"].setEnabled(volume is not None and volume.geometry.is_uneven)
         warnings = list(volume.warnings) if volume is not None else []
         self.banner.setText("⚠ " + "   ⚠ ".join(warnings) if warnings else "")

@@ -78,6 +78,7 @@ def build_menus(win) -> Dict[str, QAction]:
     m.addAction(_action(win, acts, "quit", "&Quit", win.close))
 
     m = bar.addMenu("&View")
+    win.view_menu = m  # features add their entries at its end (feature menu key "view")
     group = QActionGroup(win)
     for layout, text in (("tri", "&Tri-planar"), ("axial", "&Axial only"),
                          ("coronal", "&Coronal only"), ("sagittal", "&Sagittal only")):
@@ -119,6 +120,7 @@ def build_menus(win) -> Dict[str, QAction]:
     bar.addMenu(win.presets.menu)
 
     m = bar.addMenu("&Tools")
+    win.tools_menu = m  # features add their entries at its end (feature menu key "tools")
     tb = QToolBar("Tools", win)
     tb.setObjectName("toolsToolbar")
     tgroup = QActionGroup(win)

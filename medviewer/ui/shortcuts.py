@@ -18,6 +18,8 @@ KEYS = {
     "layout_sagittal": "3",
     "reset_view": "R",
     "reset_obliques": "Shift+R",
+    "view3d_toggle": "4",
+    "view3d_reset_camera": "Ctrl+4",
     "hide_patient": "Ctrl+Shift+H",
     "clear_measurements": "Ctrl+Backspace",
     "help_shortcuts": "F1",
@@ -49,6 +51,12 @@ KEYS = {
     "proposal_accept_slice": "Ctrl+Alt+Return",
     "proposal_reject": "Ctrl+Shift+Backspace",
     "labels_history": "Ctrl+H",
+    "register_series": "Ctrl+Alt+R",
+    "fusion_toggle": "Ctrl+Alt+F",
+    "fusion_mode": "Ctrl+Alt+M",
+    "fusion_blend_down": "Alt+Left",
+    "fusion_blend_up": "Alt+Right",
+    "enhance_image": "Ctrl+Alt+E",
     # only while the Prompt tool is active
     "prompt_positive": "A",
     "prompt_negative": "S",
@@ -71,12 +79,16 @@ MOUSE = [
     ("Ctrl+left drag", "Rotate the MPR planes together about the cursor (oblique); "
                        "View > Reset obliques goes back"),
     ("Drop files or folders", "Open them"),
+    ("3D pane: left drag / right drag or wheel / middle drag", "Rotate / zoom / pan"),
+    ("3D pane: left click on a surface", "Move the crosshair there"),
     ("Brush / eraser: left drag", "Paint / erase a stroke with the brush circle (one undo step); "
                                   "Esc while dragging drops the stroke"),
     ("Flood fill: left click", "Fill the connected region within the range (2D, or 3D when set)"),
     ("Polygon: clicks, or a left drag", "Add points, or draw a lasso; double-click or Enter fills, Esc cancels"),
     ("Prompt: left click / Shift+left click / right click", "Positive / flipped / negative click"),
     ("Prompt: left drag", "A scribble (click and scribble modes) or a box (box mode)"),
+    ("Fusion swipe: left drag on the yellow line", "Move the split between the fixed (left) "
+                                                   "and the registered series (right)"),
 ]
 
 
@@ -88,6 +100,8 @@ def shortcut_rows() -> list:
         (KEYS["layout_axial"], "Axial only"), (KEYS["layout_coronal"], "Coronal only"),
         (KEYS["layout_sagittal"], "Sagittal only"), (KEYS["reset_view"], "Reset zoom and pan"),
         (KEYS["reset_obliques"], "Reset obliques: back to axial / coronal / sagittal planes"),
+        (KEYS["view3d_toggle"], "Fourth pane: 3D view / image information"),
+        (KEYS["view3d_reset_camera"], "Reset the 3D camera (front view)"),
         (KEYS["clear_measurements"], "Clear measurements"),
         (KEYS["hide_patient"], "Hide / show patient details (names, IDs, dates)"),
     ]
@@ -119,7 +133,13 @@ def shortcut_rows() -> list:
              (KEYS["ai_cancel"], "AI: cancel the running job (while one runs; otherwise the Navigate tool)"),
              (KEYS["ai_goto_uncertain"], "AI: go to the most uncertain slice (highest mean entropy)"),
              (KEYS["review_next"], "AI: open the next case in the review queue (most uncertain first)"),
-             (KEYS["ai_finetune"], "AI: fine-tune the model on the corrections (Fine-tune dialog)")]
+             (KEYS["ai_finetune"], "AI: fine-tune the model on the corrections (Fine-tune dialog)"),
+             (KEYS["register_series"], "Registration: register a moving series to a fixed one"),
+             (KEYS["fusion_toggle"], "Registration: show the registered series fused over the "
+                                     "fixed one, or the fixed alone"),
+             (KEYS["fusion_mode"], "Registration: next fusion mode (blend, checkerboard, swipe)"),
+             (f"{KEYS['fusion_blend_down']} / {KEYS['fusion_blend_up']}",
+              "Registration: blend 10 % less / more of the registered series")]
     rows += [(key, f"Window preset: {name}") for name, key in PRESET_SHORTCUTS.items()]
     rows += [(KEYS["help_shortcuts"], "This list")]
     return rows + MOUSE

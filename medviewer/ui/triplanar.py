@@ -5,7 +5,8 @@ import html
 from typing import Dict, Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import (QApplication, QGridLayout, QLabel, QSizePolicy, QStackedWidget,
+                               QWidget)
 
 from medviewer.core.deid import identity_values, redact
 from medviewer.core.reformat import MprSettings, ObliqueFrame
@@ -76,10 +77,12 @@ class InfoPanel(QLabel):
 
 
 class TriPlanarView(QWidget):
-    """Three linked SliceViews (they all follow ``session.cursor``) and the info panel. The
-    views share one MprSettings: thin or slab, orthogonal or oblique planes."""
+    """Three linked SliceViews (they all follow ``session.cursor``) and a fourth cell: the
+    info panel, or a pane a feature added (:meth:`add_fourth`, e.g. the 3D view). The views
+    share one MprSettings: thin or slab, orthogonal or oblique planes."""
 
     sig_layout_changed = Signal(str)
+    sig_fourth_changed = Signal(str)  # the name of the pane now in the fourth cell
     sig_reformat_changed = Signal(str)  # MprSettings.describe()
 
     def __init__(self, session: Session, parent=None):
@@ -92,19 +95,47 @@ class TriPlanarView(QWidget):
             view.mpr = self.mpr
             view.sig_rotate.connect(self._on_rotate)
         self.info = InfoPanel(session, self)
+        self.fourth = QStackedWidget(self)
+        self.fourth.setObjectName("fourthPane")
+        self.fourth.addWidget(self.info)
+        self.fourth_panes: Dict[str, QWidget] = {"info": self.info}
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         grid.addWidget(self.views["axial"], 0, 0)
         grid.addWidget(self.views["sagittal"], 0, 1)
         grid.addWidget(self.views["coronal"], 1, 0)
-        grid.addWidget(self.info, 1, 1)
+        grid.addWidget(self.fourth, 1, 1)
         for i in (0, 1):  # four equal cells, whatever the info text or the views' contents
             grid.setColumnStretch(i, 1)
             grid.setRowStretch(i, 1)
-        self.info.setMinimumSize(1, 1)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        for w in (self.info, self.fourth):
+            w.setMinimumSize(1, 1)
+            w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.layout_name = "tri"
+
+    # ------------------------------------------------------------------ the fourth cell
+    def add_fourth(self, name: str, widget: QWidget) -> None:
+        """Offer ``widget`` for the fourth cell under ``name`` (shown by :meth:`show_fourth`)."""
+        if name in self.fourth_panes:
+            raise ValueError(f"a fourth pane called {name!r} exists already")
+        widget.setMinimumSize(1, 1)
+        widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.fourth_panes[name] = widget
+        self.fourth.addWidget(widget)
+
+    def show_fourth(self, name: str) -> None:
+        """Put pane ``name`` ("info" or one added with :meth:`add_fourth`) in the fourth cell."""
+        if name not in self.fourth_panes:
+            raise ValueError(f"unknown fourth pane {name!r}; choose from {sorted(self.fourth_panes)}")
+        if self.fourth.currentWidget() is not self.fourth_panes[name]:
+            self.fourth.setCurrentWidget(self.fourth_panes[name])
+            self.sig_fourth_changed.emit(name)
+
+    @property
+    def fourth_name(self) -> str:
+        current = self.fourth.currentWidget()
+        return next(k for k, w in self.fourth_panes.items() if w is current)
 
     def set_layout(self, name: str) -> None:
         if name not in LAYOUTS:
@@ -112,7 +143,7 @@ class TriPlanarView(QWidget):
         self.layout_name = name
         for plane, view in self.views.items():
             view.setVisible(name == "tri" or name == plane)
-        self.info.setVisible(name == "tri")
+        self.fourth.setVisible(name == "tri")
         grid = self.layout()
         cell = {"axial": (0, 0), "sagittal": (0, 1), "coronal": (1, 0)}.get(name)
         for i in (0, 1):  # equal cells in tri-planar; the single view takes the whole area

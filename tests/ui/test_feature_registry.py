@@ -86,12 +86,35 @@ def test_a_feature_built_before_its_provider_fails_clearly(qtbot):
 
 def test_the_app_features_menus_and_docks(window):
     titles = [a.text() for a in window.menuBar().actions()]
-    assert titles[-4:] == ["&Labels", "F&indings", "&AI", "&Help"]
+    assert titles[-5:] == ["&Labels", "F&indings", "&AI", "Re&gistration", "&Help"]
     tabbed = window.tabifiedDockWidgets(window.docks["segmentationDock"])
     assert {window.docks["aiDock"], window.docks["reviewQueueDock"]} <= set(tabbed)
     acts = window.actions_by_name
     assert acts["case_label_1"].shortcut().toString() == "Alt+1"
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
-    assert set(window.features) == {"annotation", "ai", "review", "findings"}
+    assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs", "registration",
+                                    "enhance", "findings"}
     assert window.docks["findingsDock"] in window.tabifiedDockWidgets(window.docks["historyDock"])
+    assert not window.docks["registrationDock"].isVisible()  # shown once a registration ends
+    assert acts["register_series"].shortcut().toString() == "Ctrl+Alt+R"
+    assert acts["register_series"] in window.feature_host.menus["registration"].actions()
+    assert window.docks["pacsDock"] in window.tabifiedDockWidgets(window.docks["seriesDock"])
+    # a feature adds to the View menu (menu key "view"): the 3D pane's switch, shortcut 4
+    assert acts["view3d_toggle"] in window.feature_host.menus["view"].actions()
+    assert acts["view3d_toggle"].shortcut().toString() == "4"
+    # and to the Tools menu (menu key "tools"): Enhance image…, Ctrl+Alt+E
+    assert acts["enhance_image"] in window.feature_host.menus["tools"].actions()
+    assert acts["enhance_image"].shortcut().toString() == "Ctrl+Alt+E"
+
+
+def test_the_docks_leave_the_slice_views_room(window):
+    """Every feature's dock shares a side with others: none may be so wide that the slice
+    views shrink (a PACS dock with four buttons a row once left the axial view 179 px of a
+    1300 px window)."""
+    from PySide6.QtWidgets import QDockWidget
+
+    for dock in window.findChildren(QDockWidget):
+        assert dock.minimumSizeHint().width() <= 400, dock.objectName()
+    ax = window.tri.views["axial"]
+    assert ax.viewport().width() >= 240

@@ -12,7 +12,7 @@ CHILD = r"""
 import json, sys, tempfile, os
 from medviewer.app import main
 rc = main(["--screenshot", os.path.join(tempfile.mkdtemp(), "s.png")])
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "torch", "monai", "sklearn"})
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"scipy", "torch", "monai", "sklearn", "vtkmodules"})
 import medviewer.core.painting as painting
 import numpy as np
 lab = np.zeros((3, 8, 8), np.int16); lab[0, 2:5, 2:5] = 1; lab[2, 3:6, 3:6] = 1

@@ -7,6 +7,7 @@ Examples (from the repository root, CPU):
     python -m medviewer.ai.starters ct-organs --out models/ct-abdomen-organs/1.0.0 --seed 0
     python -m medviewer.ai.starters ct-trunk --out models/ct-trunk-organs/1.0.0 --seed 0 --steps 4000
     python -m medviewer.ai.starters ood-reference --out models/ct-abdomen-organs/1.0.0
+    python -m medviewer.ai.starters denoise-ae --out models/denoise-ae/1.0.0 --seed 0
 
 Training ends with the OOD reference of the new model; ``ood-reference`` (re)computes it for an
 existing model folder (weights untouched) and writes the card's domain, limits and README.
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--lr", type=float, default=1e-3)
     pn.add_argument("--batch-size", type=int, default=128)
     pn.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    dn = sub.add_parser("denoise-ae", help="learned 2D denoiser for CT and MR slices")
+    dn.add_argument("--out", required=True, type=Path, help="models/denoise-ae/<version>")
+    dn.add_argument("--seed", type=int, default=0)
+    dn.add_argument("--steps", type=int, default=2000)
     ct = sub.add_parser("ct-organs", help="2D abdominal organ segmentation (TotalSegmentator refs)")
     ct.add_argument("--out", required=True, type=Path)
     ct.add_argument("--name", default=None)
@@ -74,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
+    if args.command == "denoise-ae":
+        from medviewer.ai.starters.denoise_ae import CARD, train
+
+        if (out / CARD).exists():
+            print(f"{out} already holds a model; a version is never overwritten", file=sys.stderr)
+            return 1
+        train(out, seed=args.seed, steps=args.steps)
+        return 0
     if args.command == "ood-reference":
         from medviewer.ai.starters.ood_reference import write_reference
 

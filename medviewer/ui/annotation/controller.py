@@ -220,6 +220,11 @@ class AnnotationController(OpeningMixin, SavingMixin, ProposalMixin, RecordsMixi
                 return st.volume
         return None
 
+    def labelmap_of(self, volume: Volume) -> Optional[LabelMap]:
+        """The label map open on ``volume`` (active or not), or None."""
+        st = next((s for s in self._states.values() if s.volume is volume), None)
+        return None if st is None else st.labelmap
+
     def ensure_ready(self) -> AnnotState:
         """The active state with its image hash (computed here if the check is still running)."""
         st = self.state
