@@ -31,7 +31,8 @@ import numpy as np
 
 from .geometry import Geometry
 
-__all__ = ["Diameter", "Finding", "CONNECTIVITIES", "find_findings", "merge_findings",
+__all__ = ["Diameter", "Finding", "FindingChange", "CONNECTIVITIES", "find_findings",
+           "merge_findings", "match_findings",
            "slice_diameters", "voxel_volumes_mm3", "findings_to_rows", "CSV_COLUMNS"]
 
 CONNECTIVITIES = (6, 26)
@@ -347,6 +348,73 @@ def _measure(comp, c, sub, origin, img_box, geometry, r, vox_mm3, value, name, r
         measure_slice=int(mz), centre_zyx=centre, largest_slice=int(largest),
         long_axis=long_, short_axis=short, mean=mean, sd=sd, units=units, source=source,
         connectivity=int(connectivity))
+
+
+# ---------------------------------------------------------------------- follow-up
+@dataclass(frozen=True)
+class FindingChange:
+    """A finding at two time points (``baseline`` or ``followup`` None: seen at one only)."""
+
+    baseline: Optional[Finding]
+    followup: Optional[Finding]
+    distance_mm: Optional[float]  # between the centroids (LPS), when both are there
+
+    def _delta(self, attr: str) -> Optional[float]:
+        if self.baseline is None or self.followup is None:
+            return None
+        return float(getattr(self.followup, attr) - getattr(self.baseline, attr))
+
+    @property
+    def volume_change_ml(self) -> Optional[float]:
+        return self._delta("volume_ml")
+
+    @property
+    def volume_change_pct(self) -> Optional[float]:
+        d = self.volume_change_ml
+        return None if d is None or self.baseline.volume_ml == 0 else 100.0 * d / self.baseline.volume_ml
+
+    @property
+    def long_change_mm(self) -> Optional[float]:
+        return self._delta("long_mm")
+
+    @property
+    def short_change_mm(self) -> Optional[float]:
+        return self._delta("short_mm")
+
+    @property
+    def status(self) -> str:
+        return "new" if self.baseline is None else "gone" if self.followup is None else "matched"
+
+
+def match_findings(baseline: Sequence[Finding], followup: Sequence[Finding],
+                   max_distance_mm: float = 20.0) -> List[FindingChange]:
+    """Pair the findings of two time points in one patient frame (the follow-up registered
+    to the baseline): same label, centroids at most ``max_distance_mm`` apart, closest pairs
+    first (greedy). Unpaired findings are "gone" (baseline only) or "new" (follow-up only).
+    In baseline order, then the new ones."""
+    pairs = []
+    for i, b in enumerate(baseline):
+        cb = np.asarray(b.centroid_lps)
+        for j, f in enumerate(followup):
+            if f.label == b.label:
+                d = float(np.linalg.norm(np.asarray(f.centroid_lps) - cb))
+                if d <= max_distance_mm:
+                    pairs.append((d, i, j))
+    to_follow: Dict[int, Tuple[int, float]] = {}
+    taken = set()
+    for d, i, j in sorted(pairs):
+        if i not in to_follow and j not in taken:
+            to_follow[i] = (j, d)
+            taken.add(j)
+    out = []
+    for i, b in enumerate(baseline):
+        if i in to_follow:
+            j, d = to_follow[i]
+            out.append(FindingChange(b, followup[j], d))
+        else:
+            out.append(FindingChange(b, None, None))
+    out += [FindingChange(None, f, None) for j, f in enumerate(followup) if j not in taken]
+    return out
 
 
 # ---------------------------------------------------------------------- tables

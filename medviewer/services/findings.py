@@ -21,7 +21,8 @@ from medviewer.core.findings import (CSV_COLUMNS, Finding, find_findings, findin
 from medviewer.core.volume import Volume
 
 __all__ = ["case_findings", "label_names", "export_findings", "read_findings",
-           "export_findings_sr", "load_image_and_labels", "FINDINGS_FORMAT"]
+           "export_findings_sr", "load_image_and_labels", "compare_time_points",
+           "FINDINGS_FORMAT"]
 
 FINDINGS_FORMAT = "medviewer-findings"
 
@@ -47,6 +48,25 @@ def case_findings(volume: Volume, labels: np.ndarray, table=None, *, source: str
                           connectivity=connectivity, units=volume.units or "", source=source,
                           min_voxels=min_voxels, reporter=reporter, values=values)
     return found if update is None else merge_findings(update[0], found, values)
+
+
+def compare_time_points(fixed: Volume, fixed_labels: np.ndarray, moving: Volume,
+                        moving_labels: np.ndarray, transform, table=None, *,
+                        max_distance_mm: float = 20.0, reporter=None) -> list:
+    """Findings of a baseline (``fixed``) and a follow-up (``moving``, registered to it by
+    ``transform``, fixed LPS -> moving LPS as :func:`services.registration.register` gives
+    it) matched by label and centroid distance: [:class:`FindingChange`]. The follow-up's
+    labels and image are resampled onto the baseline's grid (nearest neighbour / linear)
+    and measured there, so both time points are measured in one frame."""
+    from medviewer.core.findings import match_findings
+
+    from .registration import resample_labels, resample_volume
+
+    base = case_findings(fixed, fixed_labels, table, reporter=reporter)
+    labels = resample_labels(np.asarray(moving_labels), moving.geometry, fixed.geometry, transform)
+    image = resample_volume(moving, fixed.geometry, transform)
+    follow = case_findings(image, labels, table, reporter=reporter)
+    return match_findings(base, follow, max_distance_mm)
 
 
 def load_image_and_labels(image_path, labels_path, resample: bool = False, reporter=None):
