@@ -172,3 +172,37 @@ def test_sr_export_from_the_dock(qtbot, annot, tmp_path):
     f = _findings(win)[0]
     assert group["measurements"]["Long axis"][0] == pytest.approx(f.long_mm)
     assert (tmp_path / "r_seg.dcm").exists()
+
+
+def test_compare_the_label_map_with_a_follow_up_proposal(qtbot, annot):
+    """The proposal as a registered follow-up's labels: one nodule grown and moved 3 voxels,
+    one gone, one new."""
+    from medviewer.core.proposal import Proposal
+
+    win, ctl = annot, annot.annotation.ctl
+    _show_dock(qtbot, win)
+    sp = ctl.volume.geometry.spacing
+    base = ctl.ensure_labelmap()
+    lab = np.zeros(ctl.volume.shape, np.uint8)
+    lab[48:52, 200:210, 200:210] = 1  # a nodule
+    lab[30:32, 300:304, 100:104] = 1  # one that goes away
+    ctl.replace_labels(lab, base.table.to_dict())
+    qtbot.waitUntil(lambda: len(_findings(win)) == 2, timeout=20000)
+    follow = np.zeros_like(lab)
+    follow[48:53, 203:215, 200:212] = 1  # grown and moved
+    follow[70:72, 100:103, 400:403] = 1  # new
+    ctl.show_proposal(ctl.volume, Proposal.make(follow, base.table.to_dict(), ""))
+    win.findings.panel.compare.click()
+    qtbot.waitUntil(lambda: win.findings.changes_dialog is not None, timeout=20000)
+    dlg = win.findings.changes_dialog
+    changes = dlg.changes
+    assert [c.status for c in changes] == ["matched", "gone", "new"]
+    grown = changes[0]
+    voxel_ml = sp[0] * sp[1] * sp[2] / 1000
+    assert grown.volume_change_ml == pytest.approx((5 * 12 * 12 - 4 * 10 * 10) * voxel_ml)
+    assert grown.long_change_mm > 0
+    assert grown.distance_mm == pytest.approx(np.linalg.norm(
+        np.asarray(grown.followup.centroid_lps) - np.asarray(grown.baseline.centroid_lps)))
+    assert dlg.table.rowCount() == 3 and dlg.table.item(0, 1).text() == "matched"
+    assert dlg.table.item(0, 3).text().startswith("+")
+    dlg.close()

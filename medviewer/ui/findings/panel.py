@@ -96,6 +96,7 @@ class FindingsPanel(QWidget):
     sig_jump = Signal(int)  # row of the finding to show
     sig_source = Signal(str)  # "labels" or "proposal"
     sig_export = Signal(str)  # "csv", "json" or "sr"
+    sig_compare = Signal()  # the label map against the proposal (a registered follow-up)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -144,6 +145,13 @@ class FindingsPanel(QWidget):
             b.clicked.connect(lambda _=False, key=key: self.sig_export.emit(key))
             buttons.addWidget(b)
         lay.addLayout(buttons)
+        self.compare = QPushButton("Compare label map → proposal…", self)
+        self.compare.setObjectName("findingsCompare")
+        self.compare.setToolTip("Match the findings of the label map (baseline) and of the "
+                                "proposal (e.g. a registered follow-up's labels carried over) by "
+                                "label and centroid distance, and show their change")
+        self.compare.clicked.connect(self.sig_compare)
+        lay.addWidget(self.compare)
         self.status = QLabel("", self)
         self.status.setObjectName("findingsStatus")
         self.status.setWordWrap(True)

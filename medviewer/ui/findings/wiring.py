@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from medviewer.services import findings as svc
@@ -66,6 +66,8 @@ class FindingsFeature:
         self.panel.sig_jump.connect(self.jump_to_row)
         self.panel.sig_source.connect(lambda key: self.schedule(now=True))
         self.panel.sig_export.connect(self.export_dialog)
+        self.panel.sig_compare.connect(self.compare_with_proposal)
+        self.changes_dialog = None
         ctl = self.labels_ctl
         ctl.sig_voxels_changed.connect(lambda idx: self.schedule())
         ctl.sig_labelmap_changed.connect(self._on_labelmap)
@@ -225,6 +227,39 @@ class FindingsFeature:
         self.lines.show(f)
         self.host.status(f"Finding {f.number}: {f.name}, long axis {f.long_mm:.1f} mm, "
                          f"short axis {f.short_mm:.1f} mm, {f.volume_ml:.2f} ml")
+
+    # ------------------------------------------------------------------ follow-up
+    def compare_with_proposal(self):
+        """The label map's findings (baseline) matched with the proposal's (follow-up) on a
+        worker, shown in a dialog with their change."""
+        ctl = self.labels_ctl
+        vol, lm, prop = ctl.volume, ctl.labelmap, ctl.proposal
+        if vol is None or lm is None or prop is None:
+            self.host.status("Compare needs a label map and a proposal on the image (e.g. "
+                             "Registration > Carry labels over from a follow-up)")
+            return None
+        read, table, ptable = lm.snapshot, lm.table.to_dict(), dict(prop.table)
+
+        def work(reporter):
+            from medviewer.core.findings import match_findings
+
+            base = svc.case_findings(vol, read(), table, reporter=reporter)
+            follow = svc.case_findings(vol, prop.labels, ptable, source="proposal",
+                                       reporter=reporter)
+            return match_findings(base, follow)
+
+        return ctl.submit(work, "findings-compare", self._show_changes, "Comparing findings…")
+
+    def _show_changes(self, changes: list) -> None:
+        from .compare import ChangesDialog
+
+        if self.changes_dialog is not None:
+            self.changes_dialog.close()
+        dlg = ChangesDialog(changes, self.host.window)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.destroyed.connect(lambda *_: setattr(self, "changes_dialog", None))
+        self.changes_dialog = dlg
+        dlg.show()
 
     # ------------------------------------------------------------------ export
     def export_dialog(self, kind: str) -> None:
