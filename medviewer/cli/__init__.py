@@ -8,6 +8,7 @@
 - ``labels``: ``medviewer labels import WORKSPACE FILE.csv [--model NAME]``
 - ``finetune``: ``medviewer finetune --workspace W --base NAME[:VERSION]``
 - ``prompt``: ``medviewer prompt IMAGE --point-mm X,Y,Z[:neg] --out MASK.nii.gz``
+- ``findings``: ``medviewer findings IMAGE LABELS --out OUT.csv|.json|.dcm``
 - ``pacs``: ``medviewer pacs echo|find|get|send`` (DIMSE ``--host/--port/--called-aet`` or
   DICOMweb ``--url``)
 - ``register``: ``medviewer register FIXED MOVING OUT.nii.gz [--kind rigid|affine|deformable]
@@ -22,7 +23,7 @@ from typing import Callable, Optional, Sequence
 
 COMMANDS = {"info": "info", "convert": "info", "predict": "predict", "models": "models",
             "labels": "labels", "finetune": "finetune", "prompt": "prompt", "pacs": "pacs",
-            "register": "register"}
+            "register": "register", "findings": "findings"}
 
 __all__ = ["COMMANDS", "main", "run_command"]
 

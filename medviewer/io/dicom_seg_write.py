@@ -233,13 +233,20 @@ def write_seg(labels: np.ndarray, table_dict, volume: Volume, path, *,
                          f"unknown {exc.args[0] if exc.args else 'attribute'}") from None
     except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"cannot build the DICOM SEG: {str(exc).splitlines()[0][:200]}") from None
-    if anonymise:
-        scrub_dataset(seg, alias)  # whatever highdicom copied from elsewhere
-        mark_deidentified(seg)
-        if find_leaks(seg, leaks_to_check):  # the values are not named: they identify
-            raise ValueError("the anonymised DICOM SEG still holds an identifying value of "
+    return save_derived(seg, path, "SEG", alias if anonymise else None, leaks_to_check)
+
+
+def save_derived(ds, path, kind: str, alias=None, leaks=()) -> Path:
+    """Save a built SEG/SR ``ds`` at ``path`` atomically. With ``alias`` (anonymised): scrub
+    what highdicom copied from elsewhere, mark it de-identified, and refuse to write it when
+    any of ``leaks`` (identifying strings of the sources) survives."""
+    if alias is not None:
+        scrub_dataset(ds, alias)
+        mark_deidentified(ds)
+        if find_leaks(ds, leaks):  # the values are not named: they identify
+            raise ValueError(f"the anonymised DICOM {kind} still holds an identifying value of "
                              "its source; nothing was written")
     out = Path(path)
     with atomic_path(out, ".dcm") as tmp:
-        seg.save_as(str(tmp), enforce_file_format=True)
+        ds.save_as(str(tmp), enforce_file_format=True)
     return out

@@ -32,21 +32,22 @@ WL_SENSITIVITY = 1.0 / 300.0  # window change per screen pixel, as a fraction of
 
 # Bump when docks are added or removed: Qt then ignores a window state saved by another
 # version instead of stacking the new docks into a cramped column.
-DOCK_STATE_VERSION = 6  # series, tags, case labels, segmentation, label history, AI, review, effort,
-# registration
+DOCK_STATE_VERSION = 7  # series, tags, case labels, segmentation, label history, AI, review, effort,
+# registration, findings
 
 def default_features() -> list:
     """The feature classes of the app, in build order (later ones use what earlier ones share)."""
     from .ai.wiring import AiFeature  # reads the model folders only: torch loads with a job
     from .annotation.wiring import AnnotationFeature
     from .enhance.wiring import EnhanceFeature
+    from .findings.wiring import FindingsFeature
     from .pacs.wiring import PacsFeature
     from .registration.wiring import RegistrationFeature
     from .training.queue_wiring import ReviewFeature
     from .view3d.wiring import View3DFeature  # VTK is imported when the 3D pane is first shown
 
     return [AnnotationFeature, AiFeature, ReviewFeature, View3DFeature, PacsFeature,
-            RegistrationFeature, EnhanceFeature]
+            RegistrationFeature, EnhanceFeature, FindingsFeature]
 
 
 class MainWindow(QMainWindow):

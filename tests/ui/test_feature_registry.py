@@ -86,7 +86,7 @@ def test_a_feature_built_before_its_provider_fails_clearly(qtbot):
 
 def test_the_app_features_menus_and_docks(window):
     titles = [a.text() for a in window.menuBar().actions()]
-    assert titles[-4:] == ["&Labels", "&AI", "Re&gistration", "&Help"]
+    assert titles[-5:] == ["&Labels", "F&indings", "&AI", "Re&gistration", "&Help"]
     tabbed = window.tabifiedDockWidgets(window.docks["segmentationDock"])
     assert {window.docks["aiDock"], window.docks["reviewQueueDock"]} <= set(tabbed)
     acts = window.actions_by_name
@@ -94,7 +94,8 @@ def test_the_app_features_menus_and_docks(window):
     assert acts["review_next"].shortcut().toString() == "N"
     assert acts["ai_finetune"] in window.feature_host.menus["ai"].actions()
     assert set(window.features) == {"annotation", "ai", "review", "view3d", "pacs", "registration",
-                                    "enhance"}
+                                    "enhance", "findings"}
+    assert window.docks["findingsDock"] in window.tabifiedDockWidgets(window.docks["historyDock"])
     assert not window.docks["registrationDock"].isVisible()  # shown once a registration ends
     assert acts["register_series"].shortcut().toString() == "Ctrl+Alt+R"
     assert acts["register_series"] in window.feature_host.menus["registration"].actions()
