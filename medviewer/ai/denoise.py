@@ -52,9 +52,16 @@ def build(channels: int = 16):
     return DenoiseAE(int(channels))
 
 
-def scale_of(image: np.ndarray) -> tuple:
-    """(low, high): the slice's 0.5-99.5th percentiles, the range mapped to [0, 1]."""
-    lo, hi = np.percentile(np.asarray(image, np.float32), (0.5, 99.5))
+def scale_of(image: np.ndarray, noisy: bool = False) -> tuple:
+    """(low, high): the slice's 0.5-99.5th percentiles, the range mapped to [0, 1]. ``noisy``:
+    of a 3x3 mean of the slice (noise widens a noisy slice's percentiles; the network was
+    trained on clean slices' scale)."""
+    img = np.asarray(image, np.float32)
+    if noisy:
+        from scipy.ndimage import uniform_filter
+
+        img = uniform_filter(img, 3)
+    lo, hi = np.percentile(img, (0.5, 99.5))
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
@@ -92,7 +99,7 @@ class Denoiser:
         import torch
 
         img = np.asarray(image, np.float32)
-        lo, hi = scale_of(img)
+        lo, hi = scale_of(img, noisy=True)
         x = torch.from_numpy(np.ascontiguousarray((img - lo) / (hi - lo)))[None, None]
         with torch.inference_mode():
             y = self.model(x)[0, 0].numpy()
