@@ -10,7 +10,9 @@ __all__ = ["ModelCache"]
 
 
 class ModelCache:
-    """One loaded model at a time, keyed by (card ref, device); switching frees the old one.
+    """One loaded model at a time, keyed by (card ref, device) and the card's folder (two
+    workspaces may each hold a model of the same name and version); switching frees the
+    old one.
 
     ``loader(card, device=...) -> nn.Module`` defaults to ``registry.load_model`` (weights
     hash-checked). Thread-safe; meant to be used from the single AI worker."""
@@ -19,6 +21,7 @@ class ModelCache:
         self._loader = loader
         self._lock = threading.Lock()
         self._key: Optional[tuple] = None
+        self._folder: Optional[str] = None  # where the cached model's card was read
         self._model = None
 
     @property
@@ -29,8 +32,9 @@ class ModelCache:
     def get(self, card, device: str = "cpu"):
         """The model for ``card`` on ``device`` (eval mode), loading it if it is not cached."""
         key = (card_ref(card), str(device))
+        folder = str(getattr(card, "folder", None))  # the same name:version of another user
         with self._lock:
-            if key == self._key and self._model is not None:
+            if key == self._key and folder == self._folder and self._model is not None:
                 return self._model
             self._free()
             loader = self._loader
@@ -38,7 +42,7 @@ class ModelCache:
                 from .registry import load_model as loader
             model = loader(card, device=str(device))
             model.eval()
-            self._model, self._key = model, key
+            self._model, self._key, self._folder = model, key, folder
             return model
 
     def clear(self) -> None:

@@ -91,23 +91,25 @@ def to_label_dtype(array: np.ndarray, name: str = "label map") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- SimpleITK edge
-def _sitk_image(array: np.ndarray, g: Geometry):
+def sitk_image(array: np.ndarray, g: Geometry):
+    """``array`` (z, y, x) as a SimpleITK image placed on ``g`` (spacing, origin, direction)."""
     import SimpleITK as sitk
 
     img = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    img.SetSpacing(tuple(g.spacing))
-    img.SetOrigin(tuple(g.origin))
-    img.SetDirection(tuple(g.direction))
+    img.SetSpacing(tuple(float(v) for v in g.spacing))
+    img.SetOrigin(tuple(float(v) for v in g.origin))
+    img.SetDirection(tuple(float(v) for v in g.direction))
     return img
 
 
-def _reference(g: Geometry):
+def sitk_reference(g: Geometry, pixel=None):
+    """An empty SimpleITK image on grid ``g`` (a Resample target); ``pixel`` default UInt8."""
     import SimpleITK as sitk
 
-    ref = sitk.Image([int(v) for v in g.size_xyz], sitk.sitkUInt8)
-    ref.SetSpacing(tuple(g.spacing))
-    ref.SetOrigin(tuple(g.origin))
-    ref.SetDirection(tuple(g.direction))
+    ref = sitk.Image([int(v) for v in g.size_xyz], sitk.sitkUInt8 if pixel is None else pixel)
+    ref.SetSpacing(tuple(float(v) for v in g.spacing))
+    ref.SetOrigin(tuple(float(v) for v in g.origin))
+    ref.SetDirection(tuple(float(v) for v in g.direction))
     return ref
 
 
@@ -117,20 +119,20 @@ def resample_labels(labels: np.ndarray, src: Geometry, dst: Geometry) -> np.ndar
     Uneven target spacing is handled slice by slice (one reference plane per slice)."""
     import SimpleITK as sitk
 
-    img = _sitk_image(labels, src)
+    img = sitk_image(labels, src)
     f = sitk.ResampleImageFilter()
     f.SetInterpolator(sitk.sitkNearestNeighbor)
     f.SetDefaultPixelValue(0)
     f.SetOutputPixelType(img.GetPixelID())
     if not dst.is_uneven:
-        f.SetReferenceImage(_reference(dst))
+        f.SetReferenceImage(sitk_reference(dst))
         return sitk.GetArrayFromImage(f.Execute(img))
     out = np.zeros(dst.shape, dtype=labels.dtype)
     origins = _slice_origins(dst)
     for k in range(dst.shape[0]):
         plane = Geometry(shape=(1,) + tuple(dst.shape[1:]), spacing=dst.spacing,
                          origin=tuple(origins[k]), direction=dst.direction)
-        f.SetReferenceImage(_reference(plane))
+        f.SetReferenceImage(sitk_reference(plane))
         out[k] = sitk.GetArrayFromImage(f.Execute(img))[0]
     return out
 
@@ -272,7 +274,7 @@ def write_labelmap(labels: np.ndarray, geometry: Geometry, path, table=None) -> 
         raise ValueError("slice spacing is uneven and NRRD cannot express it; resample first")
     import SimpleITK as sitk
 
-    img = _sitk_image(arr, geometry)
+    img = sitk_image(arr, geometry)
     for key, value in _nrrd_meta(table).items():
         img.SetMetaData(key, value)
     with atomic_path(out, ".nrrd") as tmp:

@@ -31,7 +31,7 @@ from typing import Optional
 
 import numpy as np
 
-from medviewer.jobs import Cancelled, CancelToken
+from medviewer.jobs import Cancelled, CancelToken, Reporter
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +125,6 @@ class _SocketToken(CancelToken):
         self._set = False
 
 
-class _ChildReporter:
-    """The child's Reporter: progress to the pipe, cancel from the cancel socket."""
-
-    def __init__(self, conn, token: _SocketToken):
-        self._conn = conn
-        self.cancel = token
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        self.cancel.raise_if_cancelled()
-        self._conn.send(("progress", int(done), int(total), str(message)))
-
-
 def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the child
     """The child's loop: one request at a time until "quit" or the pipe closes."""
     from medviewer.services import ai_runs
@@ -148,7 +136,6 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
             os.nice(NICE)
         except (AttributeError, OSError):
             pass
-    loaded: Optional[tuple] = None  # (ref, folder, weights) of the model in the lane
     try:
         ai_runs.preload_ai_libraries()
         conn.send(("ready", os.getpid()))
@@ -171,17 +158,12 @@ def _child_main(conn, cancel_conn) -> None:  # pragma: no cover - runs in the ch
         token.reset()
         try:
             card = req["card"]
-            which = (card.ref, str(card.folder), str(card.weights))
-            if lane.preference != req["preference"] or lane.threads != req["threads"]:
-                lane._device_for = None  # re-chosen (and threads set) at the next device()
-            lane.preference, lane.threads = req["preference"], req["threads"]
-            lane.precision_preference = req["precision"]
-            if loaded is not None and loaded != which and lane._cache is not None:
-                lane._cache.clear()  # same ref, another folder: another user's model
-            loaded = which
+            lane.reconfigure(req["preference"], req["threads"], req["precision"])
             kind, values = req["volume"]
             volume = kind(array=_map(req["input"], "r"), **values)
-            ctx = ai_runs.InferenceContext(lane, _ChildReporter(conn, token))
+            progress = Reporter(lambda p: conn.send(("progress", p.done, p.total, p.message)),
+                                token)  # progress to the pipe, cancel from the socket
+            ctx = ai_runs.InferenceContext(lane, progress)
             run = ai_runs.segment_volume(ctx, card, volume, req["z"], req["method"],
                                          req["force"], req["keep_entropy"])
             for name in ("labels", "entropy", "variance"):
@@ -230,6 +212,7 @@ class InferenceProcess:
         self._conn = None
         self._cancel = None
         self.pid: Optional[int] = None
+        self._ready = False  # the child said it imported the inference code
         self.runs = 0  # segmentations done by children of this object (tests, benchmarks)
 
     @property

@@ -59,6 +59,13 @@ class ModelLane:
                 self._on_device(dev, device_label(dev))
         return self._device_for[1]
 
+    def reconfigure(self, preference: str, threads: Optional[int], precision: str) -> None:
+        """Take another lane's settings (the inference process serving the app's lane): the
+        device and threads are chosen again at the next :meth:`device` when they changed."""
+        if (preference, threads) != (self.preference, self.threads):
+            self._device_for = None
+        self.preference, self.threads, self.precision_preference = preference, threads, precision
+
     def announce(self, device: str, label: str) -> None:
         """Tell ``on_device`` about a device chosen elsewhere (the inference process)."""
         if self._on_device is not None:

@@ -273,7 +273,7 @@ def compare_on_held_out(filters=("nlm", "bilateral", "diffusion", "learned"),
     means over slices, with the noisy input's as the baseline."""
     from medviewer.ai.starters import denoise_ae as trainer
 
-    _, held = trainer.load_slices(shared) if shared else trainer.load_slices()
+    _, held = trainer.load_slices(shared or trainer.SHARED)
     rows: dict = {}
     for (_, modality, clean, _, spacing), noisy in zip(held, trainer.noisy_copy(held)):
         outs = {"noisy": noisy}

@@ -21,6 +21,7 @@ import numpy as np
 from medviewer.core.atomic import atomic_path, atomic_write_text
 from medviewer.core.geometry import Geometry
 from medviewer.core.volume import Volume
+from medviewer.io.labels_io import sitk_image, sitk_reference
 from medviewer.jobs import Cancelled, Reporter
 
 KINDS = ("rigid", "affine", "deformable")
@@ -76,8 +77,6 @@ def _robust(volume: Volume) -> np.ndarray:
 
 
 def _image(volume: Volume, dtype=np.float32, robust: bool = False):
-    import SimpleITK as sitk
-
     if volume.is_rgb:
         raise RegistrationError("colour images cannot be registered; use a greyscale series")
     if min(volume.shape[:3]) < 4:
@@ -85,22 +84,7 @@ def _image(volume: Volume, dtype=np.float32, robust: bool = False):
             f"a series of shape {tuple(volume.shape[:3])} is too thin to register in 3D "
             "(at least 4 voxels along every axis)")
     arr = _robust(volume) if robust else volume.array
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=dtype))
-    g = volume.geometry
-    img.SetSpacing(tuple(float(v) for v in g.spacing))
-    img.SetOrigin(tuple(float(v) for v in g.origin))
-    img.SetDirection(tuple(float(v) for v in g.direction))
-    return img
-
-
-def _reference(g: Geometry, pixel):
-    import SimpleITK as sitk
-
-    ref = sitk.Image([int(v) for v in g.size_xyz], pixel)
-    ref.SetSpacing(tuple(float(v) for v in g.spacing))
-    ref.SetOrigin(tuple(float(v) for v in g.origin))
-    ref.SetDirection(tuple(float(v) for v in g.direction))
-    return ref
+    return sitk_image(np.asarray(arr, dtype=dtype), volume.geometry)
 
 
 def _working(img):
@@ -304,7 +288,7 @@ def resample_volume(moving: Volume, fixed: Geometry, transform, fill: Optional[f
 
     img = _image(moving)
     value = float(np.min(moving.array)) if fill is None else float(fill)
-    out = sitk.Resample(img, _reference(fixed, sitk.sitkFloat32), transform, sitk.sitkLinear,
+    out = sitk.Resample(img, sitk_reference(fixed, sitk.sitkFloat32), transform, sitk.sitkLinear,
                         value, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(out)
     if moving.array.dtype.kind in "iu":
@@ -325,11 +309,8 @@ def resample_labels(labels: np.ndarray, moving: Geometry, fixed: Geometry,
     if tuple(labels.shape) != tuple(moving.shape):
         raise RegistrationError(f"the label map {tuple(labels.shape)} is not on the moving "
                                 f"image's grid {tuple(moving.shape)}")
-    img = sitk.GetImageFromArray(np.ascontiguousarray(labels))
-    img.SetSpacing(tuple(float(v) for v in moving.spacing))
-    img.SetOrigin(tuple(float(v) for v in moving.origin))
-    img.SetDirection(tuple(float(v) for v in moving.direction))
-    out = sitk.Resample(img, _reference(fixed, img.GetPixelID()), transform,
+    img = sitk_image(labels, moving)
+    out = sitk.Resample(img, sitk_reference(fixed, img.GetPixelID()), transform,
                         sitk.sitkNearestNeighbor, 0, img.GetPixelID())
     return sitk.GetArrayFromImage(out).astype(labels.dtype, copy=False)
 

@@ -63,3 +63,16 @@ class QtJobBridge(QObject):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+
+
+def error_sentence(message: str, fallback: str = "the job failed") -> str:
+    """A job's error message ("RegistrationError: the reason", or the first line of any
+    other exception's) as one sentence for a dialog, without the exception's name;
+    ``fallback`` when there is no message."""
+    text = (message or "").strip()
+    text = text.splitlines()[0].strip() if text else ""
+    head, sep, rest = text.partition(": ")
+    if sep and head.isidentifier() and head.endswith(("Error", "Exception")):
+        text = rest.strip()
+    text = text or fallback
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")

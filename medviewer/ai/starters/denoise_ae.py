@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.ai.denoise import CARD, NAME, build, scale_of
+from medviewer.ai.starters.common import REPO
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+SHARED = REPO / ".." / "shared" / "data"
 NOISE = (0.005, 0.08)  # share of the slice's range
 EVAL_NOISE = {"CT": 0.03, "MR": 0.05}
 PATCH = 64

@@ -20,6 +20,7 @@ from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
 from medviewer.services import enhance as E
 
+from ..qt_jobs import error_sentence as job_error_sentence
 from .before_after import BeforeAfterView
 
 SPIN_MARGIN = 10.0  # a spin box takes up to this many times its range, so a value out of the
@@ -28,10 +29,7 @@ SPIN_MARGIN = 10.0  # a spin box takes up to this many times its range, so a val
 
 def sentence(message: str) -> str:
     """A job's error ("EnhanceError: the reason", "ModelError: …") as one sentence."""
-    head, _, rest = message.partition(": ")
-    text = rest if rest and head.isidentifier() and head.endswith("Error") else message
-    text = (text.strip().splitlines() or ["the filter failed"])[0]
-    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    return job_error_sentence(message, "the filter failed")
 
 
 def _decimals(p: E.Param) -> int:

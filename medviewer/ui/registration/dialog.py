@@ -12,21 +12,16 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLa
 from medviewer.core.volume import Volume
 from medviewer.services import registration as reg
 
+from ..qt_jobs import error_sentence as job_error_sentence
+
 KIND_TEXT = {"rigid": "Rigid (rotation + translation)",
              "affine": "Affine (+ scaling and shear)",
              "deformable": "Deformable (B-spline on top of the affine)"}
 
 
 def error_sentence(message: str) -> str:
-    """A job's error message ("RegistrationError: the reason", the first line of any other
-    exception's) as one sentence, without the exception's name."""
-    text = (message or "").strip()
-    text = text.splitlines()[0].strip() if text else ""
-    head, sep, rest = text.partition(": ")
-    if sep and head.isidentifier() and head.endswith(("Error", "Exception")):
-        text = rest.strip()
-    text = text or "the registration failed"
-    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    """A job's error message as one sentence, without the exception's name."""
+    return job_error_sentence(message, "the registration failed")
 
 
 def derived_name(moving: Volume, fixed: Volume, kind: str, describe: Callable) -> str:
