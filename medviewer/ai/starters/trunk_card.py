@@ -34,6 +34,25 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def _rule_lungs(m: dict) -> str:
+    """The lungs against a rule reference (no held-out slab has TotalSegmentator lungs)."""
+    rule = m.get("rule_reference")
+    if not rule:
+        return ""
+    rows = "\n".join(
+        f"| {case}, {how.replace('_', ' ')} | " + " | ".join(
+            _fmt(d.get(k)) for k in ("lungs", "lung_left", "lung_right")) + " |"
+        for case, runs in sorted(rule["dice"].items()) for how, d in runs.items())
+    return f"""
+No held-out slab holds TotalSegmentator's lungs (A's slab lies below the lung bases), so the
+lungs (n/a above) are measured against a rule instead: {rule['method']}.
+
+| case, how | both lungs | lung_left | lung_right |
+|---|---|---|---|
+{rows}
+"""
+
+
 def readme_text(card: dict) -> str:
     t, m, p, i = card["training"], card["metrics"], card["architecture"]["params"], card["input"]
     per_case = m.get("per_case", {})
@@ -91,6 +110,7 @@ Slabs never trained on and not used for any choice ({held}); {m['dice_method']}.
 {rows}
 | **mean** | **{m['mean_dice']:.3f}** |{' |' * len(per_case)}
 
+{_rule_lungs(m)}
 These numbers measure agreement with TotalSegmentator on slabs of the same three scans: they
 say little about other patients and scanners.
 

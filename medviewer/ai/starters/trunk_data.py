@@ -72,6 +72,8 @@ class Case:
     unlabelled: list = field(default_factory=list)
     # a crop of a larger scan: its edges cut through the body (no air around it)
     cropped: bool = False
+    # its lungs come from a rule (:func:`aerated_lung`), not from TotalSegmentator
+    rule_lungs: bool = False
 
     def split(self, held_out: bool) -> np.ndarray:
         a, b = HOLDOUT[self.name]
@@ -163,7 +165,7 @@ def _case_c() -> Case:
     chest = [INDEX[n] for n in ("lung_left", "lung_right", "vertebrae")]
     beneath = chest + [INDEX[n] for n in ("liver", "stomach", "spleen")]
     unl = [beneath if z < low else chest for z in range(ct.shape[0])]
-    return Case("C", ct.astype(np.float32), seg, sp, unl, cropped=True)
+    return Case("C", ct.astype(np.float32), seg, sp, unl, cropped=True, rule_lungs=True)
 
 
 def aerated_lung(ct: np.ndarray, spacing_zyx) -> np.ndarray:
