@@ -8,8 +8,11 @@ Segmentation (``--model``, default ct-trunk-organs) on the real chest CT (100 sl
 - the same pipeline forced to fp32 and to bf16, and without the card's whole-volume clean-up
   (the network path alone; ``cleanup_s`` is the difference);
 - bare fp32: `model(x)` alone on exactly the windows the fp32 pipeline feeds the network;
+- the pipeline in one lane (``MEDVIEWER_AI_LANES=1``: every thread inside one forward, as
+  before the CPU lanes), with and without the clean-up;
 - variants, bare forwards on the same windows: bf16 autocast; fp32 traced + frozen
-  (TorchScript); for a model the pipeline runs as several windows per slice, also one
+  (TorchScript); on a CPU with several threads, bf16 and fp32 shared out among the lanes
+  the pipeline uses (one thread each on 2 cores); for a model the pipeline runs as several windows per slice, also one
   whole-slice window per slice (fp32 and bf16). Each with its labels' agreement with the fp32
   forward's (>= 99.9 % to count as usable); the best variant overall and the best usable one
   are named;
@@ -126,6 +129,7 @@ def _variants(model, card, vol, spacing_zyx, device, seen) -> dict:
     import torch
 
     from medviewer.ai.device import autocast
+    from medviewer.ai.inference import cpu_lanes
     from medviewer.ai.preprocess import plan_resample
 
     def bare(m, precision):
@@ -135,6 +139,30 @@ def _variants(model, card, vol, spacing_zyx, device, seen) -> dict:
                     m(x)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
+        return run
+
+    def bare_lanes(m, precision, lanes):
+        """The same forwards shared out among ``lanes`` threads of threads/lanes torch
+        threads each, as the pipeline's CPU lanes run them."""
+        import threading
+
+        def part(xs):
+            with torch.inference_mode(), autocast(device, precision):
+                for x in xs:
+                    m(x)
+
+        def run():
+            before = torch.get_num_threads()
+            torch.set_num_threads(max(1, before // lanes))
+            try:
+                ts = [threading.Thread(target=part, args=(seen[i::lanes],))
+                      for i in range(lanes)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
+            finally:
+                torch.set_num_threads(before)
         return run
 
     def argmaxes(m, precision):
@@ -154,6 +182,11 @@ def _variants(model, card, vol, spacing_zyx, device, seen) -> dict:
         frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(model).eval(), seen[0]))
         frozen(seen[0])
     out["jit_frozen_fp32"] = (bare(frozen, "fp32"), agreement(frozen, "fp32"), {})
+    lanes = cpu_lanes(torch.get_num_threads(), len(seen)) if device == "cpu" else 1
+    if lanes > 1:  # agreement: the same forwards as bare_bf16 / bare_fp32, in other threads
+        out["bare_bf16_lanes"] = (bare_lanes(model, "bf16", lanes),
+                                  out["bare_bf16"][1], {"lanes": lanes})
+        out["bare_fp32_lanes"] = (bare_lanes(model, "fp32", lanes), 1.0, {"lanes": lanes})
     windows = sum(int(x.shape[0]) for x in seen)
     if windows <= vol.shape[0]:  # already one window per slice
         return out
@@ -200,9 +233,18 @@ def bench_segmentation(card, device: str, repeats: int, threads: int,
     out["forward_calls"] = len(seen)
     out["windows"] = sum(int(x.shape[0]) for x in seen)
     variants = _variants(model, card, vol, spacing_zyx, device, seen)
+    def one_lane(**kw):  # the pipeline as it was before CPU lanes: every thread in one forward
+        os.environ["MEDVIEWER_AI_LANES"] = "1"
+        try:
+            return run(**kw)
+        finally:
+            os.environ.pop("MEDVIEWER_AI_LANES", None)
+
     fns = {"pipeline": run, "pipeline_fp32": lambda: run("fp32"),
            "pipeline_bf16": lambda: run("bf16"),
-           "pipeline_no_cleanup": lambda: run(postprocess=False)}
+           "pipeline_no_cleanup": lambda: run(postprocess=False),
+           "pipeline_one_lane": one_lane,
+           "pipeline_one_lane_no_cleanup": lambda: one_lane(postprocess=False)}
     fns.update({k: v[0] for k, v in variants.items()})
     med = round_robin(fns, repeats)
     out["volume_s"] = round(med["pipeline"], 3)
@@ -212,6 +254,14 @@ def bench_segmentation(card, device: str, repeats: int, threads: int,
     # card's whole-volume clean-up (post-processing) that the full pipeline adds to it
     out["pipeline_no_cleanup_s"] = round(med["pipeline_no_cleanup"], 3)
     out["cleanup_s"] = round(med["pipeline"] - med["pipeline_no_cleanup"], 3)
+    from medviewer.ai.inference import cpu_lanes
+
+    import torch
+
+    out["lanes"] = cpu_lanes(torch.get_num_threads(), vol.shape[0]) if device == "cpu" else 1
+    out["pipeline_one_lane_s"] = round(med["pipeline_one_lane"], 3)
+    out["pipeline_one_lane_no_cleanup_s"] = round(med["pipeline_one_lane_no_cleanup"], 3)
+    out["lanes_speedup"] = round(med["pipeline_one_lane"] / med["pipeline"], 3)
     out["variants"] = {k: {"s": round(med[k], 3), "agreement": None if v[1] is None
                            else round(v[1], 6), **v[2]} for k, v in variants.items()}
     out["bare_forward_volume_s"] = out["variants"]["bare_fp32"]["s"]
@@ -325,9 +375,10 @@ def main() -> int:
     reg = ModelRegistry()
     seg = reg.get(a.model)
     cls = reg.get("pneumonia-cxr")
-    out = {"benchmark": "inference", "quick": a.quick, "device": device_label(device),
+    out = {"benchmark": "inference", "quick": a.quick,
            "load_avg_start": os.getloadavg()[0]}
     out["segmentation"] = bench_segmentation(seg, device, repeats, threads, a.slices)
+    out["device"] = device_label(device)  # after the threads are set
     print("segmentation", out["segmentation"], file=sys.stderr)
     if not a.no_classification:
         out["classification"] = bench_classification(cls, device, repeats)

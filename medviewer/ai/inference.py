@@ -313,6 +313,39 @@ def sliding_window_2d(x, roi: tuple, predict, overlap: float = 0.25):
     return out[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
 
 
+MAX_LANES = 4  # CPU lanes of one segmentation; more threads go inside each lane's forward
+
+
+def cpu_lanes(threads: int, slices: int) -> int:
+    """How many independent lanes (Python threads, each running whole batches: input,
+    forward, output) a CPU segmentation of ``slices`` slices uses with ``threads`` torch
+    threads. Lanes rather than intra-op threads: the network's many small kernels keep an
+    OpenMP team of 2 waiting at every barrier, and when another process takes a core, the
+    team waits for a time slice at each one (measured on 2 cores with the machine loaded:
+    100-430 ms per slice for one 2-thread forward against 21-43 ms for two 1-thread lanes).
+    ``MEDVIEWER_AI_LANES`` overrides (1: the former one forward with every thread)."""
+    import os
+
+    env = os.environ.get("MEDVIEWER_AI_LANES", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return max(1, min(int(env), threads, slices))
+    return max(1, min(threads, MAX_LANES, slices))
+
+
+def _batch_forward(predict, spec, src, info: ResampleInfo, roi, a: int, b: int, on_cpu: bool):
+    """Slices a..b on the model grid through the network -> (K [+1], B, y', x') float."""
+    import torch
+
+    x = to_model_tensor(src, info, (a - src.z0, b - src.z0) if not on_cpu else (a, b))
+    x = x.transpose(0, 1)  # (B, C, y', x')
+    with torch.inference_mode():
+        if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
+            p = _single_window(x, roi, predict)
+        else:
+            p = sliding_window_2d(x, roi, predict, float(spec.get("overlap", 0.25)))
+    return p.float().transpose(0, 1)
+
+
 def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out: SegOutputs,
                 check, batch_size, divisor: int = 16):
     import torch
@@ -324,9 +357,15 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     bs = 1 if adaptive else (batch_size or default_batch_size(device, int(np.prod(roi))))
     most = max(1, CPU_BATCH_PIXELS // max(1, int(np.prod(roi))))
     total = z1 - z0
+    size = tuple(info.original_shape[1:])
+    lanes = cpu_lanes(torch.get_num_threads(), total) if on_cpu else 1
+    if lanes > 1:
+        run = lambda a, b: _batch_forward(predict, spec, vol, info, roi, a, b, True)  # noqa: E731
+        yield from _lanes_2d(run, out, size, zr, lanes, None if adaptive else bs, most, check,
+                             vol.shape[0])
+        return
     yield Step(0, total, "Segmenting")
     behind = _OneBehind() if total > 1 else None
-    size = tuple(info.original_shape[1:])
     src = vol if on_cpu else _to_device(vol, (z0, z1), device)  # a GPU gets the volume once
     a = z0
     try:
@@ -334,14 +373,7 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
             b = min(z1, a + bs)
             check()
             t0 = time.perf_counter()
-            x = to_model_tensor(src, info, (a - src.z0, b - src.z0) if not on_cpu else (a, b))
-            x = x.transpose(0, 1)  # (B, C, y', x')
-            with torch.inference_mode():
-                if x.shape[-2] <= roi[0] and x.shape[-1] <= roi[1]:
-                    p = _single_window(x, roi, predict)
-                else:
-                    p = sliding_window_2d(x, roi, predict, float(spec.get("overlap", 0.25)))
-            p = p.float().transpose(0, 1)  # (K, B, y', x'), on the device
+            p = _batch_forward(predict, spec, src, info, roi, a, b, on_cpu)  # on the device
             out.check_channels(p.shape[0])
             if behind is None:
                 out.store_2d(p, size, a)
@@ -355,6 +387,85 @@ def _segment_2d(predict, counter, spec, vol, info: ResampleInfo, device, zr, out
     finally:
         if behind is not None:
             behind.close()
+
+
+def _lanes_2d(run, out: SegOutputs, size: tuple, zr: tuple, lanes: int,
+              batch_size: Optional[int], most: int, check, nz: int):
+    """CPU segmentation in ``lanes`` threads, each taking the next batch of slices and doing
+    all of its work (input, forward, volume-grid outputs); torch's threads are shared out
+    among the lanes for the job. Batches finish in any order; the entropy sink still hears
+    them in slice order (here, on the generator's thread), and progress counts the slices
+    handed over. The first error (a cancel included) stops every lane and is raised here."""
+    import queue
+    import threading
+
+    import torch
+
+    z0, z1 = zr
+    total = z1 - z0
+    lock = threading.Lock()
+    state = {"next": z0, "bs": batch_size or 1, "stop": False}
+    finished: queue.Queue = queue.Queue()
+
+    def take():
+        with lock:
+            if state["stop"] or state["next"] >= z1:
+                return None
+            a = state["next"]
+            b = min(z1, a + state["bs"])
+            state["next"] = b
+            return a, b
+
+    def lane():
+        try:
+            while (ab := take()) is not None:
+                a, b = ab
+                check()
+                t0 = time.perf_counter()
+                p = run(a, b)
+                out.check_channels(p.shape[0])
+                ent = out.store_2d(p, size, a, hand_over=False)
+                if batch_size is None:  # each lane's batches last about BATCH_SECONDS
+                    per_slice = (time.perf_counter() - t0) / (b - a)
+                    with lock:
+                        state["bs"] = max(1, min(16, most,
+                                                 int(BATCH_SECONDS / max(per_slice, 1e-6))))
+                finished.put((a, b, ent, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
+            with lock:
+                state["stop"] = True
+            finished.put((None, None, None, exc))
+
+    threads_before = torch.get_num_threads()
+    # a thread takes torch's thread count at its first parallel kernel: the lanes get theirs
+    torch.set_num_threads(max(1, threads_before // lanes))
+    workers = [threading.Thread(target=lane, name=f"seg-lane-{i}", daemon=True)
+               for i in range(lanes)]
+    try:
+        for w in workers:
+            w.start()
+        yield Step(0, total, "Segmenting")
+        ready, handed = {}, z0
+        while handed < z1:
+            a, b, ent, exc = finished.get()
+            if exc is not None:
+                raise exc
+            ready[a] = (b, ent)
+            before = handed
+            while handed in ready:
+                b, ent = ready.pop(handed)
+                out.hand_over(handed, ent)
+                handed = b
+            if handed == before:
+                continue
+            yield Step(handed - z0, total,
+                       f"Slice {handed} of {nz}" if total > 1 else "Slice done")
+    finally:
+        with lock:
+            state["stop"] = True
+        for w in workers:
+            w.join()
+        torch.set_num_threads(threads_before)
 
 
 def _to_device(vol: np.ndarray, zr: tuple, device):

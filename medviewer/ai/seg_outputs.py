@@ -129,7 +129,8 @@ class SegOutputs:
             return np.empty((b - a,) + self.labels.shape[1:], np.float16)
         return None
 
-    def _hand_over(self, a: int, ent: Optional[np.ndarray]) -> None:
+    def hand_over(self, a: int, ent: Optional[np.ndarray]) -> None:
+        """Slices from ``a`` to the entropy sink (in slice order: the caller's duty)."""
         if self.entropy_sink is not None and ent is not None:
             self.entropy_sink(a, ent, self.labels[a:a + ent.shape[0]])
 
@@ -146,12 +147,14 @@ class SegOutputs:
             torch.from_numpy(ent).copy_(normalised_entropy_t(probs_t[:k]))
         if self.variance is not None:
             torch.from_numpy(self.variance[z]).copy_(probs_t[k])
-        self._hand_over(a, ent)
+        self.hand_over(a, ent)
 
-    def store_2d(self, p, size: tuple, a: int) -> None:
+    def store_2d(self, p, size: tuple, a: int, hand_over: bool = True) -> Optional[np.ndarray]:
         """Model-grid channels ``p`` (K [+1], B, y', x') of slices ``a..a+B`` -> the volume
         grid ``size`` (y, x), slice by slice (each slice's work stays in cache). ``p`` may
-        live on a GPU: the work is done there and each output comes back once per batch."""
+        live on a GPU: the work is done there and each output comes back once per batch.
+        Returns the batch's entropy (or None); ``hand_over=False`` leaves handing it to the
+        sink to the caller (batches stored out of order)."""
         from .preprocess import _resize_xy
 
         k, n = self.n_labels, p.shape[1]
@@ -182,4 +185,6 @@ class SegOutputs:
                 sink.buf[i].copy_(m)
         for sink in [labels, probs] + [e[2] for e in extra]:
             sink.flush()
-        self._hand_over(a, ent)
+        if hand_over:
+            self.hand_over(a, ent)
+        return ent
