@@ -257,9 +257,13 @@ def _enclosed_lumens(img, lung, px_mm2: float):
         return None
     enclosed = np.zeros(n + 1, bool)
     grow = 4  # the ring: 2..4 voxels out from the lumen (its wall, past the partial voxels)
-    objects = ndimage.find_objects(comp)
-    for i in np.flatnonzero(cand):
-        box = tuple(slice(max(0, a.start - grow), a.stop + grow) for a in objects[i - 1])
+    chosen = np.flatnonzero(cand)
+    # the candidates' boxes only: lung noise below LUMEN_HU makes thousands of components
+    renumber = np.zeros(n + 1, np.int32)
+    renumber[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)
+    objects = ndimage.find_objects(renumber[comp])
+    for i, found in zip(chosen, objects):
+        box = tuple(slice(max(0, a.start - grow), a.stop + grow) for a in found)
         own = comp[box] == i
         ring = ndimage.binary_dilation(own, iterations=grow) & ~ndimage.binary_dilation(own)
         enclosed[i] = ring.any() and (img[box][ring] > -500.0).mean() >= LUMEN_WALL
