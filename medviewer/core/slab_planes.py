@@ -14,6 +14,10 @@ import numpy as np
 
 from .reformat import PlaneStack, _finish, reduce_planes
 
+# a slab that needs more new planes than this (~16 ms each at 512², ~25 ms with the other core
+# busy) is computed off the GUI thread (SliceView: on its worker, the last picture shown till then)
+SYNC_SLAB_PLANES = 2
+
 
 @dataclass(frozen=True)
 class SlabRequest:
