@@ -159,6 +159,10 @@ class Scene3D:
         actor = self._rendering.vtkActor()
         actor.SetMapper(mapper)
         prop = actor.GetProperty()
+        # the surfaces are closed and wound outwards: their back faces are never seen from
+        # outside, and not drawing them halves software OpenGL's render (392k triangles of the
+        # 512x512 TotalSegmentator labels: ~70 -> ~30 ms, the GUI thread's longest wait)
+        prop.BackfaceCullingOn()
         prop.SetInterpolationToPhong()
         prop.SetSpecular(0.25)
         prop.SetSpecularPower(20)
