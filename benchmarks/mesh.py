@@ -20,6 +20,7 @@ Measurements (one JSON line each, the median of the repeats):
 - ``gui_stall_full_mesh`` (not with --no-app): in the real window (offscreen) with the 3D pane
   shown, the longest gap of a 1 ms QTimer on the GUI thread while ct_dicom's labels are meshed
   again 3 times and the surfaces put in the scene and rendered; and the longest render.
+  Baseline in the same run: the surfaces' back faces drawn (as before back-face culling).
 - ``stroke_to_surface`` (not with --no-app): in the real window (offscreen), a brush stroke
   dragged with mouse events across the axial view on ct_sm; ms from the button's release to
   the re-meshed surface being in the 3D pane's scene (the bridge, the worker, the scene).
@@ -226,24 +227,38 @@ def measure_gui_stall(runs: int = 3) -> dict:
         gaps.append(now - last[0])
         last[0] = now
 
+    from medviewer.ui.view3d import scene as scene_module
+
     timer = QTimer()
     timer.setInterval(1)
     timer.timeout.connect(tick)
-    timer.start()
-    for _ in range(runs):
-        n = pane.renders
-        feature.mesher.remesh_all()
-        wait_until(lambda: not feature.mesher._full_running and pane.renders > n)
-        loop = QEventLoop()
-        QTimer.singleShot(200, loop.quit)
-        loop.exec()
-    timer.stop()
+    out = {}
+    for culling in (False, True):  # the baseline first: back faces drawn, as before
+        scene_module.BACKFACE_CULLING = culling
+        gaps.clear()
+        renders.clear()
+        timer.start()
+        for _ in range(runs):
+            n = pane.renders
+            feature.mesher.remesh_all()
+            wait_until(lambda: not feature.mesher._full_running and pane.renders > n)
+            loop = QEventLoop()
+            QTimer.singleShot(200, loop.quit)
+            loop.exec()
+        timer.stop()
+        out[culling] = (max(gaps), max(renders), median_ms(renders))
     tris = sum(feature.mesher.triangles.values())
+    size = list(pane.scene.size)
     win.close()
+    (base_gap, base_max, base_med), (gap, rmax, rmed) = out[False], out[True]
     return {"benchmark": "mesh", "case": "ct_dicom", "measure": "gui_stall_full_mesh", "meshes": runs,
-            "triangles": tris, "pane_px": list(pane.scene.size), "max_gap_ms": round(1000 * max(gaps), 1),
-            "max_render_ms": round(1000 * max(renders), 1), "median_render_ms": round(median_ms(renders), 1),
-            "goal_ms": 50.0, "goal_ratio": round(1000 * max(gaps) / 50.0, 3)}
+            "triangles": tris, "pane_px": size, "max_gap_ms": round(1000 * gap, 1),
+            "max_render_ms": round(1000 * rmax, 1), "median_render_ms": round(rmed, 1),
+            "goal_ms": 50.0, "goal_ratio": round(1000 * gap / 50.0, 3),
+            "baseline": "back faces drawn", "baseline_max_gap_ms": round(1000 * base_gap, 1),
+            "baseline_max_render_ms": round(1000 * base_max, 1),
+            "baseline_median_render_ms": round(base_med, 1),
+            "ratio_vs_baseline": round(gap / base_gap, 3)}
 
 
 def measure_app(repeats: int) -> dict:
