@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
-from _core_data import CHEST_CT
+from _core_data import CHEST_CT, sitk_oblique
 from medviewer.core.reformat import ObliqueFrame
 from medviewer.core.reslice import Reslicer
 from medviewer.core.slab_planes import SlabPlanes
@@ -30,20 +29,7 @@ def frame(chest):
 
 def _sitk_slab(volume, frame, plane, depths, mode):
     """SimpleITK (linear) pictures of the slab's planes in one (rows, cols, n) grid, reduced."""
-    g = volume.geometry
-    img = sitk.GetImageFromArray(volume.array)
-    img.SetSpacing(g.spacing)
-    img.SetOrigin(g.origin)
-    img.SetDirection(g.direction)
-    a = frame.axes(plane)
-    step = frame.normal_step(plane)
-    origin = frame.lps_of(plane, 0.0, 0.0, depths[0])
-    nr, nc = frame.shape(plane)
-    direction = np.column_stack([a[:, 1], a[:, 0], a[:, 2]])
-    out = sitk.Resample(img, (nc, nr, len(depths)), sitk.Transform(), sitk.sitkLinear, tuple(origin),
-                        (frame.spacing, frame.spacing, step), tuple(direction.ravel()), -5000.0,
-                        sitk.sitkFloat32)
-    stack = sitk.GetArrayFromImage(out)
+    stack = sitk_oblique(volume, frame, plane, depths)
     inside = (stack > -5000).all(axis=0)
     fn = {"mip": np.max, "minip": np.min, "average": np.mean}[mode]
     return fn(stack, axis=0), inside
