@@ -159,7 +159,7 @@ def measure_stall(runs: int = 5) -> dict:
 
     vol, labels = load_case("ct_dicom")
     sf.mesh_labels(labels, vol.geometry)
-    sf.label_boxes(labels)  # scipy.ndimage imported first, as in the app (an import keeps the GIL)
+    sf.label_boxes(labels)  # scipy.ndimage imported before the clock starts, as the app has it
     done = threading.Event()
 
     def work():

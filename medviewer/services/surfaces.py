@@ -160,26 +160,14 @@ def _split(points: np.ndarray, faces: np.ndarray, sides: np.ndarray,
 
 
 # ---------------------------------------------------------------------------- edits
-_BOX_CHUNK = 1 << 20  # voxels per find_objects call (~3 ms each on this machine)
-
-
 def label_boxes(labels: np.ndarray) -> Dict[int, Box]:
-    """Bounding box (half-open index ranges, z y x) of every non-zero value present. Found
-    a few slices at a time: ``find_objects`` keeps the GIL, and over a whole 512x512x20 label
-    map (15-80 ms) the GUI thread waited for it while a worker meshed."""
+    """Bounding box (half-open index ranges, z y x) of every non-zero value present."""
     lab = np.asarray(labels)
     if not lab.size or not lab.any():
         return {}
-    if lab.dtype.kind == "u" and lab.dtype.itemsize > 2:
-        lab = lab.astype(np.int32)
-    step = max(1, _BOX_CHUNK // max(1, lab[0].size))
-    boxes: Dict[int, Box] = {}
-    for z0 in range(0, lab.shape[0], step):
-        for i, sl in enumerate(ndimage.find_objects(lab[z0:z0 + step])):
-            if sl is not None:
-                box = ((sl[0].start + z0, sl[0].stop + z0),) + tuple((s.start, s.stop) for s in sl[1:])
-                boxes[i + 1] = union_box(boxes.get(i + 1), box)
-    return boxes
+    objs = ndimage.find_objects(lab.astype(np.int32, copy=False) if lab.dtype.kind == "u"
+                                and lab.dtype.itemsize > 2 else lab)
+    return {i + 1: tuple((s.start, s.stop) for s in sl) for i, sl in enumerate(objs) if sl is not None}
 
 
 def indices_box(flat_indices: np.ndarray, shape: Sequence[int]) -> Optional[Box]:

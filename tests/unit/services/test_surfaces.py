@@ -125,15 +125,3 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="integer"):
         sf.mesh_labels(np.zeros((2, 2, 2), np.float32), geo)
     assert sf.mesh_labels(np.zeros((2, 2, 2), np.uint8), geo) == {}
-
-
-def test_label_boxes_found_a_few_slices_at_a_time_equal_the_whole_volume_ones(ts, monkeypatch):
-    from scipy import ndimage
-
-    _vol, labels = ts
-    whole = {i + 1: tuple((s.start, s.stop) for s in sl)
-             for i, sl in enumerate(ndimage.find_objects(labels)) if sl is not None}
-    assert len(whole) == 41
-    monkeypatch.setattr(sf, "_BOX_CHUNK", 3 * labels[0].size)  # 3 slices a call: 10 calls
-    assert sf.label_boxes(labels) == whole
-    assert sf.label_boxes(labels.astype(np.uint32)) == whole
