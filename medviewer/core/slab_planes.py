@@ -44,8 +44,8 @@ class SlabRequest:
 class SlabPlanes:
     """Per-plane pictures of one view's oblique slabs (those of the last grid only)."""
 
-    def __init__(self, keep: int = 64):
-        self.keep = int(keep)  # pictures kept at most (1 MB each at 512²)
+    def __init__(self, keep: int = 48):
+        self.keep = int(keep)  # pictures kept at most (1 MB each at 512²), or a slab's count
         self._key = None
         self._array = None  # held so that id(array) in the key cannot be reused
         self._planes: Dict[int, np.ndarray] = {}
@@ -69,9 +69,10 @@ class SlabPlanes:
         if req.key != self._key:
             self._key, self._array, self._planes = req.key, req.array, {}
         self._planes.update(planes)
-        if len(self._planes) > self.keep:  # drop those farthest from this slab
+        keep = max(self.keep, len(req.ks))  # never a plane of this slab
+        if len(self._planes) > keep:  # drop those farthest from this slab
             mid = 0.5 * (req.ks[0] + req.ks[-1])
-            for k in sorted(self._planes, key=lambda k: abs(k - mid))[self.keep:]:
+            for k in sorted(self._planes, key=lambda k: abs(k - mid))[keep:]:
                 del self._planes[k]
 
     def image(self, req: SlabRequest) -> np.ndarray:

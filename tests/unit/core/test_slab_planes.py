@@ -75,3 +75,19 @@ def test_kept_planes_give_frame_image_and_a_step_costs_one_plane(chest, frame):
     assert cache.missing(req4) == req4.ks
     with pytest.raises(ValueError):  # a depth off the lattice: not a slab plane
         cache.request(stack, chest.array, [2.3 * stack.step, 3.3 * stack.step], "mip", fill)
+
+
+def test_a_slab_of_more_planes_than_kept_keeps_all_of_its_own(chest, frame):
+    cache = SlabPlanes(keep=3)
+    fill = float(chest.array.min())
+    cursor = chest.geometry.index_zyx_to_lps(np.array(chest.shape) // 2)
+    depth = frame.view_of("axial", cursor)[2]
+    stack = frame.planes("axial")
+    req = cache.request(stack, chest.array, frame.slab_depths("axial", depth, 10.0), "mip", fill)
+    assert len(req.ks) == 5
+    np.testing.assert_array_equal(cache.image(req), frame.image(chest.array, "axial", cursor, 10.0, "mip", fill=fill))
+    step = frame.normal_step("axial")
+    req2 = cache.request(stack, chest.array, frame.slab_depths("axial", depth + 2 * step, 10.0), "mip", fill)
+    assert len(cache.missing(req2)) == 2  # the three shared planes were kept
+    cache.image(req2)
+    assert cache.missing(req2) == () and len(cache._planes) == 5
