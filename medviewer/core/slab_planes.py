@@ -41,11 +41,23 @@ class SlabRequest:
         return out
 
 
+    def reduced(self, check: Optional[Callable[[], None]] = None) -> np.ndarray:
+        """The slab sampled plane by plane with nothing kept (two pictures in memory): for
+        slabs of more planes than a SlabPlanes keeps. The same numbers as ObliqueFrame.image."""
+        acc = None
+        for k in self.ks:
+            if check is not None:
+                check()
+            p = self.stack.plane(self.array, k * self.stack.step, self.fill)
+            acc = p if acc is None else reduce_planes([acc, p], self.mode, out=acc)
+        return _finish(acc, self.mode, len(self.ks)) if len(self.ks) > 1 else acc
+
+
 class SlabPlanes:
     """Per-plane pictures of one view's oblique slabs (those of the last grid only)."""
 
-    def __init__(self, keep: int = 48):
-        self.keep = int(keep)  # pictures kept at most (1 MB each at 512²), or a slab's count
+    def __init__(self, keep: int = 64):
+        self.keep = int(keep)  # pictures kept at most (1 MB each at 512²)
         self._key = None
         self._array = None  # held so that id(array) in the key cannot be reused
         self._planes: Dict[int, np.ndarray] = {}
@@ -57,6 +69,11 @@ class SlabPlanes:
         if any(abs(d - k * stack.step) > 1e-6 for d, k in zip(depths, ks)):
             raise ValueError("slab depths must be whole steps along the normal (ObliqueFrame.slab_depths)")
         return SlabRequest(stack, array, ks, mode, float(fill), (stack.key(), id(array), float(fill)))
+
+    def streams(self, req: SlabRequest) -> bool:
+        """True for a slab of more planes than are kept: sampled whole each time
+        (:meth:`SlabRequest.reduced`, off the GUI thread), its planes not kept."""
+        return len(req.ks) > self.keep
 
     def missing(self, req: SlabRequest) -> Tuple[int, ...]:
         """The planes of ``req`` that are not kept."""
@@ -77,6 +94,8 @@ class SlabPlanes:
 
     def image(self, req: SlabRequest) -> np.ndarray:
         """``req``'s slab, computing the planes not kept (here, now)."""
+        if self.streams(req):
+            return req.reduced()
         todo = self.missing(req)
         if todo:
             self.store(req, req.compute(todo))

@@ -417,25 +417,33 @@ class SliceView(pg.GraphicsView):
     def _oblique_image(self, frame: ObliqueFrame, cur_lps, depth: float, slab) -> Optional[np.ndarray]:
         """The oblique picture through the cursor now, or None when its slab needs more than
         SYNC_SLAB_PLANES new planes: those go to the worker (the newest request only; an
-        older one still running is cancelled) and :meth:`_on_slab_planes` shows the result."""
+        older one still running is cancelled) and :meth:`_on_slab_done` shows the result."""
         fill = self._fill_value()
         depths = frame.slab_depths(self.plane, depth, slab[1]) if slab[1] > 0 else [depth]
         if len(depths) < 2:
             self._drop_slab_work()
             return frame.image(self.volume.array, self.plane, cur_lps, fill=fill)
-        req = self._slab_planes.request(frame.planes(self.plane), self.volume.array, depths, slab[0], fill)
-        todo = self._slab_planes.missing(req)
+        cache = self._slab_planes
+        req = cache.request(frame.planes(self.plane), self.volume.array, depths, slab[0], fill)
+        streams = cache.streams(req)  # too many planes to keep: the whole slab on the worker
+        todo = req.ks if streams else cache.missing(req)
         if len(todo) <= SYNC_SLAB_PLANES or self.slab_bridge is None:
             self._drop_slab_work()
-            return self._slab_planes.image(req)
-        if self._slab_wanted is not None and self._slab_wanted.key == req.key and self._slab_wanted.ks == req.ks:
+            return cache.image(req)
+        want = self._slab_wanted
+        if want is not None and not streams and (want.key, want.ks) == (req.key, req.ks):
             self._slab_wanted = req  # the same planes already on their way (another mode?)
             return None
         self._drop_slab_work()
         self._slab_wanted = req
-        self._slab_job = self.slab_bridge.submit(
-            lambda reporter: req.compute(todo, reporter.cancel.raise_if_cancelled), f"slab-{self.plane}",
-            on_done=lambda planes: self._on_slab_planes(req, planes))
+        if streams:
+            def work(reporter):
+                return req.reduced(reporter.cancel.raise_if_cancelled)
+        else:
+            def work(reporter):
+                return req.compute(todo, reporter.cancel.raise_if_cancelled)
+        self._slab_job = self.slab_bridge.submit(work, f"slab-{self.plane}",
+                                                 on_done=lambda res: self._on_slab_done(req, res))
         return None
 
     def _frame_state(self, frame: ObliqueFrame) -> bytes:
@@ -464,13 +472,18 @@ class SliceView(pg.GraphicsView):
         """True while the worker computes the slab this view is to show."""
         return self._slab_wanted is not None
 
-    def _on_slab_planes(self, req: SlabRequest, planes) -> None:
-        self._slab_planes.store(req, planes)
+    def _on_slab_done(self, req: SlabRequest, result) -> None:
+        """A worker's planes (kept, then reduced) or whole slab (streamed): shown if it is
+        still what the view wants, else dropped (planes are kept all the same)."""
+        whole = isinstance(result, np.ndarray)
+        if not whole:
+            self._slab_planes.store(req, result)
         want = self._slab_wanted
-        if want is None or want.key != req.key or want.ks != req.ks or self.current is None:
+        if want is None or (want.key, want.ks) != (req.key, req.ks) or self.current is None \
+                or (whole and want is not req):
             return  # a newer request has its own job
         self._slab_job = self._slab_wanted = None
-        img = self._slab_planes.image(want)
+        img = result if whole else self._slab_planes.image(want)
         c = self.current
         self.current = PlaneSlice(c.plane, c.index, img, c.row_spacing, c.col_spacing, c.edges)
         self.image_item.setImage(img, autoLevels=False, levels=window_to_levels(*self.session.window))

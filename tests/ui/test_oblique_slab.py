@@ -203,3 +203,26 @@ def test_thick_oblique_slab_comes_from_the_worker_newest_request_first(qtbot, ch
     cur = g.index_zyx_to_lps(win.session.cursor_zyx)
     assert ax.slab_depth == pytest.approx(frame.view_of("axial", cur)[2])
     np.testing.assert_array_equal(ax.current.image, frame.image(chest_volume.array, "axial", cur, 40.0, "mip", fill=fill))
+
+
+
+def test_an_oblique_slab_of_more_planes_than_kept_comes_whole_from_the_worker(qtbot, chest_window, chest_volume):
+    win, g = chest_window, chest_volume.geometry
+    co = win.tri.views["coronal"]
+    fill = float(chest_volume.array.min())
+    win.session.set_cursor_index((50, 256, 256))
+    win.tri.rotate("axial", math.radians(15))
+    win.slab_mode_box.setCurrentIndex(win.slab_mode_box.findData("average"))
+    win.slab_mm_box.setValue(80.0)  # 89 planes 0.9 mm apart: more than a view keeps
+    frame = win.tri.mpr.frame
+    assert len(frame.slab_depths("coronal", co.slab_depth, 80.0)) > co._slab_planes.keep
+    assert co.slab_pending
+    _slabs_shown(qtbot, win.tri.views)
+    cur = g.index_zyx_to_lps(win.session.cursor_zyx)
+    np.testing.assert_array_equal(co.current.image,
+                                  frame.image(chest_volume.array, "coronal", cur, 80.0, "average", fill=fill))
+    co.step_slice(1)  # each step: the whole slab again, on the worker
+    assert co.slab_pending
+    _slabs_shown(qtbot, win.tri.views)
+    np.testing.assert_array_equal(co.current.image, frame.planes("coronal").image(
+        chest_volume.array, frame.slab_depths("coronal", co.slab_depth, 80.0), "average", fill=fill))

@@ -77,17 +77,17 @@ def test_kept_planes_give_frame_image_and_a_step_costs_one_plane(chest, frame):
         cache.request(stack, chest.array, [2.3 * stack.step, 3.3 * stack.step], "mip", fill)
 
 
-def test_a_slab_of_more_planes_than_kept_keeps_all_of_its_own(chest, frame):
+def test_a_slab_of_more_planes_than_kept_is_sampled_whole_and_not_kept(chest, frame):
     cache = SlabPlanes(keep=3)
     fill = float(chest.array.min())
     cursor = chest.geometry.index_zyx_to_lps(np.array(chest.shape) // 2)
     depth = frame.view_of("axial", cursor)[2]
-    stack = frame.planes("axial")
-    req = cache.request(stack, chest.array, frame.slab_depths("axial", depth, 10.0), "mip", fill)
-    assert len(req.ks) == 5
-    np.testing.assert_array_equal(cache.image(req), frame.image(chest.array, "axial", cursor, 10.0, "mip", fill=fill))
-    step = frame.normal_step("axial")
-    req2 = cache.request(stack, chest.array, frame.slab_depths("axial", depth + 2 * step, 10.0), "mip", fill)
-    assert len(cache.missing(req2)) == 2  # the three shared planes were kept
-    cache.image(req2)
-    assert cache.missing(req2) == () and len(cache._planes) == 5
+    for mode in ("mip", "average"):
+        req = cache.request(frame.planes("axial"), chest.array, frame.slab_depths("axial", depth, 10.0), mode, fill)
+        assert len(req.ks) == 5 and cache.streams(req)
+        want = frame.image(chest.array, "axial", cursor, 10.0, mode, fill=fill)
+        np.testing.assert_array_equal(cache.image(req), want)
+        np.testing.assert_array_equal(req.reduced(), want)
+        assert cache.missing(req) == req.ks  # nothing kept
+    three = cache.request(frame.planes("axial"), chest.array, frame.slab_depths("axial", depth, 5.0), "mip", fill)
+    assert len(three.ks) == 3 and not cache.streams(three)
