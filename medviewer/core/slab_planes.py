@@ -75,6 +75,10 @@ class SlabPlanes:
         (:meth:`SlabRequest.reduced`, off the GUI thread), its planes not kept."""
         return len(req.ks) > self.keep
 
+    def holds(self, req: SlabRequest) -> bool:
+        """True when the planes kept now are of ``req``'s grid (or none are kept)."""
+        return self._key is None or self._key == req.key
+
     def missing(self, req: SlabRequest) -> Tuple[int, ...]:
         """The planes of ``req`` that are not kept."""
         if req.key != self._key:

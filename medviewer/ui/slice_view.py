@@ -220,6 +220,8 @@ class SliceView(pg.GraphicsView):
         self._shown_key = None
         self._fill = None
         self._drop_slab_work()
+        self._slab_planes.clear()
+        self._stepped = None
         frame = self.mpr.frame
         if frame is not None and (volume is None or frame.geometry != volume.geometry):
             self.mpr.frame = None  # a frame belongs to one voxel grid
@@ -379,8 +381,10 @@ class SliceView(pg.GraphicsView):
                     img = frame.image(self.volume.array, self.plane, cur_lps, fill=self._fill_value())
                 self.current = PlaneSlice(self.plane, s, img, frame.spacing, frame.spacing, edges)
             elif slab[1] > 0:
+                self._drop_slab_work()
                 self.current = ortho_slab(r, self.volume.array, self.plane, s, slab[1], slab[0])
             else:
+                self._drop_slab_work()
                 self.current = self._image_slabs.extract(self.volume.array, s)
             img = self.current.image
             levels = (0, 255) if self.volume.is_rgb else window_to_levels(*self.session.window)
@@ -476,11 +480,11 @@ class SliceView(pg.GraphicsView):
         """A worker's planes (kept, then reduced) or whole slab (streamed): shown if it is
         still what the view wants, else dropped (planes are kept all the same)."""
         whole = isinstance(result, np.ndarray)
-        if not whole:
-            self._slab_planes.store(req, result)
         want = self._slab_wanted
+        if not whole and (self._slab_planes.holds(req) or (want is not None and want.key == req.key)):
+            self._slab_planes.store(req, result)  # (not over the planes of a newer grid)
         if want is None or (want.key, want.ks) != (req.key, req.ks) or self.current is None \
-                or (whole and want is not req):
+                or (whole and want is not req) or self.oblique_frame() is None:
             return  # a newer request has its own job
         self._slab_job = self._slab_wanted = None
         img = result if whole else self._slab_planes.image(want)

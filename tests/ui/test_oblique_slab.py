@@ -226,3 +226,19 @@ def test_an_oblique_slab_of_more_planes_than_kept_comes_whole_from_the_worker(qt
     _slabs_shown(qtbot, win.tri.views)
     np.testing.assert_array_equal(co.current.image, frame.planes("coronal").image(
         chest_volume.array, frame.slab_depths("coronal", co.slab_depth, 80.0), "average", fill=fill))
+
+
+def test_back_to_orthogonal_planes_while_a_slab_is_on_the_worker(qtbot, chest_window, chest_volume):
+    from medviewer.core.reformat import ortho_slab
+
+    win = chest_window
+    ax = win.tri.views["axial"]
+    win.session.set_cursor_index((50, 256, 256))
+    win.tri.rotate("coronal", math.radians(20))
+    win.slab_mm_box.setValue(40.0)
+    assert ax.slab_pending
+    win.tri.reset_obliques()  # before the worker is done: its slab must not land on the axial plane
+    assert not ax.slab_pending
+    qtbot.wait(1500)  # the worker's (cancelled or dropped) result has had time to come back
+    want = ortho_slab(ax.reslicer, chest_volume.array, "axial", 50, 40.0, "mip").image
+    np.testing.assert_array_equal(ax.current.image, want)
