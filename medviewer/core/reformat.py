@@ -11,7 +11,9 @@ grid (the volume's smallest voxel spacing) by trilinear interpolation, with the 
 ITK's linear interpolator: a point is inside when its continuous index lies in
 [-0.5, n - 0.5) on every axis (neighbours clamped at the border); points outside get ``fill``.
 An oblique slab samples planes one voxel apart along the plane's normal
-(:meth:`ObliqueFrame.normal_step`).
+(:meth:`ObliqueFrame.normal_step`), on a lattice of whole steps from the frame's centre
+(:meth:`ObliqueFrame.slab_depths`), and reduces them plane by plane; core.slab_planes keeps a
+view's planes so that the next slab computes only the ones it does not share.
 
 View coordinates are millimetres: the pixel (i, j) of a plane's image is centred at
 (y, x) = (i * s, j * s). The frame's centre (an LPS point) is shown at the plane's ``anchor``
@@ -193,24 +195,35 @@ def reformat_plane(array: np.ndarray, geometry: Geometry, origin_lps, row_dir, c
         _check_mode(mode)
         if normal is None:
             raise ValueError("a slab needs the plane's normal")
-    acc = total = None
+    planes = []
     for off in offsets:
         o = np.asarray(origin_lps, dtype=float)
         if off:
             o = o + off * np.asarray(normal, dtype=float)
         z, y, x = plane_indices(geometry, o, row_dir, col_dir, shape, spacing)
-        img = trilinear(array, z, y, x, fill) if order == 1 else nearest(array, z, y, x, fill)
-        if acc is None:
-            acc = img
-            total = img.astype(np.float32) if mode == "average" and len(offsets) > 1 else None
-        elif mode == "mip":
-            np.maximum(acc, img, out=acc)
-        elif mode == "minip":
-            np.minimum(acc, img, out=acc)
-        else:
-            total += img
-    if total is not None:
-        return total / np.float32(len(offsets))
+        planes.append(trilinear(array, z, y, x, fill) if order == 1 else nearest(array, z, y, x, fill))
+        if len(planes) == 2:  # keep at most two pictures: the running result and the new one
+            planes = [reduce_planes(planes, mode, out=planes[0])]
+    return planes[0] if len(offsets) < 2 else _finish(planes[0], mode, len(offsets))
+
+
+def reduce_planes(planes: Sequence[np.ndarray], mode: str, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Max / min / sum of equal-shaped pictures, plane by plane (no (n, rows, cols) array):
+    the running result goes to ``out`` (a new float32 array when None). A mean is
+    :func:`_finish`'s sum / n, so that a slab gives the same numbers however it was summed."""
+    _check_mode(mode)
+    acc = np.array(planes[0], dtype=np.float32, copy=True) if out is None else out
+    if out is not None and out is not planes[0]:
+        np.copyto(acc, planes[0])
+    fn = {"mip": np.maximum, "minip": np.minimum, "average": np.add}[mode]
+    for p in planes[1:]:
+        fn(acc, p, out=acc)
+    return acc
+
+
+def _finish(acc: np.ndarray, mode: str, n: int) -> np.ndarray:
+    if mode == "average":
+        acc /= np.float32(n)
     return acc
 
 
@@ -218,6 +231,40 @@ def slab_offsets(thickness_mm: float, step_mm: float) -> np.ndarray:
     """Offsets (mm, along the normal) of the planes of an oblique slab, centred on 0."""
     n = slab_count(thickness_mm, step_mm)
     return (np.arange(n) - (n - 1) // 2) * float(step_mm)
+
+
+@dataclass(frozen=True)
+class PlaneStack:
+    """The grid of one oblique plane and its parallels: the picture at depth ``d`` (mm along
+    ``normal``) samples ``origin + d * normal + i * spacing * row + j * spacing * col``."""
+
+    geometry: Geometry
+    origin: np.ndarray  # LPS of pixel (0, 0) at depth 0
+    row: np.ndarray
+    col: np.ndarray
+    normal: np.ndarray
+    shape: Tuple[int, int]
+    spacing: float
+    step: float  # mm between the planes of a slab
+
+    def key(self) -> bytes:
+        """Equal for grids whose pictures at equal depths are equal."""
+        parts = np.concatenate([self.origin, self.row, self.col, self.normal,
+                                [self.shape[0], self.shape[1], self.spacing, self.step]])
+        return np.round(parts, 9).tobytes()
+
+    def plane(self, array: np.ndarray, depth: float, fill: float = 0.0, order: int = 1) -> np.ndarray:
+        """The picture at ``depth``."""
+        return reformat_plane(array, self.geometry, self.origin, self.row, self.col, self.shape,
+                              self.spacing, normal=self.normal, offsets_mm=(float(depth),),
+                              fill=fill, order=order)
+
+    def image(self, array: np.ndarray, depths: Sequence[float], mode: str = "mip",
+              fill: float = 0.0, order: int = 1) -> np.ndarray:
+        """The pictures at ``depths`` reduced by ``mode`` (one depth: that picture)."""
+        return reformat_plane(array, self.geometry, self.origin, self.row, self.col, self.shape,
+                              self.spacing, normal=self.normal, offsets_mm=[float(d) for d in depths],
+                              mode=mode, fill=fill, order=order)
 
 
 # ---------------------------------------------------------------------------- oblique frame
@@ -315,13 +362,27 @@ class ObliqueFrame:
     def image(self, array: np.ndarray, plane: str, cursor_lps, thickness_mm: float = 0.0,
               mode: str = "mip", fill: float = 0.0, order: int = 1) -> np.ndarray:
         """``plane``'s picture through ``cursor_lps`` (a slab when ``thickness_mm`` > 0)."""
-        a = self.axes(plane)
         _, _, depth = self.view_of(plane, cursor_lps)
-        origin = self.lps_of(plane, 0.0, 0.0, depth)
-        offs = slab_offsets(thickness_mm, self.normal_step(plane)) if order == 1 else (0.0,)
-        return reformat_plane(array, self.geometry, origin, a[:, 0], a[:, 1], self.shape(plane),
-                              self.spacing, normal=a[:, 2], offsets_mm=offs, mode=mode,
-                              fill=fill, order=order)
+        depths = self.slab_depths(plane, depth, thickness_mm) if order == 1 else np.array([depth])
+        return self.planes(plane).image(array, depths, mode, fill, order)
+
+    def planes(self, plane: str) -> "PlaneStack":
+        """``plane``'s sampling grid now (a frozen copy: safe to hand to another thread)."""
+        a = self.axes(plane)
+        return PlaneStack(self.geometry, self.lps_of(plane, 0.0, 0.0, 0.0), a[:, 0], a[:, 1], a[:, 2],
+                          self.shape(plane), self.spacing, self.normal_step(plane))
+
+    def slab_depths(self, plane: str, depth: float, thickness_mm: float) -> np.ndarray:
+        """Depths (mm along ``plane``'s normal) of the planes of a slab around ``depth``
+        (just ``depth`` when thin): one :meth:`normal_step` apart, on the lattice of whole
+        steps from the frame's centre, centred on the lattice point nearest ``depth`` (within
+        half a step, 0.94 mm on the chest CT's tilted axial planes). The lattice lets the
+        next slab, a step or a few on, share all but a few planes with the last one."""
+        step = self.normal_step(plane)
+        n = slab_count(thickness_mm, step)
+        if n < 2:
+            return np.array([float(depth)])
+        return (round(float(depth) / step) + np.arange(n) - (n - 1) // 2) * step
 
     def normal_step(self, plane: str) -> float:
         """Millimetres along ``plane``'s normal that move one voxel through the volume's grid

@@ -492,4 +492,5 @@ class MainWindow(QMainWindow):
         for feature in reversed(list(self.features.values())):
             feature.shutdown()
         self.bridge.cancel_all()
+        self.tri.slab_bridge.cancel_all()
         super().closeEvent(ev)

@@ -36,6 +36,7 @@ from medviewer.core.reformat import (H_LINE, SLAB_NAMES, V_LINE, MprSettings, Ob
                                      view_turn_sign)
 from medviewer.core.reslice import Edges, PlaneSlice, Reslicer, SlabCache, direction_letters
 from medviewer.core.session import Session
+from medviewer.core.slab_planes import SYNC_SLAB_PLANES, SlabPlanes, SlabRequest
 from medviewer.core.slice_numbers import SliceNumbering, slice_numbering
 from medviewer.core.volume import Volume
 from medviewer.core.windowing import window_to_levels
@@ -148,6 +149,13 @@ class SliceView(pg.GraphicsView):
         self._shown_key = None
         self._depth = 0.0  # on an oblique plane: its distance along the normal (frame mm)
         self._fill: Optional[float] = None  # outside the volume on oblique planes
+        self._slab_planes = SlabPlanes()  # the planes of the last oblique slab
+        self.slab_bridge = None  # a QtJobBridge for oblique slabs (a TriPlanarView's); None: here
+        self._slab_wanted: Optional[SlabRequest] = None  # the newest slab on the worker
+        self._slab_job = None
+        # (cursor it set, frame state, depth): the exact depth the last step along an oblique
+        # normal went to; the slab follows it while the cursor stays on the voxel it rounded to
+        self._stepped: Optional[tuple] = None
         self._rot_last: Optional[QPointF] = None
         self.numbering: Optional[SliceNumbering] = None
         self.wheel_reversed = False  # the user's "reverse mouse wheel" setting
@@ -211,6 +219,9 @@ class SliceView(pg.GraphicsView):
         self.current = None
         self._shown_key = None
         self._fill = None
+        self._drop_slab_work()
+        self._slab_planes.clear()
+        self._stepped = None
         frame = self.mpr.frame
         if frame is not None and (volume is None or frame.geometry != volume.geometry):
             self.mpr.frame = None  # a frame belongs to one voxel grid
@@ -348,8 +359,9 @@ class SliceView(pg.GraphicsView):
         if frame is not None:
             cur_lps = self.volume.geometry.index_zyx_to_lps(cur)
             y, x, depth = frame.view_of(self.plane, cur_lps)
-            key = ("oblique", id(frame), round(depth, 4), np.round(frame.axes(self.plane), 9).tobytes(),
-                   frame.anchor[self.plane], slab)
+            slab_depth = self.slab_depth
+            key = ("oblique", id(frame), round(depth, 4), round(slab_depth, 4),
+                   np.round(frame.axes(self.plane), 9).tobytes(), frame.anchor[self.plane], slab)
         else:
             key = ("ortho", s, slab)
         if force or self.current is None or key != self._shown_key:
@@ -358,16 +370,21 @@ class SliceView(pg.GraphicsView):
                 self._image_slabs.invalidate()
             if frame is not None:
                 self._depth = depth
-                img = frame.image(self.volume.array, self.plane, cur_lps, slab[1], slab[0],
-                                  fill=self._fill_value())
                 a = frame.axes(self.plane)
                 edges = Edges(top=direction_letters(-a[:, 0]), bottom=direction_letters(a[:, 0]),
                               left=direction_letters(-a[:, 1]), right=direction_letters(a[:, 1]))
                 self._set_edges(edges)
+                img = self._oblique_image(frame, cur_lps, slab_depth, slab)
+                if img is None and self.current is not None and self.current.image.shape == frame.shape(self.plane):
+                    img = self.current.image  # the slab comes from the worker: the last picture till then
+                elif img is None:
+                    img = frame.image(self.volume.array, self.plane, cur_lps, fill=self._fill_value())
                 self.current = PlaneSlice(self.plane, s, img, frame.spacing, frame.spacing, edges)
             elif slab[1] > 0:
+                self._drop_slab_work()
                 self.current = ortho_slab(r, self.volume.array, self.plane, s, slab[1], slab[0])
             else:
+                self._drop_slab_work()
                 self.current = self._image_slabs.extract(self.volume.array, s)
             img = self.current.image
             levels = (0, 255) if self.volume.is_rgb else window_to_levels(*self.session.window)
@@ -400,6 +417,82 @@ class SliceView(pg.GraphicsView):
         self.vline.setValue(col * self.current.col_spacing)
         self.hline.setValue(row * self.current.row_spacing)
 
+    # ------------------------------------------------------------------ oblique slabs
+    def _oblique_image(self, frame: ObliqueFrame, cur_lps, depth: float, slab) -> Optional[np.ndarray]:
+        """The oblique picture through the cursor now, or None when its slab needs more than
+        SYNC_SLAB_PLANES new planes: those go to the worker (the newest request only; an
+        older one still running is cancelled) and :meth:`_on_slab_done` shows the result."""
+        fill = self._fill_value()
+        depths = frame.slab_depths(self.plane, depth, slab[1]) if slab[1] > 0 else [depth]
+        if len(depths) < 2:
+            self._drop_slab_work()
+            return frame.image(self.volume.array, self.plane, cur_lps, fill=fill)
+        cache = self._slab_planes
+        req = cache.request(frame.planes(self.plane), self.volume.array, depths, slab[0], fill)
+        streams = cache.streams(req)  # too many planes to keep: the whole slab on the worker
+        todo = req.ks if streams else cache.missing(req)
+        if len(todo) <= SYNC_SLAB_PLANES or self.slab_bridge is None:
+            self._drop_slab_work()
+            return cache.image(req)
+        want = self._slab_wanted
+        if want is not None and not streams and (want.key, want.ks) == (req.key, req.ks):
+            self._slab_wanted = req  # the same planes already on their way (another mode?)
+            return None
+        self._drop_slab_work()
+        self._slab_wanted = req
+        if streams:
+            def work(reporter):
+                return req.reduced(reporter.cancel.raise_if_cancelled)
+        else:
+            def work(reporter):
+                return req.compute(todo, reporter.cancel.raise_if_cancelled)
+        self._slab_job = self.slab_bridge.submit(work, f"slab-{self.plane}",
+                                                 on_done=lambda res: self._on_slab_done(req, res))
+        return None
+
+    def _frame_state(self, frame: ObliqueFrame) -> bytes:
+        return np.concatenate([frame.center, frame.axes(self.plane).ravel()]).tobytes()
+
+    @property
+    def slab_depth(self) -> float:
+        """Where (mm along the oblique normal) this view's slab is centred: the depth the
+        last wheel / key step went to while the cursor stays on the voxel that step rounded
+        to (so each step moves the slab by exactly one plane), else the cursor's depth."""
+        frame = self.oblique_frame()
+        if frame is None:
+            return 0.0
+        st = self._stepped
+        if st is not None and st[0] == tuple(self.session.cursor_zyx) and st[1] == self._frame_state(frame):
+            return st[2]
+        return frame.view_of(self.plane, self.volume.geometry.index_zyx_to_lps(self.session.cursor_zyx))[2]
+
+    def _drop_slab_work(self) -> None:
+        if self._slab_job is not None:
+            self._slab_job.cancel()
+        self._slab_job = self._slab_wanted = None
+
+    @property
+    def slab_pending(self) -> bool:
+        """True while the worker computes the slab this view is to show."""
+        return self._slab_wanted is not None
+
+    def _on_slab_done(self, req: SlabRequest, result) -> None:
+        """A worker's planes (kept, then reduced) or whole slab (streamed): shown if it is
+        still what the view wants, else dropped (planes are kept all the same)."""
+        whole = isinstance(result, np.ndarray)
+        want = self._slab_wanted
+        if not whole and (self._slab_planes.holds(req) or (want is not None and want.key == req.key)):
+            self._slab_planes.store(req, result)  # (not over the planes of a newer grid)
+        if want is None or (want.key, want.ks) != (req.key, req.ks) or self.current is None \
+                or (whole and want is not req) or self.oblique_frame() is None:
+            return  # a newer request has its own job
+        self._slab_job = self._slab_wanted = None
+        img = result if whole else self._slab_planes.image(want)
+        c = self.current
+        self.current = PlaneSlice(c.plane, c.index, img, c.row_spacing, c.col_spacing, c.edges)
+        self.image_item.setImage(img, autoLevels=False, levels=window_to_levels(*self.session.window))
+        self._refresh_readout()
+
     # ------------------------------------------------------------------ view -> session
     @property
     def tool(self) -> str:
@@ -425,12 +518,24 @@ class SliceView(pg.GraphicsView):
         if frame is not None:  # one voxel step along the plane's normal per image
             g = self.volume.geometry
             lps = g.index_zyx_to_lps(self.session.cursor_zyx)
-            n = frame.axes(self.plane)[:, 2] * frame.normal_step(self.plane)
+            normal = frame.axes(self.plane)[:, 2]
             # "next" as on the orthogonal plane: the way the stored index runs, turned with it
             along = g.direction_matrix[:, 2 - self.reslicer.fixed_axis(self.plane)]
-            base_normal = frame.rotation.T @ frame.axes(self.plane)[:, 2]
+            base_normal = frame.rotation.T @ normal
             sign = float(np.sign(self.numbering.step)) * (1.0 if along @ base_normal >= 0 else -1.0)
-            self.session.set_cursor_lps(lps + steps * sign * n)
+            # from the depth the last step went to, not the voxel it rounded to: no drift, and a
+            # slab moves by exactly one plane per step (one new plane to sample)
+            start = self.slab_depth
+            depth = start + steps * sign * frame.normal_step(self.plane)
+            target = lps + (depth - frame.view_of(self.plane, lps)[2]) * normal
+            raw = np.round(g.lps_to_index_zyx(target))
+            idx = tuple(int(v) for v in np.clip(raw, 0, np.asarray(self.volume.shape) - 1))
+            inside = tuple(int(v) for v in raw) == idx  # at the volume's end the cursor stops
+            self._stepped = (idx, self._frame_state(frame), depth) if inside else None
+            if idx == tuple(self.session.cursor_zyx):
+                self._update_slice()  # the same voxel: the slab moves all the same
+            else:
+                self.session.set_cursor_index(idx)
             return
         idx = list(self.session.cursor_zyx)
         fixed = self.reslicer.fixed_axis(self.plane)

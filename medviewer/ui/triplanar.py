@@ -14,6 +14,7 @@ from medviewer.core.reslice import PLANES
 from medviewer.core.session import Session
 from medviewer.core.volume import Volume
 
+from .qt_jobs import QtJobBridge
 from .slice_view import SliceView
 
 LAYOUTS = ("tri",) + PLANES  # "tri" or a single plane
@@ -91,8 +92,11 @@ class TriPlanarView(QWidget):
         self.session = session
         self.views: Dict[str, SliceView] = {p: SliceView(session, p, self) for p in PLANES}
         self.mpr = MprSettings()
+        # oblique slabs that need many new planes: one worker, the newest request wins
+        self.slab_bridge = QtJobBridge(1, self, "medviewer-slab")
         for view in self.views.values():
             view.mpr = self.mpr
+            view.slab_bridge = self.slab_bridge
             view.sig_rotate.connect(self._on_rotate)
         self.info = InfoPanel(session, self)
         self.fourth = QStackedWidget(self)

@@ -57,7 +57,12 @@ def _turn(view, degrees):
     view._on_rotate_drag("release", p1)
 
 
-def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, chest_volume):
+def _slabs_shown(qtbot, views):
+    """Wait for the slabs that the views' worker computes (more than a few new planes)."""
+    qtbot.waitUntil(lambda: not any(v.slab_pending for v in views.values()), timeout=20000)
+
+
+def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(qtbot, chest_window, chest_volume):
     win = chest_window
     views = win.tri.views
     win.session.set_cursor_index((50, 240, 270))
@@ -92,6 +97,7 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
     # slab on the oblique planes too
     win.slab_mm_box.setValue(5.0)
     assert sa.label("info_br").text().splitlines() == ["Oblique", "Slab MIP 5 mm"]
+    _slabs_shown(qtbot, views)
     cur = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
     fill = float(chest_volume.array.min())
     slab_sa = frame.image(chest_volume.array, "sagittal", cur, 5.0, "mip", fill=fill)
@@ -103,6 +109,7 @@ def test_ctrl_drag_rotates_the_other_planes_and_reset_goes_back(chest_window, ch
     cur = chest_volume.geometry.index_zyx_to_lps(win.session.cursor_zyx)
     np.testing.assert_allclose(sa.current.image, frame.image(chest_volume.array, "sagittal", cur, fill=fill))
     co._on_rotate_drag("release", QPointF(c.x() + 50, c.y() + 20))
+    _slabs_shown(qtbot, views)
     np.testing.assert_allclose(sa.current.image, frame.image(chest_volume.array, "sagittal", cur, 5.0, "mip",
                                                              fill=fill))
     assert not np.allclose(sa.current.image, slab_sa)  # turned
@@ -158,3 +165,80 @@ def test_ctrl_drag_with_real_mouse_events_turns_the_crosshair(chest_window):
     # a plain drag still moves the cursor
     drag(ax.viewport(), pts[:3])
     assert chest_window.session.cursor_zyx != (50, 256, 256)
+
+
+def test_thick_oblique_slab_comes_from_the_worker_newest_request_first(qtbot, chest_window, chest_volume):
+    win, g = chest_window, chest_volume.geometry
+    views = win.tri.views
+    ax = views["axial"]
+    fill = float(chest_volume.array.min())
+    win.session.set_cursor_index((50, 256, 256))
+    win.tri.rotate("coronal", math.radians(20))
+    frame = win.tri.mpr.frame
+    thin = ax.current.image.copy()
+    win.slab_mm_box.setValue(40.0)  # 21 planes along the tilted axial normal: the worker's
+    assert ax.slab_pending
+    np.testing.assert_array_equal(ax.current.image, thin)  # the last picture until then
+    win.session.set_cursor_index((60, 250, 256))  # two newer requests while it runs
+    win.session.set_cursor_index((40, 250, 256))
+    _slabs_shown(qtbot, views)
+    cur = g.index_zyx_to_lps(win.session.cursor_zyx)
+    np.testing.assert_array_equal(ax.current.image, frame.image(chest_volume.array, "axial", cur, 40.0, "mip", fill=fill))
+    assert ax.current.image.shape == (512, 512)
+    # the wheel: each step moves the slab by exactly one plane (the one new plane sampled at
+    # once), centred within the voxel rounding of the cursor's depth
+    step = frame.normal_step("axial")
+    stack = frame.planes("axial")
+    for steps in (1, 1, -1, 2, 1, 1):
+        before = ax.slab_depth
+        ax.step_slice(steps)
+        assert not ax.slab_pending
+        assert abs(abs(ax.slab_depth - before) - abs(steps) * step) < 1e-9
+        cursor_depth = frame.view_of("axial", g.index_zyx_to_lps(win.session.cursor_zyx))[2]
+        assert abs(ax.slab_depth - cursor_depth) < 1.6  # half a voxel's diagonal, along the normal
+        np.testing.assert_array_equal(ax.current.image, stack.image(
+            chest_volume.array, frame.slab_depths("axial", ax.slab_depth, 40.0), "mip", fill=fill))
+    win.session.set_cursor_index((45, 250, 256))  # a click elsewhere: the slab follows the cursor
+    _slabs_shown(qtbot, views)
+    cur = g.index_zyx_to_lps(win.session.cursor_zyx)
+    assert ax.slab_depth == pytest.approx(frame.view_of("axial", cur)[2])
+    np.testing.assert_array_equal(ax.current.image, frame.image(chest_volume.array, "axial", cur, 40.0, "mip", fill=fill))
+
+
+
+def test_an_oblique_slab_of_more_planes_than_kept_comes_whole_from_the_worker(qtbot, chest_window, chest_volume):
+    win, g = chest_window, chest_volume.geometry
+    co = win.tri.views["coronal"]
+    fill = float(chest_volume.array.min())
+    win.session.set_cursor_index((50, 256, 256))
+    win.tri.rotate("axial", math.radians(15))
+    win.slab_mode_box.setCurrentIndex(win.slab_mode_box.findData("average"))
+    win.slab_mm_box.setValue(80.0)  # 89 planes 0.9 mm apart: more than a view keeps
+    frame = win.tri.mpr.frame
+    assert len(frame.slab_depths("coronal", co.slab_depth, 80.0)) > co._slab_planes.keep
+    assert co.slab_pending
+    _slabs_shown(qtbot, win.tri.views)
+    cur = g.index_zyx_to_lps(win.session.cursor_zyx)
+    np.testing.assert_array_equal(co.current.image,
+                                  frame.image(chest_volume.array, "coronal", cur, 80.0, "average", fill=fill))
+    co.step_slice(1)  # each step: the whole slab again, on the worker
+    assert co.slab_pending
+    _slabs_shown(qtbot, win.tri.views)
+    np.testing.assert_array_equal(co.current.image, frame.planes("coronal").image(
+        chest_volume.array, frame.slab_depths("coronal", co.slab_depth, 80.0), "average", fill=fill))
+
+
+def test_back_to_orthogonal_planes_while_a_slab_is_on_the_worker(qtbot, chest_window, chest_volume):
+    from medviewer.core.reformat import ortho_slab
+
+    win = chest_window
+    ax = win.tri.views["axial"]
+    win.session.set_cursor_index((50, 256, 256))
+    win.tri.rotate("coronal", math.radians(20))
+    win.slab_mm_box.setValue(40.0)
+    assert ax.slab_pending
+    win.tri.reset_obliques()  # before the worker is done: its slab must not land on the axial plane
+    assert not ax.slab_pending
+    qtbot.wait(1500)  # the worker's (cancelled or dropped) result has had time to come back
+    want = ortho_slab(ax.reslicer, chest_volume.array, "axial", 50, 40.0, "mip").image
+    np.testing.assert_array_equal(ax.current.image, want)

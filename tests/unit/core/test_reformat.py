@@ -3,9 +3,8 @@ import math
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
-from _core_data import CHEST_CT
+from _core_data import CHEST_CT, sitk_oblique
 from medviewer.core.reformat import (PLANES, ObliqueFrame, ortho_slab, slab_count, slab_range,
                                      trilinear)
 from medviewer.core.reslice import Reslicer
@@ -53,18 +52,7 @@ def test_slab_equals_numpy_over_the_same_slices(chest, plane, mode, fn):
 
 def _sitk_plane(volume, frame, plane, cursor_lps):
     """The same oblique plane by SimpleITK (linear), -5000 outside."""
-    g = volume.geometry
-    img = sitk.GetImageFromArray(volume.array)
-    img.SetSpacing(g.spacing)
-    img.SetOrigin(g.origin)
-    img.SetDirection(g.direction)
-    a = frame.axes(plane)
-    origin = frame.lps_of(plane, 0.0, 0.0, frame.view_of(plane, cursor_lps)[2])
-    nr, nc = frame.shape(plane)
-    direction = np.column_stack([a[:, 1], a[:, 0], a[:, 2]])  # ITK x = our columns
-    out = sitk.Resample(img, (nc, nr, 1), sitk.Transform(), sitk.sitkLinear, tuple(origin),
-                        (frame.spacing,) * 3, tuple(direction.ravel()), -5000.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out)[0]
+    return sitk_oblique(volume, frame, plane, [frame.view_of(plane, cursor_lps)[2]])[0]
 
 
 def test_unrotated_frame_reproduces_the_orthogonal_axial_slice(chest):
